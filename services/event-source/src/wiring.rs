@@ -1,0 +1,111 @@
+//! Builds the service from its configuration (in-memory or AWS adapters, relay, router) and
+//! runs it until shutdown.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use event_relay::{EventSink, InMemorySink, KinesisSink, Relay, RelayConfig, RelayHandle};
+use event_store::dynamodb::{DynamoEventStore, TableNames};
+use event_store::{EventStore, InMemoryEventStore};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, ApiSettings, AppState};
+use crate::auth::Authenticator;
+use crate::config::{Backend, Config};
+
+/// A wired service: its router state and the relay task.
+#[derive(Debug)]
+pub struct Service {
+    /// Shared state of the handlers (store, sink, relay handle, auth).
+    pub state: AppState,
+    /// The relay task; it ends after the shutdown token fires.
+    pub relay_task: JoinHandle<()>,
+}
+
+impl Service {
+    /// Wires the service on the given adapters.
+    pub fn new(
+        config: &Config,
+        store: Arc<dyn EventStore>,
+        sink: Arc<dyn EventSink>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let relay_config = RelayConfig {
+            sweep_interval: config.relay_sweep_interval,
+            sweep_grace: config.relay_sweep_grace,
+            ..RelayConfig::default()
+        };
+        let (relay, relay_task): (RelayHandle, _) =
+            Relay::new(store.clone(), sink.clone(), relay_config).spawn(shutdown);
+        let state = AppState {
+            store,
+            sink,
+            relay,
+            auth: Authenticator::new(&config.auth),
+            config: ApiSettings {
+                idempotency_ttl: config.idempotency_ttl,
+                request_timeout: config.request_timeout,
+                max_concurrent_requests: config.max_concurrent_requests,
+            },
+        };
+        Self { state, relay_task }
+    }
+
+    /// Wires the service on the adapters the configuration names.
+    pub async fn from_config(config: &Config, shutdown: CancellationToken) -> Self {
+        let (store, sink): (Arc<dyn EventStore>, Arc<dyn EventSink>) = match config.backend {
+            Backend::Memory => (
+                Arc::new(InMemoryEventStore::new()),
+                Arc::new(InMemorySink::new()),
+            ),
+            Backend::Aws => {
+                let sdk = quote_runtime::aws::load_sdk_config().await;
+                let tables = TableNames {
+                    events: config.events_table.clone(),
+                    idempotency: config.idempotency_table.clone(),
+                };
+                (
+                    Arc::new(DynamoEventStore::new(
+                        aws_sdk_dynamodb::Client::new(&sdk),
+                        tables,
+                    )),
+                    Arc::new(KinesisSink::new(
+                        aws_sdk_kinesis::Client::new(&sdk),
+                        config.event_stream.clone(),
+                    )),
+                )
+            }
+        };
+        Self::new(config, store, sink, shutdown)
+    }
+}
+
+/// Runs the service until `shutdown` fires: stops accepting, finishes in-flight requests, then
+/// lets the relay publish what was queued.
+pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    if config.backend == Backend::Memory {
+        tracing::warn!(
+            "BACKEND=memory: events live in this process only and are lost when it stops"
+        );
+    }
+    if config.auth.keys == crate::config::AuthKeys::Hs256Secret(crate::config::DEV_SECRET.into()) {
+        tracing::warn!(
+            "no AUTH_HS256_SECRET or AUTH_JWKS_URL set: accepting tokens signed with the public dev secret"
+        );
+    }
+    let relay_shutdown = CancellationToken::new();
+    let service = Service::from_config(&config, relay_shutdown.clone()).await;
+    let listener = tokio::net::TcpListener::bind(config.listen_addr)
+        .await
+        .with_context(|| format!("binding {}", config.listen_addr))?;
+    tracing::info!(addr = %listener.local_addr()?, backend = ?config.backend, "event-source listening");
+    axum::serve(listener, api::router(service.state))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+        .context("serving HTTP")?;
+    relay_shutdown.cancel();
+    service.relay_task.await.context("relay task")?;
+    tracing::info!("event-source stopped");
+    Ok(())
+}

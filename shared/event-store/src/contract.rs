@@ -1,0 +1,441 @@
+//! The contract every event store adapter must honour, as reusable async test cases.
+//!
+//! Adapters run the whole suite with [`event_store_contract!`](crate::event_store_contract),
+//! passing an expression that builds a fresh, empty store.
+
+use std::sync::Arc;
+
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use crate::{
+    AppendRequest, EventStore, IdempotencyRecord, LoadBound, NewEvent, StoreError,
+    MAX_EVENTS_PER_APPEND,
+};
+
+/// Generates one `#[tokio::test]` per contract case for the store built by `$make` (an async
+/// expression returning `Arc<dyn EventStore>`).
+#[macro_export]
+macro_rules! event_store_contract {
+    ($make:expr) => {
+        $crate::event_store_contract!(@cases $make;
+            append_then_load_round_trips,
+            wrong_expected_version_is_a_typed_conflict,
+            appends_are_atomic_up_to_the_action_limit,
+            concurrent_appends_exactly_one_wins,
+            loads_are_paginated,
+            loads_up_to_a_version_or_an_instant,
+            idempotency_key_replays_and_writes_nothing,
+            outbox_tracks_publication,
+            rejects_empty_and_oversized_appends,
+        );
+    };
+    (@cases $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let store: std::sync::Arc<dyn $crate::EventStore> = $make.await;
+                $crate::contract::$case(store).await;
+            }
+        )*
+    };
+}
+
+fn stream() -> String {
+    format!("test#{}", Uuid::new_v4())
+}
+
+/// A new event with a numbered payload.
+pub fn event(n: usize) -> NewEvent {
+    NewEvent {
+        event_id: Uuid::new_v4(),
+        event_type: "Numbered".to_owned(),
+        schema_version: 1,
+        occurred_at: OffsetDateTime::now_utc(),
+        correlation_id: "corr-1".to_owned(),
+        causation_id: Some("cause-1".to_owned()),
+        traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned()),
+        tracestate: None,
+        actor: "contract".to_owned(),
+        data: serde_json::json!({ "n": n, "text": "payload" }),
+    }
+}
+
+fn request(stream_id: &str, expected: u64, events: Vec<NewEvent>) -> AppendRequest {
+    AppendRequest {
+        stream_id: stream_id.to_owned(),
+        expected_version: expected,
+        events,
+        idempotency: None,
+        customer_id: Some("cust-contract".to_owned()),
+    }
+}
+
+async fn append_n(store: &dyn EventStore, stream_id: &str, expected: u64, count: usize) {
+    let events = (0..count)
+        .map(|i| event(expected as usize + i + 1))
+        .collect();
+    store
+        .append(request(stream_id, expected, events))
+        .await
+        .expect("append");
+}
+
+/// Appended events load back exactly, with contiguous versions.
+pub async fn append_then_load_round_trips(store: Arc<dyn EventStore>) {
+    let id = stream();
+    let first = vec![event(1), event(2)];
+    let sent = first.clone();
+    let outcome = store.append(request(&id, 0, first)).await.expect("append");
+    assert_eq!(outcome.last_version(), 2);
+    append_n(store.as_ref(), &id, 2, 1).await;
+
+    let loaded = store.load(&id, LoadBound::Latest).await.expect("load");
+    assert_eq!(
+        loaded.iter().map(|e| e.version).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    assert_eq!(&loaded[..2], &outcome.events[..]);
+    for (stored, new) in loaded.iter().zip(&sent) {
+        assert_eq!(stored.event_id, new.event_id);
+        assert_eq!(stored.stream_id, id);
+        assert_eq!(stored.event_type, new.event_type);
+        assert_eq!(stored.data, new.data);
+        assert_eq!(stored.traceparent, new.traceparent);
+        assert_eq!(stored.causation_id, new.causation_id);
+    }
+    let head = store.stream_head(&id).await.expect("head").expect("exists");
+    assert_eq!(head.version, 3);
+    assert!(store
+        .stream_head("test#absent")
+        .await
+        .expect("head")
+        .is_none());
+    assert!(store
+        .load("test#absent", LoadBound::Latest)
+        .await
+        .expect("load")
+        .is_empty());
+}
+
+/// A wrong expected version fails with the stream's actual version and writes nothing.
+pub async fn wrong_expected_version_is_a_typed_conflict(store: Arc<dyn EventStore>) {
+    let id = stream();
+    append_n(store.as_ref(), &id, 0, 2).await;
+    for expected in [0, 1, 5] {
+        match store.append(request(&id, expected, vec![event(9)])).await {
+            Err(StoreError::WrongExpectedVersion {
+                expected: e,
+                actual,
+                ..
+            }) => {
+                assert_eq!((e, actual), (expected, 2));
+            }
+            other => panic!("expected a conflict for expected={expected}, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        store
+            .load(&id, LoadBound::Latest)
+            .await
+            .expect("load")
+            .len(),
+        2
+    );
+}
+
+/// The largest allowed append commits whole; one more event is refused before writing.
+pub async fn appends_are_atomic_up_to_the_action_limit(store: Arc<dyn EventStore>) {
+    let id = stream();
+    append_n(store.as_ref(), &id, 0, MAX_EVENTS_PER_APPEND).await;
+    let loaded = store.load(&id, LoadBound::Latest).await.expect("load");
+    assert_eq!(loaded.len(), MAX_EVENTS_PER_APPEND);
+
+    let too_many = (0..=MAX_EVENTS_PER_APPEND).map(event).collect();
+    let err = store
+        .append(request(&stream(), 0, too_many))
+        .await
+        .expect_err("over the limit");
+    assert!(matches!(err, StoreError::TooManyEvents { .. }), "{err:?}");
+
+    // A conflict anywhere in the batch writes none of it.
+    let conflicting = (0..10).map(event).collect();
+    assert!(store.append(request(&id, 3, conflicting)).await.is_err());
+    assert_eq!(
+        store
+            .load(&id, LoadBound::Latest)
+            .await
+            .expect("load")
+            .len(),
+        MAX_EVENTS_PER_APPEND
+    );
+}
+
+/// Concurrent appends at the same expected version: exactly one wins, none is lost or doubled.
+pub async fn concurrent_appends_exactly_one_wins(store: Arc<dyn EventStore>) {
+    let id = stream();
+    let writers = 8;
+    let rounds = 5;
+    let mut winners = Vec::new();
+    for round in 0..rounds {
+        let expected = round as u64 * 2;
+        let mut tasks = Vec::new();
+        for writer in 0..writers {
+            let store = store.clone();
+            let id = id.clone();
+            tasks.push(tokio::spawn(async move {
+                let events = vec![event(writer), event(writer)];
+                let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
+                (store.append(request(&id, expected, events)).await, ids)
+            }));
+        }
+        let mut won = 0;
+        for task in futures::future::join_all(tasks).await {
+            let (result, ids) = task.expect("task");
+            match result {
+                Ok(_) => {
+                    won += 1;
+                    winners.extend(ids);
+                }
+                Err(StoreError::WrongExpectedVersion { .. }) => {}
+                Err(other) => panic!("unexpected error {other:?}"),
+            }
+        }
+        assert_eq!(won, 1, "round {round}: exactly one writer must win");
+    }
+    let loaded = store.load(&id, LoadBound::Latest).await.expect("load");
+    assert_eq!(
+        loaded.iter().map(|e| e.version).collect::<Vec<_>>(),
+        (1..=(rounds as u64 * 2)).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        loaded.iter().map(|e| e.event_id).collect::<Vec<_>>(),
+        winners
+    );
+}
+
+/// Pages are bounded and continue where they stopped; `load` reads every page.
+pub async fn loads_are_paginated(store: Arc<dyn EventStore>) {
+    let id = stream();
+    append_n(store.as_ref(), &id, 0, 90).await;
+    append_n(store.as_ref(), &id, 90, 90).await;
+    append_n(store.as_ref(), &id, 180, 70).await;
+
+    let mut after = 0;
+    let mut pages = 0;
+    let mut seen = Vec::new();
+    loop {
+        let page = store.read_page(&id, after, None, 100).await.expect("page");
+        assert!(page.events.len() <= 100);
+        pages += 1;
+        seen.extend(page.events.iter().map(|e| e.version));
+        if let Some(last) = page.events.last() {
+            after = last.version;
+        }
+        if page.next_after.is_none() {
+            break;
+        }
+        assert!(pages < 10, "pagination does not terminate");
+    }
+    assert!(pages >= 3);
+    assert_eq!(seen, (1..=250).collect::<Vec<_>>());
+    let all = store.load(&id, LoadBound::Latest).await.expect("load");
+    assert_eq!(all.len(), 250);
+    let tail = store
+        .load_after(&id, 245, LoadBound::Latest)
+        .await
+        .expect("load");
+    assert_eq!(
+        tail.iter().map(|e| e.version).collect::<Vec<_>>(),
+        vec![246, 247, 248, 249, 250]
+    );
+}
+
+/// Time travel: a stream read up to a version, or as of an instant.
+pub async fn loads_up_to_a_version_or_an_instant(store: Arc<dyn EventStore>) {
+    let id = stream();
+    append_n(store.as_ref(), &id, 0, 3).await;
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let between = OffsetDateTime::now_utc();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    append_n(store.as_ref(), &id, 3, 2).await;
+
+    let upto = store
+        .load(&id, LoadBound::UpToVersion(2))
+        .await
+        .expect("load");
+    assert_eq!(
+        upto.iter().map(|e| e.version).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    let as_of = store
+        .load(&id, LoadBound::AsOf(between))
+        .await
+        .expect("load");
+    assert_eq!(
+        as_of.iter().map(|e| e.version).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    let before_all = store
+        .load(&id, LoadBound::AsOf(between - Duration::hours(1)))
+        .await
+        .expect("load");
+    assert!(before_all.is_empty());
+    let beyond = store
+        .load(&id, LoadBound::UpToVersion(99))
+        .await
+        .expect("load");
+    assert_eq!(beyond.len(), 5);
+}
+
+/// An idempotency key is stored with the append; reusing it fails with the stored record and
+/// writes nothing.
+pub async fn idempotency_key_replays_and_writes_nothing(store: Arc<dyn EventStore>) {
+    let now = OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap_or(OffsetDateTime::now_utc());
+    let key = format!("cust-1#{}", Uuid::new_v4());
+    let first_stream = stream();
+    let record = IdempotencyRecord {
+        key: key.clone(),
+        request_hash: "hash-a".to_owned(),
+        stream_id: first_stream.clone(),
+        response: serde_json::json!({ "status": 202, "body": { "quote_id": "q1" } }),
+        created_at: now,
+        expires_at: now + Duration::hours(24),
+    };
+    let mut first = request(&first_stream, 0, vec![event(1)]);
+    first.idempotency = Some(record.clone());
+    store.append(first).await.expect("first append");
+    assert_eq!(
+        store.idempotency_record(&key).await.expect("read"),
+        Some(record.clone())
+    );
+
+    let retry_stream = stream();
+    let mut retry = request(&retry_stream, 0, vec![event(1)]);
+    retry.idempotency = Some(IdempotencyRecord {
+        stream_id: retry_stream.clone(),
+        request_hash: "hash-b".to_owned(),
+        ..record.clone()
+    });
+    match store.append(retry).await {
+        Err(StoreError::IdempotencyKeyUsed(existing)) => assert_eq!(*existing, record),
+        other => panic!("expected the stored record, got {other:?}"),
+    }
+    assert!(store
+        .stream_head(&retry_stream)
+        .await
+        .expect("head")
+        .is_none());
+
+    // An expired key may be used again.
+    let expired_key = format!("cust-1#{}", Uuid::new_v4());
+    let expired = IdempotencyRecord {
+        key: expired_key.clone(),
+        expires_at: now - Duration::seconds(1),
+        ..record.clone()
+    };
+    let mut old = request(&stream(), 0, vec![event(1)]);
+    old.idempotency = Some(expired.clone());
+    store.append(old).await.expect("append with expired record");
+    assert!(store
+        .idempotency_record(&expired_key)
+        .await
+        .expect("read")
+        .is_none());
+    let mut again = request(&stream(), 0, vec![event(1)]);
+    again.idempotency = Some(expired);
+    store
+        .append(again)
+        .await
+        .expect("expired key is free again");
+    assert!(store
+        .idempotency_record("cust-1#absent")
+        .await
+        .expect("read")
+        .is_none());
+}
+
+/// Committed events are pending publication until marked published; marks never move back.
+pub async fn outbox_tracks_publication(store: Arc<dyn EventStore>) {
+    let id = stream();
+    append_n(store.as_ref(), &id, 0, 3).await;
+    let head = store.stream_head(&id).await.expect("head").expect("exists");
+    assert_eq!((head.version, head.published_version), (3, 0));
+    assert!(head.has_unpublished() && head.pending_since.is_some());
+
+    let later = OffsetDateTime::now_utc() + Duration::seconds(5);
+    let pending = eventually_pending(store.as_ref(), &id, later, true).await;
+    assert_eq!(pending.map(|h| h.version), Some(3));
+    let earlier = OffsetDateTime::now_utc() - Duration::hours(1);
+    let none = store
+        .unpublished_streams(earlier, 1000)
+        .await
+        .expect("sweep");
+    assert!(none.iter().all(|h| h.stream_id != id));
+
+    store.mark_published(&id, 2).await.expect("mark");
+    let head = store.stream_head(&id).await.expect("head").expect("exists");
+    assert_eq!(head.published_version, 2);
+    assert!(head.pending_since.is_some());
+
+    store.mark_published(&id, 3).await.expect("mark");
+    store
+        .mark_published(&id, 1)
+        .await
+        .expect("mark backwards is a no-op");
+    let head = store.stream_head(&id).await.expect("head").expect("exists");
+    assert_eq!((head.published_version, head.pending_since), (3, None));
+    assert!(eventually_pending(store.as_ref(), &id, later, false)
+        .await
+        .is_none());
+
+    // A new commit makes the stream pending again.
+    append_n(store.as_ref(), &id, 3, 1).await;
+    let head = store.stream_head(&id).await.expect("head").expect("exists");
+    assert_eq!((head.version, head.published_version), (4, 3));
+    assert!(head.pending_since.is_some());
+}
+
+/// Polls the (possibly eventually consistent) sweep query until the stream's presence matches.
+async fn eventually_pending(
+    store: &dyn EventStore,
+    id: &str,
+    before: OffsetDateTime,
+    present: bool,
+) -> Option<crate::StreamHead> {
+    for _ in 0..50 {
+        let heads = store
+            .unpublished_streams(before, 1000)
+            .await
+            .expect("sweep");
+        let found = heads.into_iter().find(|h| h.stream_id == id);
+        if found.is_some() == present {
+            return found;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!(
+        "stream {id} never became {}pending",
+        if present { "" } else { "not " }
+    );
+}
+
+/// Empty appends and events too large for one item are refused before any write.
+pub async fn rejects_empty_and_oversized_appends(store: Arc<dyn EventStore>) {
+    let id = stream();
+    let err = store
+        .append(request(&id, 0, Vec::new()))
+        .await
+        .expect_err("empty");
+    assert!(matches!(err, StoreError::EmptyAppend), "{err:?}");
+    let mut big = event(1);
+    big.data = serde_json::json!({ "blob": "x".repeat(500 * 1024) });
+    let err = store
+        .append(request(&id, 0, vec![big]))
+        .await
+        .expect_err("too large");
+    assert!(matches!(err, StoreError::EventTooLarge { .. }), "{err:?}");
+    assert!(store.stream_head(&id).await.expect("head").is_none());
+}

@@ -1,0 +1,364 @@
+//! The DynamoDB adapter of the event store.
+//!
+//! # Items
+//! Events table (`EVENTS_TABLE`), key `stream_id` (S) + `version` (N):
+//! - one item per event at versions 1, 2, 3…, holding the envelope's fields (`data` as a JSON
+//!   string) and, when known, `customer_id` for the sparse `by-customer` index;
+//! - the stream *head* at version 0: `head_version` (last committed), `published_version`
+//!   (acknowledged by Kinesis) and, while events await publication, `pending_bucket` and
+//!   `pending_since`, the keys of the sparse `unpublished` index that the relay sweeps.
+//!
+//! An append is one `TransactWriteItems`: the head update conditioned on the expected version,
+//! one conditional put per event, and the idempotency record (in its own table) when given.
+//!
+//! Idempotency table (`IDEMPOTENCY_TABLE`), key `idempotency_key` (S), TTL on `expires_at`.
+//!
+//! Throttling and 5xx are retried by the SDK's standard retry strategy (exponential backoff with
+//! full jitter), configured once where the client is built; this module retries nothing itself.
+
+mod codec;
+pub mod schema;
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::Client;
+use time::OffsetDateTime;
+
+use crate::envelope::EventEnvelope;
+use crate::error::StoreError;
+use crate::store::{
+    AppendOutcome, AppendRequest, EventPage, EventStore, IdempotencyRecord, StreamHead,
+};
+use codec::{n, s};
+pub use schema::{create_tables, TableNames, UNPUBLISHED_BUCKETS};
+
+/// The event store on DynamoDB.
+#[derive(Debug, Clone)]
+pub struct DynamoEventStore {
+    client: Client,
+    tables: TableNames,
+}
+
+impl DynamoEventStore {
+    /// A store on the given tables (see [`create_tables`]).
+    pub fn new(client: Client, tables: TableNames) -> Self {
+        Self { client, tables }
+    }
+
+    fn head_update(
+        &self,
+        request: &AppendRequest,
+        now: OffsetDateTime,
+    ) -> Result<Update, StoreError> {
+        let new_version = request.expected_version + request.events.len() as u64;
+        let mut values = HashMap::from([
+            (":new".to_owned(), n(new_version)),
+            (":zero".to_owned(), n(0)),
+            (
+                ":bucket".to_owned(),
+                s(codec::pending_bucket(&request.stream_id)),
+            ),
+            (":now".to_owned(), n(codec::epoch_micros(now))),
+        ]);
+        let condition = if request.expected_version == 0 {
+            "attribute_not_exists(stream_id)".to_owned()
+        } else {
+            values.insert(":expected".to_owned(), n(request.expected_version));
+            "head_version = :expected".to_owned()
+        };
+        Update::builder()
+            .table_name(&self.tables.events)
+            .key("stream_id", s(&request.stream_id))
+            .key("version", n(0))
+            .update_expression(
+                "SET head_version = :new, \
+                 published_version = if_not_exists(published_version, :zero), \
+                 pending_bucket = :bucket, \
+                 pending_since = if_not_exists(pending_since, :now), \
+                 updated_at = :now",
+            )
+            .condition_expression(condition)
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .map_err(StoreError::backend)
+    }
+
+    async fn read_head(&self, stream_id: &str) -> Result<Option<StreamHead>, StoreError> {
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.tables.events)
+            .key("stream_id", s(stream_id))
+            .key("version", n(0))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::backend(e.into_service_error()))?
+            .item;
+        item.map(|item| codec::head_from_item(&item)).transpose()
+    }
+
+    async fn explain_cancellation(
+        &self,
+        request: &AppendRequest,
+        codes: Vec<Option<String>>,
+    ) -> StoreError {
+        let failed = |index: usize| {
+            codes
+                .get(index)
+                .and_then(|c| c.as_deref())
+                .is_some_and(|c| c == "ConditionalCheckFailed" || c == "TransactionConflict")
+        };
+        let idempotency_index = 1 + request.events.len();
+        if request.idempotency.is_some() && failed(idempotency_index) {
+            if let Some(record) = &request.idempotency {
+                match self.idempotency_record(&record.key).await {
+                    Ok(Some(existing)) => {
+                        return StoreError::IdempotencyKeyUsed(Box::new(existing))
+                    }
+                    Ok(None) => {}
+                    Err(err) => return err,
+                }
+            }
+        }
+        if (0..=request.events.len()).any(failed) {
+            return match self.read_head(&request.stream_id).await {
+                Ok(head) => StoreError::WrongExpectedVersion {
+                    stream_id: request.stream_id.clone(),
+                    expected: request.expected_version,
+                    actual: head.map(|h| h.version).unwrap_or(0),
+                },
+                Err(err) => err,
+            };
+        }
+        StoreError::Backend(format!("transaction cancelled: {codes:?}").into())
+    }
+}
+
+#[async_trait]
+impl EventStore for DynamoEventStore {
+    #[tracing::instrument(skip(self, request), fields(stream_id = %request.stream_id, expected = request.expected_version, events = request.events.len()))]
+    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError> {
+        request.validate()?;
+        let now = OffsetDateTime::now_utc();
+        let committed: Vec<EventEnvelope> = request
+            .events
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, event)| {
+                event.into_envelope(
+                    &request.stream_id,
+                    request.expected_version + 1 + i as u64,
+                    now,
+                )
+            })
+            .collect();
+
+        let mut actions = Vec::with_capacity(committed.len() + 2);
+        actions.push(
+            TransactWriteItem::builder()
+                .update(self.head_update(&request, now)?)
+                .build(),
+        );
+        for envelope in &committed {
+            let item = codec::event_to_item(envelope, request.customer_id.as_deref())?;
+            let put = Put::builder()
+                .table_name(&self.tables.events)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(stream_id)")
+                .build()
+                .map_err(StoreError::backend)?;
+            actions.push(TransactWriteItem::builder().put(put).build());
+        }
+        if let Some(record) = &request.idempotency {
+            let put = Put::builder()
+                .table_name(&self.tables.idempotency)
+                .set_item(Some(codec::idempotency_to_item(record)?))
+                .condition_expression("attribute_not_exists(idempotency_key) OR expires_at < :now")
+                .expression_attribute_values(":now", n(now.unix_timestamp()))
+                .build()
+                .map_err(StoreError::backend)?;
+            actions.push(TransactWriteItem::builder().put(put).build());
+        }
+
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(actions))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(AppendOutcome { events: committed }),
+            Err(err) => match err.into_service_error() {
+                TransactWriteItemsError::TransactionCanceledException(cancelled) => {
+                    let codes = cancelled
+                        .cancellation_reasons()
+                        .iter()
+                        .map(|r| r.code().map(str::to_owned))
+                        .collect();
+                    Err(self.explain_cancellation(&request, codes).await)
+                }
+                other => Err(StoreError::backend(other)),
+            },
+        }
+    }
+
+    async fn read_page(
+        &self,
+        stream_id: &str,
+        after_version: u64,
+        up_to_version: Option<u64>,
+        limit: usize,
+    ) -> Result<EventPage, StoreError> {
+        let upper = up_to_version.unwrap_or(i64::MAX as u64);
+        if upper <= after_version {
+            return Ok(EventPage {
+                events: Vec::new(),
+                next_after: None,
+            });
+        }
+        let output = self
+            .client
+            .query()
+            .table_name(&self.tables.events)
+            .key_condition_expression("stream_id = :s AND version BETWEEN :lo AND :hi")
+            .expression_attribute_values(":s", s(stream_id))
+            .expression_attribute_values(":lo", n(after_version + 1))
+            .expression_attribute_values(":hi", n(upper))
+            .consistent_read(true)
+            .limit(i32::try_from(limit.clamp(1, 10_000)).unwrap_or(10_000))
+            .send()
+            .await
+            .map_err(|e| StoreError::backend(e.into_service_error()))?;
+        let events = output
+            .items()
+            .iter()
+            .map(codec::event_from_item)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next_after = match output.last_evaluated_key() {
+            Some(key) => Some(codec::get_u64(key, "version")?),
+            None => None,
+        };
+        Ok(EventPage { events, next_after })
+    }
+
+    async fn stream_head(&self, stream_id: &str) -> Result<Option<StreamHead>, StoreError> {
+        self.read_head(stream_id).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        for table in [&self.tables.events, &self.tables.idempotency] {
+            self.client
+                .describe_table()
+                .table_name(table)
+                .send()
+                .await
+                .map_err(|e| StoreError::backend(e.into_service_error()))?;
+        }
+        Ok(())
+    }
+
+    async fn idempotency_record(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.tables.idempotency)
+            .key("idempotency_key", s(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::backend(e.into_service_error()))?
+            .item;
+        let now = OffsetDateTime::now_utc();
+        Ok(item
+            .map(|item| codec::idempotency_from_item(&item))
+            .transpose()?
+            .filter(|record| record.expires_at > now))
+    }
+
+    async fn unpublished_streams(
+        &self,
+        pending_before: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<StreamHead>, StoreError> {
+        let mut heads = Vec::new();
+        for bucket in 0..UNPUBLISHED_BUCKETS {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.tables.events)
+                .index_name(schema::UNPUBLISHED_INDEX)
+                .key_condition_expression("pending_bucket = :b AND pending_since < :before")
+                .expression_attribute_values(":b", s(bucket.to_string()))
+                .expression_attribute_values(":before", n(codec::epoch_micros(pending_before)))
+                .limit(i32::try_from(limit.clamp(1, 1000)).unwrap_or(1000))
+                .send()
+                .await
+                .map_err(|e| StoreError::backend(e.into_service_error()))?;
+            for item in output.items() {
+                heads.push(codec::head_from_item(item)?);
+            }
+        }
+        heads.sort_by_key(|h| h.pending_since);
+        heads.truncate(limit);
+        Ok(heads)
+    }
+
+    async fn mark_published(&self, stream_id: &str, version: u64) -> Result<(), StoreError> {
+        let now = codec::epoch_micros(OffsetDateTime::now_utc());
+        // Fully published: clear the pending mark so the head leaves the sparse index.
+        let complete = self
+            .client
+            .update_item()
+            .table_name(&self.tables.events)
+            .key("stream_id", s(stream_id))
+            .key("version", n(0))
+            .update_expression("SET published_version = :v REMOVE pending_bucket, pending_since")
+            .condition_expression(
+                "attribute_exists(stream_id) AND head_version = :v AND published_version < :v",
+            )
+            .expression_attribute_values(":v", n(version))
+            .send()
+            .await;
+        match complete {
+            Ok(_) => return Ok(()),
+            Err(err) => match err {
+                SdkError::ServiceError(e)
+                    if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) => {}
+                other => return Err(StoreError::backend(other.into_service_error())),
+            },
+        }
+        // Partly published (newer commits exist): advance, and restart the pending clock so the
+        // sweeper gives the newer commits' own relay its grace period.
+        let partial = self
+            .client
+            .update_item()
+            .table_name(&self.tables.events)
+            .key("stream_id", s(stream_id))
+            .key("version", n(0))
+            .update_expression("SET published_version = :v, pending_since = :now")
+            .condition_expression(
+                "attribute_exists(stream_id) AND head_version > :v AND published_version < :v",
+            )
+            .expression_attribute_values(":v", n(version))
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        match partial {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
+            {
+                // Someone already published at least this far.
+                Ok(())
+            }
+            Err(other) => Err(StoreError::backend(other.into_service_error())),
+        }
+    }
+}

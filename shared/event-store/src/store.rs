@@ -1,0 +1,226 @@
+//! The event store port: what every adapter (DynamoDB, in-memory) provides.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::envelope::{EventEnvelope, NewEvent};
+use crate::error::StoreError;
+
+/// DynamoDB transactions take at most 100 actions; one goes to the stream head and one to the
+/// idempotency record, so at most 98 events are appended atomically when a key is given and 99
+/// without. The port enforces the same limit on every adapter.
+pub const MAX_TRANSACTION_ACTIONS: usize = 100;
+
+/// The largest number of events one append may carry (without an idempotency record).
+pub const MAX_EVENTS_PER_APPEND: usize = MAX_TRANSACTION_ACTIONS - 1;
+
+/// Largest encoded event accepted: a DynamoDB item holds 400 KB including attribute names.
+pub const MAX_EVENT_BYTES: usize = 380 * 1024;
+
+/// A request to append events to one stream.
+#[derive(Debug, Clone)]
+pub struct AppendRequest {
+    /// The stream to append to.
+    pub stream_id: String,
+    /// The version the stream must be at: 0 for a stream that must not exist yet.
+    pub expected_version: u64,
+    /// The events, in order; they get versions `expected_version + 1 ..`.
+    pub events: Vec<NewEvent>,
+    /// Recorded in the same transaction, so a retried request writes nothing new.
+    pub idempotency: Option<IdempotencyRecord>,
+    /// The customer the stream belongs to, indexed so a customer's events can be listed.
+    pub customer_id: Option<String>,
+}
+
+impl AppendRequest {
+    /// The most events this request may carry atomically.
+    pub fn event_limit(&self) -> usize {
+        MAX_TRANSACTION_ACTIONS - 1 - usize::from(self.idempotency.is_some())
+    }
+
+    /// Checks the limits every adapter enforces.
+    pub fn validate(&self) -> Result<(), StoreError> {
+        if self.events.is_empty() {
+            return Err(StoreError::EmptyAppend);
+        }
+        let limit = self.event_limit();
+        if self.events.len() > limit {
+            return Err(StoreError::TooManyEvents {
+                count: self.events.len(),
+                limit,
+            });
+        }
+        for event in &self.events {
+            let bytes = serde_json::to_vec(&event.data)
+                .map(|v| v.len())
+                .unwrap_or(0);
+            if bytes > MAX_EVENT_BYTES {
+                return Err(StoreError::EventTooLarge {
+                    event_id: event.event_id,
+                    bytes,
+                    limit: MAX_EVENT_BYTES,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a successful append committed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppendOutcome {
+    /// The committed envelopes, in version order.
+    pub events: Vec<EventEnvelope>,
+}
+
+impl AppendOutcome {
+    /// The stream's version after the append.
+    pub fn last_version(&self) -> u64 {
+        self.events.last().map(|e| e.version).unwrap_or(0)
+    }
+}
+
+/// The stored result of a request made with an `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    /// The key, scoped by the caller (e.g. `<principal>#<Idempotency-Key>`).
+    pub key: String,
+    /// Fingerprint of the request body, to tell a retry from a reuse of the key.
+    pub request_hash: String,
+    /// The stream the request appended to.
+    pub stream_id: String,
+    /// The response to replay, opaque to the store.
+    pub response: serde_json::Value,
+    /// When the record was written.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// After this instant the key may be used again (DynamoDB TTL deletes the item).
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+/// The head of a stream: its committed version and how far it has been published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamHead {
+    /// The stream.
+    pub stream_id: String,
+    /// The last committed version.
+    pub version: u64,
+    /// Every version up to this one has been acknowledged by the publication target.
+    pub published_version: u64,
+    /// When the oldest unpublished commit happened; `None` when fully published.
+    pub pending_since: Option<OffsetDateTime>,
+}
+
+impl StreamHead {
+    /// True when committed events await publication.
+    pub fn has_unpublished(&self) -> bool {
+        self.published_version < self.version
+    }
+}
+
+/// How far to read a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadBound {
+    /// Every event.
+    Latest,
+    /// Events up to and including this version.
+    UpToVersion(u64),
+    /// The state as of an instant: events in version order up to the first one recorded after
+    /// the instant (a prefix of the stream, so the result is a state that really existed).
+    AsOf(OffsetDateTime),
+}
+
+/// One page of a stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventPage {
+    /// Events in version order.
+    pub events: Vec<EventEnvelope>,
+    /// When more events may follow, the version to continue after.
+    pub next_after: Option<u64>,
+}
+
+/// Default page size for loads.
+pub const DEFAULT_PAGE_SIZE: usize = 500;
+
+/// The event store port.
+#[async_trait]
+pub trait EventStore: Send + Sync + std::fmt::Debug {
+    /// Appends events atomically if the stream is at `expected_version`.
+    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError>;
+
+    /// Reads up to `limit` events with versions in `(after_version, up_to_version]`.
+    async fn read_page(
+        &self,
+        stream_id: &str,
+        after_version: u64,
+        up_to_version: Option<u64>,
+        limit: usize,
+    ) -> Result<EventPage, StoreError>;
+
+    /// The stream's head, or `None` when the stream does not exist.
+    async fn stream_head(&self, stream_id: &str) -> Result<Option<StreamHead>, StoreError>;
+
+    /// The record stored under an idempotency key, unless absent or expired.
+    async fn idempotency_record(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError>;
+
+    /// Heads with unpublished events whose oldest pending commit is older than `pending_before`,
+    /// oldest first, at most `limit`.
+    async fn unpublished_streams(
+        &self,
+        pending_before: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<StreamHead>, StoreError>;
+
+    /// Records that every version up to `version` was published. Never moves backwards; clears
+    /// the pending mark when the stream is fully published.
+    async fn mark_published(&self, stream_id: &str, version: u64) -> Result<(), StoreError>;
+
+    /// Checks that the backend answers (for readiness probes).
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Reads a stream up to a bound, page by page.
+    async fn load(
+        &self,
+        stream_id: &str,
+        bound: LoadBound,
+    ) -> Result<Vec<EventEnvelope>, StoreError> {
+        self.load_after(stream_id, 0, bound).await
+    }
+
+    /// Reads a stream after `after_version` up to a bound, page by page.
+    async fn load_after(
+        &self,
+        stream_id: &str,
+        after_version: u64,
+        bound: LoadBound,
+    ) -> Result<Vec<EventEnvelope>, StoreError> {
+        let up_to = match bound {
+            LoadBound::UpToVersion(v) => Some(v),
+            _ => None,
+        };
+        let mut events = Vec::new();
+        let mut after = after_version;
+        loop {
+            let page = self
+                .read_page(stream_id, after, up_to, DEFAULT_PAGE_SIZE)
+                .await?;
+            for event in page.events {
+                if let LoadBound::AsOf(instant) = bound {
+                    if event.recorded_at > instant {
+                        return Ok(events);
+                    }
+                }
+                after = event.version;
+                events.push(event);
+            }
+            match page.next_after {
+                Some(next) if next >= after => after = next,
+                _ => return Ok(events),
+            }
+        }
+    }
+}

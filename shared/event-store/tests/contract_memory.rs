@@ -1,0 +1,7 @@
+//! The event store contract on the in-memory adapter.
+
+use std::sync::Arc;
+
+use event_store::InMemoryEventStore;
+
+event_store::event_store_contract!(async { Arc::new(InMemoryEventStore::new()) });

@@ -1,0 +1,15 @@
+//! What every service process of the platform shares.
+//!
+//! # Layout
+//! - [`aws`]: the AWS SDK configuration, from the SDK's own environment variables, with the
+//!   one retry policy for throttling and 5xx (standard mode: exponential backoff, full jitter).
+//! - [`backoff`]: exponential backoff with full jitter for our own retry loops.
+//! - [`telemetry`]: structured logs (`tracing`), JSON when `LOG_FORMAT=json`.
+//! - [`shutdown`]: SIGTERM / Ctrl-C as a cancellation token.
+//! - [`env`]: typed reading of configuration variables with defaults.
+
+pub mod aws;
+pub mod backoff;
+pub mod env;
+pub mod shutdown;
+pub mod telemetry;

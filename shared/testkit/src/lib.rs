@@ -1,0 +1,135 @@
+//! Helpers for tests that run against the AWS emulators.
+//!
+//! `scripts/test.sh` (the project's one test command) installs and starts DynamoDB Local,
+//! kinesis-mock and moto, and exports the SDK's standard endpoint variables
+//! (`AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_KINESIS`, `AWS_ENDPOINT_URL`). Tests that need
+//! an emulator call [`aws_config`], which fails the test loudly when the variables are missing:
+//! an AWS-adapter test never skips silently.
+
+use std::time::Duration;
+
+use aws_sdk_kinesis::types::{ShardIteratorType, StreamStatus};
+
+/// The emulators a test may need, with the variable that points the SDK at each.
+const REQUIRED: [&str; 2] = ["AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_KINESIS"];
+
+/// Panics with instructions unless the emulator endpoints are configured.
+pub fn require_emulators() {
+    let missing: Vec<&str> = REQUIRED
+        .iter()
+        .copied()
+        .filter(|name| std::env::var(name).map(|v| v.is_empty()).unwrap_or(true))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "this test talks to the AWS emulators but {missing:?} is not set; \
+         run the suite with `scripts/test.sh`, which installs and starts them"
+    );
+}
+
+/// SDK configuration for the emulators, from the standard environment variables.
+pub async fn aws_config() -> aws_config::SdkConfig {
+    require_emulators();
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await
+}
+
+/// A name no other test uses (tables and streams are shared by every test of a run).
+pub fn unique_name(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
+}
+
+/// Creates a Kinesis stream with `shards` shards and waits until it is ACTIVE.
+pub async fn create_stream(client: &aws_sdk_kinesis::Client, name: &str, shards: i32) {
+    client
+        .create_stream()
+        .stream_name(name)
+        .shard_count(shards)
+        .send()
+        .await
+        .expect("create stream");
+    wait_stream_active(client, name).await;
+}
+
+/// Waits until a Kinesis stream is ACTIVE.
+pub async fn wait_stream_active(client: &aws_sdk_kinesis::Client, name: &str) {
+    for _ in 0..200 {
+        let status = client
+            .describe_stream_summary()
+            .stream_name(name)
+            .send()
+            .await
+            .ok()
+            .and_then(|o| o.stream_description_summary)
+            .map(|s| s.stream_status);
+        if status == Some(StreamStatus::Active) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("stream {name} did not become ACTIVE");
+}
+
+/// One record read back from Kinesis.
+#[derive(Debug, Clone)]
+pub struct ReadRecord {
+    /// The shard it was read from.
+    pub shard_id: String,
+    /// Its partition key.
+    pub partition_key: String,
+    /// Its sequence number.
+    pub sequence_number: String,
+    /// Its payload.
+    pub data: Vec<u8>,
+}
+
+/// Reads every record currently in the stream, shard by shard, in sequence order.
+pub async fn read_all_records(client: &aws_sdk_kinesis::Client, stream: &str) -> Vec<ReadRecord> {
+    let shards = client
+        .list_shards()
+        .stream_name(stream)
+        .send()
+        .await
+        .expect("list shards")
+        .shards
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for shard in shards {
+        let mut iterator = client
+            .get_shard_iterator()
+            .stream_name(stream)
+            .shard_id(&shard.shard_id)
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .expect("shard iterator")
+            .shard_iterator;
+        while let Some(it) = iterator {
+            let page = client
+                .get_records()
+                .shard_iterator(it)
+                .limit(10_000)
+                .send()
+                .await
+                .expect("get records");
+            let empty = page.records.is_empty();
+            for record in page.records {
+                out.push(ReadRecord {
+                    shard_id: shard.shard_id.clone(),
+                    partition_key: record.partition_key.unwrap_or_default(),
+                    sequence_number: record.sequence_number,
+                    data: record.data.into_inner(),
+                });
+            }
+            if empty {
+                break;
+            }
+            iterator = page.next_shard_iterator;
+        }
+    }
+    out
+}
