@@ -10,7 +10,7 @@ async fn main() -> ExitCode {
     if std::env::args().nth(1).as_deref() == Some("healthcheck") {
         return healthcheck().await;
     }
-    quote_runtime::telemetry::init("event-source");
+    let _telemetry = quote_runtime::telemetry::init("event-source");
     #[cfg(feature = "failpoints")]
     let _failpoints = fail::FailScenario::setup();
     let config = match Config::from_env() {

@@ -1,8 +1,10 @@
-//! W3C trace context carried into every event.
+//! W3C trace context carried into every event, when no tracing subscriber is installed.
 //!
-//! The request's `traceparent` (from the caller, or a new trace when absent or invalid) is
-//! continued with a span id of our own and stored in the events the request appends, so every
-//! consumer can continue the same trace. See <https://www.w3.org/TR/trace-context/>.
+//! With telemetry on, events carry the request span's own context
+//! (`quote_runtime::telemetry::current_trace_context`). Without it (embedding, tests) the
+//! caller's `traceparent` is still continued here with a span id of our own (or a new trace is
+//! started), so every event has a trace context consumers can continue.
+//! See <https://www.w3.org/TR/trace-context/>.
 
 use axum::http::HeaderMap;
 use rand::Rng;

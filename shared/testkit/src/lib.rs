@@ -27,9 +27,36 @@ pub fn require_emulators() {
     );
 }
 
+/// Notes in `$EMULATOR_TEST_LOG` (set by `scripts/test.sh`) that this test binary used the
+/// emulators, so the test command can prove the AWS-adapter suites really ran.
+fn record_emulator_use() {
+    let Ok(path) = std::env::var("EMULATOR_TEST_LOG") else {
+        return;
+    };
+    let binary = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    // Test binaries are named `<suite>-<hash>`.
+    let suite = binary
+        .rsplit_once('-')
+        .map(|(s, _)| s.to_owned())
+        .unwrap_or(binary);
+    let test = std::thread::current().name().unwrap_or("?").to_owned();
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+    {
+        use std::io::Write;
+        let _ = writeln!(file, "{suite} {test}");
+    }
+}
+
 /// SDK configuration for the emulators, from the standard environment variables.
 pub async fn aws_config() -> aws_config::SdkConfig {
     require_emulators();
+    record_emulator_use();
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .load()
         .await

@@ -285,7 +285,14 @@ pub async fn request_quote(
     let data = event
         .to_data()
         .map_err(|e| ApiError::Internal(format!("encoding {}: {e}", event.event_type())))?;
-    let trace = TraceContext::from_headers(&headers);
+    // The request's own span context when tracing is on; otherwise the caller's trace continued.
+    let trace = match quote_runtime::telemetry::current_trace_context() {
+        Some((traceparent, tracestate)) => TraceContext {
+            traceparent,
+            tracestate,
+        },
+        None => TraceContext::from_headers(&headers),
+    };
     let request_id = request_id(&headers);
     let new_event = NewEvent {
         event_id: Uuid::new_v4(),

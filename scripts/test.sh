@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The one command that runs every test (README "Testing"; `.ci/run` calls exactly this).
+#
+# 1. installs (once, cached) and starts DynamoDB Local, kinesis-mock and moto on free loopback
+#    ports, and exports the SDK's endpoint variables for them;
+# 2. checks formatting and lints;
+# 3. runs every test of the workspace (unit, property, contract, relay, crash, CLI);
+# 4. fails unless the tests that need the emulators really ran against them;
+# 5. stops the emulators it started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+work=$(mktemp -d)
+cleanup() { scripts/emulators.sh stop "$work/env.sh" || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+scripts/emulators.sh start "$work/env.sh"
+# shellcheck disable=SC1091
+. "$work/env.sh"
+export EMULATOR_TEST_LOG="$work/emulator-tests.log"
+: >"$EMULATOR_TEST_LOG"
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== tests"
+if command -v cargo-nextest >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+  cargo test --workspace --locked --doc
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
+
+# Every suite that exercises an AWS adapter must have talked to the emulators.
+missing=0
+for suite in contract_dynamodb relay crash_process cli; do
+  if ! grep -q "^$suite " "$EMULATOR_TEST_LOG"; then
+    echo "AWS-adapter suite '$suite' did not run against the emulators" >&2
+    missing=1
+  fi
+done
+[ "$missing" = 0 ] || exit 1
+echo "emulator-backed tests run: $(wc -l <"$EMULATOR_TEST_LOG")"
