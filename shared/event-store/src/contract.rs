@@ -26,6 +26,7 @@ macro_rules! event_store_contract {
             loads_are_paginated,
             loads_up_to_a_version_or_an_instant,
             idempotency_key_replays_and_writes_nothing,
+            concurrent_appends_with_one_idempotency_key_commit_once,
             outbox_tracks_publication,
             rejects_empty_and_oversized_appends,
         );
@@ -355,6 +356,51 @@ pub async fn idempotency_key_replays_and_writes_nothing(store: Arc<dyn EventStor
         .await
         .expect("read")
         .is_none());
+}
+
+/// Concurrent appends carrying one idempotency key (a client retrying while the first attempt is
+/// in flight): exactly one commits, every other one gets the winner's record.
+pub async fn concurrent_appends_with_one_idempotency_key_commit_once(store: Arc<dyn EventStore>) {
+    let now = OffsetDateTime::now_utc();
+    let key = format!("cust-1#{}", Uuid::new_v4());
+    let mut tasks = Vec::new();
+    for attempt in 0..6 {
+        let store = store.clone();
+        let key = key.clone();
+        tasks.push(tokio::spawn(async move {
+            let stream_id = stream();
+            let mut append = request(&stream_id, 0, vec![event(attempt)]);
+            append.idempotency = Some(IdempotencyRecord {
+                key,
+                request_hash: "same".to_owned(),
+                stream_id: stream_id.clone(),
+                response: serde_json::json!({ "attempt": attempt }),
+                created_at: now,
+                expires_at: now + Duration::hours(1),
+            });
+            (stream_id, store.append(append).await)
+        }));
+    }
+    let mut committed = Vec::new();
+    let mut replayed = Vec::new();
+    for task in futures::future::join_all(tasks).await {
+        match task.expect("task") {
+            (stream_id, Ok(_)) => committed.push(stream_id),
+            (_, Err(StoreError::IdempotencyKeyUsed(record))) => replayed.push(record.stream_id),
+            (_, Err(other)) => panic!("unexpected error {other:?}"),
+        }
+    }
+    assert_eq!(committed.len(), 1, "exactly one attempt commits");
+    assert!(
+        replayed.iter().all(|s| s == &committed[0]),
+        "the others see the winner"
+    );
+    let record = store
+        .idempotency_record(&key)
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!(record.stream_id, committed[0]);
 }
 
 /// Committed events are pending publication until marked published; marks never move back.

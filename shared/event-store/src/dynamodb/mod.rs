@@ -20,6 +20,7 @@ mod codec;
 pub mod schema;
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
@@ -35,6 +36,10 @@ use crate::store::{
     AppendOutcome, AppendRequest, EventPage, EventStore, IdempotencyRecord, StreamHead,
 };
 use codec::{n, s};
+use quote_runtime::backoff::Backoff;
+
+/// Retries of a transaction cancelled by a conflicting transaction or throttling.
+const MAX_CANCELLED_RETRIES: u32 = 8;
 pub use schema::{create_tables, TableNames, UNPUBLISHED_BUCKETS};
 
 /// The event store on DynamoDB.
@@ -112,7 +117,7 @@ impl DynamoEventStore {
             codes
                 .get(index)
                 .and_then(|c| c.as_deref())
-                .is_some_and(|c| c == "ConditionalCheckFailed" || c == "TransactionConflict")
+                .is_some_and(|c| c == "ConditionalCheckFailed")
         };
         let idempotency_index = 1 + request.events.len();
         if request.idempotency.is_some() && failed(idempotency_index) {
@@ -187,25 +192,47 @@ impl EventStore for DynamoEventStore {
             actions.push(TransactWriteItem::builder().put(put).build());
         }
 
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(actions))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(AppendOutcome { events: committed }),
-            Err(err) => match err.into_service_error() {
-                TransactWriteItemsError::TransactionCanceledException(cancelled) => {
-                    let codes = cancelled
-                        .cancellation_reasons()
-                        .iter()
-                        .map(|r| r.code().map(str::to_owned))
-                        .collect();
-                    Err(self.explain_cancellation(&request, codes).await)
-                }
-                other => Err(StoreError::backend(other)),
-            },
+        // A transaction cancelled only because another one held an item, or by throttling,
+        // is retried here (the SDK does not retry cancellations). Retrying is safe: every
+        // action is conditional, so if the other writer committed, the retry fails on its
+        // condition and is explained below.
+        let mut backoff = Backoff::new(Duration::from_millis(20), Duration::from_millis(500));
+        loop {
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(actions.clone()))
+                .send()
+                .await;
+            let cancelled = match result {
+                Ok(_) => return Ok(AppendOutcome { events: committed }),
+                Err(err) => match err.into_service_error() {
+                    TransactWriteItemsError::TransactionCanceledException(cancelled) => cancelled,
+                    other => return Err(StoreError::backend(other)),
+                },
+            };
+            let codes: Vec<Option<String>> = cancelled
+                .cancellation_reasons()
+                .iter()
+                .map(|r| r.code().map(str::to_owned))
+                .collect();
+            let condition_failed = codes
+                .iter()
+                .any(|c| c.as_deref() == Some("ConditionalCheckFailed"));
+            let transient = codes.iter().any(|c| {
+                matches!(
+                    c.as_deref(),
+                    Some("TransactionConflict")
+                        | Some("ThrottlingError")
+                        | Some("ProvisionedThroughputExceeded")
+                        | Some("RequestLimitExceeded")
+                )
+            });
+            if transient && !condition_failed && backoff.attempts() < MAX_CANCELLED_RETRIES {
+                tokio::time::sleep(backoff.next_delay()).await;
+                continue;
+            }
+            return Err(self.explain_cancellation(&request, codes).await);
         }
     }
 
