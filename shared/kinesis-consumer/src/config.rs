@@ -1,0 +1,174 @@
+//! Worker configuration and its defaults, with the reasoning behind them.
+//!
+//! | setting | default | KCL 2.x | why |
+//! | --- | --- | --- | --- |
+//! | `lease_duration` | 6 s | 10 s | a lease whose counter has not moved this long is expired: crash failover ≈ 6–7 s |
+//! | `renew_interval` | 2 s | 3.3 s | three renewals per duration, so one slow or throttled write never loses a lease |
+//! | `scan_interval` | 1 s, grown with the fleet | 20 s | see below |
+//! | `shard_sync_interval` | 30 s | 60 s | new shards are also found at once when a shard ends |
+//! | checkpoint | every 1,000 records or 5 s | processor's choice | bounds re-delivery after a crash |
+//!
+//! **Lease-table cost.** Renewals cost one write per lease per `renew_interval`: proportional to
+//! shards. A full scan reads every lease; if every worker scanned every second, reads would grow
+//! with shards × workers (the KCL's cost complaint). So each worker scans every
+//! `max(scan_interval, renew_interval × workers / 20)`, with ±20 % jitter: with W workers and S
+//! leases, scans read about S × W / (renew_interval × W / 20) = 20 S / renew_interval leases per
+//! second, i.e. proportional to shards, while a small fleet still notices a released lease within
+//! about a second (graceful handoff) and an expired one within `lease_duration` plus one scan.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use crate::dead_letter::DeadLetterStore;
+use crate::lease::Checkpoint;
+use crate::source::StartPosition;
+
+/// Where a shard with no checkpoint starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitialPosition {
+    /// The oldest record still in the stream.
+    TrimHorizon,
+    /// Only new records.
+    Latest,
+    /// Records from an instant.
+    AtTimestamp(OffsetDateTime),
+}
+
+impl InitialPosition {
+    /// The checkpoint sentinel stored on new leases.
+    pub fn checkpoint(&self) -> Checkpoint {
+        match self {
+            InitialPosition::TrimHorizon => Checkpoint::TrimHorizon,
+            InitialPosition::Latest => Checkpoint::Latest,
+            InitialPosition::AtTimestamp(_) => Checkpoint::AtTimestamp,
+        }
+    }
+
+    /// Where a reader starts for a lease checkpointed at `checkpoint` (None when finished).
+    pub fn start_for(&self, checkpoint: &Checkpoint) -> Option<StartPosition> {
+        match checkpoint {
+            Checkpoint::TrimHorizon => Some(StartPosition::TrimHorizon),
+            Checkpoint::Latest => Some(StartPosition::Latest),
+            Checkpoint::AtTimestamp => Some(match self {
+                InitialPosition::AtTimestamp(at) => StartPosition::AtTimestamp(*at),
+                _ => StartPosition::TrimHorizon,
+            }),
+            Checkpoint::Sequence(sequence) => Some(StartPosition::AfterSequence(sequence.clone())),
+            Checkpoint::ShardEnd => None,
+        }
+    }
+}
+
+/// What happens when a processor keeps failing on a record.
+#[derive(Debug, Clone)]
+pub enum FailurePolicy {
+    /// Retry with backoff until it succeeds (the shard waits).
+    RetryForever,
+    /// Retry the batch, then each record, up to `max_attempts`; a record that still fails goes
+    /// to the dead-letter store and the shard moves on.
+    DeadLetter {
+        /// Attempts per record (and per batch) before giving up.
+        max_attempts: u32,
+        /// Where failed records go.
+        store: Arc<dyn DeadLetterStore>,
+    },
+}
+
+/// When the library checkpoints on its own (the processor may also checkpoint at any time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckpointPolicy {
+    /// After this many records since the last checkpoint.
+    pub every_records: Option<u64>,
+    /// After this much time since the last checkpoint.
+    pub every: Option<Duration>,
+}
+
+impl CheckpointPolicy {
+    /// Only the processor checkpoints (and the library at shard end and shutdown).
+    pub const MANUAL: CheckpointPolicy = CheckpointPolicy {
+        every_records: None,
+        every: None,
+    };
+}
+
+impl Default for CheckpointPolicy {
+    fn default() -> Self {
+        Self {
+            every_records: Some(1000),
+            every: Some(Duration::from_secs(5)),
+        }
+    }
+}
+
+/// Configuration of one worker.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// The consumer application (one lease table per application).
+    pub application: String,
+    /// This worker's id in the lease table.
+    pub worker_id: String,
+    /// See the module documentation.
+    pub lease_duration: Duration,
+    /// See the module documentation.
+    pub renew_interval: Duration,
+    /// Shortest time between two scans of the lease table.
+    pub scan_interval: Duration,
+    /// How often shards are listed to create leases for new ones.
+    pub shard_sync_interval: Duration,
+    /// Where shards with no checkpoint start.
+    pub initial_position: InitialPosition,
+    /// When the library checkpoints on its own.
+    pub checkpoint: CheckpointPolicy,
+    /// What happens to records a processor keeps failing on.
+    pub failure: FailurePolicy,
+    /// Bytes read ahead per shard while the processor works.
+    pub max_buffer_bytes: usize,
+    /// First retry delay ceiling (full jitter) for processor retries.
+    pub retry_base: Duration,
+    /// Longest retry delay.
+    pub retry_cap: Duration,
+}
+
+impl WorkerConfig {
+    /// Defaults for `application` (see the module documentation).
+    pub fn new(application: impl Into<String>) -> Self {
+        Self {
+            application: application.into(),
+            worker_id: default_worker_id(),
+            lease_duration: Duration::from_secs(6),
+            renew_interval: Duration::from_secs(2),
+            scan_interval: Duration::from_secs(1),
+            shard_sync_interval: Duration::from_secs(30),
+            initial_position: InitialPosition::TrimHorizon,
+            checkpoint: CheckpointPolicy::default(),
+            failure: FailurePolicy::RetryForever,
+            max_buffer_bytes: 16 * 1024 * 1024,
+            retry_base: Duration::from_millis(100),
+            retry_cap: Duration::from_secs(10),
+        }
+    }
+
+    /// The scan interval for a fleet of `workers` (see the module documentation).
+    pub fn scan_interval_for(&self, workers: usize) -> Duration {
+        let grown = self.renew_interval.mul_f64(workers as f64 / 20.0);
+        self.scan_interval.max(grown)
+    }
+}
+
+/// `WORKER_ID`, or host name + process id.
+pub fn default_worker_id() -> String {
+    if let Some(id) = quote_runtime::env::optional("WORKER_ID") {
+        return id;
+    }
+    let host = quote_runtime::env::optional("HOSTNAME")
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "worker".to_owned());
+    format!("{host}-{}", std::process::id())
+}

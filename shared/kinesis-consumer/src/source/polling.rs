@@ -1,0 +1,314 @@
+//! Kinesis `GetRecords` polling, adaptive and within the per-shard limits.
+//!
+//! Pacing of one shard's reader:
+//! - while `MillisBehindLatest > 0` it re-polls as soon as the previous call returned, but never
+//!   sooner than `min_call_interval` after the previous call (5 calls/s per shard is the limit
+//!   shared by every application reading the shard);
+//! - when caught up it waits `idle_start`, doubling up to `idle_max` while the shard stays idle;
+//! - after a response of `large_response_bytes` or more it pauses `large_response_pause`
+//!   (Kinesis throttles a shard for 5 s after a 10 MB read);
+//! - an expired iterator (5 minutes old) is renewed from the last record delivered;
+//! - throttling and 5xx are retried by the SDK's retry policy, not here.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_kinesis::operation::get_records::GetRecordsError;
+use aws_sdk_kinesis::types::ShardIteratorType;
+use aws_sdk_kinesis::Client;
+use time::OffsetDateTime;
+use tokio::time::Instant;
+
+use super::{Batch, RecordSource, ShardInfo, ShardReader, SourceError, StartPosition};
+use crate::record::Record;
+
+/// Pacing of polling readers.
+#[derive(Debug, Clone)]
+pub struct PollingConfig {
+    /// Records per `GetRecords` call (Kinesis allows 10,000).
+    pub max_records: i32,
+    /// Least time between two calls on one shard (200 ms = the 5 calls/s limit).
+    pub min_call_interval: Duration,
+    /// First wait once caught up.
+    pub idle_start: Duration,
+    /// Longest wait while idle.
+    pub idle_max: Duration,
+    /// A response at least this large triggers `large_response_pause`.
+    pub large_response_bytes: usize,
+    /// Pause after a large response.
+    pub large_response_pause: Duration,
+}
+
+impl Default for PollingConfig {
+    fn default() -> Self {
+        Self {
+            max_records: 10_000,
+            min_call_interval: Duration::from_millis(200),
+            idle_start: Duration::from_millis(250),
+            idle_max: Duration::from_secs(1),
+            large_response_bytes: 9 * 1024 * 1024,
+            large_response_pause: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Polls a Kinesis data stream.
+#[derive(Debug, Clone)]
+pub struct KinesisPolling {
+    client: Client,
+    stream_name: String,
+    config: PollingConfig,
+}
+
+impl KinesisPolling {
+    /// A source for the named stream.
+    pub fn new(client: Client, stream_name: impl Into<String>, config: PollingConfig) -> Self {
+        Self {
+            client,
+            stream_name: stream_name.into(),
+            config,
+        }
+    }
+}
+
+fn to_offset(dt: &aws_sdk_kinesis::primitives::DateTime) -> Option<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp(dt.secs())
+        .ok()
+        .map(|t| t + time::Duration::nanoseconds(i64::from(dt.subsec_nanos())))
+}
+
+fn to_smithy(at: OffsetDateTime) -> aws_sdk_kinesis::primitives::DateTime {
+    aws_sdk_kinesis::primitives::DateTime::from_secs_and_nanos(at.unix_timestamp(), at.nanosecond())
+}
+
+/// Lists every shard of a stream through `ListShards`, following `NextToken` pages.
+pub async fn list_all_shards(
+    client: &Client,
+    stream_name: &str,
+) -> Result<Vec<ShardInfo>, SourceError> {
+    let mut shards = Vec::new();
+    let mut next_token: Option<String> = None;
+    loop {
+        // With a NextToken the stream name must not be sent.
+        let request = match &next_token {
+            Some(token) => client.list_shards().next_token(token),
+            None => client.list_shards().stream_name(stream_name),
+        };
+        let output =
+            request.max_results(1000).send().await.map_err(|e| {
+                SourceError::Backend(format!("ListShards: {}", e.into_service_error()))
+            })?;
+        for shard in output.shards() {
+            let mut parents = Vec::new();
+            parents.extend(shard.parent_shard_id().map(str::to_owned));
+            parents.extend(shard.adjacent_parent_shard_id().map(str::to_owned));
+            let range = shard.hash_key_range();
+            shards.push(ShardInfo {
+                shard_id: shard.shard_id().to_owned(),
+                parent_shard_ids: parents,
+                starting_hash_key: range
+                    .map(|r| r.starting_hash_key().to_owned())
+                    .unwrap_or_default(),
+                ending_hash_key: range
+                    .map(|r| r.ending_hash_key().to_owned())
+                    .unwrap_or_default(),
+                closed: shard
+                    .sequence_number_range()
+                    .and_then(|r| r.ending_sequence_number())
+                    .is_some(),
+            });
+        }
+        match output.next_token() {
+            Some(token) if !token.is_empty() => next_token = Some(token.to_owned()),
+            _ => return Ok(shards),
+        }
+    }
+}
+
+#[async_trait]
+impl RecordSource for KinesisPolling {
+    async fn list_shards(&self) -> Result<Vec<ShardInfo>, SourceError> {
+        list_all_shards(&self.client, &self.stream_name).await
+    }
+
+    async fn open(
+        &self,
+        shard_id: &str,
+        start: StartPosition,
+    ) -> Result<Box<dyn ShardReader>, SourceError> {
+        let mut reader = PollingReader {
+            client: self.client.clone(),
+            stream_name: self.stream_name.clone(),
+            shard_id: shard_id.to_owned(),
+            config: self.config.clone(),
+            start,
+            last_sequence: None,
+            iterator: None,
+            next_call_at: Instant::now(),
+            idle_delay: self.config.idle_start,
+            finished: false,
+        };
+        reader.iterator = Some(reader.fresh_iterator().await?);
+        Ok(Box::new(reader))
+    }
+}
+
+/// Reads one shard with `GetRecords`.
+#[derive(Debug)]
+pub struct PollingReader {
+    client: Client,
+    stream_name: String,
+    shard_id: String,
+    config: PollingConfig,
+    start: StartPosition,
+    last_sequence: Option<String>,
+    iterator: Option<String>,
+    next_call_at: Instant,
+    idle_delay: Duration,
+    finished: bool,
+}
+
+impl PollingReader {
+    /// An iterator positioned after the last delivered record, or at the start position.
+    async fn fresh_iterator(&self) -> Result<String, SourceError> {
+        let request = self
+            .client
+            .get_shard_iterator()
+            .stream_name(&self.stream_name)
+            .shard_id(&self.shard_id);
+        let position = match &self.last_sequence {
+            Some(sequence) => StartPosition::AfterSequence(sequence.clone()),
+            None => self.start.clone(),
+        };
+        let request = match position {
+            StartPosition::TrimHorizon => {
+                request.shard_iterator_type(ShardIteratorType::TrimHorizon)
+            }
+            StartPosition::Latest => request.shard_iterator_type(ShardIteratorType::Latest),
+            StartPosition::AtTimestamp(at) => request
+                .shard_iterator_type(ShardIteratorType::AtTimestamp)
+                .timestamp(to_smithy(at)),
+            StartPosition::AfterSequence(sequence) => request
+                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                .starting_sequence_number(sequence),
+        };
+        let output = request.send().await.map_err(|e| {
+            let e = e.into_service_error();
+            if e.is_resource_not_found_exception() {
+                SourceError::NotFound(self.shard_id.clone())
+            } else {
+                SourceError::Backend(format!("GetShardIterator {}: {e}", self.shard_id))
+            }
+        })?;
+        output
+            .shard_iterator
+            .ok_or_else(|| SourceError::Backend(format!("no iterator for {}", self.shard_id)))
+    }
+}
+
+#[async_trait]
+impl ShardReader for PollingReader {
+    async fn next_batch(&mut self) -> Result<Batch, SourceError> {
+        if self.finished {
+            return Ok(Batch {
+                shard_end: Some(Vec::new()),
+                ..Batch::default()
+            });
+        }
+        tokio::time::sleep_until(self.next_call_at).await;
+        let iterator = match self.iterator.take() {
+            Some(iterator) => iterator,
+            None => self.fresh_iterator().await?,
+        };
+        let called_at = Instant::now();
+        let result = self
+            .client
+            .get_records()
+            .shard_iterator(&iterator)
+            .limit(self.config.max_records)
+            .send()
+            .await;
+        let output = match result {
+            Ok(output) => output,
+            Err(err) => {
+                self.next_call_at = called_at + self.config.min_call_interval;
+                return match err.into_service_error() {
+                    GetRecordsError::ExpiredIteratorException(_) => {
+                        tracing::debug!(shard = %self.shard_id, "iterator expired; renewing from the last record");
+                        self.iterator = Some(self.fresh_iterator().await?);
+                        Ok(Batch::default())
+                    }
+                    GetRecordsError::ProvisionedThroughputExceededException(e) => {
+                        self.iterator = Some(iterator);
+                        self.next_call_at = called_at + self.config.idle_max;
+                        Err(SourceError::Throttled(e.to_string()))
+                    }
+                    GetRecordsError::ResourceNotFoundException(_) => {
+                        Err(SourceError::NotFound(self.shard_id.clone()))
+                    }
+                    other => {
+                        self.iterator = Some(iterator);
+                        Err(SourceError::Backend(format!(
+                            "GetRecords {}: {other}",
+                            self.shard_id
+                        )))
+                    }
+                };
+            }
+        };
+        let millis_behind = output
+            .millis_behind_latest()
+            .and_then(|m| u64::try_from(m).ok());
+        let mut bytes = 0usize;
+        let records: Vec<Record> = output
+            .records()
+            .iter()
+            .map(|r| {
+                bytes += r.data().as_ref().len();
+                Record {
+                    sequence_number: r.sequence_number().to_owned(),
+                    sub_sequence_number: 0,
+                    partition_key: r.partition_key().unwrap_or_default().to_owned(),
+                    data: r.data().as_ref().to_vec(),
+                    approximate_arrival: r.approximate_arrival_timestamp().and_then(to_offset),
+                }
+            })
+            .collect();
+        if let Some(last) = records.last() {
+            self.last_sequence = Some(last.sequence_number.clone());
+        }
+        let shard_end = match output.next_shard_iterator() {
+            Some(next) => {
+                self.iterator = Some(next.to_owned());
+                None
+            }
+            None => {
+                self.finished = true;
+                Some(
+                    output
+                        .child_shards()
+                        .iter()
+                        .map(|c| c.shard_id().to_owned())
+                        .collect::<Vec<_>>(),
+                )
+            }
+        };
+        let caught_up = records.is_empty() || millis_behind == Some(0);
+        let wait = if bytes >= self.config.large_response_bytes {
+            self.config.large_response_pause
+        } else if caught_up {
+            let wait = self.idle_delay;
+            self.idle_delay = (self.idle_delay * 2).min(self.config.idle_max);
+            wait
+        } else {
+            self.idle_delay = self.config.idle_start;
+            Duration::ZERO
+        };
+        self.next_call_at = called_at + self.config.min_call_interval.max(wait);
+        Ok(Batch {
+            records,
+            millis_behind_latest: millis_behind,
+            shard_end,
+        })
+    }
+}

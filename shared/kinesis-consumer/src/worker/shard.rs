@@ -1,0 +1,407 @@
+//! The consumer of one held lease: reads its shard ahead into a byte-bounded buffer, hands
+//! batches to the processor in order, applies the failure and checkpoint policies, and ends with
+//! exactly one of lease lost, shard end, or shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use quote_runtime::backoff::Backoff;
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::held::HeldLease;
+use crate::config::{FailurePolicy, WorkerConfig};
+use crate::dead_letter::DeadLetter;
+use crate::lease::Checkpoint;
+use crate::lease_table::LeaseTable;
+use crate::metrics::WorkerMetrics;
+use crate::processor::{
+    CheckpointError, Checkpointer, ProcessorFactory, RecordProcessor, ShardContext,
+};
+use crate::record::Record;
+use crate::source::{Batch, RecordSource, SourceError};
+
+/// How a shard consumer ended.
+#[derive(Debug)]
+pub enum ShardOutcome {
+    /// The shard was processed to its end and `SHARD_END` checkpointed; its children follow.
+    Finished {
+        /// Child shard ids reported by the source.
+        children: Vec<String>,
+    },
+    /// Another worker owns the lease now.
+    LeaseLost,
+    /// Stopped on request after checkpointing what was processed.
+    Stopped,
+    /// Another worker asked for the lease; processed records are checkpointed and the lease
+    /// is to be handed over.
+    HandOff,
+    /// Could not run (the lease is released so it can be retried).
+    Failed(String),
+}
+
+/// Everything a shard consumer needs.
+pub(crate) struct ShardTask {
+    pub shard_id: String,
+    pub held: Arc<HeldLease>,
+    pub table: Arc<dyn LeaseTable>,
+    pub source: Arc<dyn RecordSource>,
+    pub factory: Arc<dyn ProcessorFactory>,
+    pub config: WorkerConfig,
+    pub metrics: Arc<WorkerMetrics>,
+    /// Fired on graceful shutdown: stop fetching, finish the batch, checkpoint.
+    pub stop: CancellationToken,
+}
+
+type Fetched = Result<(Batch, Option<OwnedSemaphorePermit>), SourceError>;
+
+/// Reads ahead until stopped, holding at most `max_buffer_bytes` of unprocessed records.
+async fn prefetch(
+    mut reader: Box<dyn crate::source::ShardReader>,
+    budget: Arc<Semaphore>,
+    max_bytes: usize,
+    tx: mpsc::Sender<Fetched>,
+    stop: CancellationToken,
+) {
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+    loop {
+        let next = tokio::select! {
+            () = stop.cancelled() => return,
+            next = reader.next_batch() => next,
+        };
+        match next {
+            Ok(batch) => {
+                backoff.reset();
+                let bytes: usize = batch.records.iter().map(Record::size).sum();
+                let permits = u32::try_from(bytes.clamp(1, max_bytes)).unwrap_or(u32::MAX);
+                let permit = tokio::select! {
+                    () = stop.cancelled() => return,
+                    permit = budget.clone().acquire_many_owned(permits) => permit.ok(),
+                };
+                let ended = batch.shard_end.is_some();
+                if tx.send(Ok((batch, permit))).await.is_err() || ended {
+                    return;
+                }
+            }
+            Err(SourceError::NotFound(shard)) => {
+                let _ = tx.send(Err(SourceError::NotFound(shard))).await;
+                return;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "reading the shard failed; retrying");
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(backoff.next_delay()) => {}
+                }
+            }
+        }
+    }
+}
+
+impl ShardTask {
+    #[tracing::instrument(name = "shard", skip_all, fields(shard_id = %self.shard_id))]
+    pub(crate) async fn run(self) -> ShardOutcome {
+        let lease = self.held.lease.lock().await.clone();
+        let context = ShardContext {
+            shard_id: self.shard_id.clone(),
+            worker_id: self.config.worker_id.clone(),
+            checkpoint: lease.checkpoint.clone(),
+            fencing_token: self.held.acquired_counter,
+        };
+        let mut checkpointer = Checkpointer::new(
+            self.held.clone(),
+            self.table.clone(),
+            lease.checkpoint.clone(),
+        );
+        let Some(start) = self.config.initial_position.start_for(&lease.checkpoint) else {
+            return ShardOutcome::Finished {
+                children: lease.child_shard_ids,
+            };
+        };
+        let mut processor = self.factory.create(&self.shard_id);
+        if let Err(err) = processor.initialize(&context).await {
+            return ShardOutcome::Failed(format!("initialize: {err}"));
+        }
+        let reader = match self.source.open(&self.shard_id, start).await {
+            Ok(reader) => reader,
+            Err(SourceError::NotFound(_)) => return self.trimmed(processor, checkpointer).await,
+            Err(err) => return ShardOutcome::Failed(format!("open: {err}")),
+        };
+        let budget = Arc::new(Semaphore::new(self.config.max_buffer_bytes.max(1)));
+        let (tx, mut rx) = mpsc::channel::<Fetched>(64);
+        let fetch_stop = self.stop.child_token();
+        let fetcher = tokio::spawn(prefetch(
+            reader,
+            budget,
+            self.config.max_buffer_bytes.max(1),
+            tx,
+            fetch_stop.clone(),
+        ));
+        let _stop_fetching = fetch_stop.clone().drop_guard();
+        tracing::info!(checkpoint = %lease.checkpoint, fencing_token = context.fencing_token, "processing shard");
+
+        let mut since_checkpoint: u64 = 0;
+        let mut last_checkpoint_at = Instant::now();
+        let outcome = loop {
+            let fetched = tokio::select! {
+                biased;
+                () = self.held.lost.cancelled() => {
+                    processor.lease_lost().await;
+                    break ShardOutcome::LeaseLost;
+                }
+                () = self.stop.cancelled() => {
+                    break self.shutdown(processor.as_mut(), &mut checkpointer).await;
+                }
+                () = self.held.handoff.cancelled() => {
+                    break match self.shutdown(processor.as_mut(), &mut checkpointer).await {
+                        ShardOutcome::Stopped => ShardOutcome::HandOff,
+                        other => other,
+                    };
+                }
+                fetched = rx.recv() => fetched,
+            };
+            let (batch, _permit) = match fetched {
+                Some(Ok(item)) => item,
+                Some(Err(SourceError::NotFound(_))) => {
+                    break self.trimmed(processor, checkpointer).await;
+                }
+                Some(Err(err)) => break ShardOutcome::Failed(err.to_string()),
+                None => break ShardOutcome::Failed("reader stopped".into()),
+            };
+            if let Some(millis) = batch.millis_behind_latest {
+                self.metrics.set_millis_behind(&self.shard_id, millis);
+            }
+            if !batch.records.is_empty() {
+                if let Err(outcome) = self
+                    .deliver(processor.as_mut(), &mut checkpointer, &batch.records)
+                    .await
+                {
+                    break outcome;
+                }
+                since_checkpoint += batch.records.len() as u64;
+                let policy = self.config.checkpoint;
+                let due = policy.every_records.is_some_and(|n| since_checkpoint >= n)
+                    || policy
+                        .every
+                        .is_some_and(|d| last_checkpoint_at.elapsed() >= d);
+                if due {
+                    match self.checkpoint(&mut checkpointer).await {
+                        Ok(()) => {
+                            since_checkpoint = 0;
+                            last_checkpoint_at = Instant::now();
+                        }
+                        Err(outcome) => break outcome,
+                    }
+                }
+            }
+            if let Some(children) = batch.shard_end {
+                if let Err(err) = processor.shard_ended(&mut checkpointer).await {
+                    tracing::warn!(error = %err, "shard_ended failed; checkpointing SHARD_END anyway");
+                }
+                match self
+                    .checkpoint_to(&mut checkpointer, Checkpoint::ShardEnd)
+                    .await
+                {
+                    Ok(()) => break ShardOutcome::Finished { children },
+                    Err(outcome) => break outcome,
+                }
+            }
+        };
+        fetch_stop.cancel();
+        let _ = fetcher.await;
+        self.metrics.forget_shard(&self.shard_id);
+        outcome
+    }
+
+    /// The shard no longer exists (trimmed after retention): treat it as finished.
+    async fn trimmed(
+        &self,
+        mut processor: Box<dyn RecordProcessor>,
+        mut checkpointer: Checkpointer,
+    ) -> ShardOutcome {
+        tracing::warn!("shard no longer exists (past retention); marking it finished");
+        let _ = processor.shard_ended(&mut checkpointer).await;
+        match self
+            .checkpoint_to(&mut checkpointer, Checkpoint::ShardEnd)
+            .await
+        {
+            Ok(()) => ShardOutcome::Finished {
+                children: Vec::new(),
+            },
+            Err(outcome) => outcome,
+        }
+    }
+
+    async fn shutdown(
+        &self,
+        processor: &mut dyn RecordProcessor,
+        checkpointer: &mut Checkpointer,
+    ) -> ShardOutcome {
+        if let Err(err) = processor.shutdown_requested(checkpointer).await {
+            tracing::warn!(error = %err, "shutdown_requested failed");
+        }
+        match self.checkpoint(checkpointer).await {
+            Ok(()) => ShardOutcome::Stopped,
+            Err(outcome) => outcome,
+        }
+    }
+
+    async fn checkpoint(&self, checkpointer: &mut Checkpointer) -> Result<(), ShardOutcome> {
+        match checkpointer.last_delivered().map(str::to_owned) {
+            Some(sequence) => {
+                self.checkpoint_to(checkpointer, Checkpoint::Sequence(sequence))
+                    .await
+            }
+            None => Ok(()),
+        }
+    }
+
+    async fn checkpoint_to(
+        &self,
+        checkpointer: &mut Checkpointer,
+        checkpoint: Checkpoint,
+    ) -> Result<(), ShardOutcome> {
+        let before = checkpointer.writes();
+        let mut backoff = Backoff::new(self.config.retry_base, self.config.retry_cap);
+        loop {
+            match checkpointer.checkpoint_to(checkpoint.clone()).await {
+                Ok(()) => {
+                    let written = checkpointer.writes() - before;
+                    WorkerMetrics::add(&self.metrics.checkpoints, written);
+                    WorkerMetrics::add(&self.metrics.lease_table_writes, written);
+                    return Ok(());
+                }
+                Err(CheckpointError::LeaseLost) => return Err(ShardOutcome::LeaseLost),
+                Err(CheckpointError::Invalid(reason)) => return Err(ShardOutcome::Failed(reason)),
+                Err(CheckpointError::Table(err)) => {
+                    if self.held.is_lost() {
+                        return Err(ShardOutcome::LeaseLost);
+                    }
+                    tracing::warn!(error = %err, "checkpoint failed; retrying");
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
+            }
+        }
+    }
+
+    /// Hands records to the processor under the failure policy. `Err` ends the consumer.
+    async fn deliver(
+        &self,
+        processor: &mut dyn RecordProcessor,
+        checkpointer: &mut Checkpointer,
+        records: &[Record],
+    ) -> Result<(), ShardOutcome> {
+        let max_attempts = match &self.config.failure {
+            FailurePolicy::RetryForever => u32::MAX,
+            FailurePolicy::DeadLetter { max_attempts, .. } => (*max_attempts).max(1),
+        };
+        if self
+            .attempt(processor, checkpointer, records, max_attempts)
+            .await?
+            .is_ok()
+        {
+            self.count(records);
+            return Ok(());
+        }
+        // The batch keeps failing: isolate the poison record(s) one by one.
+        for record in records {
+            let single = std::slice::from_ref(record);
+            match self
+                .attempt(processor, checkpointer, single, max_attempts)
+                .await?
+            {
+                Ok(()) => self.count(single),
+                Err(error) => self.dead_letter(record, error, max_attempts).await?,
+            }
+        }
+        Ok(())
+    }
+
+    fn count(&self, records: &[Record]) {
+        WorkerMetrics::add(&self.metrics.records_processed, records.len() as u64);
+        WorkerMetrics::add(
+            &self.metrics.bytes_processed,
+            records.iter().map(|r| r.data.len() as u64).sum(),
+        );
+    }
+
+    /// Up to `max_attempts` tries with backoff. Outer `Err`: the consumer must end (lease lost
+    /// or shutdown during retry-forever); inner `Err`: the last processor error.
+    async fn attempt(
+        &self,
+        processor: &mut dyn RecordProcessor,
+        checkpointer: &mut Checkpointer,
+        records: &[Record],
+        max_attempts: u32,
+    ) -> Result<Result<(), String>, ShardOutcome> {
+        let mut backoff = Backoff::new(self.config.retry_base, self.config.retry_cap);
+        let mut attempts = 0;
+        loop {
+            if let Some(last) = records.last() {
+                checkpointer.delivered(&last.sequence_number);
+            }
+            attempts += 1;
+            let error = match processor.process_records(records, checkpointer).await {
+                Ok(()) => return Ok(Ok(())),
+                Err(err) => err.to_string(),
+            };
+            if self.held.is_lost() {
+                processor.lease_lost().await;
+                return Err(ShardOutcome::LeaseLost);
+            }
+            if attempts >= max_attempts {
+                return Ok(Err(error));
+            }
+            tracing::warn!(attempt = attempts, %error, records = records.len(), "processor failed; retrying");
+            tokio::select! {
+                () = self.held.lost.cancelled() => {
+                    processor.lease_lost().await;
+                    return Err(ShardOutcome::LeaseLost);
+                }
+                () = self.stop.cancelled(), if max_attempts == u32::MAX => {
+                    // Retry-forever and shutting down: leave the record unprocessed.
+                    return Err(ShardOutcome::Stopped);
+                }
+                () = tokio::time::sleep(backoff.next_delay()) => {}
+            }
+        }
+    }
+
+    async fn dead_letter(
+        &self,
+        record: &Record,
+        error: String,
+        attempts: u32,
+    ) -> Result<(), ShardOutcome> {
+        let FailurePolicy::DeadLetter { store, .. } = &self.config.failure else {
+            return Ok(());
+        };
+        let letter = DeadLetter {
+            application: self.config.application.clone(),
+            shard_id: self.shard_id.clone(),
+            record: record.clone(),
+            error,
+            attempts,
+            failed_at: OffsetDateTime::now_utc(),
+        };
+        let mut backoff = Backoff::new(self.config.retry_base, self.config.retry_cap);
+        loop {
+            match store.put(&letter).await {
+                Ok(()) => {
+                    tracing::error!(sequence_number = %record.sequence_number, partition_key = %record.partition_key, error = %letter.error, "record dead-lettered");
+                    WorkerMetrics::add(&self.metrics.dead_lettered, 1);
+                    return Ok(());
+                }
+                Err(err) => {
+                    if self.held.is_lost() {
+                        return Err(ShardOutcome::LeaseLost);
+                    }
+                    tracing::warn!(error = %err, "dead-letter store failed; retrying (the shard waits)");
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
+            }
+        }
+    }
+}
