@@ -61,8 +61,12 @@ start() {
       -inMemory -port "$ddb_port" -disableTelemetry) >"$logs/dynamodb.log" 2>&1 &
   local ddb_pid=$!
 
+  # Every test creates its own stream: lift the account's shard limit (50 by default) and shorten
+  # the simulated CREATING/UPDATING phases.
   (cd "$CACHE/kinesis/node_modules/kinesis-local" && KINESIS_MOCK_PLAIN_PORT=$kin_port \
-      KINESIS_MOCK_TLS_PORT=$kin_tls_port LOG_LEVEL=WARN exec node main.js) >"$logs/kinesis.log" 2>&1 &
+      KINESIS_MOCK_TLS_PORT=$kin_tls_port LOG_LEVEL=WARN SHARD_LIMIT=100000 \
+      CREATE_STREAM_DURATION=100ms UPDATE_SHARD_COUNT_DURATION=100ms \
+      exec node main.js) >"$logs/kinesis.log" 2>&1 &
   local kin_pid=$!
 
   "$CACHE/moto/bin/moto_server" -H 127.0.0.1 -p "$moto_port" >"$logs/moto.log" 2>&1 &

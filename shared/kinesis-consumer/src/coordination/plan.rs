@@ -167,7 +167,14 @@ mod tests {
     }
 
     /// One row: (case, worker, leases as (key, owner), takes, steals, target).
-    type Row<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], usize, usize, usize);
+    type Row<'a> = (
+        &'a str,
+        &'a str,
+        &'a [(&'a str, &'a str)],
+        usize,
+        usize,
+        usize,
+    );
 
     /// Table-driven acquisition decisions.
     #[test]
