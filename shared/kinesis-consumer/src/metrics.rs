@@ -1,8 +1,29 @@
-//! Counters of a worker, shared by its tasks; logged and readable by tests and health checks.
+//! Counters of a worker, shared by its tasks: logged as structured events every minute,
+//! exported as OpenTelemetry metrics (observable instruments on the global meter provider,
+//! exported over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set), and readable by tests.
+//!
+//! | instrument | kind | attributes |
+//! | --- | --- | --- |
+//! | `kinesis_consumer.records_processed` | counter | application, worker_id |
+//! | `kinesis_consumer.bytes_processed` | counter | application, worker_id |
+//! | `kinesis_consumer.leases_held` | gauge | application, worker_id |
+//! | `kinesis_consumer.leases_taken` / `_stolen` / `_lost` / `_released` | counters | application, worker_id |
+//! | `kinesis_consumer.dead_lettered` | counter | application, worker_id |
+//! | `kinesis_consumer.checkpoints` | counter | application, worker_id |
+//! | `kinesis_consumer.lease_table_writes` / `_scans` | counters | application, worker_id |
+//! | `kinesis_consumer.millis_behind_latest` | gauge | application, worker_id, shard_id |
+//! | `kinesis_consumer.checkpoint_lag_records` | gauge | application, worker_id, shard_id |
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+use opentelemetry::KeyValue;
+
+/// Reads one counter of the metrics.
+type CounterField = fn(&WorkerMetrics) -> &AtomicU64;
+/// Reads one per-shard gauge of the metrics.
+type ShardField = fn(&WorkerMetrics) -> &Mutex<BTreeMap<String, u64>>;
 
 /// What a worker has done so far.
 #[derive(Debug, Default)]
@@ -27,8 +48,12 @@ pub struct WorkerMetrics {
     pub lease_table_writes: AtomicU64,
     /// Full scans of the lease table.
     pub lease_table_scans: AtomicU64,
+    /// Leases held right now.
+    pub leases_held: AtomicU64,
     /// Per shard: how far behind the tip the last read was.
     millis_behind: Mutex<BTreeMap<String, u64>>,
+    /// Per shard: records processed since the last checkpoint (re-delivered after a crash).
+    checkpoint_lag: Mutex<BTreeMap<String, u64>>,
 }
 
 /// A point-in-time copy of the counters.
@@ -54,8 +79,12 @@ pub struct MetricsSnapshot {
     pub lease_table_writes: u64,
     /// See [`WorkerMetrics::lease_table_scans`].
     pub lease_table_scans: u64,
+    /// See [`WorkerMetrics::leases_held`].
+    pub leases_held: u64,
     /// Per shard `MillisBehindLatest`.
     pub millis_behind: BTreeMap<String, u64>,
+    /// Per shard records processed since the last checkpoint.
+    pub checkpoint_lag: BTreeMap<String, u64>,
 }
 
 impl WorkerMetrics {
@@ -70,11 +99,136 @@ impl WorkerMetrics {
             .insert(shard_id.to_owned(), millis);
     }
 
+    pub(crate) fn set_checkpoint_lag(&self, shard_id: &str, records: u64) {
+        self.checkpoint_lag
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(shard_id.to_owned(), records);
+    }
+
     pub(crate) fn forget_shard(&self, shard_id: &str) {
         self.millis_behind
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(shard_id);
+        self.checkpoint_lag
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(shard_id);
+    }
+
+    /// Registers the counters as OpenTelemetry observable instruments on the global meter
+    /// provider (a no-op provider unless telemetry installed one).
+    pub fn export_to_opentelemetry(self: &Arc<Self>, application: &str, worker_id: &str) {
+        let meter = opentelemetry::global::meter("kinesis-consumer");
+        let attributes = vec![
+            KeyValue::new("application", application.to_owned()),
+            KeyValue::new("worker_id", worker_id.to_owned()),
+        ];
+        let counters: [(&'static str, &'static str, CounterField); 10] = [
+            (
+                "kinesis_consumer.records_processed",
+                "Records processed",
+                |m| &m.records_processed,
+            ),
+            (
+                "kinesis_consumer.bytes_processed",
+                "Payload bytes processed",
+                |m| &m.bytes_processed,
+            ),
+            (
+                "kinesis_consumer.leases_taken",
+                "Leases taken (unowned or expired)",
+                |m| &m.leases_taken,
+            ),
+            (
+                "kinesis_consumer.leases_stolen",
+                "Leases received by graceful handoff",
+                |m| &m.leases_stolen,
+            ),
+            (
+                "kinesis_consumer.leases_lost",
+                "Leases lost to another worker",
+                |m| &m.leases_lost,
+            ),
+            (
+                "kinesis_consumer.leases_released",
+                "Leases released on shutdown",
+                |m| &m.leases_released,
+            ),
+            (
+                "kinesis_consumer.dead_lettered",
+                "Records sent to the dead-letter store",
+                |m| &m.dead_lettered,
+            ),
+            ("kinesis_consumer.checkpoints", "Checkpoints written", |m| {
+                &m.checkpoints
+            }),
+            (
+                "kinesis_consumer.lease_table_writes",
+                "Writes to the lease table",
+                |m| &m.lease_table_writes,
+            ),
+            (
+                "kinesis_consumer.lease_table_scans",
+                "Full scans of the lease table",
+                |m| &m.lease_table_scans,
+            ),
+        ];
+        for (name, description, field) in counters {
+            let metrics = self.clone();
+            let attributes = attributes.clone();
+            meter
+                .u64_observable_counter(name)
+                .with_description(description)
+                .with_callback(move |observer| {
+                    observer.observe(field(&metrics).load(Ordering::Relaxed), &attributes)
+                })
+                .build();
+        }
+        let metrics = self.clone();
+        let held_attributes = attributes.clone();
+        meter
+            .u64_observable_gauge("kinesis_consumer.leases_held")
+            .with_description("Leases held")
+            .with_callback(move |observer| {
+                observer.observe(
+                    metrics.leases_held.load(Ordering::Relaxed),
+                    &held_attributes,
+                )
+            })
+            .build();
+        let per_shard: [(&'static str, &'static str, ShardField); 2] = [
+            (
+                "kinesis_consumer.millis_behind_latest",
+                "How far behind the tip of the shard the last read was",
+                |m| &m.millis_behind,
+            ),
+            (
+                "kinesis_consumer.checkpoint_lag_records",
+                "Records processed since the last checkpoint",
+                |m| &m.checkpoint_lag,
+            ),
+        ];
+        for (name, description, field) in per_shard {
+            let metrics = self.clone();
+            let attributes = attributes.clone();
+            meter
+                .u64_observable_gauge(name)
+                .with_description(description)
+                .with_callback(move |observer| {
+                    let values = field(&metrics)
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .clone();
+                    for (shard_id, value) in values {
+                        let mut attributes = attributes.clone();
+                        attributes.push(KeyValue::new("shard_id", shard_id));
+                        observer.observe(value, &attributes);
+                    }
+                })
+                .build();
+        }
     }
 
     /// A copy of every counter.
@@ -91,8 +245,14 @@ impl WorkerMetrics {
             checkpoints: get(&self.checkpoints),
             lease_table_writes: get(&self.lease_table_writes),
             lease_table_scans: get(&self.lease_table_scans),
+            leases_held: get(&self.leases_held),
             millis_behind: self
                 .millis_behind
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+            checkpoint_lag: self
+                .checkpoint_lag
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .clone(),

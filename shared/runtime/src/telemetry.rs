@@ -6,6 +6,9 @@
 //!   `OTEL_EXPORTER_OTLP_ENDPOINT` is set they are exported over OTLP/HTTP (protobuf) in batches;
 //!   the exporter honours the standard `OTEL_*` variables (`OTEL_SERVICE_NAME`,
 //!   `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_RESOURCE_ATTRIBUTES`, …).
+//! - Metrics: with the same endpoint, instruments registered on the global meter provider
+//!   (e.g. the consumer library's lease and lag gauges) are exported every
+//!   `OTEL_METRIC_EXPORT_INTERVAL` (default 60 s).
 //! - Context: W3C trace context (`traceparent`/`tracestate`) is read from incoming requests and
 //!   events ([`set_parent`]) and written into outgoing events ([`current_trace_context`]).
 
@@ -13,6 +16,7 @@ use std::collections::HashMap;
 
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::Resource;
@@ -21,16 +25,22 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{fmt, EnvFilter, Layer};
 
-/// Flushes buffered spans when dropped (keep it alive for the life of `main`).
+/// Flushes buffered spans and metrics when dropped (keep it alive for the life of `main`).
 #[derive(Debug)]
 pub struct TelemetryGuard {
     provider: SdkTracerProvider,
+    meters: Option<SdkMeterProvider>,
 }
 
 impl Drop for TelemetryGuard {
     fn drop(&mut self) {
         if let Err(err) = self.provider.shutdown() {
             eprintln!("telemetry: flushing spans failed: {err}");
+        }
+        if let Some(meters) = &self.meters {
+            if let Err(err) = meters.shutdown() {
+                eprintln!("telemetry: flushing metrics failed: {err}");
+            }
         }
     }
 }
@@ -43,15 +53,25 @@ pub fn init(service: &str) -> TelemetryGuard {
     if std::env::var("OTEL_SERVICE_NAME").is_err() {
         resource = resource.with_service_name(service.to_owned());
     }
-    let mut builder = SdkTracerProvider::builder().with_resource(resource.build());
+    let resource = resource.build();
+    let mut builder = SdkTracerProvider::builder().with_resource(resource.clone());
     let endpoint = crate::env::optional("OTEL_EXPORTER_OTLP_ENDPOINT");
     let mut exporter_error = None;
+    let mut meters = None;
     if endpoint.is_some() {
-        match opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .build()
-        {
+        match opentelemetry_otlp::SpanExporter::builder().with_http().build() {
             Ok(exporter) => builder = builder.with_batch_exporter(exporter),
+            Err(err) => exporter_error = Some(err.to_string()),
+        }
+        match opentelemetry_otlp::MetricExporter::builder().with_http().build() {
+            Ok(exporter) => {
+                let provider = SdkMeterProvider::builder()
+                    .with_reader(PeriodicReader::builder(exporter).build())
+                    .with_resource(resource)
+                    .build();
+                opentelemetry::global::set_meter_provider(provider.clone());
+                meters = Some(provider);
+            }
             Err(err) => exporter_error = Some(err.to_string()),
         }
     }
@@ -83,7 +103,7 @@ pub fn init(service: &str) -> TelemetryGuard {
             ),
         }
     }
-    TelemetryGuard { provider }
+    TelemetryGuard { provider, meters }
 }
 
 /// The current span's W3C trace context as (`traceparent`, `tracestate`), when tracing is on.

@@ -3,9 +3,13 @@
 //! - [`polling`]: Kinesis `GetRecords`, adaptive (re-polls at once while behind, backs off when
 //!   caught up, never above 5 calls/s per shard, honours the throttle after a large response,
 //!   renews expired iterators).
+//! - [`fanout`]: Kinesis enhanced fan-out (`SubscribeToShard`): a registered consumer, one pump
+//!   task per reader, subscriptions renewed before their 5 minutes run out without loss or
+//!   duplication, paced resubscription with full-jitter backoff.
 //! - [`memory`]: an in-process stream with Kinesis's shard model (hash ranges, splits, merges),
 //!   for the embedded mode and tests.
 
+pub mod fanout;
 pub mod memory;
 pub mod polling;
 

@@ -40,6 +40,9 @@ use shard::{ShardOutcome, ShardTask};
 
 type Registry = Arc<Mutex<HashMap<String, Arc<HeldLease>>>>;
 
+/// How often the worker logs its counters.
+const METRICS_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
 struct Running {
     held: Arc<HeldLease>,
     task: JoinHandle<ShardOutcome>,
@@ -107,6 +110,9 @@ impl Worker {
         let mut workers = 1;
         let mut next_sync = Instant::now();
         let mut scan_now = true;
+        let mut next_metrics_log = Instant::now() + METRICS_LOG_INTERVAL;
+        self.metrics
+            .export_to_opentelemetry(&self.config.application, &self.config.worker_id);
         tracing::info!("worker started");
         loop {
             if !scan_now {
@@ -125,6 +131,27 @@ impl Worker {
                 next_sync = Instant::now() + self.config.shard_sync_interval;
             }
             scan_now |= self.reap(&mut running, &registry).await;
+            self.metrics
+                .leases_held
+                .store(running.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            if Instant::now() >= next_metrics_log {
+                let m = self.metrics.snapshot();
+                tracing::info!(
+                    leases_held = m.leases_held,
+                    records_processed = m.records_processed,
+                    bytes_processed = m.bytes_processed,
+                    leases_taken = m.leases_taken,
+                    leases_stolen = m.leases_stolen,
+                    leases_lost = m.leases_lost,
+                    dead_lettered = m.dead_lettered,
+                    checkpoints = m.checkpoints,
+                    lease_table_writes = m.lease_table_writes,
+                    millis_behind = ?m.millis_behind,
+                    checkpoint_lag = ?m.checkpoint_lag,
+                    "worker metrics"
+                );
+                next_metrics_log = Instant::now() + METRICS_LOG_INTERVAL;
+            }
             match self
                 .scan(&mut tracker, &mut running, &registry, &consumers_stop)
                 .await

@@ -181,6 +181,8 @@ impl ShardTask {
                     break outcome;
                 }
                 since_checkpoint += batch.records.len() as u64;
+                self.metrics
+                    .set_checkpoint_lag(&self.shard_id, since_checkpoint);
                 let policy = self.config.checkpoint;
                 let due = policy.every_records.is_some_and(|n| since_checkpoint >= n)
                     || policy
@@ -190,6 +192,7 @@ impl ShardTask {
                     match self.checkpoint(&mut checkpointer).await {
                         Ok(()) => {
                             since_checkpoint = 0;
+                            self.metrics.set_checkpoint_lag(&self.shard_id, 0);
                             last_checkpoint_at = Instant::now();
                         }
                         Err(outcome) => break outcome,
