@@ -14,7 +14,8 @@
 
 use std::collections::HashMap;
 
-use opentelemetry::propagation::{Extractor, TextMapPropagator};
+pub use opentelemetry::propagation::Extractor;
+use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -59,11 +60,17 @@ pub fn init(service: &str) -> TelemetryGuard {
     let mut exporter_error = None;
     let mut meters = None;
     if endpoint.is_some() {
-        match opentelemetry_otlp::SpanExporter::builder().with_http().build() {
+        match opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .build()
+        {
             Ok(exporter) => builder = builder.with_batch_exporter(exporter),
             Err(err) => exporter_error = Some(err.to_string()),
         }
-        match opentelemetry_otlp::MetricExporter::builder().with_http().build() {
+        match opentelemetry_otlp::MetricExporter::builder()
+            .with_http()
+            .build()
+        {
             Ok(exporter) => {
                 let provider = SdkMeterProvider::builder()
                     .with_reader(PeriodicReader::builder(exporter).build())

@@ -1,0 +1,188 @@
+//! Event handlers and what they may do.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use event_relay::RelayHandle;
+use event_store::{AppendRequest, EventEnvelope, EventStore, LoadBound, NewEvent, StoreError};
+use quote_runtime::backoff::Backoff;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Namespace of derived event ids: `UUIDv5(namespace, "<cause event id>/<handler>/<key>")`.
+const DERIVED_EVENT_NAMESPACE: Uuid = Uuid::from_u128(0x6f1c_2a5e_0d1b_4c8e_9a37_51e2_c4d6_a001);
+
+/// Conflicting appends re-decided before giving up (the record is then retried by the worker).
+const MAX_CONFLICT_RETRIES: u32 = 20;
+
+/// Why handling an event failed (the worker retries, then dead-letters).
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// The event store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The event could not be understood.
+    #[error("cannot handle event: {0}")]
+    Invalid(String),
+    /// A dependency failed (an HTTP provider, SES, …).
+    #[error("dependency failed: {0}")]
+    Dependency(String),
+    /// Concurrent writers kept winning.
+    #[error("stream {0} kept changing; giving up for now")]
+    Contended(String),
+}
+
+/// An event a handler derives from another; its id is deterministic, so handling the same cause
+/// twice cannot append it twice.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DerivedEvent {
+    /// Distinguishes several events derived from one cause (e.g. the VIN), stable across retries.
+    pub key: String,
+    /// Event type.
+    pub event_type: String,
+    /// Payload schema version.
+    pub schema_version: u32,
+    /// Payload.
+    pub data: serde_json::Value,
+}
+
+/// What [`HandlerContext::update_stream`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UpdateOutcome {
+    /// Appended these events.
+    Appended(Vec<EventEnvelope>),
+    /// Everything decided was already in the stream (a redelivery).
+    AlreadyApplied,
+    /// The decision was to append nothing.
+    NothingToDo,
+}
+
+/// A service's reaction to events.
+#[async_trait]
+pub trait EventHandler: Send + Sync {
+    /// The handler's name: its consumer application and the actor of what it appends.
+    fn name(&self) -> &'static str;
+
+    /// Whether it wants events of this type (others are skipped without decoding).
+    fn handles(&self, event_type: &str) -> bool;
+
+    /// Handles one event. Must be idempotent: a redelivered event changes nothing.
+    async fn handle(
+        &self,
+        event: &EventEnvelope,
+        context: &HandlerContext,
+    ) -> Result<(), HandlerError>;
+
+    /// Checks the handler's own dependencies (for readiness probes).
+    async fn ready(&self) -> Result<(), HandlerError> {
+        Ok(())
+    }
+}
+
+/// What a handler may use.
+#[derive(Debug, Clone)]
+pub struct HandlerContext {
+    /// The event store (the single source of truth).
+    pub store: Arc<dyn EventStore>,
+    relay: RelayHandle,
+    handler: &'static str,
+}
+
+impl HandlerContext {
+    /// A context appending through `store` and publishing through `relay`.
+    pub fn new(store: Arc<dyn EventStore>, relay: RelayHandle, handler: &'static str) -> Self {
+        Self {
+            store,
+            relay,
+            handler,
+        }
+    }
+
+    /// The id of an event derived from `cause` under `key`.
+    pub fn derived_event_id(&self, cause: &EventEnvelope, key: &str) -> Uuid {
+        Uuid::new_v5(
+            &DERIVED_EVENT_NAMESPACE,
+            format!("{}/{}/{key}", cause.event_id, self.handler).as_bytes(),
+        )
+    }
+
+    /// Every event of a stream, in version order.
+    pub async fn load(&self, stream_id: &str) -> Result<Vec<EventEnvelope>, HandlerError> {
+        Ok(self.store.load(stream_id, LoadBound::Latest).await?)
+    }
+
+    /// Loads `stream_id`, lets `decide` derive events from its current events, and appends the
+    /// ones not already there, at the version it read. On a concurrent append it reloads and
+    /// decides again; events carry `cause`'s correlation id, `cause` as causation, and the
+    /// current trace context.
+    pub async fn update_stream<F>(
+        &self,
+        stream_id: &str,
+        cause: &EventEnvelope,
+        decide: F,
+    ) -> Result<UpdateOutcome, HandlerError>
+    where
+        F: Fn(&[EventEnvelope]) -> Result<Vec<DerivedEvent>, HandlerError> + Send + Sync,
+    {
+        let mut backoff = Backoff::new(Duration::from_millis(10), Duration::from_millis(500));
+        loop {
+            let events = self.load(stream_id).await?;
+            let decided = decide(&events)?;
+            if decided.is_empty() {
+                return Ok(UpdateOutcome::NothingToDo);
+            }
+            let existing: std::collections::HashSet<Uuid> =
+                events.iter().map(|e| e.event_id).collect();
+            let (traceparent, tracestate) = quote_runtime::telemetry::current_trace_context()
+                .map(|(p, s)| (Some(p), s))
+                .unwrap_or_else(|| (cause.traceparent.clone(), cause.tracestate.clone()));
+            let now = OffsetDateTime::now_utc();
+            let new: Vec<NewEvent> = decided
+                .into_iter()
+                .map(|d| (self.derived_event_id(cause, &d.key), d))
+                .filter(|(id, _)| !existing.contains(id))
+                .map(|(event_id, d)| NewEvent {
+                    event_id,
+                    event_type: d.event_type,
+                    schema_version: d.schema_version,
+                    occurred_at: now,
+                    correlation_id: cause.correlation_id.clone(),
+                    causation_id: Some(cause.event_id.to_string()),
+                    traceparent: traceparent.clone(),
+                    tracestate: tracestate.clone(),
+                    actor: self.handler.to_owned(),
+                    data: d.data,
+                })
+                .collect();
+            if new.is_empty() {
+                return Ok(UpdateOutcome::AlreadyApplied);
+            }
+            let customer_id = events
+                .first()
+                .and_then(|e| e.data.pointer("/request/customer_id"))
+                .and_then(|v| v.as_str())
+                .map(str::to_owned);
+            let request = AppendRequest {
+                stream_id: stream_id.to_owned(),
+                expected_version: events.len() as u64,
+                events: new,
+                idempotency: None,
+                customer_id,
+            };
+            match self.store.append(request).await {
+                Ok(outcome) => {
+                    self.relay.notify(outcome.events.clone());
+                    return Ok(UpdateOutcome::Appended(outcome.events));
+                }
+                Err(StoreError::WrongExpectedVersion { .. }) => {
+                    if backoff.attempts() >= MAX_CONFLICT_RETRIES {
+                        return Err(HandlerError::Contended(stream_id.to_owned()));
+                    }
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
+    }
+}
