@@ -7,9 +7,11 @@
 //! - [`telemetry`]: structured logs (`tracing`), JSON when `LOG_FORMAT=json`.
 //! - [`shutdown`]: SIGTERM / Ctrl-C as a cancellation token.
 //! - [`env`]: typed reading of configuration variables with defaults.
+//! - [`resilience`]: retries with jitter and a circuit breaker for calls to outside services.
 
 pub mod aws;
 pub mod backoff;
 pub mod env;
+pub mod resilience;
 pub mod shutdown;
 pub mod telemetry;
