@@ -16,16 +16,29 @@
 //!   [`QuoteRequest`], reporting every field error at once ([`ValidationErrors`]).
 //! - [`quote`]: the quote aggregate: [`QuoteId`], the versioned [`QuoteEvent`]s with their
 //!   upcaster chain, the [`Quote`] state folded from events, and the command functions
-//!   [`request_quote`] and [`decide_outcome`].
+//!   [`request_quote`], [`record_enrichment`] and [`decide_outcome`].
+//! - [`enrichment`]: the facts the pipeline appends about each requested vehicle
+//!   ([`VehicleDecoded`], [`VehicleDecodeFailed`]) and driver ([`DriverHistoryRetrieved`],
+//!   [`DriverHistoryUnavailable`]), and the per-item outcomes a [`Quote`] keeps.
+//! - [`vin_decode`]: decoding the make and model year from a VIN alone, offline.
+//! - [`driver_simulation`]: deterministic simulated driving histories.
 
+pub mod driver_simulation;
+pub mod enrichment;
 pub mod quote;
 pub mod request;
 pub mod types;
+pub mod vin_decode;
 
+pub use enrichment::{
+    Accident, DecodeSource, DriverHistoryRetrieved, DriverHistoryUnavailable, DriverOutcome,
+    Enrichment, HistorySource, LicenseStatus, VehicleDecodeFailed, VehicleDecoded, VehicleOutcome,
+    Violation, ViolationKind,
+};
 pub use quote::{
-    decide_outcome, request_quote, CommandError, EventDecodeError, EventEncodeError, FoldError,
-    Outcome, Quote, QuoteDeclined, QuoteEvent, QuoteId, QuoteIdError, QuoteIssued, QuoteReferred,
-    QuoteRequested, QuoteStatus, RequestQuote, UpcastError, Upcaster,
+    decide_outcome, record_enrichment, request_quote, CommandError, EventDecodeError,
+    EventEncodeError, FoldError, Outcome, Quote, QuoteDeclined, QuoteEvent, QuoteId, QuoteIdError,
+    QuoteIssued, QuoteReferred, QuoteRequested, QuoteStatus, RequestQuote, UpcastError, Upcaster,
 };
 pub use request::{
     Contact, Driver, FieldError, NotifyPreferences, QuoteRequest, QuoteRequestInput, RawContact,
@@ -37,3 +50,4 @@ pub use types::{
     PersonName, PersonNameError, PhoneE164, PhoneError, UsState, UsStateError, VehicleUse,
     VehicleUseError, Vin, VinError, ZipCode, ZipError,
 };
+pub use vin_decode::OfflineDecode;

@@ -1,8 +1,9 @@
 //! The quote aggregate: its id, its versioned events, its state and its commands.
 //!
 //! A quote is one event stream, `quote#<uuid>` ([`QuoteId::stream_id`]), whose first event is
-//! always [`QuoteEvent::QuoteRequested`] (from [`request_quote`]) followed by at most a couple
-//! of outcomes decided by [`decide_outcome`]:
+//! always [`QuoteEvent::QuoteRequested`] (from [`request_quote`]), then the enrichment facts
+//! about its vehicles and drivers (see [`crate::enrichment`], checked by
+//! [`record_enrichment`]), then at most a couple of outcomes decided by [`decide_outcome`]:
 //!
 //! ```text
 //!            ┌──────────► quoted   (QuoteIssued)    final
@@ -11,8 +12,9 @@
 //! ```
 //!
 //! A referral sends the quote to an underwriter, who later issues or declines it; issued and
-//! declined quotes are final. [`Quote::fold`] rebuilds the state from the stream and rejects
-//! anything else.
+//! declined quotes are final. Enrichment facts do not change the status; they may arrive
+//! while the quote is pending or referred, never after a final outcome. [`Quote::fold`]
+//! rebuilds the state from the stream and rejects anything else.
 //!
 //! # Events, schema versions and upcasting
 //!
@@ -44,8 +46,12 @@ use serde_json::Value;
 use time::{OffsetDateTime, UtcOffset};
 use uuid::Uuid;
 
+use crate::enrichment::{
+    DriverHistoryRetrieved, DriverHistoryUnavailable, DriverOutcome, Enrichment,
+    VehicleDecodeFailed, VehicleDecoded, VehicleOutcome,
+};
 use crate::request::QuoteRequest;
-use crate::types::{CustomerId, Money};
+use crate::types::{CustomerId, LicenseNumber, Money, UsState, Vin};
 
 // ---------------------------------------------------------------------------------------------
 // Identity.
@@ -268,6 +274,14 @@ impl QuoteReferred {
 pub enum QuoteEvent {
     /// See [`QuoteRequested`].
     QuoteRequested(QuoteRequested),
+    /// See [`VehicleDecoded`].
+    VehicleDecoded(VehicleDecoded),
+    /// See [`VehicleDecodeFailed`].
+    VehicleDecodeFailed(VehicleDecodeFailed),
+    /// See [`DriverHistoryRetrieved`].
+    DriverHistoryRetrieved(DriverHistoryRetrieved),
+    /// See [`DriverHistoryUnavailable`].
+    DriverHistoryUnavailable(DriverHistoryUnavailable),
     /// See [`QuoteIssued`].
     QuoteIssued(QuoteIssued),
     /// See [`QuoteDeclined`].
@@ -388,8 +402,12 @@ fn upcast_quote_requested_v1_to_v2(mut data: Value) -> Result<Value, UpcastError
 
 impl QuoteEvent {
     /// Every event type name, in lifecycle order.
-    pub const EVENT_TYPES: [&'static str; 4] = [
+    pub const EVENT_TYPES: [&'static str; 8] = [
         QuoteRequested::EVENT_TYPE,
+        VehicleDecoded::EVENT_TYPE,
+        VehicleDecodeFailed::EVENT_TYPE,
+        DriverHistoryRetrieved::EVENT_TYPE,
+        DriverHistoryUnavailable::EVENT_TYPE,
         QuoteIssued::EVENT_TYPE,
         QuoteDeclined::EVENT_TYPE,
         QuoteReferred::EVENT_TYPE,
@@ -399,6 +417,10 @@ impl QuoteEvent {
     pub fn current_schema_version(event_type: &str) -> Option<u32> {
         match event_type {
             QuoteRequested::EVENT_TYPE => Some(QuoteRequested::SCHEMA_VERSION),
+            VehicleDecoded::EVENT_TYPE => Some(VehicleDecoded::SCHEMA_VERSION),
+            VehicleDecodeFailed::EVENT_TYPE => Some(VehicleDecodeFailed::SCHEMA_VERSION),
+            DriverHistoryRetrieved::EVENT_TYPE => Some(DriverHistoryRetrieved::SCHEMA_VERSION),
+            DriverHistoryUnavailable::EVENT_TYPE => Some(DriverHistoryUnavailable::SCHEMA_VERSION),
             QuoteIssued::EVENT_TYPE => Some(QuoteIssued::SCHEMA_VERSION),
             QuoteDeclined::EVENT_TYPE => Some(QuoteDeclined::SCHEMA_VERSION),
             QuoteReferred::EVENT_TYPE => Some(QuoteReferred::SCHEMA_VERSION),
@@ -410,6 +432,10 @@ impl QuoteEvent {
     pub fn event_type(&self) -> &'static str {
         match self {
             QuoteEvent::QuoteRequested(_) => QuoteRequested::EVENT_TYPE,
+            QuoteEvent::VehicleDecoded(_) => VehicleDecoded::EVENT_TYPE,
+            QuoteEvent::VehicleDecodeFailed(_) => VehicleDecodeFailed::EVENT_TYPE,
+            QuoteEvent::DriverHistoryRetrieved(_) => DriverHistoryRetrieved::EVENT_TYPE,
+            QuoteEvent::DriverHistoryUnavailable(_) => DriverHistoryUnavailable::EVENT_TYPE,
             QuoteEvent::QuoteIssued(_) => QuoteIssued::EVENT_TYPE,
             QuoteEvent::QuoteDeclined(_) => QuoteDeclined::EVENT_TYPE,
             QuoteEvent::QuoteReferred(_) => QuoteReferred::EVENT_TYPE,
@@ -420,6 +446,10 @@ impl QuoteEvent {
     pub fn schema_version(&self) -> u32 {
         match self {
             QuoteEvent::QuoteRequested(_) => QuoteRequested::SCHEMA_VERSION,
+            QuoteEvent::VehicleDecoded(_) => VehicleDecoded::SCHEMA_VERSION,
+            QuoteEvent::VehicleDecodeFailed(_) => VehicleDecodeFailed::SCHEMA_VERSION,
+            QuoteEvent::DriverHistoryRetrieved(_) => DriverHistoryRetrieved::SCHEMA_VERSION,
+            QuoteEvent::DriverHistoryUnavailable(_) => DriverHistoryUnavailable::SCHEMA_VERSION,
             QuoteEvent::QuoteIssued(_) => QuoteIssued::SCHEMA_VERSION,
             QuoteEvent::QuoteDeclined(_) => QuoteDeclined::SCHEMA_VERSION,
             QuoteEvent::QuoteReferred(_) => QuoteReferred::SCHEMA_VERSION,
@@ -433,6 +463,10 @@ impl QuoteEvent {
     pub fn to_data(&self) -> Result<Value, EventEncodeError> {
         let result = match self {
             QuoteEvent::QuoteRequested(e) => serde_json::to_value(e),
+            QuoteEvent::VehicleDecoded(e) => serde_json::to_value(e),
+            QuoteEvent::VehicleDecodeFailed(e) => serde_json::to_value(e),
+            QuoteEvent::DriverHistoryRetrieved(e) => serde_json::to_value(e),
+            QuoteEvent::DriverHistoryUnavailable(e) => serde_json::to_value(e),
             QuoteEvent::QuoteIssued(e) => serde_json::to_value(e),
             QuoteEvent::QuoteDeclined(e) => serde_json::to_value(e),
             QuoteEvent::QuoteReferred(e) => serde_json::to_value(e),
@@ -482,6 +516,18 @@ impl QuoteEvent {
             QuoteRequested::EVENT_TYPE => serde_json::from_value(data)
                 .map(QuoteEvent::QuoteRequested)
                 .map_err(payload_error),
+            VehicleDecoded::EVENT_TYPE => serde_json::from_value(data)
+                .map(QuoteEvent::VehicleDecoded)
+                .map_err(payload_error),
+            VehicleDecodeFailed::EVENT_TYPE => serde_json::from_value(data)
+                .map(QuoteEvent::VehicleDecodeFailed)
+                .map_err(payload_error),
+            DriverHistoryRetrieved::EVENT_TYPE => serde_json::from_value(data)
+                .map(QuoteEvent::DriverHistoryRetrieved)
+                .map_err(payload_error),
+            DriverHistoryUnavailable::EVENT_TYPE => serde_json::from_value(data)
+                .map(QuoteEvent::DriverHistoryUnavailable)
+                .map_err(payload_error),
             QuoteIssued::EVENT_TYPE => serde_json::from_value(data)
                 .map(QuoteEvent::QuoteIssued)
                 .map_err(payload_error),
@@ -495,13 +541,40 @@ impl QuoteEvent {
         }
     }
 
-    /// The status a quote has after this event.
-    fn resulting_status(&self) -> QuoteStatus {
+    /// Whether this is one of the enrichment facts (see [`crate::enrichment`]).
+    pub fn is_enrichment(&self) -> bool {
+        matches!(
+            self,
+            QuoteEvent::VehicleDecoded(_)
+                | QuoteEvent::VehicleDecodeFailed(_)
+                | QuoteEvent::DriverHistoryRetrieved(_)
+                | QuoteEvent::DriverHistoryUnavailable(_)
+        )
+    }
+
+    /// The status a quote has after this outcome event; `None` for events that do not set
+    /// the status (the request, enrichment facts).
+    fn resulting_status(&self) -> Option<QuoteStatus> {
         match self {
-            QuoteEvent::QuoteRequested(_) => QuoteStatus::Pending,
-            QuoteEvent::QuoteIssued(_) => QuoteStatus::Quoted,
-            QuoteEvent::QuoteDeclined(_) => QuoteStatus::Declined,
-            QuoteEvent::QuoteReferred(_) => QuoteStatus::Referred,
+            QuoteEvent::QuoteIssued(_) => Some(QuoteStatus::Quoted),
+            QuoteEvent::QuoteDeclined(_) => Some(QuoteStatus::Declined),
+            QuoteEvent::QuoteReferred(_) => Some(QuoteStatus::Referred),
+            QuoteEvent::QuoteRequested(_)
+            | QuoteEvent::VehicleDecoded(_)
+            | QuoteEvent::VehicleDecodeFailed(_)
+            | QuoteEvent::DriverHistoryRetrieved(_)
+            | QuoteEvent::DriverHistoryUnavailable(_) => None,
+        }
+    }
+}
+
+impl From<Enrichment> for QuoteEvent {
+    fn from(fact: Enrichment) -> Self {
+        match fact {
+            Enrichment::VehicleDecoded(e) => QuoteEvent::VehicleDecoded(e),
+            Enrichment::VehicleDecodeFailed(e) => QuoteEvent::VehicleDecodeFailed(e),
+            Enrichment::DriverHistoryRetrieved(e) => QuoteEvent::DriverHistoryRetrieved(e),
+            Enrichment::DriverHistoryUnavailable(e) => QuoteEvent::DriverHistoryUnavailable(e),
         }
     }
 }
@@ -539,6 +612,14 @@ pub struct Quote {
     /// Reasons of the last decline or referral (empty otherwise).
     #[serde(default)]
     pub reasons: Vec<String>,
+    /// What is known about each requested vehicle, in the order of `request.vehicles`.
+    /// (Empty in states serialized before enrichment existed.)
+    #[serde(default)]
+    pub vehicles: Vec<VehicleOutcome>,
+    /// What is known about each requested driver, in the order of `request.drivers`.
+    /// (Empty in states serialized before enrichment existed.)
+    #[serde(default)]
+    pub drivers: Vec<DriverOutcome>,
 }
 
 /// Why a sequence of events is not a valid quote history.
@@ -561,13 +642,50 @@ pub enum FoldError {
         /// The version given.
         found: u64,
     },
-    /// An outcome the current status does not allow (e.g. after a final outcome).
+    /// An outcome the current status does not allow (e.g. after a final outcome), or an
+    /// enrichment fact after a final outcome.
     #[error("cannot apply {event_type} to a {from} quote")]
     InvalidTransition {
         /// The status before the event.
         from: QuoteStatus,
         /// The event's type.
         event_type: &'static str,
+    },
+    /// A vehicle fact about a VIN that is not in the request.
+    #[error("{event_type} for VIN {vin}, which is not in the quote request")]
+    UnknownVehicle {
+        /// The event's type.
+        event_type: &'static str,
+        /// The VIN.
+        vin: Vin,
+    },
+    /// A driver fact about a licence that is not in the request.
+    #[error("{event_type} for licence {license_state} {license_number}, which is not in the quote request")]
+    UnknownDriver {
+        /// The event's type.
+        event_type: &'static str,
+        /// The licence's state.
+        license_state: UsState,
+        /// The licence number.
+        license_number: LicenseNumber,
+    },
+    /// A second vehicle fact that differs from the one already recorded.
+    #[error("{event_type} for VIN {vin} conflicts with the outcome already recorded")]
+    ConflictingVehicleOutcome {
+        /// The event's type.
+        event_type: &'static str,
+        /// The VIN.
+        vin: Vin,
+    },
+    /// A second driver fact that differs from the one already recorded.
+    #[error("{event_type} for licence {license_state} {license_number} conflicts with the outcome already recorded")]
+    ConflictingDriverOutcome {
+        /// The event's type.
+        event_type: &'static str,
+        /// The licence's state.
+        license_state: UsState,
+        /// The licence number.
+        license_number: LicenseNumber,
     },
 }
 
@@ -611,6 +729,8 @@ impl Quote {
             valid_until: None,
             rating_table_version: None,
             reasons: Vec::new(),
+            vehicles: vec![VehicleOutcome::Pending; requested.request.vehicles.len()],
+            drivers: vec![DriverOutcome::Pending; requested.request.drivers.len()],
         })
     }
 
@@ -627,7 +747,35 @@ impl Quote {
         if matches!(event, QuoteEvent::QuoteRequested(_)) {
             return Err(FoldError::AlreadyRequested);
         }
-        let to = event.resulting_status();
+        if let Some(update) = self.enrichment_update(event)? {
+            match update {
+                Update::Vehicles(positions, outcome) => {
+                    // States serialized before enrichment existed have no outcomes yet.
+                    let n = self.request.vehicles.len();
+                    if self.vehicles.len() < n {
+                        self.vehicles.resize(n, VehicleOutcome::Pending);
+                    }
+                    for i in positions {
+                        self.vehicles[i] = outcome.clone();
+                    }
+                }
+                Update::Drivers(positions, outcome) => {
+                    let n = self.request.drivers.len();
+                    if self.drivers.len() < n {
+                        self.drivers.resize(n, DriverOutcome::Pending);
+                    }
+                    for i in positions {
+                        self.drivers[i] = outcome.clone();
+                    }
+                }
+            }
+            self.version = version;
+            return Ok(());
+        }
+        let Some(to) = event.resulting_status() else {
+            // Every event without a resulting status was handled above.
+            return Err(FoldError::AlreadyRequested);
+        };
         if !self.status.can_become(to) {
             return Err(FoldError::InvalidTransition {
                 from: self.status,
@@ -645,11 +793,184 @@ impl Quote {
             | QuoteEvent::QuoteReferred(QuoteReferred { reasons }) => {
                 self.reasons.clone_from(reasons);
             }
-            QuoteEvent::QuoteRequested(_) => {}
+            QuoteEvent::QuoteRequested(_)
+            | QuoteEvent::VehicleDecoded(_)
+            | QuoteEvent::VehicleDecodeFailed(_)
+            | QuoteEvent::DriverHistoryRetrieved(_)
+            | QuoteEvent::DriverHistoryUnavailable(_) => {}
         }
         self.status = to;
         self.version = version;
         Ok(())
+    }
+
+    /// For an enrichment fact, what applying it changes: `Ok(None)` for any other event,
+    /// `Ok(Some(update))` with no positions for an identical repeat, an error for a fact
+    /// about an item not in the request, a conflicting repeat or a quote with a final outcome.
+    fn enrichment_update(&self, event: &QuoteEvent) -> Result<Option<Update>, FoldError> {
+        if !event.is_enrichment() {
+            return Ok(None);
+        }
+        let event_type = event.event_type();
+        if self.status.is_final() {
+            return Err(FoldError::InvalidTransition {
+                from: self.status,
+                event_type,
+            });
+        }
+        let update = match event {
+            QuoteEvent::VehicleDecoded(e) => {
+                self.vehicle_update(event_type, &e.vin, VehicleOutcome::from(e))?
+            }
+            QuoteEvent::VehicleDecodeFailed(e) => {
+                self.vehicle_update(event_type, &e.vin, VehicleOutcome::from(e))?
+            }
+            QuoteEvent::DriverHistoryRetrieved(e) => self.driver_update(
+                event_type,
+                e.license_state,
+                &e.license_number,
+                DriverOutcome::from(e),
+            )?,
+            QuoteEvent::DriverHistoryUnavailable(e) => self.driver_update(
+                event_type,
+                e.license_state,
+                &e.license_number,
+                DriverOutcome::from(e),
+            )?,
+            QuoteEvent::QuoteRequested(_)
+            | QuoteEvent::QuoteIssued(_)
+            | QuoteEvent::QuoteDeclined(_)
+            | QuoteEvent::QuoteReferred(_) => return Ok(None),
+        };
+        Ok(Some(update))
+    }
+
+    fn vehicle_update(
+        &self,
+        event_type: &'static str,
+        vin: &Vin,
+        outcome: VehicleOutcome,
+    ) -> Result<Update, FoldError> {
+        let matching: Vec<usize> = (self.request.vehicles.iter().enumerate())
+            .filter(|(_, v)| v.vin == *vin)
+            .map(|(i, _)| i)
+            .collect();
+        if matching.is_empty() {
+            return Err(FoldError::UnknownVehicle {
+                event_type,
+                vin: vin.clone(),
+            });
+        }
+        let mut changed = Vec::new();
+        for i in matching {
+            match self.vehicles.get(i) {
+                None | Some(VehicleOutcome::Pending) => changed.push(i),
+                Some(known) if *known == outcome => {}
+                Some(_) => {
+                    return Err(FoldError::ConflictingVehicleOutcome {
+                        event_type,
+                        vin: vin.clone(),
+                    })
+                }
+            }
+        }
+        Ok(Update::Vehicles(changed, outcome))
+    }
+
+    fn driver_update(
+        &self,
+        event_type: &'static str,
+        license_state: UsState,
+        license_number: &LicenseNumber,
+        outcome: DriverOutcome,
+    ) -> Result<Update, FoldError> {
+        let matching: Vec<usize> = (self.request.drivers.iter().enumerate())
+            .filter(|(_, d)| {
+                d.license_state == license_state && d.license_number == *license_number
+            })
+            .map(|(i, _)| i)
+            .collect();
+        if matching.is_empty() {
+            return Err(FoldError::UnknownDriver {
+                event_type,
+                license_state,
+                license_number: license_number.clone(),
+            });
+        }
+        let mut changed = Vec::new();
+        for i in matching {
+            match self.drivers.get(i) {
+                None | Some(DriverOutcome::Pending) => changed.push(i),
+                Some(known) if *known == outcome => {}
+                Some(_) => {
+                    return Err(FoldError::ConflictingDriverOutcome {
+                        event_type,
+                        license_state,
+                        license_number: license_number.clone(),
+                    })
+                }
+            }
+        }
+        Ok(Update::Drivers(changed, outcome))
+    }
+
+    /// Whether fulfillment may rate the quote: it is still pending and every requested
+    /// vehicle and driver has an outcome (decoded or failed, retrieved or unavailable).
+    pub fn ready_for_rating(&self) -> bool {
+        self.status == QuoteStatus::Pending
+            && self.vehicles.len() == self.request.vehicles.len()
+            && self.drivers.len() == self.request.drivers.len()
+            && self.vehicles.iter().all(VehicleOutcome::is_known)
+            && self.drivers.iter().all(DriverOutcome::is_known)
+    }
+
+    /// Human sentences about the vehicles that could not be decoded and the drivers whose
+    /// history is unavailable, in request order (vehicles first): the reasons of a referral.
+    /// Empty when nothing failed (pending items are not missing yet).
+    pub fn missing_data(&self) -> Vec<String> {
+        let vehicles = self.request.vehicles.iter().zip(&self.vehicles);
+        let drivers = self.request.drivers.iter().zip(&self.drivers);
+        vehicles
+            .filter_map(|(vehicle, outcome)| match outcome {
+                VehicleOutcome::Failed { reason } => Some(format!(
+                    "vehicle {}: the vehicle could not be identified{}",
+                    vehicle.vin,
+                    because(reason)
+                )),
+                VehicleOutcome::Pending | VehicleOutcome::Decoded { .. } => None,
+            })
+            .chain(drivers.filter_map(|(driver, outcome)| match outcome {
+                DriverOutcome::Unavailable { reason } => Some(format!(
+                    "driver {} {}: the driving history is unavailable{}",
+                    driver.license_state,
+                    driver.license_number,
+                    because(reason)
+                )),
+                DriverOutcome::Pending | DriverOutcome::Retrieved { .. } => None,
+            }))
+            .collect()
+    }
+
+    /// The VINs still waiting for a vehicle fact, in request order.
+    pub fn pending_vins(&self) -> Vec<&Vin> {
+        self.request
+            .vehicles
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !self.vehicles.get(*i).is_some_and(VehicleOutcome::is_known))
+            .map(|(_, v)| &v.vin)
+            .collect()
+    }
+
+    /// The licences (state and number) still waiting for a driver fact, in request order.
+    pub fn pending_licenses(&self) -> Vec<(UsState, &LicenseNumber)> {
+        self.request
+            .drivers
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !self.drivers.get(*i).is_some_and(DriverOutcome::is_known))
+            .map(|(_, d)| (d.license_state, &d.license_number))
+            .collect()
     }
 
     /// Whether the quote was issued and its offer has expired at `at`.
@@ -658,9 +979,42 @@ impl Quote {
     }
 }
 
+/// What an enrichment fact changes: the positions (in the request) that get the outcome.
+#[derive(Debug)]
+enum Update {
+    Vehicles(Vec<usize>, VehicleOutcome),
+    Drivers(Vec<usize>, DriverOutcome),
+}
+
+/// ` (reason)`, or nothing for a blank reason.
+fn because(reason: &str) -> String {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        String::new()
+    } else {
+        format!(" ({reason})")
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Commands.
 // ---------------------------------------------------------------------------------------------
+
+/// Decides whether an enricher must append `fact` to the quote in `state`.
+///
+/// `Ok(Some(event))` when the fact is new; `Ok(None)` when the same fact is already recorded
+/// (a redelivered message). An error, the one folding the event would give, when the item is
+/// not in the request, when a different fact is already recorded for it, or when the quote
+/// already has a final outcome.
+pub fn record_enrichment(state: &Quote, fact: Enrichment) -> Result<Option<QuoteEvent>, FoldError> {
+    let event = QuoteEvent::from(fact);
+    match state.enrichment_update(&event)? {
+        Some(Update::Vehicles(changed, _) | Update::Drivers(changed, _)) if changed.is_empty() => {
+            Ok(None)
+        }
+        _ => Ok(Some(event)),
+    }
+}
 
 /// Ask for a quote: starts a new quote stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -854,7 +1208,115 @@ mod tests {
             QuoteEvent::QuoteReferred(QuoteReferred {
                 reasons: vec!["vehicle value above the automatic limit".into()],
             }),
+            decoded(&honda()),
+            failed(&honda()),
+            retrieved(&ana()),
+            unavailable(&ana()),
         ]
+    }
+
+    // --- Enrichment fixtures -----------------------------------------------------------------
+
+    use crate::enrichment::{
+        Accident, DecodeSource, HistorySource, LicenseStatus, Violation, ViolationKind,
+    };
+
+    /// A valid VIN from a body whose position 9 is a placeholder.
+    fn valid_vin(body: &str) -> Vin {
+        let mut chars: Vec<char> = body.chars().collect();
+        chars[8] = Vin::compute_check_digit(body).unwrap();
+        Vin::parse(&chars.into_iter().collect::<String>()).unwrap()
+    }
+
+    fn honda() -> Vin {
+        Vin::parse("1HGCM82633A004352").unwrap()
+    }
+
+    fn tesla() -> Vin {
+        valid_vin("5YJ3E1EA0KF317000")
+    }
+
+    /// Ana's licence: the example's driver.
+    fn ana() -> (UsState, LicenseNumber) {
+        (
+            UsState::parse("VA").unwrap(),
+            LicenseNumber::parse("T12345678").unwrap(),
+        )
+    }
+
+    /// Bo's licence: the second driver of [`two_by_two`].
+    fn bo() -> (UsState, LicenseNumber) {
+        (
+            UsState::parse("MD").unwrap(),
+            LicenseNumber::parse("B7654321").unwrap(),
+        )
+    }
+
+    fn decoded(vin: &Vin) -> QuoteEvent {
+        QuoteEvent::VehicleDecoded(VehicleDecoded {
+            vin: vin.clone(),
+            make: "HONDA".into(),
+            model: "Accord".into(),
+            model_year: Some(2003),
+            body_class: Some("Sedan/Saloon".into()),
+            vehicle_type: Some("PASSENGER CAR".into()),
+            source: DecodeSource::Vpic,
+        })
+    }
+
+    fn failed(vin: &Vin) -> QuoteEvent {
+        QuoteEvent::VehicleDecodeFailed(VehicleDecodeFailed {
+            vin: vin.clone(),
+            reason: "vPIC timed out and the WMI is unknown".into(),
+        })
+    }
+
+    fn retrieved((state, number): &(UsState, LicenseNumber)) -> QuoteEvent {
+        QuoteEvent::DriverHistoryRetrieved(DriverHistoryRetrieved {
+            license_state: *state,
+            license_number: number.clone(),
+            license_status: LicenseStatus::Valid,
+            accidents: vec![Accident {
+                date: date!(2024 - 06 - 01),
+                at_fault: false,
+            }],
+            violations: vec![Violation {
+                kind: ViolationKind::Speeding,
+                date: date!(2025 - 01 - 15),
+            }],
+            source: HistorySource::Provider,
+        })
+    }
+
+    fn unavailable((state, number): &(UsState, LicenseNumber)) -> QuoteEvent {
+        QuoteEvent::DriverHistoryUnavailable(DriverHistoryUnavailable {
+            license_state: *state,
+            license_number: number.clone(),
+            reason: "the provider is down".into(),
+        })
+    }
+
+    /// The example request with a second vehicle (the Tesla) and a second driver (Bo).
+    fn two_by_two() -> QuoteEvent {
+        let mut input: QuoteRequestInput = serde_json::from_str(EXAMPLE).unwrap();
+        let mut vehicle = input.vehicles[0].clone();
+        vehicle.vin = tesla().to_string();
+        input.vehicles.push(vehicle);
+        let mut driver = input.drivers[0].clone();
+        driver.first_name = "Bo".into();
+        driver.license_state = bo().0.to_string();
+        driver.license_number = bo().1.to_string();
+        input.drivers.push(driver);
+        request_quote(RequestQuote {
+            quote_id: quote_id(),
+            request: QuoteRequest::parse(&input, date!(2026 - 11 - 27)).unwrap(),
+            requested_at: REQUESTED_AT,
+        })
+    }
+
+    /// Folds `events` with versions 1, 2, …
+    fn fold_all(events: &[QuoteEvent]) -> Result<Option<Quote>, FoldError> {
+        Quote::fold(events.iter().enumerate().map(|(i, e)| (i as u64 + 1, e)))
     }
 
     fn pending() -> Quote {
@@ -1256,5 +1718,409 @@ mod tests {
         });
         let err = event.to_data().unwrap_err();
         assert_eq!(err.event_type, "QuoteIssued");
+    }
+
+    // --- Enrichment ----------------------------------------------------------------------------
+
+    #[test]
+    fn enrichment_payload_shapes() {
+        assert_eq!(
+            decoded(&honda()).to_data().unwrap(),
+            json!({"vin": "1HGCM82633A004352", "make": "HONDA", "model": "Accord",
+                   "model_year": 2003, "body_class": "Sedan/Saloon",
+                   "vehicle_type": "PASSENGER CAR", "source": "vpic"})
+        );
+        assert_eq!(
+            retrieved(&ana()).to_data().unwrap(),
+            json!({"license_state": "VA", "license_number": "T12345678",
+                   "license_status": "valid",
+                   "accidents": [{"date": "2024-06-01", "at_fault": false}],
+                   "violations": [{"kind": "speeding", "date": "2025-01-15"}],
+                   "source": "provider"})
+        );
+        assert_eq!(
+            unavailable(&ana()).to_data().unwrap(),
+            json!({"license_state": "VA", "license_number": "T12345678",
+                   "reason": "the provider is down"})
+        );
+        // Optional fields and empty lists may be absent.
+        let event = QuoteEvent::decode(
+            "VehicleDecoded",
+            1,
+            &json!({"vin": "1HGCM82633A004352", "make": "Honda", "model": "",
+                    "source": "vin_fallback"}),
+        )
+        .unwrap();
+        let QuoteEvent::VehicleDecoded(e) = event else {
+            panic!("not VehicleDecoded");
+        };
+        assert_eq!(
+            (e.model_year, e.body_class, e.vehicle_type),
+            (None, None, None)
+        );
+        assert_eq!(e.source, DecodeSource::VinFallback);
+        let event = QuoteEvent::decode(
+            "DriverHistoryRetrieved",
+            1,
+            &json!({"license_state": "va", "license_number": "t12345678",
+                    "license_status": "suspended", "source": "simulated"}),
+        )
+        .unwrap();
+        let QuoteEvent::DriverHistoryRetrieved(e) = event else {
+            panic!("not DriverHistoryRetrieved");
+        };
+        assert_eq!((e.license_state, e.license_number), ana());
+        assert!(e.accidents.is_empty() && e.violations.is_empty());
+    }
+
+    #[test]
+    fn enrichment_events_have_version_1_and_typed_decode_errors() {
+        for event in &all_events()[4..] {
+            assert!(event.is_enrichment());
+            assert_eq!(event.schema_version(), 1);
+            assert_eq!(
+                QuoteEvent::current_schema_version(event.event_type()),
+                Some(1)
+            );
+            assert!(QuoteEvent::EVENT_TYPES.contains(&event.event_type()));
+            let data = event.to_data().unwrap();
+            assert!(matches!(
+                QuoteEvent::decode(event.event_type(), 2, &data),
+                Err(EventDecodeError::FutureSchemaVersion {
+                    version: 2,
+                    current: 1,
+                    ..
+                })
+            ));
+            assert!(matches!(
+                QuoteEvent::decode(event.event_type(), 0, &data),
+                Err(EventDecodeError::MissingUpcaster {
+                    from_version: 0,
+                    ..
+                })
+            ));
+        }
+        assert!(!requested().is_enrichment() && !issued().is_enrichment());
+        let names: Vec<&str> = all_events()[4..]
+            .iter()
+            .map(QuoteEvent::event_type)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "VehicleDecoded",
+                "VehicleDecodeFailed",
+                "DriverHistoryRetrieved",
+                "DriverHistoryUnavailable"
+            ]
+        );
+        let err = QuoteEvent::decode(
+            "VehicleDecodeFailed",
+            1,
+            &json!({"vin": "1HGCM82633A004353", "reason": "x"}),
+        )
+        .unwrap_err();
+        assert!(matches!(err, EventDecodeError::Payload { .. }), "{err}");
+        let err = QuoteEvent::decode(
+            "DriverHistoryRetrieved",
+            1,
+            &json!({"license_state": "VA", "license_number": "T1", "license_status": "valid",
+                    "accidents": [{"date": "2024-13-01", "at_fault": true}],
+                    "source": "provider"}),
+        )
+        .unwrap_err();
+        assert!(matches!(err, EventDecodeError::Payload { .. }), "{err}");
+        let err = QuoteEvent::decode(
+            "DriverHistoryRetrieved",
+            1,
+            &json!({"license_state": "VA", "license_number": "T1", "license_status": "valid",
+                    "violations": [{"kind": "jaywalking", "date": "2024-01-01"}],
+                    "source": "provider"}),
+        )
+        .unwrap_err();
+        assert!(matches!(err, EventDecodeError::Payload { .. }), "{err}");
+    }
+
+    #[test]
+    fn requested_quotes_start_with_pending_items() {
+        let quote = fold_all(&[two_by_two()]).unwrap().unwrap();
+        assert_eq!(quote.vehicles, vec![VehicleOutcome::Pending; 2]);
+        assert_eq!(quote.drivers, vec![DriverOutcome::Pending; 2]);
+        assert!(!quote.ready_for_rating());
+        assert!(quote.missing_data().is_empty());
+        assert_eq!(quote.pending_vins(), [&honda(), &tesla()]);
+        let (va, t1) = ana();
+        let (md, b7) = bo();
+        assert_eq!(quote.pending_licenses(), [(va, &t1), (md, &b7)]);
+        let json = serde_json::to_value(&quote).unwrap();
+        assert_eq!(
+            json["vehicles"],
+            json!([{"status": "pending"}, {"status": "pending"}])
+        );
+        assert_eq!(serde_json::from_value::<Quote>(json).unwrap(), quote);
+    }
+
+    #[test]
+    fn fold_requested_enriched_then_ready_for_rating() {
+        let mut events = vec![two_by_two(), decoded(&honda()), decoded(&tesla())];
+        let quote = fold_all(&events).unwrap().unwrap();
+        assert!(!quote.ready_for_rating(), "drivers are still pending");
+        assert!(quote.pending_vins().is_empty());
+        events.push(retrieved(&ana()));
+        let quote = fold_all(&events).unwrap().unwrap();
+        assert!(!quote.ready_for_rating());
+        assert_eq!(quote.pending_licenses(), [(bo().0, &bo().1)]);
+        events.push(retrieved(&bo()));
+        let quote = fold_all(&events).unwrap().unwrap();
+        assert!(quote.ready_for_rating());
+        assert_eq!(quote.status, QuoteStatus::Pending);
+        assert_eq!(quote.version, 5);
+        assert!(quote.missing_data().is_empty());
+        let QuoteEvent::VehicleDecoded(e) = decoded(&tesla()) else {
+            unreachable!()
+        };
+        assert_eq!(quote.vehicles[1], VehicleOutcome::from(&e));
+        assert!(matches!(
+            &quote.drivers[0],
+            DriverOutcome::Retrieved { license_status: LicenseStatus::Valid, accidents, .. }
+                if accidents.len() == 1
+        ));
+        let json = serde_json::to_value(&quote).unwrap();
+        assert_eq!(json["vehicles"][0]["status"], "decoded");
+        assert_eq!(json["drivers"][1]["status"], "retrieved");
+        assert_eq!(serde_json::from_value::<Quote>(json).unwrap(), quote);
+
+        // Rated: no longer ready.
+        let mut quote = quote;
+        quote.apply(6, &issued()).unwrap();
+        assert!(!quote.ready_for_rating());
+    }
+
+    #[test]
+    fn failures_count_as_outcomes_and_are_the_missing_data() {
+        let events = [
+            two_by_two(),
+            failed(&tesla()),
+            decoded(&honda()),
+            unavailable(&bo()),
+            retrieved(&ana()),
+        ];
+        let quote = fold_all(&events).unwrap().unwrap();
+        assert!(quote.ready_for_rating());
+        assert_eq!(
+            quote.missing_data(),
+            [
+                format!(
+                    "vehicle {}: the vehicle could not be identified (vPIC timed out and the WMI is unknown)",
+                    tesla()
+                ),
+                "driver MD B7654321: the driving history is unavailable (the provider is down)"
+                    .to_owned(),
+            ]
+        );
+        // The missing data is a valid referral.
+        let event = decide_outcome(
+            &quote,
+            Outcome::Refer {
+                reasons: quote.missing_data(),
+            },
+        )
+        .unwrap()
+        .unwrap();
+        assert!(matches!(event, QuoteEvent::QuoteReferred(_)));
+    }
+
+    #[test]
+    fn mismatched_vin_or_licence_is_rejected() {
+        let other = valid_vin("5YJ3E1EA0KF317001");
+        assert_eq!(
+            fold_all(&[requested(), decoded(&other)]),
+            Err(FoldError::UnknownVehicle {
+                event_type: "VehicleDecoded",
+                vin: other.clone()
+            })
+        );
+        assert!(matches!(
+            fold_all(&[requested(), failed(&other)]),
+            Err(FoldError::UnknownVehicle {
+                event_type: "VehicleDecodeFailed",
+                ..
+            })
+        ));
+        // Same number, other state: another licence.
+        let (_, number) = ana();
+        let md = (UsState::parse("MD").unwrap(), number);
+        let err = fold_all(&[requested(), retrieved(&md)]).unwrap_err();
+        assert_eq!(
+            err,
+            FoldError::UnknownDriver {
+                event_type: "DriverHistoryRetrieved",
+                license_state: md.0,
+                license_number: md.1.clone()
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "DriverHistoryRetrieved for licence MD T12345678, which is not in the quote request"
+        );
+        assert!(matches!(
+            fold_all(&[requested(), unavailable(&bo())]),
+            Err(FoldError::UnknownDriver { .. })
+        ));
+        // A failed apply leaves the state untouched.
+        let mut quote = pending();
+        let before = quote.clone();
+        assert!(quote.apply(2, &decoded(&other)).is_err());
+        assert_eq!(quote, before);
+    }
+
+    #[test]
+    fn identical_duplicate_is_ignored() {
+        let once = fold_all(&[requested(), decoded(&honda()), retrieved(&ana())])
+            .unwrap()
+            .unwrap();
+        let twice = fold_all(&[
+            requested(),
+            decoded(&honda()),
+            decoded(&honda()),
+            retrieved(&ana()),
+            retrieved(&ana()),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(twice.version, 5);
+        assert_eq!(
+            Quote {
+                version: 3,
+                ..twice
+            },
+            once
+        );
+        assert!(once.ready_for_rating());
+        // Failures too.
+        let failures = [requested(), failed(&honda()), failed(&honda())];
+        assert!(fold_all(&failures).is_ok());
+    }
+
+    #[test]
+    fn conflicting_duplicate_is_rejected() {
+        assert_eq!(
+            fold_all(&[requested(), decoded(&honda()), failed(&honda())]),
+            Err(FoldError::ConflictingVehicleOutcome {
+                event_type: "VehicleDecodeFailed",
+                vin: honda()
+            })
+        );
+        let mut other_model = decoded(&honda());
+        if let QuoteEvent::VehicleDecoded(e) = &mut other_model {
+            e.model = "Civic".into();
+        }
+        let err = fold_all(&[requested(), decoded(&honda()), other_model]).unwrap_err();
+        assert!(matches!(err, FoldError::ConflictingVehicleOutcome { .. }));
+        assert_eq!(
+            err.to_string(),
+            "VehicleDecoded for VIN 1HGCM82633A004352 conflicts with the outcome already recorded"
+        );
+        assert_eq!(
+            fold_all(&[requested(), unavailable(&ana()), retrieved(&ana())]),
+            Err(FoldError::ConflictingDriverOutcome {
+                event_type: "DriverHistoryRetrieved",
+                license_state: ana().0,
+                license_number: ana().1
+            })
+        );
+        let mut other_history = retrieved(&ana());
+        if let QuoteEvent::DriverHistoryRetrieved(e) = &mut other_history {
+            e.accidents.clear();
+        }
+        assert!(matches!(
+            fold_all(&[requested(), retrieved(&ana()), other_history]),
+            Err(FoldError::ConflictingDriverOutcome { .. })
+        ));
+    }
+
+    #[test]
+    fn enrichment_after_a_final_outcome_is_rejected() {
+        assert_eq!(
+            fold_all(&[requested(), issued(), decoded(&honda())]),
+            Err(FoldError::InvalidTransition {
+                from: QuoteStatus::Quoted,
+                event_type: "VehicleDecoded"
+            })
+        );
+        let declined = all_events()[2].clone();
+        // Even an identical repeat.
+        assert!(matches!(
+            fold_all(&[requested(), retrieved(&ana()), declined, retrieved(&ana())]),
+            Err(FoldError::InvalidTransition {
+                from: QuoteStatus::Declined,
+                ..
+            })
+        ));
+        // A referred quote may still learn facts, and keeps its status.
+        let referred = all_events()[3].clone();
+        let quote = fold_all(&[
+            requested(),
+            referred,
+            decoded(&honda()),
+            unavailable(&ana()),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(quote.status, QuoteStatus::Referred);
+        assert!(!quote.ready_for_rating(), "only pending quotes are rated");
+        assert_eq!(quote.missing_data().len(), 1);
+    }
+
+    #[test]
+    fn record_enrichment_appends_only_new_facts() {
+        let fact = |e: QuoteEvent| match e {
+            QuoteEvent::VehicleDecoded(e) => Enrichment::from(e),
+            QuoteEvent::VehicleDecodeFailed(e) => Enrichment::from(e),
+            QuoteEvent::DriverHistoryRetrieved(e) => Enrichment::from(e),
+            QuoteEvent::DriverHistoryUnavailable(e) => Enrichment::from(e),
+            other => panic!("not an enrichment: {other:?}"),
+        };
+        let mut quote = pending();
+        let event = record_enrichment(&quote, fact(decoded(&honda())))
+            .unwrap()
+            .unwrap();
+        assert_eq!(event, decoded(&honda()));
+        quote.apply(2, &event).unwrap();
+        assert_eq!(record_enrichment(&quote, fact(decoded(&honda()))), Ok(None));
+        assert!(matches!(
+            record_enrichment(&quote, fact(failed(&honda()))),
+            Err(FoldError::ConflictingVehicleOutcome { .. })
+        ));
+        assert!(matches!(
+            record_enrichment(&quote, fact(failed(&tesla()))),
+            Err(FoldError::UnknownVehicle { .. })
+        ));
+        let event = record_enrichment(&quote, fact(unavailable(&ana())))
+            .unwrap()
+            .unwrap();
+        quote.apply(3, &event).unwrap();
+        assert!(quote.ready_for_rating());
+        quote.apply(4, &issued()).unwrap();
+        assert!(matches!(
+            record_enrichment(&quote, fact(unavailable(&ana()))),
+            Err(FoldError::InvalidTransition { .. })
+        ));
+    }
+
+    #[test]
+    fn states_serialized_before_enrichment_still_work() {
+        let mut json = serde_json::to_value(pending()).unwrap();
+        let object = json.as_object_mut().unwrap();
+        object.remove("vehicles");
+        object.remove("drivers");
+        let mut quote: Quote = serde_json::from_value(json).unwrap();
+        assert!(quote.vehicles.is_empty() && quote.drivers.is_empty());
+        assert!(!quote.ready_for_rating());
+        assert_eq!(quote.pending_vins(), [&honda()]);
+        quote.apply(2, &decoded(&honda())).unwrap();
+        quote.apply(3, &retrieved(&ana())).unwrap();
+        assert_eq!(quote.vehicles.len(), 1);
+        assert!(quote.ready_for_rating());
     }
 }

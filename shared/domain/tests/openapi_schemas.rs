@@ -5,8 +5,8 @@
 #![allow(clippy::unwrap_used)]
 
 use quote_domain::{
-    Deductible, Money, Quote, QuoteRequest, QuoteRequestInput, QuoteStatus, RawVehicle,
-    ValidationErrors, Vin,
+    Accident, Deductible, DriverHistoryRetrieved, Money, Quote, QuoteRequest, QuoteRequestInput,
+    QuoteStatus, RawVehicle, ValidationErrors, VehicleDecoded, Vin,
 };
 use serde_json::Value;
 use utoipa::PartialSchema;
@@ -46,4 +46,32 @@ fn dto_schemas_use_json_names() {
         .get("notify")
         .is_some());
     assert!(schema::<Quote>()["properties"].get("valid_until").is_some());
+}
+
+#[test]
+fn enrichment_schemas() {
+    let quote = schema::<Quote>();
+    for field in ["vehicles", "drivers"] {
+        assert!(quote["properties"].get(field).is_some(), "{field}: {quote}");
+    }
+    let accident = schema::<Accident>();
+    assert_eq!(
+        accident["properties"]["date"]["type"], "string",
+        "{accident}"
+    );
+    let decoded = schema::<VehicleDecoded>();
+    assert_eq!(
+        decoded["required"],
+        serde_json::json!(["vin", "make", "model", "source"]),
+        "{decoded}"
+    );
+    assert_eq!(
+        decoded["properties"]["vin"]["$ref"],
+        "#/components/schemas/Vin"
+    );
+    let history = schema::<DriverHistoryRetrieved>();
+    assert!(
+        history["properties"].get("violations").is_some(),
+        "{history}"
+    );
 }

@@ -220,6 +220,26 @@ pub(crate) fn format_iso_date(date: Date) -> String {
     )
 }
 
+/// Serde helpers for a plain [`Date`] field as a strict ISO `YYYY-MM-DD` string
+/// (`#[serde(with = "crate::types::iso_date")]`), the same form as [`DateOfBirth`].
+pub(crate) mod iso_date {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use time::Date;
+
+    /// Writes `YYYY-MM-DD`.
+    pub(crate) fn serialize<S: Serializer>(date: &Date, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&super::format_iso_date(*date))
+    }
+
+    /// Reads a strict `YYYY-MM-DD`.
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Date, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        super::parse_iso_date(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 /// Full years from `from` to `to`: 0 if `to` is before `from`, saturating at 255.
 fn age_between(from: Date, to: Date) -> u8 {
     if to < from {

@@ -81,7 +81,7 @@ mod zip;
 pub use contact::{Email, EmailError, PhoneE164, PhoneError};
 pub use coverage::{Coverage, CoverageError, Deductible, LiabilityLimit};
 pub use customer::{CustomerId, CustomerIdError};
-pub(crate) use dates::parse_iso_date;
+pub(crate) use dates::{iso_date, parse_iso_date};
 pub use dates::{
     DateError, DateOfBirth, FirstLicensed, MAX_DRIVER_AGE, MIN_DRIVER_AGE, MIN_LICENSING_AGE,
 };
