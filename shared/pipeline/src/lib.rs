@@ -9,12 +9,14 @@
 //!
 //! # Layout
 //! - [`handler`]: the handler trait and its context (loads, derived appends).
+//! - [`quote`]: the quote aggregate folded from envelopes, derived domain events.
 //! - [`processor`]: the adapter from records to handler calls (decoding, tracing, skipping).
 //! - [`stream_sink`]: publication into the in-memory stream (embedded mode).
 //! - [`service`]: wiring a handler from the environment (AWS) or in process (embedded).
 
 pub mod handler;
 pub mod processor;
+pub mod quote;
 pub mod service;
 pub mod stream_sink;
 

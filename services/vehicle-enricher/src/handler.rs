@@ -1,0 +1,121 @@
+//! The vehicle enricher's event handler.
+
+use async_trait::async_trait;
+use event_store::EventEnvelope;
+use quote_domain::enrichment::{DecodeSource, Enrichment, VehicleDecoded};
+use quote_domain::quote::{record_enrichment, FoldError, QuoteEvent};
+use quote_domain::vin_decode::fallback_enrichment;
+use quote_pipeline::{quote, EventHandler, HandlerContext, HandlerError};
+
+use crate::vpic::{VpicClient, VpicConfig, VpicError};
+
+/// Decodes VINs of requested quotes.
+#[derive(Debug, Clone)]
+pub struct VehicleEnricher {
+    vpic: VpicClient,
+}
+
+impl VehicleEnricher {
+    /// An enricher using `vpic`.
+    pub fn new(vpic: VpicClient) -> Self {
+        Self { vpic }
+    }
+
+    /// Configured from `VPIC_BASE_URL`, `VPIC_TIMEOUT_MS` and `VPIC_ATTEMPTS`.
+    pub fn from_env() -> anyhow::Result<Self> {
+        use quote_runtime::env::{parse_or, string_or};
+        let defaults = VpicConfig::default();
+        let config = VpicConfig {
+            base_url: string_or("VPIC_BASE_URL", &defaults.base_url),
+            timeout: std::time::Duration::from_millis(parse_or("VPIC_TIMEOUT_MS", 3000)?),
+            attempts: parse_or("VPIC_ATTEMPTS", 3)?,
+            ..defaults
+        };
+        Ok(Self::new(VpicClient::new(config)?))
+    }
+
+    /// What is known about one VIN: vPIC's decode, or the offline fallback.
+    async fn enrich(&self, vin: &quote_domain::Vin) -> Enrichment {
+        match self.vpic.decode(vin.as_str()).await {
+            Ok(decode) => Enrichment::VehicleDecoded(VehicleDecoded {
+                vin: vin.clone(),
+                make: decode.make,
+                model: decode.model,
+                model_year: decode.model_year,
+                body_class: decode.body_class,
+                vehicle_type: decode.vehicle_type,
+                source: DecodeSource::Vpic,
+            }),
+            Err(err) => {
+                let why = match &err {
+                    VpicError::Unknown(_) => "vPIC does not know the VIN",
+                    VpicError::Unavailable(_) => "vPIC is unavailable",
+                };
+                tracing::warn!(vin = %vin, error = %err, "{why}; decoding from the VIN itself");
+                fallback_enrichment(vin)
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl EventHandler for VehicleEnricher {
+    fn name(&self) -> &'static str {
+        "vehicle-enricher"
+    }
+
+    fn handles(&self, event_type: &str) -> bool {
+        event_type == "QuoteRequested"
+    }
+
+    async fn handle(
+        &self,
+        event: &EventEnvelope,
+        context: &HandlerContext,
+    ) -> Result<(), HandlerError> {
+        let QuoteEvent::QuoteRequested(requested) = quote::decode(event)? else {
+            return Ok(());
+        };
+        let mut facts = Vec::with_capacity(requested.request.vehicles.len());
+        for vehicle in &requested.request.vehicles {
+            facts.push((vehicle.vin.to_string(), self.enrich(&vehicle.vin).await));
+        }
+        context
+            .update_stream(&event.stream_id, event, |events| {
+                let Some(mut state) = quote::fold(events)? else {
+                    return Err(HandlerError::Invalid(format!(
+                        "{} is empty",
+                        event.stream_id
+                    )));
+                };
+                let mut derived = Vec::new();
+                for (vin, fact) in &facts {
+                    match record_enrichment(&state, fact.clone()) {
+                        Ok(Some(new_event)) => {
+                            state
+                                .apply(state.version + 1, &new_event)
+                                .map_err(|e| HandlerError::Invalid(e.to_string()))?;
+                            derived.push(quote::derived(format!("vehicle/{vin}"), &new_event)?);
+                        }
+                        // Already recorded (a redelivery), or the quote is already decided.
+                        Ok(None) | Err(FoldError::InvalidTransition { .. }) => {}
+                        Err(FoldError::ConflictingVehicleOutcome { .. }) => {
+                            tracing::info!(
+                                vin,
+                                "vehicle already has another outcome; keeping the first"
+                            );
+                        }
+                        Err(other) => return Err(HandlerError::Invalid(other.to_string())),
+                    }
+                }
+                Ok(derived)
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn ready(&self) -> Result<(), HandlerError> {
+        // vPIC being down is not unreadiness: the fallback covers it.
+        Ok(())
+    }
+}
