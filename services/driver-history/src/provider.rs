@@ -1,0 +1,217 @@
+//! Driver-record providers.
+//!
+//! # HTTP contract (`DRIVER_HISTORY_PROVIDER=http`)
+//!
+//! `GET {DRIVER_HISTORY_URL}/v1/driver-records/{license_state}/{license_number}` answers:
+//!
+//! - `200` with
+//!   ```json
+//!   {"license_status": "valid",
+//!    "accidents": [{"date": "2024-02-10", "at_fault": true}],
+//!    "violations": [{"kind": "speeding", "date": "2023-07-01"}]}
+//!   ```
+//!   (`license_status`: `valid`, `suspended`, `revoked`, `expired`; violation `kind`:
+//!   `speeding`, `dui`, `reckless_driving`, `distracted_driving`, `other`; dates ISO 8601);
+//! - `404` when the provider has no record of the licence (recorded as unavailable);
+//! - `429`/`5xx`/timeouts are retried with jitter, behind a circuit breaker; when the provider
+//!   stays down the history is recorded as unavailable (the quote is then referred).
+//!
+//! Requests carry `Accept: application/json`; an optional bearer token comes from
+//! `DRIVER_HISTORY_TOKEN`.
+//!
+//! # Simulated (`DRIVER_HISTORY_PROVIDER=simulated`)
+//!
+//! A built-in, deterministic provider for local runs: the same licence always has the same
+//! history (see `quote_domain::driver_simulation`). It says so in every log line and event
+//! (`source: simulated`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use quote_domain::enrichment::{
+    Accident, DriverHistoryRetrieved, HistorySource, LicenseStatus, Violation,
+};
+use quote_domain::{LicenseNumber, UsState};
+use quote_runtime::backoff::Backoff;
+use quote_runtime::resilience::{call_with_retries, CallError, CircuitBreaker, Retryable};
+use serde::Deserialize;
+
+/// Why no history could be had.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderError {
+    /// The provider has no record of the licence.
+    #[error("no driving record found for this licence")]
+    NoRecord,
+    /// The provider is unavailable (after retries, or the circuit is open).
+    #[error("driver-record provider unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Looks up driving records.
+#[async_trait]
+pub trait DriverRecordProvider: Send + Sync + std::fmt::Debug {
+    /// The history of one licence.
+    async fn history(
+        &self,
+        state: UsState,
+        number: &LicenseNumber,
+    ) -> Result<DriverHistoryRetrieved, ProviderError>;
+}
+
+/// The built-in deterministic provider.
+#[derive(Debug, Clone, Default)]
+pub struct SimulatedProvider;
+
+#[async_trait]
+impl DriverRecordProvider for SimulatedProvider {
+    async fn history(
+        &self,
+        state: UsState,
+        number: &LicenseNumber,
+    ) -> Result<DriverHistoryRetrieved, ProviderError> {
+        let today = time::OffsetDateTime::now_utc().date();
+        tracing::debug!(%state, "driver history from the SIMULATED provider");
+        Ok(quote_domain::driver_simulation::simulate(
+            state, number, today,
+        ))
+    }
+}
+
+/// Settings of the HTTP provider.
+#[derive(Debug, Clone)]
+pub struct HttpProviderConfig {
+    /// Base URL (`DRIVER_HISTORY_URL`).
+    pub base_url: String,
+    /// Optional bearer token (`DRIVER_HISTORY_TOKEN`).
+    pub token: Option<String>,
+    /// Per-attempt timeout (`DRIVER_HISTORY_TIMEOUT_MS`, default 3000).
+    pub timeout: Duration,
+    /// Attempts per lookup (`DRIVER_HISTORY_ATTEMPTS`, default 3).
+    pub attempts: u32,
+    /// Consecutive failures that open the circuit.
+    pub breaker_threshold: u32,
+    /// How long the circuit stays open.
+    pub breaker_cool_down: Duration,
+}
+
+#[derive(Debug, Deserialize)]
+struct RecordBody {
+    license_status: LicenseStatus,
+    #[serde(default)]
+    accidents: Vec<Accident>,
+    #[serde(default)]
+    violations: Vec<Violation>,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum AttemptError {
+    #[error("{0}")]
+    Transient(String),
+    #[error("no record")]
+    NoRecord,
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl Retryable for AttemptError {
+    fn is_retryable(&self) -> bool {
+        matches!(self, AttemptError::Transient(_))
+    }
+}
+
+/// A provider reached over HTTP (the contract above).
+#[derive(Debug, Clone)]
+pub struct HttpProvider {
+    http: reqwest::Client,
+    config: HttpProviderConfig,
+    breaker: Arc<CircuitBreaker>,
+}
+
+impl HttpProvider {
+    /// A provider client.
+    pub fn new(config: HttpProviderConfig) -> Result<Self, ProviderError> {
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .build()
+            .map_err(|e| ProviderError::Unavailable(e.to_string()))?;
+        Ok(Self {
+            http,
+            breaker: Arc::new(CircuitBreaker::new(
+                config.breaker_threshold,
+                config.breaker_cool_down,
+            )),
+            config,
+        })
+    }
+
+    async fn attempt(
+        &self,
+        state: UsState,
+        number: &LicenseNumber,
+    ) -> Result<RecordBody, AttemptError> {
+        let url = format!(
+            "{}/v1/driver-records/{}/{}",
+            self.config.base_url.trim_end_matches('/'),
+            state.as_str(),
+            number.as_str()
+        );
+        let mut request = self.http.get(url).header("accept", "application/json");
+        if let Some(token) = &self.config.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| AttemptError::Transient(e.to_string()))?;
+        let status = response.status();
+        if status.as_u16() == 404 {
+            return Err(AttemptError::NoRecord);
+        }
+        if status.is_server_error() || status.as_u16() == 429 {
+            return Err(AttemptError::Transient(format!(
+                "provider answered {status}"
+            )));
+        }
+        if !status.is_success() {
+            return Err(AttemptError::Permanent(format!(
+                "provider answered {status}"
+            )));
+        }
+        response
+            .json::<RecordBody>()
+            .await
+            .map_err(|e| AttemptError::Permanent(format!("unreadable record: {e}")))
+    }
+}
+
+#[async_trait]
+impl DriverRecordProvider for HttpProvider {
+    #[tracing::instrument(skip(self, number), fields(base_url = %self.config.base_url))]
+    async fn history(
+        &self,
+        state: UsState,
+        number: &LicenseNumber,
+    ) -> Result<DriverHistoryRetrieved, ProviderError> {
+        let backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+        let body = match call_with_retries(&self.breaker, self.config.attempts, backoff, || {
+            self.attempt(state, number)
+        })
+        .await
+        {
+            Ok(body) => body,
+            Err(CallError::Permanent(AttemptError::NoRecord)) => {
+                return Err(ProviderError::NoRecord)
+            }
+            Err(other) => return Err(ProviderError::Unavailable(other.to_string())),
+        };
+        Ok(DriverHistoryRetrieved {
+            license_state: state,
+            license_number: number.clone(),
+            license_status: body.license_status,
+            accidents: body.accidents,
+            violations: body.violations,
+            source: HistorySource::Provider,
+        })
+    }
+}
