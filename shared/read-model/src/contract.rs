@@ -1,0 +1,159 @@
+//! The contract both read-model adapters honour.
+
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use crate::model::{QuoteSummary, ReadModel, ReadModelError, Upsert};
+
+/// Generates one test per contract case for the read model built by `$make`.
+#[macro_export]
+macro_rules! read_model_contract {
+    ($make:expr) => {
+        $crate::read_model_contract!(@cases $make;
+            upserts_are_guarded_by_version,
+            quotes_are_found_by_id,
+            customers_list_newest_first_in_pages,
+        );
+    };
+    (@cases $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let model: std::sync::Arc<dyn $crate::ReadModel> = $make.await;
+                $crate::contract::$case(model).await;
+            }
+        )*
+    };
+}
+
+/// A summary of quote `n` (UUIDv7-like ids that sort by `n`).
+pub fn summary(customer: &str, n: u32, version: u64) -> QuoteSummary {
+    let at = OffsetDateTime::from_unix_timestamp(1_790_000_000 + i64::from(n))
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    QuoteSummary {
+        customer_id: customer.to_owned(),
+        quote_id: format!("019a0000-0000-7000-8000-{n:012}"),
+        status: if version > 3 {
+            "quoted".into()
+        } else {
+            "pending".into()
+        },
+        version,
+        annual_premium_cents: (version > 3).then_some(123_456),
+        valid_until: None,
+        reasons: Vec::new(),
+        vehicles: Vec::new(),
+        drivers: 1,
+        rating_table_version: None,
+        requested_at: at,
+        updated_at: at,
+    }
+}
+
+fn unique_customer() -> String {
+    format!("cust-{}", OffsetDateTime::now_utc().unix_timestamp_nanos())
+}
+
+/// A newer version replaces; the same or an older one does not.
+pub async fn upserts_are_guarded_by_version(model: Arc<dyn ReadModel>) {
+    let customer = unique_customer();
+    assert_eq!(
+        model
+            .upsert(&summary(&customer, 1, 2))
+            .await
+            .expect("upsert"),
+        Upsert::Applied
+    );
+    assert_eq!(
+        model
+            .upsert(&summary(&customer, 1, 4))
+            .await
+            .expect("upsert"),
+        Upsert::Applied
+    );
+    assert_eq!(
+        model
+            .upsert(&summary(&customer, 1, 3))
+            .await
+            .expect("upsert"),
+        Upsert::Stale { stored: 4 }
+    );
+    assert_eq!(
+        model
+            .upsert(&summary(&customer, 1, 4))
+            .await
+            .expect("upsert"),
+        Upsert::Stale { stored: 4 }
+    );
+    let page = model
+        .list_by_customer(&customer, 10, None)
+        .await
+        .expect("list");
+    assert_eq!(page.quotes.len(), 1);
+    assert_eq!(page.quotes[0].version, 4);
+    assert_eq!(page.quotes[0].status, "quoted");
+}
+
+/// A quote is found by its id alone (eventually, for indexed adapters).
+pub async fn quotes_are_found_by_id(model: Arc<dyn ReadModel>) {
+    let customer = unique_customer();
+    let stored = summary(&customer, 7, 1);
+    model.upsert(&stored).await.expect("upsert");
+    let mut found = None;
+    for _ in 0..50 {
+        found = model.get(&stored.quote_id).await.expect("get");
+        if found.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(found, Some(stored));
+    assert!(model
+        .get("019a0000-0000-7000-8000-999999999999")
+        .await
+        .expect("get")
+        .is_none());
+}
+
+/// Listing is newest first, paged, and a token from another customer is refused.
+pub async fn customers_list_newest_first_in_pages(model: Arc<dyn ReadModel>) {
+    let customer = unique_customer();
+    for n in 1..=7 {
+        model
+            .upsert(&summary(&customer, n, 1))
+            .await
+            .expect("upsert");
+    }
+    model
+        .upsert(&summary(&unique_customer(), 99, 1))
+        .await
+        .expect("other customer");
+    let mut seen = Vec::new();
+    let mut token: Option<String> = None;
+    for _ in 0..10 {
+        let page = model
+            .list_by_customer(&customer, 3, token.as_deref())
+            .await
+            .expect("list");
+        assert!(page.quotes.len() <= 3);
+        seen.extend(page.quotes.iter().map(|q| q.quote_id.clone()));
+        token = page.next_page_token;
+        if token.is_none() {
+            break;
+        }
+    }
+    let expected: Vec<String> = (1..=7)
+        .rev()
+        .map(|n| summary(&customer, n, 1).quote_id)
+        .collect();
+    assert_eq!(seen, expected);
+    let first = model
+        .list_by_customer(&customer, 3, None)
+        .await
+        .expect("list");
+    let foreign = model
+        .list_by_customer("someone-else", 3, first.next_page_token.as_deref())
+        .await;
+    assert!(matches!(foreign, Err(ReadModelError::InvalidPageToken)));
+}

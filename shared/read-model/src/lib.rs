@@ -1,0 +1,23 @@
+//! The `customer-quotes` read model: one summary per quote, kept by the projector, read by the
+//! API.
+//!
+//! Every upsert is guarded by the stream version it reflects, so a duplicate or late record can
+//! never move a quote backwards. Listing is newest first: quote ids are UUIDv7, so their text
+//! sorts by creation time.
+//!
+//! # Layout
+//! - [`model`]: the summary and the port.
+//! - [`memory`]: the in-memory adapter.
+//! - [`dynamodb`]: the DynamoDB adapter (`READ_MODEL_TABLE`, key `customer_id` + `quote_id`,
+//!   GSI `by-quote` on `quote_id`).
+//! - `contract` (feature `contract`): the suite both adapters pass.
+
+pub mod dynamodb;
+pub mod memory;
+pub mod model;
+
+#[cfg(feature = "contract")]
+pub mod contract;
+
+pub use memory::InMemoryReadModel;
+pub use model::{Page, QuoteSummary, ReadModel, ReadModelError, Upsert, VehicleSummary};

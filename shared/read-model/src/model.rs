@@ -1,0 +1,141 @@
+//! The quote summary and the read-model port.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+/// A vehicle as shown in a summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct VehicleSummary {
+    /// The VIN.
+    pub vin: String,
+    /// Make, once decoded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub make: Option<String>,
+    /// Model, once decoded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Model year, once decoded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_year: Option<u16>,
+}
+
+/// One quote as the customer sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct QuoteSummary {
+    /// The customer.
+    pub customer_id: String,
+    /// The quote.
+    pub quote_id: String,
+    /// `pending`, `quoted`, `declined` or `referred`.
+    #[schema(example = "quoted")]
+    pub status: String,
+    /// The last stream version applied.
+    pub version: u64,
+    /// Annual premium in US cents, once quoted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annual_premium_cents: Option<u64>,
+    /// Until when the premium holds.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub valid_until: Option<OffsetDateTime>,
+    /// Why declined or referred.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
+    /// The vehicles.
+    pub vehicles: Vec<VehicleSummary>,
+    /// Number of drivers.
+    pub drivers: usize,
+    /// Rating-table version of the premium.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rating_table_version: Option<String>,
+    /// When the quote was requested.
+    #[serde(with = "time::serde::rfc3339")]
+    pub requested_at: OffsetDateTime,
+    /// When the last applied event was recorded.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// What an upsert did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upsert {
+    /// Stored (new, or newer than what was stored).
+    Applied,
+    /// Not stored: the stored summary is at this version or newer.
+    Stale {
+        /// The stored version.
+        stored: u64,
+    },
+}
+
+/// A page of a customer's quotes, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// The summaries.
+    pub quotes: Vec<QuoteSummary>,
+    /// Pass back to get the next page; `None` on the last page.
+    pub next_page_token: Option<String>,
+}
+
+/// Why a read-model operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadModelError {
+    /// The page token is not one this read model issued.
+    #[error("invalid page token")]
+    InvalidPageToken,
+    /// A stored item could not be decoded.
+    #[error("read model item is corrupt: {0}")]
+    Corrupt(String),
+    /// The backend failed (after the SDK's retries).
+    #[error("read model backend failed: {0}")]
+    Backend(String),
+}
+
+/// The read-model port.
+#[async_trait]
+pub trait ReadModel: Send + Sync + std::fmt::Debug {
+    /// Stores `summary` unless the stored one is at the same or a newer version.
+    async fn upsert(&self, summary: &QuoteSummary) -> Result<Upsert, ReadModelError>;
+
+    /// One quote by id.
+    async fn get(&self, quote_id: &str) -> Result<Option<QuoteSummary>, ReadModelError>;
+
+    /// A customer's quotes, newest first, `limit` per page.
+    async fn list_by_customer(
+        &self,
+        customer_id: &str,
+        limit: usize,
+        page_token: Option<&str>,
+    ) -> Result<Page, ReadModelError>;
+
+    /// Checks that the backend answers.
+    async fn ping(&self) -> Result<(), ReadModelError> {
+        Ok(())
+    }
+}
+
+/// Encodes the last quote id of a page as an opaque token.
+pub(crate) fn encode_token(customer_id: &str, quote_id: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{customer_id}\n{quote_id}"))
+}
+
+/// Decodes a page token issued for `customer_id`; returns the quote id to continue after.
+pub(crate) fn decode_token(customer_id: &str, token: &str) -> Result<String, ReadModelError> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| ReadModelError::InvalidPageToken)?;
+    let text = String::from_utf8(bytes).map_err(|_| ReadModelError::InvalidPageToken)?;
+    match text.split_once('\n') {
+        Some((customer, quote)) if customer == customer_id && !quote.is_empty() => {
+            Ok(quote.to_owned())
+        }
+        _ => Err(ReadModelError::InvalidPageToken),
+    }
+}
