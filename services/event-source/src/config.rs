@@ -8,6 +8,7 @@
 //! | `EVENTS_TABLE` | `quote-events` | DynamoDB events table |
 //! | `IDEMPOTENCY_TABLE` | `quote-idempotency` | DynamoDB idempotency table |
 //! | `EVENT_STREAM` | `quote-events` | Kinesis stream events are published to |
+//! | `READ_MODEL_TABLE` | `customer-quotes` | DynamoDB read model the query routes answer from |
 //! | `AUTH_HS256_SECRET` | — | HS256 secret for bearer tokens (local, tests) |
 //! | `AUTH_JWKS_URL` | — | JWKS URL for RS/ES/PS-signed tokens (production, e.g. Cognito) |
 //! | `AUTH_ISSUER` | — | required `iss` when set |
@@ -69,6 +70,8 @@ pub struct Config {
     pub idempotency_table: String,
     /// Kinesis stream.
     pub event_stream: String,
+    /// DynamoDB read-model table.
+    pub read_model_table: String,
     /// Token verification.
     pub auth: AuthConfig,
     /// How long idempotency keys are remembered.
@@ -140,6 +143,7 @@ impl Config {
             events_table: string_or("EVENTS_TABLE", "quote-events"),
             idempotency_table: string_or("IDEMPOTENCY_TABLE", "quote-idempotency"),
             event_stream: string_or("EVENT_STREAM", "quote-events"),
+            read_model_table: string_or("READ_MODEL_TABLE", "customer-quotes"),
             auth: AuthConfig {
                 keys,
                 issuer: optional("AUTH_ISSUER"),
@@ -161,6 +165,7 @@ impl Config {
             events_table: "quote-events".into(),
             idempotency_table: "quote-idempotency".into(),
             event_stream: "quote-events".into(),
+            read_model_table: "customer-quotes".into(),
             auth: AuthConfig {
                 keys: AuthKeys::Hs256Secret(secret.into()),
                 issuer: None,

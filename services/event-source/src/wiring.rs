@@ -7,6 +7,8 @@ use anyhow::Context;
 use event_relay::{EventSink, InMemorySink, KinesisSink, Relay, RelayConfig, RelayHandle};
 use event_store::dynamodb::{DynamoEventStore, TableNames};
 use event_store::{EventStore, InMemoryEventStore};
+use quote_read_model::dynamodb::DynamoReadModel;
+use quote_read_model::{InMemoryReadModel, ReadModel};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -24,11 +26,29 @@ pub struct Service {
 }
 
 impl Service {
-    /// Wires the service on the given adapters.
+    /// Wires the service on the given adapters, with an in-memory read model (queries then
+    /// fall back to folding the store until a projector fills it).
     pub fn new(
         config: &Config,
         store: Arc<dyn EventStore>,
         sink: Arc<dyn EventSink>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self::with_read_model(
+            config,
+            store,
+            sink,
+            Arc::new(InMemoryReadModel::new()),
+            shutdown,
+        )
+    }
+
+    /// Wires the service on the given adapters and read model.
+    pub fn with_read_model(
+        config: &Config,
+        store: Arc<dyn EventStore>,
+        sink: Arc<dyn EventSink>,
+        read_model: Arc<dyn ReadModel>,
         shutdown: CancellationToken,
     ) -> Self {
         let relay_config = RelayConfig {
@@ -42,6 +62,7 @@ impl Service {
             store,
             sink,
             relay,
+            read_model,
             auth: Authenticator::new(&config.auth),
             config: ApiSettings {
                 idempotency_ttl: config.idempotency_ttl,
@@ -54,10 +75,15 @@ impl Service {
 
     /// Wires the service on the adapters the configuration names.
     pub async fn from_config(config: &Config, shutdown: CancellationToken) -> Self {
-        let (store, sink): (Arc<dyn EventStore>, Arc<dyn EventSink>) = match config.backend {
+        let (store, sink, read_model): (
+            Arc<dyn EventStore>,
+            Arc<dyn EventSink>,
+            Arc<dyn ReadModel>,
+        ) = match config.backend {
             Backend::Memory => (
                 Arc::new(InMemoryEventStore::new()),
                 Arc::new(InMemorySink::new()),
+                Arc::new(InMemoryReadModel::new()),
             ),
             Backend::Aws => {
                 let sdk = quote_runtime::aws::load_sdk_config().await;
@@ -65,19 +91,21 @@ impl Service {
                     events: config.events_table.clone(),
                     idempotency: config.idempotency_table.clone(),
                 };
+                let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
                 (
-                    Arc::new(DynamoEventStore::new(
-                        aws_sdk_dynamodb::Client::new(&sdk),
-                        tables,
-                    )),
+                    Arc::new(DynamoEventStore::new(dynamo.clone(), tables)),
                     Arc::new(KinesisSink::new(
                         aws_sdk_kinesis::Client::new(&sdk),
                         config.event_stream.clone(),
                     )),
+                    Arc::new(DynamoReadModel::new(
+                        dynamo,
+                        config.read_model_table.clone(),
+                    )),
                 )
             }
         };
-        Self::new(config, store, sink, shutdown)
+        Self::with_read_model(config, store, sink, read_model, shutdown)
     }
 }
 

@@ -20,6 +20,7 @@ use tower::ServiceExt;
 const SECRET: &str = "test-secret-0123456789";
 
 struct TestApp {
+    read_model: Arc<quote_read_model::InMemoryReadModel>,
     router: Router,
     state: AppState,
     store: Arc<InMemoryEventStore>,
@@ -35,8 +36,16 @@ fn spawn_app_with(config: Config) -> TestApp {
     let store = Arc::new(InMemoryEventStore::new());
     let sink = Arc::new(InMemorySink::new());
     let shutdown = CancellationToken::new();
-    let service = Service::new(&config, store.clone(), sink.clone(), shutdown.clone());
+    let read_model = Arc::new(quote_read_model::InMemoryReadModel::new());
+    let service = Service::with_read_model(
+        &config,
+        store.clone(),
+        sink.clone(),
+        read_model.clone(),
+        shutdown.clone(),
+    );
     TestApp {
+        read_model,
         router: router(service.state.clone()),
         state: service.state,
         store,
@@ -206,7 +215,8 @@ async fn a_quote_request_is_accepted_stored_and_readable() {
     assert_eq!(quote.body["customer_id"], "cust-42");
     assert_eq!(quote.body["status"], "pending");
     assert_eq!(quote.body["version"], 1);
-    assert_eq!(quote.body["vehicles"], 1);
+    assert_eq!(quote.body["vehicles"][0]["vin"], "1HGCM82633A004352");
+    assert_eq!(quote.body["drivers"], 1);
 
     let events = app
         .get(Some(&token), &format!("/v1/quotes/{quote_id}/events"))
@@ -686,4 +696,90 @@ async fn requests_succeed_while_the_stream_is_down_and_are_published_when_it_ret
             "{id} not published"
         );
     }
+}
+
+#[tokio::test]
+async fn customers_list_their_quotes_newest_first_from_the_read_model() {
+    use quote_read_model::ReadModel;
+    let app = spawn_app();
+    let ana = token("cust-42", false);
+    let bob = token("cust-7", false);
+    let agent = token("agent-1", true);
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let reply = app.post(&ana, &quote_body("cust-42")).await;
+        ids.push(reply.body["quote_id"].as_str().expect("id").to_owned());
+    }
+    app.post(&bob, &quote_body("cust-7")).await;
+    // What the projector would write: the summaries (answered by folding the store for now).
+    for id in &ids {
+        let summary = app.get(Some(&ana), &format!("/v1/quotes/{id}")).await;
+        let summary: quote_read_model::QuoteSummary =
+            serde_json::from_value(summary.body).expect("summary");
+        app.read_model.upsert(&summary).await.expect("upsert");
+    }
+    let first = app
+        .get(Some(&ana), "/v1/customers/cust-42/quotes?limit=2")
+        .await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    let listed: Vec<&str> = first.body["quotes"]
+        .as_array()
+        .expect("quotes")
+        .iter()
+        .filter_map(|q| q["quote_id"].as_str())
+        .collect();
+    assert_eq!(
+        listed,
+        vec![ids[2].as_str(), ids[1].as_str()],
+        "newest first"
+    );
+    let token_param = first.body["next_page_token"].as_str().expect("more pages");
+    let second = app
+        .get(
+            Some(&ana),
+            &format!("/v1/customers/cust-42/quotes?limit=2&page_token={token_param}"),
+        )
+        .await;
+    let listed: Vec<&str> = second.body["quotes"]
+        .as_array()
+        .expect("quotes")
+        .iter()
+        .filter_map(|q| q["quote_id"].as_str())
+        .collect();
+    assert_eq!(listed, vec![ids[0].as_str()]);
+    assert!(second.body.get("next_page_token").is_none());
+
+    // The read model answers GET /v1/quotes/{id} now, with the same visibility rules.
+    assert_eq!(
+        app.get(Some(&ana), &format!("/v1/quotes/{}", ids[0]))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_problem(
+        &app.get(Some(&bob), &format!("/v1/quotes/{}", ids[0])).await,
+        StatusCode::NOT_FOUND,
+    );
+    assert_problem(
+        &app.get(Some(&bob), "/v1/customers/cust-42/quotes").await,
+        StatusCode::NOT_FOUND,
+    );
+    assert_eq!(
+        app.get(Some(&agent), "/v1/customers/cust-42/quotes")
+            .await
+            .body["quotes"]
+            .as_array()
+            .map(Vec::len),
+        Some(3)
+    );
+    let bad_limit = app
+        .get(Some(&ana), "/v1/customers/cust-42/quotes?limit=0")
+        .await;
+    assert_problem(&bad_limit, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(problem_fields(&bad_limit), vec!["limit"]);
+    let bad_token = app
+        .get(Some(&ana), "/v1/customers/cust-42/quotes?page_token=bm9wZQ")
+        .await;
+    assert_problem(&bad_token, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(problem_fields(&bad_token), vec!["page_token"]);
 }

@@ -7,6 +7,7 @@
 //!
 //! # Layout
 //! - [`model`]: the summary and the port.
+//! - [`projection`]: a quote's state as a summary.
 //! - [`memory`]: the in-memory adapter.
 //! - [`dynamodb`]: the DynamoDB adapter (`READ_MODEL_TABLE`, key `customer_id` + `quote_id`,
 //!   GSI `by-quote` on `quote_id`).
@@ -15,6 +16,7 @@
 pub mod dynamodb;
 pub mod memory;
 pub mod model;
+pub mod projection;
 
 #[cfg(feature = "contract")]
 pub mod contract;

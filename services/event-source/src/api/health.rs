@@ -27,7 +27,7 @@ pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
-/// Readiness: the event store and the stream answer.
+/// Readiness: the event store, the read model and the stream answer.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready", body = Health),
@@ -37,6 +37,10 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiEr
     let store = tokio::time::timeout(DEPENDENCY_TIMEOUT, state.store.ping()).await;
     if !matches!(store, Ok(Ok(()))) {
         return Err(ApiError::Unavailable("event store not reachable".into()));
+    }
+    let read_model = tokio::time::timeout(DEPENDENCY_TIMEOUT, state.read_model.ping()).await;
+    if !matches!(read_model, Ok(Ok(()))) {
+        return Err(ApiError::Unavailable("read model not reachable".into()));
     }
     let sink = tokio::time::timeout(DEPENDENCY_TIMEOUT, state.sink.ping()).await;
     if !matches!(sink, Ok(Ok(()))) {

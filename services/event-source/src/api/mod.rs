@@ -18,6 +18,7 @@ use axum::routing::{get, post};
 use axum::{BoxError, Router};
 use event_relay::{EventSink, RelayHandle};
 use event_store::EventStore;
+use quote_read_model::ReadModel;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -50,6 +51,8 @@ pub struct AppState {
     pub sink: Arc<dyn EventSink>,
     /// The relay that publishes commits.
     pub relay: RelayHandle,
+    /// The customer-quotes read model (kept by the projector).
+    pub read_model: Arc<dyn ReadModel>,
     /// Token verification.
     pub auth: Authenticator,
     /// Settings.
@@ -108,6 +111,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/quotes", post(quotes::request_quote))
         .route("/v1/quotes/{quote_id}", get(quotes::get_quote))
         .route("/v1/quotes/{quote_id}/events", get(quotes::list_events))
+        .route(
+            "/v1/customers/{customer_id}/quotes",
+            get(quotes::list_customer_quotes),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/openapi.json", get(openapi::serve))

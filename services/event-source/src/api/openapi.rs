@@ -29,11 +29,13 @@ impl Modify for BearerAuth {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Quote platform: event-source API", description = "Request auto-insurance quotes and read them back; every change is an event."),
-    paths(quotes::request_quote, quotes::get_quote, quotes::list_events, health::healthz, health::readyz),
+    paths(quotes::request_quote, quotes::get_quote, quotes::list_events, quotes::list_customer_quotes, health::healthz, health::readyz),
     components(schemas(
         quote_domain::request::QuoteRequestInput,
         quotes::QuoteAccepted,
-        quotes::QuoteView,
+        quote_read_model::QuoteSummary,
+        quote_read_model::VehicleSummary,
+        quotes::QuoteList,
         quotes::EventList,
         problem::Problem,
         problem::ProblemField,

@@ -14,6 +14,8 @@ use quote_domain::quote::{
     request_quote as decide_request, Quote, QuoteEvent, QuoteId, RequestQuote,
 };
 use quote_domain::request::{FieldError, QuoteRequest, QuoteRequestInput};
+use quote_read_model::projection::summarize;
+use quote_read_model::{QuoteSummary, ReadModelError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -33,42 +35,6 @@ pub struct QuoteAccepted {
     /// Always `pending` on acceptance.
     #[schema(example = "pending")]
     pub status: String,
-}
-
-/// A quote's state, folded from its events.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct QuoteView {
-    /// The quote.
-    pub quote_id: String,
-    /// The customer it belongs to.
-    pub customer_id: String,
-    /// `pending`, `quoted`, `declined` or `referred`.
-    #[schema(example = "pending")]
-    pub status: String,
-    /// The stream version this state reflects.
-    pub version: u64,
-    /// When the quote was requested.
-    #[serde(with = "time::serde::rfc3339")]
-    pub requested_at: OffsetDateTime,
-    /// When the last event of this state was recorded.
-    #[serde(with = "time::serde::rfc3339")]
-    pub updated_at: OffsetDateTime,
-    /// Annual premium in US cents, once quoted.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub annual_premium_cents: Option<u64>,
-    /// Until when the quoted premium holds.
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        with = "time::serde::rfc3339::option"
-    )]
-    pub valid_until: Option<OffsetDateTime>,
-    /// Why the quote was declined or referred.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub reasons: Vec<String>,
-    /// Number of vehicles in the request.
-    pub vehicles: usize,
-    /// Number of drivers in the request.
-    pub drivers: usize,
 }
 
 /// A quote's events in version order.
@@ -404,13 +370,17 @@ fn bound_of(query: &AsOfQuery) -> Result<LoadBound, ApiError> {
 }
 
 /// Read a quote's state (optionally as of a version or an instant).
+///
+/// The current state comes from the read model (eventually consistent, kept by the projector);
+/// a quote the projector has not seen yet, and every time-travel read, is folded from the event
+/// store instead.
 #[utoipa::path(
     get,
     path = "/v1/quotes/{quote_id}",
     tag = "quotes",
     params(("quote_id" = String, Path, description = "The quote id"), AsOfQuery),
     responses(
-        (status = 200, description = "The quote", body = QuoteView),
+        (status = 200, description = "The quote", body = QuoteSummary),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such quote for this caller", body = Problem, content_type = "application/problem+json"),
     ),
@@ -421,25 +391,93 @@ pub async fn get_quote(
     principal: Principal,
     Path(quote_id): Path<String>,
     Query(query): Query<AsOfQuery>,
-) -> Result<Json<QuoteView>, ApiError> {
+) -> Result<Json<QuoteSummary>, ApiError> {
     let bound = bound_of(&query)?;
+    if bound == LoadBound::Latest {
+        if let Ok(id) = quote_id.parse::<QuoteId>() {
+            match state.read_model.get(&id.to_string()).await {
+                Ok(Some(summary)) if principal.may_act_for(&summary.customer_id) => {
+                    return Ok(Json(summary))
+                }
+                Ok(Some(_)) => return Err(ApiError::NotFound(format!("no quote {quote_id}"))),
+                Ok(None) => {}
+                Err(err) => {
+                    tracing::warn!(error = %err, "read model unavailable; folding the event store")
+                }
+            }
+        }
+    }
     let (quote, events) = load_visible(&state, &principal, &quote_id, bound).await?;
     let updated_at = events
         .last()
         .map(|e| e.recorded_at)
         .unwrap_or(quote.requested_at);
-    Ok(Json(QuoteView {
-        quote_id: quote.quote_id.to_string(),
-        customer_id: quote.customer_id.as_str().to_owned(),
-        status: quote.status.as_str().to_owned(),
-        version: quote.version,
-        requested_at: quote.requested_at,
-        updated_at,
-        annual_premium_cents: quote.annual_premium.map(|m| m.cents()),
-        valid_until: quote.valid_until,
-        reasons: quote.reasons.clone(),
-        vehicles: quote.request.vehicles.len(),
-        drivers: quote.request.drivers.len(),
+    Ok(Json(summarize(&quote, updated_at)))
+}
+
+/// Paging of a customer's quotes.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ListQuery {
+    /// Quotes per page (1–100, default 20).
+    pub limit: Option<usize>,
+    /// The `next_page_token` of the previous page.
+    pub page_token: Option<String>,
+}
+
+/// A page of a customer's quotes, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QuoteList {
+    /// The quotes.
+    pub quotes: Vec<QuoteSummary>,
+    /// Pass as `page_token` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_page_token: Option<String>,
+}
+
+/// List a customer's quotes, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/customers/{customer_id}/quotes",
+    tag = "quotes",
+    params(("customer_id" = String, Path, description = "The customer"), ListQuery),
+    responses(
+        (status = 200, description = "A page of quotes", body = QuoteList),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not visible to this caller", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid limit or page token", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list_customer_quotes(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(customer_id): Path<String>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<QuoteList>, ApiError> {
+    if !principal.may_act_for(&customer_id) {
+        return Err(ApiError::NotFound(format!("no customer {customer_id}")));
+    }
+    let limit = query.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::Validation(vec![FieldError {
+            field: "limit".into(),
+            reason: "must be between 1 and 100".into(),
+        }]));
+    }
+    let page = state
+        .read_model
+        .list_by_customer(&customer_id, limit, query.page_token.as_deref())
+        .await
+        .map_err(|err| match err {
+            ReadModelError::InvalidPageToken => ApiError::Validation(vec![FieldError {
+                field: "page_token".into(),
+                reason: "not a page token of this listing".into(),
+            }]),
+            other => ApiError::Unavailable(format!("read model unavailable: {other}")),
+        })?;
+    Ok(Json(QuoteList {
+        quotes: page.quotes,
+        next_page_token: page.next_page_token,
     }))
 }
 

@@ -1,0 +1,90 @@
+//! projector: keeps the `customer-quotes` read model (`READ_MODEL_TABLE`, default
+//! `customer-quotes`) in step with the event store.
+//!
+//! For every quote event it loads the quote's whole stream from the store (so a record that
+//! arrives after a gap, or out of order across a reshard, is applied with everything before it),
+//! folds it, and upserts the summary guarded by version: a duplicate or late record can never
+//! move a quote backwards.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use event_store::EventEnvelope;
+use quote_domain::quote::QuoteEvent;
+use quote_pipeline::{quote, EventHandler, HandlerContext, HandlerError};
+use quote_read_model::dynamodb::DynamoReadModel;
+use quote_read_model::projection::summarize;
+use quote_read_model::{ReadModel, Upsert};
+
+/// The projector's handler.
+#[derive(Debug, Clone)]
+pub struct Projector {
+    model: Arc<dyn ReadModel>,
+}
+
+impl Projector {
+    /// A projector writing to `model`.
+    pub fn new(model: Arc<dyn ReadModel>) -> Self {
+        Self { model }
+    }
+
+    /// Configured from `READ_MODEL_TABLE` on the SDK's configured endpoint.
+    pub async fn from_env() -> anyhow::Result<Self> {
+        let sdk = quote_runtime::aws::load_sdk_config().await;
+        let table = quote_runtime::env::string_or("READ_MODEL_TABLE", "customer-quotes");
+        Ok(Self::new(Arc::new(DynamoReadModel::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            table,
+        ))))
+    }
+}
+
+#[async_trait]
+impl EventHandler for Projector {
+    fn name(&self) -> &'static str {
+        "projector"
+    }
+
+    fn handles(&self, event_type: &str) -> bool {
+        QuoteEvent::EVENT_TYPES.contains(&event_type)
+    }
+
+    async fn handle(
+        &self,
+        event: &EventEnvelope,
+        context: &HandlerContext,
+    ) -> Result<(), HandlerError> {
+        let events = context.load(&event.stream_id).await?;
+        let Some(state) = quote::fold(&events)? else {
+            return Err(HandlerError::Invalid(format!(
+                "{} v{} was published but the stream is empty",
+                event.stream_id, event.version
+            )));
+        };
+        let updated_at = events
+            .last()
+            .map(|e| e.recorded_at)
+            .unwrap_or(event.recorded_at);
+        match self
+            .model
+            .upsert(&summarize(&state, updated_at))
+            .await
+            .map_err(|e| HandlerError::Dependency(e.to_string()))?
+        {
+            Upsert::Applied => {
+                tracing::debug!(quote_id = %state.quote_id, version = state.version, status = %state.status, "read model updated")
+            }
+            Upsert::Stale { stored } => {
+                tracing::debug!(quote_id = %state.quote_id, stored, "read model already newer")
+            }
+        }
+        Ok(())
+    }
+
+    async fn ready(&self) -> Result<(), HandlerError> {
+        self.model
+            .ping()
+            .await
+            .map_err(|e| HandlerError::Dependency(e.to_string()))
+    }
+}
