@@ -12,18 +12,29 @@ use crate::vpic::{VpicClient, VpicConfig, VpicError};
 /// Decodes VINs of requested quotes.
 #[derive(Debug, Clone)]
 pub struct VehicleEnricher {
-    vpic: VpicClient,
+    /// `None`: offline, every VIN is decoded from the VIN itself.
+    vpic: Option<VpicClient>,
 }
 
 impl VehicleEnricher {
     /// An enricher using `vpic`.
     pub fn new(vpic: VpicClient) -> Self {
-        Self { vpic }
+        Self { vpic: Some(vpic) }
     }
 
-    /// Configured from `VPIC_BASE_URL`, `VPIC_TIMEOUT_MS` and `VPIC_ATTEMPTS`.
+    /// An enricher that never calls vPIC (embedded mode, no network): every VIN is decoded
+    /// from the VIN itself and recorded as `vin_fallback`.
+    pub fn offline() -> Self {
+        Self { vpic: None }
+    }
+
+    /// Configured from `VPIC_BASE_URL` (`off` for offline decoding only), `VPIC_TIMEOUT_MS` and
+    /// `VPIC_ATTEMPTS`.
     pub fn from_env() -> anyhow::Result<Self> {
         use quote_runtime::env::{parse_or, string_or};
+        if string_or("VPIC_BASE_URL", "") == "off" {
+            return Ok(Self::offline());
+        }
         let defaults = VpicConfig::default();
         let config = VpicConfig {
             base_url: string_or("VPIC_BASE_URL", &defaults.base_url),
@@ -36,7 +47,10 @@ impl VehicleEnricher {
 
     /// What is known about one VIN: vPIC's decode, or the offline fallback.
     async fn enrich(&self, vin: &quote_domain::Vin) -> Enrichment {
-        match self.vpic.decode(vin.as_str()).await {
+        let Some(vpic) = &self.vpic else {
+            return fallback_enrichment(vin);
+        };
+        match vpic.decode(vin.as_str()).await {
             Ok(decode) => Enrichment::VehicleDecoded(VehicleDecoded {
                 vin: vin.clone(),
                 make: decode.make,

@@ -20,11 +20,14 @@
 //! - [`enrichment`]: the facts the pipeline appends about each requested vehicle
 //!   ([`VehicleDecoded`], [`VehicleDecodeFailed`]) and driver ([`DriverHistoryRetrieved`],
 //!   [`DriverHistoryUnavailable`]), and the per-item outcomes a [`Quote`] keeps.
+//! - [`premium`]: the optional rating breakdown of an issued quote ([`CoverageAmount`],
+//!   [`RatingFactor`]).
 //! - [`vin_decode`]: decoding the make and model year from a VIN alone, offline.
 //! - [`driver_simulation`]: deterministic simulated driving histories.
 
 pub mod driver_simulation;
 pub mod enrichment;
+pub mod premium;
 pub mod quote;
 pub mod request;
 pub mod types;
@@ -35,6 +38,7 @@ pub use enrichment::{
     Enrichment, HistorySource, LicenseStatus, VehicleDecodeFailed, VehicleDecoded, VehicleOutcome,
     Violation, ViolationKind,
 };
+pub use premium::{CoverageAmount, RatingFactor};
 pub use quote::{
     decide_outcome, record_enrichment, request_quote, CommandError, EventDecodeError,
     EventEncodeError, FoldError, Outcome, Quote, QuoteDeclined, QuoteEvent, QuoteId, QuoteIdError,

@@ -50,6 +50,7 @@ use crate::enrichment::{
     DriverHistoryRetrieved, DriverHistoryUnavailable, DriverOutcome, Enrichment,
     VehicleDecodeFailed, VehicleDecoded, VehicleOutcome,
 };
+use crate::premium::{CoverageAmount, RatingFactor};
 use crate::request::QuoteRequest;
 use crate::types::{CustomerId, LicenseNumber, Money, UsState, Vin};
 
@@ -230,13 +231,34 @@ pub struct QuoteIssued {
     pub valid_until: OffsetDateTime,
     /// Version of the rating tables used, for audit and reproduction.
     pub rating_table_version: String,
+    /// The premium by coverage (adding up to `annual_premium`), when rated automatically.
+    /// Optional: absent from payloads written before it existed and from issues without a
+    /// rating breakdown (empty, and then left out of the payload).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub breakdown: Vec<CoverageAmount>,
+    /// Every rating factor applied, per vehicle and coverage, in the order applied. Optional,
+    /// like `breakdown`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub factors: Vec<RatingFactor>,
 }
 
 impl QuoteIssued {
     /// The event type name.
     pub const EVENT_TYPE: &'static str = "QuoteIssued";
-    /// Current payload schema version.
+    /// Current payload schema version (`breakdown` and `factors` were added as optional
+    /// fields within version 1).
     pub const SCHEMA_VERSION: u32 = 1;
+
+    /// This event with the rating breakdown attached ([`decide_outcome`] issues without one).
+    pub fn with_breakdown(
+        mut self,
+        breakdown: Vec<CoverageAmount>,
+        factors: Vec<RatingFactor>,
+    ) -> Self {
+        self.breakdown = breakdown;
+        self.factors = factors;
+        self
+    }
 }
 
 /// Payload of `QuoteDeclined` (schema version 1): the risk is not accepted.
@@ -1131,6 +1153,8 @@ pub fn decide_outcome(state: &Quote, outcome: Outcome) -> Result<Option<QuoteEve
                 annual_premium,
                 valid_until: utc(valid_until),
                 rating_table_version,
+                breakdown: Vec::new(),
+                factors: Vec::new(),
             })
         }
         Outcome::Decline { reasons } => QuoteEvent::QuoteDeclined(QuoteDeclined {
@@ -1195,6 +1219,8 @@ mod tests {
             annual_premium: Money::from_cents(145_000),
             valid_until: datetime!(2026-12-27 14:30:00 UTC),
             rating_table_version: "2026.11-va".into(),
+            breakdown: Vec::new(),
+            factors: Vec::new(),
         })
     }
 
@@ -1386,6 +1412,47 @@ mod tests {
             json!({"annual_premium": 145_000, "valid_until": "2026-12-27T14:30:00Z",
                    "rating_table_version": "2026.11-va"})
         );
+    }
+
+    #[test]
+    fn issued_breakdown_is_optional_and_round_trips() {
+        use crate::premium::{CoverageAmount, RatingFactor};
+        // A payload written before the breakdown existed decodes with none.
+        let old = json!({"annual_premium": 145_000, "valid_until": "2026-12-27T14:30:00Z",
+                         "rating_table_version": "2026.11-va"});
+        assert_eq!(
+            QuoteEvent::decode("QuoteIssued", 1, &old).unwrap(),
+            issued()
+        );
+        let QuoteEvent::QuoteIssued(plain) = issued() else {
+            unreachable!()
+        };
+        let rated = plain.with_breakdown(
+            vec![
+                CoverageAmount::new("liability", Money::from_cents(100_000)),
+                CoverageAmount::new("collision", Money::from_cents(45_000)),
+            ],
+            vec![RatingFactor {
+                name: "territory".into(),
+                applies_to: "vehicles[0].liability".into(),
+                detail: "vehicles[0]: ZIP prefix 232".into(),
+                value: 1.1,
+            }],
+        );
+        let event = QuoteEvent::QuoteIssued(rated);
+        let data = event.to_data().unwrap();
+        assert_eq!(
+            data["breakdown"][1],
+            json!({"coverage": "collision", "amount": 45_000})
+        );
+        assert_eq!(data["factors"][0]["value"], 1.1);
+        assert_eq!(QuoteEvent::decode("QuoteIssued", 1, &data).unwrap(), event);
+        // The state does not depend on the breakdown.
+        let mut with = pending();
+        with.apply(2, &event).unwrap();
+        let mut without = pending();
+        without.apply(2, &issued()).unwrap();
+        assert_eq!(with, without);
     }
 
     #[test]
@@ -1715,6 +1782,8 @@ mod tests {
             annual_premium: Money::from_cents(1),
             valid_until: datetime!(-0001-01-01 0:00 UTC),
             rating_table_version: "v".into(),
+            breakdown: Vec::new(),
+            factors: Vec::new(),
         });
         let err = event.to_data().unwrap_err();
         assert_eq!(err.event_type, "QuoteIssued");

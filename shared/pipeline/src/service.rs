@@ -87,6 +87,16 @@ pub async fn run_from_env(
     handler: Arc<dyn EventHandler>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    run_on_aws(handler, shutdown, true).await
+}
+
+/// Like [`run_from_env`]; `serve_health` false skips the health server (several services in
+/// one process, e.g. the all-in-one on AWS, share that process's endpoints).
+pub async fn run_on_aws(
+    handler: Arc<dyn EventHandler>,
+    shutdown: CancellationToken,
+    serve_health: bool,
+) -> anyhow::Result<()> {
     let mut config = WorkerConfig::new(handler.name());
     let settings = ConsumerSettings::from_env(&mut config)?;
     let listen: SocketAddr = parse_or("LISTEN_ADDR", SocketAddr::from(([0, 0, 0, 0], 8080)))?;
@@ -149,23 +159,29 @@ pub async fn run_from_env(
         "consumer service starting"
     );
 
-    let health = health_router(handler.clone(), table.clone());
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("binding {listen}"))?;
-    let health_shutdown = shutdown.clone();
-    let health_task = tokio::spawn(async move {
-        axum::serve(listener, health)
-            .with_graceful_shutdown(health_shutdown.cancelled_owned())
+    let health_task = if serve_health {
+        let health = health_router(handler.clone(), table.clone());
+        let listener = tokio::net::TcpListener::bind(listen)
             .await
-    });
+            .with_context(|| format!("binding {listen}"))?;
+        let health_shutdown = shutdown.clone();
+        Some(tokio::spawn(async move {
+            axum::serve(listener, health)
+                .with_graceful_shutdown(health_shutdown.cancelled_owned())
+                .await
+        }))
+    } else {
+        None
+    };
 
     worker(handler, config, table, source, store, relay)
         .run(shutdown)
         .await;
     relay_shutdown.cancel();
     relay_task.await.context("relay task")?;
-    let _ = health_task.await;
+    if let Some(task) = health_task {
+        let _ = task.await;
+    }
     Ok(())
 }
 
