@@ -3,7 +3,8 @@
 //! - **Embedded** (the default): the REST API, the relay and every consumer service on the
 //!   in-memory adapters: one in-memory stream with four shards, each service its own consumer
 //!   application with its own in-memory lease table. The driver-record provider is the
-//!   simulated one and VINs are decoded offline, so nothing outside the process is needed.
+//!   simulated one, VINs are decoded offline and notifications are recorded in memory (not
+//!   sent), so nothing outside the process is needed.
 //! - **AWS** (`--aws`): the same services in one process against the configured AWS endpoints
 //!   (real AWS, LocalStack or the emulators), each with its own lease table, exactly as the
 //!   separate binaries would run.
@@ -33,6 +34,13 @@ pub fn embedded_handlers(read_model: Arc<dyn ReadModel>) -> Vec<Arc<dyn EventHan
         ))),
         Arc::new(fulfillment::Fulfillment::with_default_tables()),
         Arc::new(projector::Projector::new(read_model)),
+        Arc::new(notifier::Notifier::new(
+            Arc::new(notifier::ledger::InMemoryNotificationLedger::new(
+                std::time::Duration::from_secs(120),
+            )),
+            Arc::new(notifier::senders::InMemoryEmailSender::new()),
+            Arc::new(notifier::senders::InMemorySmsSender::new()),
+        )),
     ]
 }
 
@@ -82,11 +90,13 @@ pub async fn run_embedded(
 /// Runs everything against the configured AWS endpoints until `shutdown`.
 pub async fn run_aws(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     let projector: Arc<dyn EventHandler> = Arc::new(projector::Projector::from_env().await?);
+    let notifier: Arc<dyn EventHandler> = Arc::new(notifier::Notifier::from_env().await?);
     let handlers: Vec<Arc<dyn EventHandler>> = vec![
         Arc::new(vehicle_enricher::VehicleEnricher::from_env()?),
         Arc::new(driver_history::DriverHistory::from_env()?),
         Arc::new(fulfillment::Fulfillment::from_env()?),
         projector,
+        notifier,
     ];
     let mut tasks = Vec::new();
     for handler in handlers {

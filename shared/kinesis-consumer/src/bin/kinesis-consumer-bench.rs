@@ -106,9 +106,12 @@ enum Command {
         /// Longest a phase may take to balance, in simulated seconds.
         #[arg(long, default_value_t = 3_600)]
         phase_cap_secs: u64,
-        /// Seed of the scan jitter and of the choice of leaving and crashing workers.
+        /// First seed of the scan jitter and of the choice of leaving and crashing workers.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Seeds to run (seed, seed + 1, ...); medians are reported.
+        #[arg(long, default_value_t = 1)]
+        seeds: u64,
     },
 }
 
@@ -129,6 +132,7 @@ fn main() -> anyhow::Result<()> {
             steady_secs,
             phase_cap_secs,
             seed,
+            seeds,
         } => {
             let scenario = bench::simulate::Scenario {
                 shards,
@@ -140,7 +144,7 @@ fn main() -> anyhow::Result<()> {
                 phase_cap_ms: phase_cap_secs * 1_000,
                 seed,
             };
-            print(&bench::simulate::compare(&scenario)?)
+            print(&bench::simulate::compare(&scenario, seeds)?)
         }
         command => {
             let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -940,36 +940,112 @@ pub fn run_scenario(model: Model, scenario: &Scenario) -> Vec<PhaseReport> {
     reports
 }
 
-/// Runs the scenario on both models; returns them side by side.
-pub fn compare(scenario: &Scenario) -> anyhow::Result<serde_json::Value> {
+/// One phase of both models: `[library, kcl2]` per figure.
+fn side_by_side(a: &PhaseReport, b: &PhaseReport) -> serde_json::Value {
+    json!({
+        "phase": a.phase,
+        "workers": a.workers,
+        "time_to_balance_s": [a.time_to_balance_s, b.time_to_balance_s],
+        "leases_moved": [a.leases_moved, b.leases_moved],
+        "taken_from_live_owner": [a.taken_from_live_owner, b.taken_from_live_owner],
+        "lease_seconds_without_consumer": [a.lease_seconds_without_consumer, b.lease_seconds_without_consumer],
+        "lease_seconds_double_processed": [a.lease_seconds_double_processed, b.lease_seconds_double_processed],
+        "reads_per_s": [a.reads_per_s, b.reads_per_s],
+        "writes_per_s": [a.writes_per_s, b.writes_per_s],
+        "steady_reads_per_s": [a.steady_reads_per_s, b.steady_reads_per_s],
+        "steady_writes_per_s": [a.steady_writes_per_s, b.steady_writes_per_s],
+    })
+}
+
+/// Reads one figure of a phase report (None: not balanced).
+type Figure = fn(&PhaseReport) -> Option<f64>;
+
+/// The median over seeds of one figure of one phase (phases that never balanced are left out
+/// of `time_to_balance_s` and counted in `unbalanced`).
+fn median_of(runs: &[Vec<PhaseReport>], phase: usize, figure: Figure) -> Option<f64> {
+    let values: Vec<f64> = runs
+        .iter()
+        .filter_map(|r| r.get(phase))
+        .filter_map(figure)
+        .collect();
+    (!values.is_empty()).then(|| round(super::median(&values), 1))
+}
+
+fn medians(ours: &[Vec<PhaseReport>], theirs: &[Vec<PhaseReport>]) -> Vec<serde_json::Value> {
+    let figures: [(&str, Figure); 9] = [
+        ("time_to_balance_s", |r| r.time_to_balance_s),
+        ("leases_moved", |r| Some(r.leases_moved as f64)),
+        ("taken_from_live_owner", |r| {
+            Some(r.taken_from_live_owner as f64)
+        }),
+        ("lease_seconds_without_consumer", |r| {
+            Some(r.lease_seconds_without_consumer)
+        }),
+        ("lease_seconds_double_processed", |r| {
+            Some(r.lease_seconds_double_processed)
+        }),
+        ("reads_per_s", |r| Some(r.reads_per_s)),
+        ("writes_per_s", |r| Some(r.writes_per_s)),
+        ("steady_reads_per_s", |r| Some(r.steady_reads_per_s)),
+        ("steady_writes_per_s", |r| Some(r.steady_writes_per_s)),
+    ];
+    let phases = ours.first().map(Vec::len).unwrap_or(0);
+    (0..phases)
+        .map(|phase| {
+            let mut row = serde_json::Map::new();
+            if let Some(first) = ours.first().and_then(|r| r.get(phase)) {
+                row.insert("phase".into(), json!(first.phase));
+                row.insert("workers".into(), json!(first.workers));
+            }
+            for (name, figure) in figures {
+                row.insert(
+                    name.into(),
+                    json!([
+                        median_of(ours, phase, figure),
+                        median_of(theirs, phase, figure)
+                    ]),
+                );
+            }
+            let unbalanced = |runs: &[Vec<PhaseReport>]| {
+                runs.iter()
+                    .filter(|r| r.get(phase).is_some_and(|p| p.time_to_balance_s.is_none()))
+                    .count()
+            };
+            row.insert(
+                "unbalanced".into(),
+                json!([unbalanced(ours), unbalanced(theirs)]),
+            );
+            serde_json::Value::Object(row)
+        })
+        .collect()
+}
+
+/// Runs the scenario on both models with `seeds` consecutive seeds; returns the medians side
+/// by side, each seed's figures, and the first seed's full phase reports.
+pub fn compare(scenario: &Scenario, seeds: u64) -> anyhow::Result<serde_json::Value> {
     anyhow::ensure!(scenario.shards > 0, "at least one shard");
+    anyhow::ensure!(seeds > 0, "at least one seed");
     anyhow::ensure!(
         scenario.leave + scenario.crash < scenario.max_workers,
         "leave + crash must leave at least one worker"
     );
     let started = std::time::Instant::now();
-    let library = Model::library();
-    let kcl = Model::kcl2();
-    let (library_description, kcl_description) = (library.description(), kcl.description());
-    let ours = run_scenario(library, scenario);
-    let theirs = run_scenario(kcl, scenario);
-    let side_by_side: Vec<serde_json::Value> = ours
-        .iter()
-        .zip(&theirs)
-        .map(|(a, b)| {
-            json!({
-                "phase": a.phase,
-                "workers": a.workers,
-                "time_to_balance_s": [a.time_to_balance_s, b.time_to_balance_s],
-                "leases_moved": [a.leases_moved, b.leases_moved],
-                "taken_from_live_owner": [a.taken_from_live_owner, b.taken_from_live_owner],
-                "lease_seconds_without_consumer": [a.lease_seconds_without_consumer, b.lease_seconds_without_consumer],
-                "lease_seconds_double_processed": [a.lease_seconds_double_processed, b.lease_seconds_double_processed],
-                "steady_reads_per_s": [a.steady_reads_per_s, b.steady_reads_per_s],
-                "steady_writes_per_s": [a.steady_writes_per_s, b.steady_writes_per_s],
-            })
-        })
-        .collect();
+    let (library, kcl) = (Model::library(), Model::kcl2());
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    let mut per_seed = Vec::new();
+    for k in 0..seeds {
+        let seeded = Scenario {
+            seed: scenario.seed + k,
+            ..scenario.clone()
+        };
+        let a = run_scenario(library.clone(), &seeded);
+        let b = run_scenario(kcl.clone(), &seeded);
+        let rows: Vec<serde_json::Value> =
+            a.iter().zip(&b).map(|(a, b)| side_by_side(a, b)).collect();
+        per_seed.push(json!({ "seed": seeded.seed, "side_by_side": rows }));
+        ours.push(a);
+        theirs.push(b);
+    }
     Ok(json!({
         "benchmark": "simulate",
         "scenario": {
@@ -980,12 +1056,13 @@ pub fn compare(scenario: &Scenario) -> anyhow::Result<serde_json::Value> {
             "crash": scenario.crash,
             "steady_window_s": scenario.steady_ms as f64 / 1000.0,
             "phase_cap_s": scenario.phase_cap_ms as f64 / 1000.0,
-            "seed": scenario.seed,
+            "seeds": (scenario.seed..scenario.seed + seeds).collect::<Vec<u64>>(),
         },
         "columns": "[library, kcl2]",
-        "side_by_side": side_by_side,
-        "library": { "model": library_description, "phases": ours },
-        "kcl2": { "model": kcl_description, "phases": theirs },
+        "median_of_seeds": medians(&ours, &theirs),
+        "per_seed": per_seed,
+        "library": { "model": library.description(), "first_seed_phases": ours.first() },
+        "kcl2": { "model": kcl.description(), "first_seed_phases": theirs.first() },
         "wall_seconds": round(started.elapsed().as_secs_f64(), 1),
     }))
 }

@@ -4,7 +4,8 @@
 //! Each run creates a fresh stream of S shards and puts N records, then reads the backlog twice
 //! (the order alternates between runs so neither reader always meets a warmer emulator):
 //! - **raw**: one task per shard, `GetShardIterator(TRIM_HORIZON)` then `GetRecords(limit
-//!   10000)` back to back, no pacing, until all N records were read;
+//!   10000)` back to back, no pacing, timed until the call that brought the N-th record
+//!   returned;
 //! - **worker**: one `Worker` with a no-op processor, the default `CheckpointPolicy`, a
 //!   `KinesisPolling` source with `PollingConfig::default()` and an in-memory (or DynamoDB)
 //!   lease table, timed from `Worker::run` until `records_processed == N` (so the idle pacing
@@ -61,6 +62,8 @@ async fn raw(
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let read = Arc::new(AtomicU64::new(0));
+    // Nanoseconds from the start until the N-th record arrived (tasks still end their call).
+    let done_after = Arc::new(AtomicU64::new(u64::MAX));
     let cpu_before = cpu.seconds()?;
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -68,6 +71,7 @@ async fn raw(
         let client = client.clone();
         let stream = stream.to_owned();
         let read = read.clone();
+        let done_after = done_after.clone();
         tasks.push(tokio::spawn(async move {
             let mut iterator = client
                 .get_shard_iterator()
@@ -90,7 +94,10 @@ async fn raw(
                     .await
                     .map_err(|e| anyhow::anyhow!("GetRecords: {}", e.into_service_error()))?;
                 let got = page.records().len() as u64;
-                read.fetch_add(got, Ordering::Relaxed);
+                if got > 0 && read.fetch_add(got, Ordering::Relaxed) + got >= records {
+                    let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                    done_after.fetch_min(nanos, Ordering::Relaxed);
+                }
                 if got == 0 && page.millis_behind_latest() == Some(0) {
                     // This shard is drained; others may still be reading.
                     if read.load(Ordering::Relaxed) >= records {
@@ -106,9 +113,9 @@ async fn raw(
     for task in tasks {
         tokio::time::timeout(READ_TIMEOUT, task).await???;
     }
-    let seconds = started.elapsed().as_secs_f64();
     let total = read.load(Ordering::Relaxed);
     anyhow::ensure!(total >= records, "raw reader read {total} of {records}");
+    let seconds = Duration::from_nanos(done_after.load(Ordering::Relaxed)).as_secs_f64();
     Ok(Measured {
         seconds,
         cpu_seconds: cpu.seconds()? - cpu_before,

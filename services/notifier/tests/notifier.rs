@@ -1,0 +1,801 @@
+//! The notifier handling outcome events: first with in-memory senders and ledger (rules,
+//! redelivery, retries after failures, crashed and concurrent senders), then on the emulators
+//! (SES v2 and SNS on moto, the ledger on DynamoDB Local), reading what moto recorded as sent
+//! from `GET {AWS_ENDPOINT_URL}/moto-api/data.json` (`ses.Message`, `sns.SMS`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use event_relay::{InMemorySink, Relay, RelayConfig};
+use event_store::{AppendRequest, EventEnvelope, EventStore, InMemoryEventStore, NewEvent};
+use notifier::ledger::{
+    create_notifications_table, notification_id, Claim, ClaimDetails, DynamoNotificationLedger,
+    InMemoryNotificationLedger, NotificationLedger, Outcome, Status,
+};
+use notifier::rules::Channel;
+use notifier::senders::{
+    create_ses_identity, InMemoryEmailSender, InMemorySmsSender, SendError, SesEmailSender,
+    SnsSmsSender,
+};
+use notifier::{Created, Notifier};
+use quote_domain::quote::{
+    request_quote, QuoteDeclined, QuoteEvent, QuoteId, QuoteIssued, QuoteReferred, RequestQuote,
+};
+use quote_domain::request::{QuoteRequest, QuoteRequestInput};
+use quote_pipeline::{EventHandler, HandlerContext};
+use uuid::Uuid;
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures.
+// ---------------------------------------------------------------------------------------------
+
+/// Contact points and preferences of a request.
+#[derive(Clone)]
+struct Customer {
+    email: String,
+    phone: String,
+    notify_email: bool,
+    notify_sms: bool,
+    max_premium_dollars: Option<u64>,
+}
+
+impl Customer {
+    /// A customer with addresses no other test uses, asking for both channels.
+    fn unique() -> Self {
+        let n = Uuid::new_v4().as_u128();
+        Self {
+            email: format!("ana+{:012x}@example.com", n & 0xffff_ffff_ffff),
+            // +1 999 and ten digits: a valid E.164 number of 14 digits.
+            phone: format!("+1999{:010}", n % 10_000_000_000),
+            notify_email: true,
+            notify_sms: true,
+            max_premium_dollars: Some(1800),
+        }
+    }
+
+    fn request(&self) -> QuoteRequest {
+        let input: QuoteRequestInput = serde_json::from_value(serde_json::json!({
+            "customer_id": "cust-42",
+            "contact": {"email": self.email, "phone": self.phone},
+            "vehicles": [{"vin": "1HGCM82633A004352", "annual_mileage": 12000, "garaging_zip": "23220", "use": "commute"}],
+            "drivers": [{"first_name": "Ana", "last_name": "Diaz", "date_of_birth": "1988-03-14",
+                         "license_number": "T12345678", "license_state": "VA", "first_licensed": "2006-05-01"}],
+            "coverage": {"liability_limit": "100/300/100", "collision_deductible": 500, "comprehensive_deductible": 500},
+            "notify": {"email": self.notify_email, "sms": self.notify_sms, "max_premium": self.max_premium_dollars}
+        }))
+        .expect("input");
+        QuoteRequest::parse(&input, time::macros::date!(2026 - 11 - 27)).expect("valid request")
+    }
+}
+
+/// `QuoteIssued` for a premium in cents (through serde, so optional fields default).
+fn issued(cents: u64) -> QuoteEvent {
+    QuoteEvent::QuoteIssued(
+        serde_json::from_value::<QuoteIssued>(serde_json::json!({
+            "annual_premium": cents,
+            "valid_until": "2026-12-27T10:00:00Z",
+            "rating_table_version": "2026-11",
+        }))
+        .expect("QuoteIssued"),
+    )
+}
+
+fn declined(reasons: &[&str]) -> QuoteEvent {
+    QuoteEvent::QuoteDeclined(QuoteDeclined {
+        reasons: reasons.iter().map(|r| (*r).to_owned()).collect(),
+    })
+}
+
+fn referred(reasons: &[&str]) -> QuoteEvent {
+    QuoteEvent::QuoteReferred(QuoteReferred {
+        reasons: reasons.iter().map(|r| (*r).to_owned()).collect(),
+    })
+}
+
+fn new_event(event: &QuoteEvent) -> NewEvent {
+    NewEvent {
+        event_id: Uuid::new_v4(),
+        event_type: event.event_type().to_owned(),
+        schema_version: event.schema_version(),
+        occurred_at: time::OffsetDateTime::now_utc(),
+        correlation_id: "corr".into(),
+        causation_id: None,
+        traceparent: None,
+        tracestate: None,
+        actor: "test".into(),
+        data: event.to_data().expect("data"),
+    }
+}
+
+/// Appends a quote requested by `customer` followed by `outcomes`; their envelopes.
+async fn quote_with(
+    store: &dyn EventStore,
+    customer: &Customer,
+    outcomes: &[QuoteEvent],
+) -> Vec<EventEnvelope> {
+    let quote_id = QuoteId::new_random();
+    let requested = request_quote(RequestQuote {
+        quote_id,
+        request: customer.request(),
+        requested_at: time::OffsetDateTime::now_utc(),
+    });
+    let mut events = vec![new_event(&requested)];
+    events.extend(outcomes.iter().map(new_event));
+    store
+        .append(AppendRequest {
+            stream_id: quote_id.stream_id(),
+            expected_version: 0,
+            events,
+            idempotency: None,
+            customer_id: Some("cust-42".into()),
+        })
+        .await
+        .expect("append")
+        .events
+}
+
+struct Setup {
+    store: Arc<dyn EventStore>,
+    context: HandlerContext,
+    relay: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        self.relay.abort();
+    }
+}
+
+fn setup() -> Setup {
+    let store: Arc<dyn EventStore> = Arc::new(InMemoryEventStore::new());
+    let (relay, task) = Relay::new(
+        store.clone(),
+        Arc::new(InMemorySink::new()),
+        RelayConfig::default(),
+    )
+    .spawn(Default::default());
+    Setup {
+        context: HandlerContext::new(store.clone(), relay, "notifier"),
+        store,
+        relay: task,
+    }
+}
+
+struct Fakes {
+    ledger: Arc<InMemoryNotificationLedger>,
+    email: Arc<InMemoryEmailSender>,
+    sms: Arc<InMemorySmsSender>,
+    notifier: Notifier,
+}
+
+fn fakes(claim_timeout: Duration) -> Fakes {
+    let ledger = Arc::new(InMemoryNotificationLedger::new(claim_timeout));
+    let email = Arc::new(InMemoryEmailSender::new());
+    let sms = Arc::new(InMemorySmsSender::new());
+    Fakes {
+        notifier: Notifier::new(ledger.clone(), email.clone(), sms.clone()),
+        ledger,
+        email,
+        sms,
+    }
+}
+
+fn rejected() -> SendError {
+    SendError::Rejected {
+        provider: "SES",
+        message: "Throttling: Maximum sending rate exceeded".into(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// With in-memory senders and ledger.
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn an_issued_quote_under_the_ceiling_is_sent_once_per_channel() {
+    let setup = setup();
+    let f = fakes(Duration::from_secs(60));
+    let customer = Customer::unique();
+    let events = quote_with(setup.store.as_ref(), &customer, &[issued(123_456)]).await;
+    let outcome = &events[1];
+    for _ in 0..3 {
+        f.notifier
+            .handle(outcome, &setup.context)
+            .await
+            .expect("handle");
+    }
+    let emails = f.email.sent();
+    assert_eq!(emails.len(), 1, "redeliveries send nothing");
+    assert_eq!(emails[0].to.as_str(), customer.email);
+    assert!(
+        emails[0].subject.contains("$1,234.56"),
+        "{}",
+        emails[0].subject
+    );
+    assert!(emails[0].body.contains("2026-12-27"));
+    let texts = f.sms.sent();
+    assert_eq!(texts.len(), 1);
+    assert_eq!(texts[0].to.as_str(), customer.phone);
+    assert!(texts[0].text.contains("$1,234.56/year"));
+
+    let entry = f
+        .ledger
+        .get(notification_id(outcome.event_id, Channel::Email))
+        .await
+        .expect("get")
+        .expect("entry");
+    assert_eq!(entry.status, Status::Sent);
+    assert_eq!(
+        entry.outcome,
+        Some(Outcome::Sent {
+            provider_message_id: "email-1".into()
+        })
+    );
+    assert_eq!(entry.details.event_type, "QuoteIssued");
+    assert!(!entry.details.recipient.contains(&customer.email));
+}
+
+#[tokio::test]
+async fn an_issued_quote_over_the_ceiling_is_not_notified() {
+    let setup = setup();
+    let f = fakes(Duration::from_secs(60));
+    let events = quote_with(
+        setup.store.as_ref(),
+        &Customer::unique(),
+        &[issued(180_001)],
+    )
+    .await;
+    f.notifier
+        .handle(&events[1], &setup.context)
+        .await
+        .expect("handle");
+    assert!(f.email.sent().is_empty() && f.sms.sent().is_empty());
+    assert!(f.ledger.entries().is_empty());
+}
+
+#[tokio::test]
+async fn only_the_chosen_channels_are_used() {
+    let setup = setup();
+    let f = fakes(Duration::from_secs(60));
+    let customer = Customer {
+        notify_sms: false,
+        max_premium_dollars: None,
+        ..Customer::unique()
+    };
+    let events = quote_with(setup.store.as_ref(), &customer, &[issued(99_999_900)]).await;
+    f.notifier
+        .handle(&events[1], &setup.context)
+        .await
+        .expect("handle");
+    assert_eq!(f.email.sent().len(), 1);
+    assert!(f.sms.sent().is_empty());
+}
+
+#[tokio::test]
+async fn a_declined_quote_is_emailed_with_its_reasons_whatever_the_premium_ceiling() {
+    let setup = setup();
+    let f = fakes(Duration::from_secs(60));
+    let customer = Customer {
+        notify_sms: false,
+        max_premium_dollars: Some(1),
+        ..Customer::unique()
+    };
+    let events = quote_with(
+        setup.store.as_ref(),
+        &customer,
+        &[declined(&["driver VA T12345678: licence suspended"])],
+    )
+    .await;
+    f.notifier
+        .handle(&events[1], &setup.context)
+        .await
+        .expect("handle");
+    let emails = f.email.sent();
+    assert_eq!(emails.len(), 1);
+    assert!(emails[0].subject.ends_with("was declined"));
+    assert!(emails[0]
+        .body
+        .contains("  - driver VA T12345678: licence suspended"));
+}
+
+#[tokio::test]
+async fn a_referral_is_notified_as_of_its_own_version() {
+    let setup = setup();
+    let f = fakes(Duration::from_secs(60));
+    let customer = Customer {
+        max_premium_dollars: None,
+        ..Customer::unique()
+    };
+    // Referred, then issued by the underwriter: the referral's redelivery still tells about the
+    // referral (and folding up to it works although a later event exists).
+    let events = quote_with(
+        setup.store.as_ref(),
+        &customer,
+        &[referred(&["driving history unavailable"]), issued(150_000)],
+    )
+    .await;
+    f.notifier
+        .handle(&events[1], &setup.context)
+        .await
+        .expect("referral");
+    f.notifier
+        .handle(&events[2], &setup.context)
+        .await
+        .expect("issue");
+    let emails = f.email.sent();
+    assert_eq!(emails.len(), 2);
+    assert!(emails[0].subject.ends_with("is being reviewed"));
+    assert!(emails[0].body.contains("driving history unavailable"));
+    assert!(emails[1].subject.contains("$1,500.00"));
+    assert_eq!(f.sms.sent().len(), 2);
+    assert!(f.sms.sent()[0].text.contains("underwriter"));
+}
+
+#[tokio::test]
+async fn other_events_and_a_foreign_version_are_handled_safely() {
+    let setup = setup();
+    let f = fakes(Duration::from_secs(60));
+    let events = quote_with(
+        setup.store.as_ref(),
+        &Customer::unique(),
+        &[issued(100_000)],
+    )
+    .await;
+    // The request itself: nothing to do.
+    f.notifier
+        .handle(&events[0], &setup.context)
+        .await
+        .expect("request");
+    // An envelope the stream does not hold at its version.
+    let mut foreign = events[1].clone();
+    foreign.event_id = Uuid::new_v4();
+    assert!(f.notifier.handle(&foreign, &setup.context).await.is_err());
+    assert!(f.email.sent().is_empty() && f.sms.sent().is_empty());
+}
+
+#[tokio::test]
+async fn a_retry_after_a_failed_send_sends_but_not_after_a_successful_one() {
+    let setup = setup();
+    let f = fakes(Duration::from_secs(60));
+    let events = quote_with(
+        setup.store.as_ref(),
+        &Customer::unique(),
+        &[issued(100_000)],
+    )
+    .await;
+    f.email.fail_next(rejected());
+    let err = f
+        .notifier
+        .handle(&events[1], &setup.context)
+        .await
+        .expect_err("the failed e-mail fails the event");
+    assert!(err.to_string().contains("Throttling"), "{err}");
+    // The SMS went out anyway.
+    assert_eq!(f.sms.sent().len(), 1);
+    assert!(f.email.sent().is_empty());
+    let email_id = notification_id(events[1].event_id, Channel::Email);
+    let entry = f.ledger.get(email_id).await.expect("get").expect("entry");
+    assert_eq!((entry.status, entry.attempt), (Status::Failed, 1));
+
+    // The worker's retry: the e-mail is sent (attempt 2), the SMS is not sent again.
+    f.notifier
+        .handle(&events[1], &setup.context)
+        .await
+        .expect("retry");
+    assert_eq!(f.email.sent().len(), 1);
+    assert_eq!(f.sms.sent().len(), 1);
+    let entry = f.ledger.get(email_id).await.expect("get").expect("entry");
+    assert_eq!((entry.status, entry.attempt), (Status::Sent, 2));
+
+    f.notifier
+        .handle(&events[1], &setup.context)
+        .await
+        .expect("redelivery");
+    assert_eq!((f.email.sent().len(), f.sms.sent().len()), (1, 1));
+}
+
+#[tokio::test]
+async fn a_send_that_may_have_gone_out_is_never_retried() {
+    let setup = setup();
+    let f = fakes(Duration::from_secs(60));
+    let events = quote_with(
+        setup.store.as_ref(),
+        &Customer::unique(),
+        &[issued(100_000)],
+    )
+    .await;
+    f.sms.fail_next(SendError::Unknown {
+        provider: "SNS",
+        message: "operation timeout".into(),
+    });
+    f.notifier
+        .handle(&events[1], &setup.context)
+        .await
+        .expect("nothing to retry");
+    f.notifier
+        .handle(&events[1], &setup.context)
+        .await
+        .expect("redelivery");
+    assert!(f.sms.sent().is_empty(), "assumed sent: never resent");
+    let entry = f
+        .ledger
+        .get(notification_id(events[1].event_id, Channel::Sms))
+        .await
+        .expect("get")
+        .expect("entry");
+    assert_eq!(entry.status, Status::Unknown);
+    assert_eq!(f.email.sent().len(), 1);
+}
+
+#[tokio::test]
+async fn a_crashed_senders_claim_goes_stale_and_is_assumed_sent() {
+    let setup = setup();
+    let f = fakes(Duration::from_millis(300));
+    let customer = Customer {
+        notify_sms: false,
+        ..Customer::unique()
+    };
+    let events = quote_with(setup.store.as_ref(), &customer, &[issued(100_000)]).await;
+    let id = notification_id(events[1].event_id, Channel::Email);
+    // A sender claimed it and died before recording anything.
+    let claim = f
+        .ledger
+        .claim(
+            id,
+            &details(&events[1], Channel::Email),
+            time::OffsetDateTime::now_utc(),
+        )
+        .await
+        .expect("claim");
+    assert_eq!(claim, Claim::Claimed { attempt: 1 });
+    let started = std::time::Instant::now();
+    f.notifier
+        .handle(&events[1], &setup.context)
+        .await
+        .expect("handle");
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "waited for the claim to go stale"
+    );
+    assert!(f.email.sent().is_empty(), "never sent twice");
+    assert_eq!(
+        f.ledger.get(id).await.expect("get").expect("entry").status,
+        Status::Unknown
+    );
+}
+
+#[tokio::test]
+async fn a_delivery_in_progress_elsewhere_is_waited_for() {
+    let setup = setup();
+    let f = fakes(Duration::from_secs(30));
+    let customer = Customer {
+        notify_sms: false,
+        ..Customer::unique()
+    };
+    let events = quote_with(setup.store.as_ref(), &customer, &[issued(100_000)]).await;
+    let id = notification_id(events[1].event_id, Channel::Email);
+
+    // Another delivery sends it and records success a moment later.
+    f.ledger
+        .claim(
+            id,
+            &details(&events[1], Channel::Email),
+            time::OffsetDateTime::now_utc(),
+        )
+        .await
+        .expect("claim");
+    let ledger = f.ledger.clone();
+    let other = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let sent = Outcome::Sent {
+            provider_message_id: "elsewhere".into(),
+        };
+        ledger
+            .record(id, 1, &sent, time::OffsetDateTime::now_utc())
+            .await
+            .expect("record");
+    });
+    f.notifier
+        .handle(&events[1], &setup.context)
+        .await
+        .expect("handle");
+    other.await.expect("other");
+    assert!(f.email.sent().is_empty());
+
+    // Another delivery failed: this one sends.
+    let events = quote_with(setup.store.as_ref(), &customer, &[issued(100_000)]).await;
+    let id = notification_id(events[1].event_id, Channel::Email);
+    f.ledger
+        .claim(
+            id,
+            &details(&events[1], Channel::Email),
+            time::OffsetDateTime::now_utc(),
+        )
+        .await
+        .expect("claim");
+    let ledger = f.ledger.clone();
+    let other = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let failed = Outcome::Failed {
+            error: "refused".into(),
+        };
+        ledger
+            .record(id, 1, &failed, time::OffsetDateTime::now_utc())
+            .await
+            .expect("record");
+    });
+    f.notifier
+        .handle(&events[1], &setup.context)
+        .await
+        .expect("handle");
+    other.await.expect("other");
+    assert_eq!(f.email.sent().len(), 1);
+}
+
+fn details(event: &EventEnvelope, channel: Channel) -> ClaimDetails {
+    ClaimDetails {
+        quote_id: QuoteId::parse_stream_id(&event.stream_id).expect("stream id"),
+        event_id: event.event_id,
+        event_type: event.event_type.clone(),
+        channel,
+        recipient: "elsewhere".into(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// On moto (SES v2, SNS) and DynamoDB Local.
+// ---------------------------------------------------------------------------------------------
+
+/// What moto recorded as sent, from its model dump.
+#[derive(Debug)]
+struct MotoSent {
+    /// `(to addresses, subject, body, message id)` of every e-mail.
+    emails: Vec<(Vec<String>, String, String, String)>,
+    /// `(phone number, text, message id)` of every SMS.
+    sms: Vec<(String, String, String)>,
+}
+
+impl MotoSent {
+    /// Reads `GET {AWS_ENDPOINT_URL}/moto-api/data.json`: `ses.Message` (SES v1 and v2 share
+    /// the backend) and `sns.SMS`.
+    async fn read() -> Self {
+        let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL (moto)");
+        let data: serde_json::Value = reqwest::get(format!(
+            "{}/moto-api/data.json",
+            endpoint.trim_end_matches('/')
+        ))
+        .await
+        .expect("moto data")
+        .json()
+        .await
+        .expect("moto data json");
+        let text =
+            |v: &serde_json::Value, key: &str| v[key].as_str().unwrap_or_default().to_owned();
+        let emails = data["ses"]["Message"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|m| {
+                let to = m["destinations"]["ToAddresses"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|a| a.as_str().map(str::to_owned))
+                    .collect();
+                (to, text(m, "subject"), text(m, "body"), text(m, "id"))
+            })
+            .collect();
+        let sms = data["sns"]["SMS"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|m| {
+                (
+                    text(m, "phone_number"),
+                    text(m, "message"),
+                    text(m, "message_id"),
+                )
+            })
+            .collect();
+        Self { emails, sms }
+    }
+
+    fn emails_to(&self, address: &str) -> Vec<&(Vec<String>, String, String, String)> {
+        self.emails
+            .iter()
+            .filter(|(to, ..)| to.iter().any(|a| a == address))
+            .collect()
+    }
+
+    fn sms_to(&self, phone: &str) -> Vec<&(String, String, String)> {
+        self.sms.iter().filter(|(to, ..)| to == phone).collect()
+    }
+}
+
+struct Aws {
+    ses: aws_sdk_sesv2::Client,
+    from: String,
+    ledger: Arc<DynamoNotificationLedger>,
+    notifier: Notifier,
+}
+
+/// The notifier on the emulators, its ledger in a fresh table, sending from a fresh address
+/// (an SES identity only when `verified`).
+async fn aws(verified: bool) -> Aws {
+    let sdk = testkit::aws_config().await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    let table = testkit::unique_name("notifications");
+    create_notifications_table(&dynamo, &table)
+        .await
+        .expect("table");
+    let ses = aws_sdk_sesv2::Client::new(&sdk);
+    let from = format!("{}@quotes.example.com", testkit::unique_name("noreply"));
+    if verified {
+        assert_eq!(
+            create_ses_identity(&ses, &from).await.expect("identity"),
+            Created::Created
+        );
+        assert_eq!(
+            create_ses_identity(&ses, &from)
+                .await
+                .expect("identity again"),
+            Created::Existed
+        );
+    }
+    let ledger = Arc::new(DynamoNotificationLedger::new(
+        dynamo,
+        table,
+        Duration::from_secs(60),
+    ));
+    let notifier = Notifier::new(
+        ledger.clone(),
+        Arc::new(SesEmailSender::from_sdk_config(
+            &sdk,
+            quote_domain::types::Email::parse(&from).expect("from"),
+        )),
+        Arc::new(SnsSmsSender::from_sdk_config(&sdk)),
+    );
+    Aws {
+        ses,
+        from,
+        ledger,
+        notifier,
+    }
+}
+
+#[tokio::test]
+async fn moto_records_one_email_and_one_sms_per_issued_quote_however_often_delivered() {
+    let aws = aws(true).await;
+    let setup = setup();
+    let customer = Customer::unique();
+    let events = quote_with(setup.store.as_ref(), &customer, &[issued(123_456)]).await;
+    aws.notifier
+        .handle(&events[1], &setup.context)
+        .await
+        .expect("handle");
+    aws.notifier
+        .handle(&events[1], &setup.context)
+        .await
+        .expect("redelivery");
+
+    let sent = MotoSent::read().await;
+    let emails = sent.emails_to(&customer.email);
+    assert_eq!(emails.len(), 1, "{emails:?}");
+    let (_, subject, body, message_id) = emails[0];
+    assert!(subject.contains("$1,234.56"), "{subject}");
+    assert!(body.contains("Valid until:    2026-12-27 (UTC)"), "{body}");
+    let texts = sent.sms_to(&customer.phone);
+    assert_eq!(texts.len(), 1, "{texts:?}");
+    assert!(texts[0].1.contains("$1,234.56/year"), "{}", texts[0].1);
+    assert!(texts[0].1.chars().count() <= 160);
+
+    // The ledger keeps the providers' message ids.
+    let entry = aws
+        .ledger
+        .get(notification_id(events[1].event_id, Channel::Email))
+        .await
+        .expect("get")
+        .expect("entry");
+    assert_eq!(
+        entry.outcome,
+        Some(Outcome::Sent {
+            provider_message_id: message_id.clone()
+        })
+    );
+    let entry = aws
+        .ledger
+        .get(notification_id(events[1].event_id, Channel::Sms))
+        .await
+        .expect("get")
+        .expect("entry");
+    assert_eq!(
+        entry.outcome,
+        Some(Outcome::Sent {
+            provider_message_id: texts[0].2.clone()
+        })
+    );
+}
+
+#[tokio::test]
+async fn moto_records_nothing_for_a_premium_over_the_ceiling() {
+    let aws = aws(true).await;
+    let setup = setup();
+    let customer = Customer::unique();
+    let events = quote_with(setup.store.as_ref(), &customer, &[issued(250_000)]).await;
+    aws.notifier
+        .handle(&events[1], &setup.context)
+        .await
+        .expect("handle");
+    let sent = MotoSent::read().await;
+    assert!(sent.emails_to(&customer.email).is_empty());
+    assert!(sent.sms_to(&customer.phone).is_empty());
+}
+
+#[tokio::test]
+async fn moto_records_the_email_of_a_declined_quote_with_its_reasons() {
+    let aws = aws(true).await;
+    let setup = setup();
+    let customer = Customer {
+        notify_sms: false,
+        ..Customer::unique()
+    };
+    let events = quote_with(
+        setup.store.as_ref(),
+        &customer,
+        &[declined(&[
+            "driver VA T12345678: licence suspended",
+            "vehicle 1HGCM82633A004352: salvage title",
+        ])],
+    )
+    .await;
+    aws.notifier
+        .handle(&events[1], &setup.context)
+        .await
+        .expect("handle");
+    let sent = MotoSent::read().await;
+    let emails = sent.emails_to(&customer.email);
+    assert_eq!(emails.len(), 1, "{emails:?}");
+    let (_, subject, body, _) = emails[0];
+    assert!(subject.ends_with("was declined"), "{subject}");
+    assert!(body.contains("  - driver VA T12345678: licence suspended\n  - vehicle 1HGCM82633A004352: salvage title"), "{body}");
+    assert!(sent.sms_to(&customer.phone).is_empty());
+}
+
+#[tokio::test]
+async fn an_unverified_sender_fails_and_the_retry_after_bootstrap_sends() {
+    let aws = aws(false).await;
+    let setup = setup();
+    let customer = Customer {
+        notify_sms: false,
+        ..Customer::unique()
+    };
+    let events = quote_with(setup.store.as_ref(), &customer, &[issued(100_000)]).await;
+    let err = aws
+        .notifier
+        .handle(&events[1], &setup.context)
+        .await
+        .expect_err("SES refuses an unverified sender");
+    assert!(err.to_string().contains("not verified"), "{err}");
+    let id = notification_id(events[1].event_id, Channel::Email);
+    let entry = aws.ledger.get(id).await.expect("get").expect("entry");
+    assert_eq!(entry.status, Status::Failed);
+    assert!(MotoSent::read().await.emails_to(&customer.email).is_empty());
+
+    create_ses_identity(&aws.ses, &aws.from)
+        .await
+        .expect("identity");
+    aws.notifier
+        .handle(&events[1], &setup.context)
+        .await
+        .expect("retry");
+    aws.notifier
+        .handle(&events[1], &setup.context)
+        .await
+        .expect("redelivery");
+    assert_eq!(MotoSent::read().await.emails_to(&customer.email).len(), 1);
+    let entry = aws.ledger.get(id).await.expect("get").expect("entry");
+    assert_eq!((entry.status, entry.attempt), (Status::Sent, 2));
+}
