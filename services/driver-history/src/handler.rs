@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use event_store::EventEnvelope;
 use quote_domain::enrichment::{DriverHistoryUnavailable, Enrichment};
-use quote_domain::quote::{record_enrichment, FoldError, QuoteEvent};
+use quote_domain::quote::QuoteEvent;
 use quote_pipeline::{quote, EventHandler, HandlerContext, HandlerError};
 
 use crate::provider::{DriverRecordProvider, HttpProvider, HttpProviderConfig, SimulatedProvider};
@@ -96,36 +96,7 @@ impl EventHandler for DriverHistory {
             );
             facts.push((key, fact));
         }
-        context
-            .update_stream(&event.stream_id, event, |events| {
-                let Some(mut state) = quote::fold(events)? else {
-                    return Err(HandlerError::Invalid(format!(
-                        "{} is empty",
-                        event.stream_id
-                    )));
-                };
-                let mut derived = Vec::new();
-                for (key, fact) in &facts {
-                    match record_enrichment(&state, fact.clone()) {
-                        Ok(Some(new_event)) => {
-                            state
-                                .apply(state.version + 1, &new_event)
-                                .map_err(|e| HandlerError::Invalid(e.to_string()))?;
-                            derived.push(quote::derived(key.clone(), &new_event)?);
-                        }
-                        Ok(None) | Err(FoldError::InvalidTransition { .. }) => {}
-                        Err(FoldError::ConflictingDriverOutcome { .. }) => {
-                            tracing::info!(
-                                key,
-                                "driver already has another outcome; keeping the first"
-                            );
-                        }
-                        Err(other) => return Err(HandlerError::Invalid(other.to_string())),
-                    }
-                }
-                Ok(derived)
-            })
-            .await?;
+        quote::record_enrichments(context, event, &facts).await?;
         Ok(())
     }
 }

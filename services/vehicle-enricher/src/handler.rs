@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use event_store::EventEnvelope;
 use quote_domain::enrichment::{DecodeSource, Enrichment, VehicleDecoded};
-use quote_domain::quote::{record_enrichment, FoldError, QuoteEvent};
+use quote_domain::quote::QuoteEvent;
 use quote_domain::vin_decode::fallback_enrichment;
 use quote_pipeline::{quote, EventHandler, HandlerContext, HandlerError};
 
@@ -92,39 +92,12 @@ impl EventHandler for VehicleEnricher {
         };
         let mut facts = Vec::with_capacity(requested.request.vehicles.len());
         for vehicle in &requested.request.vehicles {
-            facts.push((vehicle.vin.to_string(), self.enrich(&vehicle.vin).await));
+            facts.push((
+                format!("vehicle/{}", vehicle.vin),
+                self.enrich(&vehicle.vin).await,
+            ));
         }
-        context
-            .update_stream(&event.stream_id, event, |events| {
-                let Some(mut state) = quote::fold(events)? else {
-                    return Err(HandlerError::Invalid(format!(
-                        "{} is empty",
-                        event.stream_id
-                    )));
-                };
-                let mut derived = Vec::new();
-                for (vin, fact) in &facts {
-                    match record_enrichment(&state, fact.clone()) {
-                        Ok(Some(new_event)) => {
-                            state
-                                .apply(state.version + 1, &new_event)
-                                .map_err(|e| HandlerError::Invalid(e.to_string()))?;
-                            derived.push(quote::derived(format!("vehicle/{vin}"), &new_event)?);
-                        }
-                        // Already recorded (a redelivery), or the quote is already decided.
-                        Ok(None) | Err(FoldError::InvalidTransition { .. }) => {}
-                        Err(FoldError::ConflictingVehicleOutcome { .. }) => {
-                            tracing::info!(
-                                vin,
-                                "vehicle already has another outcome; keeping the first"
-                            );
-                        }
-                        Err(other) => return Err(HandlerError::Invalid(other.to_string())),
-                    }
-                }
-                Ok(derived)
-            })
-            .await?;
+        quote::record_enrichments(context, event, &facts).await?;
         Ok(())
     }
 

@@ -1,9 +1,10 @@
 //! The quote aggregate as handlers see it: folded from a stream's envelopes.
 
 use event_store::EventEnvelope;
-use quote_domain::quote::{Quote, QuoteEvent};
+use quote_domain::enrichment::Enrichment;
+use quote_domain::quote::{record_enrichment, FoldError, Quote, QuoteEvent};
 
-use crate::handler::HandlerError;
+use crate::handler::{HandlerContext, HandlerError, UpdateOutcome};
 
 /// Decodes one envelope into a domain event (upcasting old schema versions).
 pub fn decode(envelope: &EventEnvelope) -> Result<QuoteEvent, HandlerError> {
@@ -43,4 +44,47 @@ pub fn derived(
             .to_data()
             .map_err(|e| HandlerError::Invalid(e.to_string()))?,
     })
+}
+
+/// Records enrichment facts (vehicle decodes, driver histories) learned from `cause` on its
+/// quote, each under its key: facts already recorded (a redelivery) and facts arriving after the
+/// quote was decided are skipped; a fact that contradicts a recorded one keeps the first.
+pub async fn record_enrichments(
+    context: &HandlerContext,
+    cause: &EventEnvelope,
+    facts: &[(String, Enrichment)],
+) -> Result<UpdateOutcome, HandlerError> {
+    context
+        .update_stream(&cause.stream_id, cause, |events| {
+            let Some(mut state) = fold(events)? else {
+                return Err(HandlerError::Invalid(format!(
+                    "{} is empty",
+                    cause.stream_id
+                )));
+            };
+            let mut derived_events = Vec::new();
+            for (key, fact) in facts {
+                match record_enrichment(&state, fact.clone()) {
+                    Ok(Some(event)) => {
+                        state
+                            .apply(state.version + 1, &event)
+                            .map_err(|e| HandlerError::Invalid(e.to_string()))?;
+                        derived_events.push(derived(key.clone(), &event)?);
+                    }
+                    Ok(None) | Err(FoldError::InvalidTransition { .. }) => {}
+                    Err(
+                        FoldError::ConflictingVehicleOutcome { .. }
+                        | FoldError::ConflictingDriverOutcome { .. },
+                    ) => {
+                        tracing::info!(
+                            key,
+                            "already recorded with another outcome; keeping the first"
+                        );
+                    }
+                    Err(other) => return Err(HandlerError::Invalid(other.to_string())),
+                }
+            }
+            Ok(derived_events)
+        })
+        .await
 }
