@@ -26,6 +26,8 @@ echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "== tests"
+# The end-to-end tests start the real binaries of every service as separate processes.
+cargo build --workspace --bins --locked
 if command -v cargo-nextest >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast
   cargo test --workspace --locked --doc
@@ -35,7 +37,7 @@ fi
 
 # Every suite that exercises an AWS adapter must have talked to the emulators.
 missing=0
-for suite in contract_dynamodb relay crash_process cli; do
+for suite in contract_dynamodb relay crash_process cli lease_table_dynamodb fleet_kinesis fanout_kinesis notifier e2e_processes; do
   if ! grep -q "^$suite " "$EMULATOR_TEST_LOG"; then
     echo "AWS-adapter suite '$suite' did not run against the emulators" >&2
     missing=1
