@@ -11,10 +11,12 @@
 //! **Lease-table cost.** Renewals cost one write per lease per `renew_interval`: proportional to
 //! shards. A full scan reads every lease; if every worker scanned every second, reads would grow
 //! with shards × workers (the KCL's cost complaint). So each worker scans every
-//! `max(scan_interval, renew_interval × workers / 20)`, with ±20 % jitter: with W workers and S
-//! leases, scans read about S × W / (renew_interval × W / 20) = 20 S / renew_interval leases per
-//! second, i.e. proportional to shards, while a small fleet still notices a released lease within
-//! about a second (graceful handoff) and an expired one within `lease_duration` plus one scan.
+//! `max(scan_interval, renew_interval × workers / 20)`, with ±20 % jitter, capped at half the
+//! lease duration: up to 30 workers (defaults) scans read about S × W / (renew_interval × W / 20)
+//! = 20 S / renew_interval leases per second, i.e. proportional to shards; beyond that the cap
+//! (which keeps handed-over leases from looking expired) lets reads grow with the fleet again,
+//! at one scan per worker per 3 s. A small fleet notices a released lease within about a second
+//! (graceful handoff) and an expired one within `lease_duration` plus one scan.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -150,10 +152,15 @@ impl WorkerConfig {
         }
     }
 
-    /// The scan interval for a fleet of `workers` (see the module documentation).
+    /// The scan interval for a fleet of `workers` (see the module documentation), never more
+    /// than half the lease duration: a lease handed over is renewed by its new owner only after
+    /// that owner's next scan adopts it, and a third worker must not see its counter stand still
+    /// for a whole lease duration meanwhile (the 1,000-shard simulation in
+    /// `docs/benchmarks-consumer.md` found such false expiries at ≥ 60 workers without the cap).
     pub fn scan_interval_for(&self, workers: usize) -> Duration {
         let grown = self.renew_interval.mul_f64(workers as f64 / 20.0);
-        self.scan_interval.max(grown)
+        let cap = (self.lease_duration / 2).max(self.scan_interval);
+        self.scan_interval.max(grown).min(cap)
     }
 }
 
@@ -278,5 +285,21 @@ impl ConsumerSettings {
             max_attempts: parse_or("MAX_PROCESSING_ATTEMPTS", 5)?,
             source,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scans_slow_down_with_the_fleet_but_stay_under_half_the_lease_duration() {
+        let config = WorkerConfig::new("app");
+        let secs = |workers| config.scan_interval_for(workers).as_secs_f64();
+        assert_eq!(secs(1), 1.0);
+        assert_eq!(secs(10), 1.0);
+        assert_eq!(secs(20), 2.0);
+        assert_eq!(secs(30), 3.0);
+        assert_eq!(secs(100), 3.0, "capped at lease duration / 2");
     }
 }

@@ -32,8 +32,11 @@ impl ExpiryTracker {
 
     /// Records a scan taken at `now`; forgets leases that no longer exist.
     pub fn observe(&mut self, leases: &[Lease], now: Instant) {
-        self.seen
-            .retain(|key, _| leases.iter().any(|lease| &lease.lease_key == key));
+        let present: std::collections::HashSet<&str> = leases
+            .iter()
+            .map(|lease| lease.lease_key.as_str())
+            .collect();
+        self.seen.retain(|key, _| present.contains(key.as_str()));
         for lease in leases {
             let entry = self.seen.entry(lease.lease_key.clone()).or_insert(Seen {
                 counter: lease.lease_counter,

@@ -9,6 +9,7 @@ pub mod throughput;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use aws_sdk_kinesis::error::DisplayErrorContext;
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{PutRecordsRequestEntry, StreamStatus};
 use kinesis_consumer::{Checkpointer, ProcessorError, Record, RecordProcessor};
@@ -122,7 +123,7 @@ pub async fn create_stream(
         .shard_count(i32::try_from(shards)?)
         .send()
         .await
-        .map_err(|e| anyhow::anyhow!("CreateStream {name}: {}", e.into_service_error()))?;
+        .map_err(|e| anyhow::anyhow!("CreateStream {name}: {}", DisplayErrorContext(e)))?;
     for _ in 0..600 {
         let status = client
             .describe_stream_summary()
@@ -180,7 +181,7 @@ pub async fn put_records(
                 .set_records(Some(pending.clone()))
                 .send()
                 .await
-                .map_err(|e| anyhow::anyhow!("PutRecords: {}", e.into_service_error()))?;
+                .map_err(|e| anyhow::anyhow!("PutRecords: {}", DisplayErrorContext(e)))?;
             pending = pending
                 .into_iter()
                 .zip(output.records())

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use aws_sdk_kinesis::error::DisplayErrorContext;
 use aws_sdk_kinesis::types::ShardIteratorType;
 use kinesis_consumer::lease_table::{create_lease_table, DynamoLeaseTable, InMemoryLeaseTable};
 use kinesis_consumer::source::polling::{KinesisPolling, PollingConfig};
@@ -80,7 +81,7 @@ async fn raw(
                 .shard_iterator_type(ShardIteratorType::TrimHorizon)
                 .send()
                 .await
-                .map_err(|e| anyhow::anyhow!("GetShardIterator: {}", e.into_service_error()))?
+                .map_err(|e| anyhow::anyhow!("GetShardIterator: {}", DisplayErrorContext(e)))?
                 .shard_iterator;
             while let Some(it) = iterator.take() {
                 if read.load(Ordering::Relaxed) >= records {
@@ -92,7 +93,7 @@ async fn raw(
                     .limit(10_000)
                     .send()
                     .await
-                    .map_err(|e| anyhow::anyhow!("GetRecords: {}", e.into_service_error()))?;
+                    .map_err(|e| anyhow::anyhow!("GetRecords: {}", DisplayErrorContext(e)))?;
                 let got = page.records().len() as u64;
                 if got > 0 && read.fetch_add(got, Ordering::Relaxed) + got >= records {
                     let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
