@@ -173,6 +173,20 @@ impl Worker {
                 .unwrap_or_else(|e| ShardOutcome::Failed(e.to_string()));
             self.settle(&shard_id, &run.held, outcome, &registry).await;
         }
+        // Leases handed over to this worker but not adopted yet: release them too, so nobody
+        // waits for them to expire.
+        if let Ok(leases) = self.table.list().await {
+            for lease in leases
+                .iter()
+                .filter(|l| l.is_owned_by(&self.config.worker_id) && !l.is_finished())
+            {
+                if self.table.release(lease).await.is_ok() {
+                    WorkerMetrics::add(&self.metrics.leases_released, 1);
+                    WorkerMetrics::add(&self.metrics.lease_table_writes, 1);
+                    tracing::info!(shard_id = %lease.lease_key, "released a lease handed over during shutdown");
+                }
+            }
+        }
         renewer_stop.cancel();
         let _ = renewer.await;
         tracing::info!(metrics = ?self.metrics.snapshot(), "worker stopped");
