@@ -130,18 +130,25 @@ impl Model {
     }
 
     fn description(&self) -> serde_json::Value {
+        let by_fleet: Vec<serde_json::Value> = [1, 10, 20, 30, 50, 100]
+            .iter()
+            .map(|&workers| {
+                let ms = match &self.config {
+                    Some(config) => millis(config.scan_interval_for(workers)),
+                    None => self.scan_interval_ms,
+                };
+                json!({ "workers": workers, "ms": ms })
+            })
+            .collect();
         json!({
             "kind": self.kind,
             "lease_duration_ms": self.lease_duration_ms,
             "renew_interval_ms": self.renew_interval_ms,
             "scan_interval": match &self.config {
-                Some(config) => format!(
-                    "max({} ms, {} ms × workers / 20) ± 20 %",
-                    millis(config.scan_interval),
-                    millis(config.renew_interval)
-                ),
+                Some(_) => "WorkerConfig::scan_interval_for(workers seen) ± 20 %".to_owned(),
                 None => format!("{} ms", self.scan_interval_ms),
             },
+            "scan_interval_ms_by_fleet": by_fleet,
             "shard_sync_ms": self.shard_sync_ms,
             "steals": match self.kind {
                 Kind::Library => "plan_acquisitions: up to half the need per round, graceful handoff",
