@@ -87,8 +87,16 @@ pub async fn run_embedded(
     Ok(())
 }
 
-/// Runs everything against the configured AWS endpoints until `shutdown`.
+/// Runs everything against the configured AWS endpoints until `shutdown`. Each service uses
+/// its own lease table, `<service>-leases`: a `LEASE_TABLE` set for a single service would make
+/// them share one, so it is refused here.
 pub async fn run_aws(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    if quote_runtime::env::optional("LEASE_TABLE").is_some() {
+        anyhow::bail!(
+            "LEASE_TABLE is set, but the all-in-one runs five consumer applications, each with its \
+             own lease table (<service>-leases): unset it"
+        );
+    }
     let projector: Arc<dyn EventHandler> = Arc::new(projector::Projector::from_env().await?);
     let notifier: Arc<dyn EventHandler> = Arc::new(notifier::Notifier::from_env().await?);
     let handlers: Vec<Arc<dyn EventHandler>> = vec![

@@ -633,3 +633,53 @@ async fn fifty_quotes_end_to_end_on_the_emulators() {
 async fn fifty_quotes_with_one_worker_of_each_service_killed() {
     scenario(true).await;
 }
+
+/// `all-in-one --aws`: every service in one process against the emulators, each with its own
+/// (default-named) lease table; a quote is decided and visible through the API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_all_in_one_runs_against_the_emulators() {
+    let _sdk = testkit::aws_config().await;
+    let mut platform = Platform::new();
+    // The all-in-one names its lease tables after its services (`<service>-leases`).
+    platform
+        .env
+        .retain(|(name, _)| name != "CONSUMER_APPLICATIONS");
+    platform.bootstrap();
+    let mut fleet = Fleet::default();
+    let port = fleet.spawn("all-in-one".to_owned(), {
+        let mut command = platform.command("all-in-one");
+        command
+            .arg("--aws")
+            .env("VPIC_BASE_URL", "off")
+            .env("DRIVER_HISTORY_PROVIDER", "simulated")
+            .env("LEASE_DURATION_MS", "3000");
+        command
+    });
+    wait_healthy("all-in-one", port).await;
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let request = requests(&testkit::unique_name("r")[2..]).remove(0);
+    let quote_id = post(&http, &base, &request).await;
+    let started = std::time::Instant::now();
+    loop {
+        let quote: Value = http
+            .get(format!("{base}/v1/quotes/{quote_id}"))
+            .bearer_auth(token("agent-e2e", true))
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        let status = quote["status"].as_str().unwrap_or_default().to_owned();
+        if ["quoted", "declined", "referred"].contains(&status.as_str()) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "quote {quote_id} not decided: {quote}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    fleet.assert_running(&[]);
+}
