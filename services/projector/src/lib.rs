@@ -15,6 +15,7 @@ use quote_pipeline::{quote, EventHandler, HandlerContext, HandlerError};
 use quote_read_model::dynamodb::DynamoReadModel;
 use quote_read_model::projection::summarize;
 use quote_read_model::{ReadModel, Upsert};
+use tracing::Instrument;
 
 /// The projector's handler.
 #[derive(Debug, Clone)]
@@ -65,12 +66,29 @@ impl EventHandler for Projector {
             .last()
             .map(|e| e.recorded_at)
             .unwrap_or(event.recorded_at);
-        match self
+        let summary = summarize(&state, updated_at);
+        let span = tracing::info_span!(
+            "read_model.upsert",
+            otel.name = "update read model",
+            quote_id = %summary.quote_id,
+            version = summary.version,
+            status = %summary.status,
+            outcome = tracing::field::Empty,
+        );
+        let upserted = self
             .model
-            .upsert(&summarize(&state, updated_at))
+            .upsert(&summary)
+            .instrument(span.clone())
             .await
-            .map_err(|e| HandlerError::Dependency(e.to_string()))?
-        {
+            .map_err(|e| HandlerError::Dependency(e.to_string()))?;
+        span.record(
+            "outcome",
+            match upserted {
+                Upsert::Applied => "applied",
+                Upsert::Stale { .. } => "stale",
+            },
+        );
+        match upserted {
             Upsert::Applied => {
                 tracing::debug!(quote_id = %state.quote_id, version = state.version, status = %state.status, "read model updated")
             }

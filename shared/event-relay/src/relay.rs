@@ -22,8 +22,42 @@ use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::sink::{EventSink, MAX_RECORDS_PER_CALL};
+
+/// The span of one publication call (kind producer).
+///
+/// A call carries the events of up to 500 streams, i.e. of as many traces, so by OpenTelemetry's
+/// messaging conventions the span cannot be the child of each: it is a root span with a *link*
+/// to the trace context of every event it sends (the span that appended the event). Consumers
+/// continue the event's own context, not this span's: one quote request stays one trace, and
+/// the publication points into it through the links.
+fn publication_span(destination: &str, records: &[EventEnvelope]) -> tracing::Span {
+    let span = tracing::info_span!(
+        parent: None,
+        "publish",
+        otel.name = %format!("send {destination}"),
+        otel.kind = "producer",
+        otel.status_code = tracing::field::Empty,
+        messaging.system = "aws_kinesis",
+        messaging.operation.type = "send",
+        messaging.operation.name = "PutRecords",
+        messaging.destination.name = %destination,
+        messaging.batch.message_count = records.len(),
+        refused = tracing::field::Empty,
+    );
+    for record in records {
+        quote_runtime::telemetry::add_link(
+            &span,
+            &quote_runtime::telemetry::TraceContextCarrier {
+                traceparent: record.traceparent.as_deref(),
+                tracestate: record.tracestate.as_deref(),
+            },
+        );
+    }
+    span
+}
 
 /// Tuning of the relay; the defaults suit one event-source task.
 #[derive(Debug, Clone)]
@@ -301,8 +335,13 @@ impl Relay {
             let mut progress = false;
             for chunk in heads.chunks(MAX_RECORDS_PER_CALL) {
                 let records: Vec<EventEnvelope> = chunk.iter().map(|(_, e)| e.clone()).collect();
-                match self.sink.publish(&records).await {
+                let span = publication_span(self.sink.destination(), &records);
+                match self.sink.publish(&records).instrument(span.clone()).await {
                     Ok(accepted) => {
+                        let refused = accepted.iter().filter(|ok| !**ok).count();
+                        if refused > 0 {
+                            span.record("refused", refused);
+                        }
                         for ((stream_id, event), ok) in chunk.iter().zip(accepted) {
                             if !ok {
                                 self.stats.retried.fetch_add(1, Ordering::Relaxed);
@@ -318,10 +357,11 @@ impl Relay {
                         }
                     }
                     Err(err) => {
+                        span.record("otel.status_code", "error");
                         self.stats
                             .retried
                             .fetch_add(records.len() as u64, Ordering::Relaxed);
-                        tracing::debug!(error = %err, "publication call failed");
+                        span.in_scope(|| tracing::debug!(error = %err, "publication call failed"));
                     }
                 }
             }

@@ -31,6 +31,11 @@ pub trait EventSink: Send + Sync + std::fmt::Debug {
 
     /// Checks that the target answers (for readiness probes).
     async fn ping(&self) -> Result<(), SinkError>;
+
+    /// The name of the target (the Kinesis stream), for telemetry.
+    fn destination(&self) -> &str {
+        "events"
+    }
 }
 
 /// Publishes to a Kinesis data stream: record data is the envelope JSON, partition key the
@@ -53,7 +58,7 @@ impl KinesisSink {
 
 #[async_trait]
 impl EventSink for KinesisSink {
-    #[tracing::instrument(skip_all, fields(records = records.len(), stream = %self.stream_name))]
+    // Traced by the relay's `send <stream>` span around each call.
     async fn publish(&self, records: &[EventEnvelope]) -> Result<Vec<bool>, SinkError> {
         if records.is_empty() {
             return Ok(Vec::new());
@@ -85,6 +90,10 @@ impl EventSink for KinesisSink {
             )));
         }
         Ok(results.iter().map(|r| r.error_code().is_none()).collect())
+    }
+
+    fn destination(&self) -> &str {
+        &self.stream_name
     }
 
     async fn ping(&self) -> Result<(), SinkError> {

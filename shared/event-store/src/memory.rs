@@ -60,6 +60,7 @@ fn head_of(stream_id: &str, stream: &Stream) -> StreamHead {
 
 #[async_trait]
 impl EventStore for InMemoryEventStore {
+    #[tracing::instrument(name = "append", skip(self, request), fields(stream_id = %request.stream_id, expected = request.expected_version, events = request.events.len()))]
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError> {
         request.validate()?;
         let now = OffsetDateTime::now_utc();

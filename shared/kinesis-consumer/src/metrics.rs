@@ -2,17 +2,17 @@
 //! exported as OpenTelemetry metrics (observable instruments on the global meter provider,
 //! exported over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set), and readable by tests.
 //!
-//! | instrument | kind | attributes |
-//! | --- | --- | --- |
-//! | `kinesis_consumer.records_processed` | counter | application, worker_id |
-//! | `kinesis_consumer.bytes_processed` | counter | application, worker_id |
-//! | `kinesis_consumer.leases_held` | gauge | application, worker_id |
-//! | `kinesis_consumer.leases_taken` / `_stolen` / `_lost` / `_released` | counters | application, worker_id |
-//! | `kinesis_consumer.dead_lettered` | counter | application, worker_id |
-//! | `kinesis_consumer.checkpoints` | counter | application, worker_id |
-//! | `kinesis_consumer.lease_table_writes` / `_scans` | counters | application, worker_id |
-//! | `kinesis_consumer.millis_behind_latest` | gauge | application, worker_id, shard_id |
-//! | `kinesis_consumer.checkpoint_lag_records` | gauge | application, worker_id, shard_id |
+//! | instrument | kind | unit | attributes |
+//! | --- | --- | --- | --- |
+//! | `kinesis_consumer.records_processed` | counter | `{record}` | application, worker_id |
+//! | `kinesis_consumer.bytes_processed` | counter | `By` | application, worker_id |
+//! | `kinesis_consumer.leases_held` | gauge | `{lease}` | application, worker_id |
+//! | `kinesis_consumer.leases_taken` / `_stolen` / `_lost` / `_released` | counters | `{lease}` | application, worker_id |
+//! | `kinesis_consumer.dead_lettered` | counter | `{record}` | application, worker_id |
+//! | `kinesis_consumer.checkpoints` | counter | `{checkpoint}` | application, worker_id |
+//! | `kinesis_consumer.lease_table_writes` / `_scans` | counters | `{write}` / `{scan}` | application, worker_id |
+//! | `kinesis_consumer.millis_behind_latest` | gauge | `ms` | application, worker_id, shard_id |
+//! | `kinesis_consumer.checkpoint_lag_records` | gauge | `{record}` | application, worker_id, shard_id |
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -125,62 +125,75 @@ impl WorkerMetrics {
             KeyValue::new("application", application.to_owned()),
             KeyValue::new("worker_id", worker_id.to_owned()),
         ];
-        let counters: [(&'static str, &'static str, CounterField); 10] = [
+        let counters: [(&'static str, &'static str, &'static str, CounterField); 10] = [
             (
                 "kinesis_consumer.records_processed",
                 "Records processed",
+                "{record}",
                 |m| &m.records_processed,
             ),
             (
                 "kinesis_consumer.bytes_processed",
                 "Payload bytes processed",
+                "By",
                 |m| &m.bytes_processed,
             ),
             (
                 "kinesis_consumer.leases_taken",
                 "Leases taken (unowned or expired)",
+                "{lease}",
                 |m| &m.leases_taken,
             ),
             (
                 "kinesis_consumer.leases_stolen",
                 "Leases received by graceful handoff",
+                "{lease}",
                 |m| &m.leases_stolen,
             ),
             (
                 "kinesis_consumer.leases_lost",
                 "Leases lost to another worker",
+                "{lease}",
                 |m| &m.leases_lost,
             ),
             (
                 "kinesis_consumer.leases_released",
                 "Leases released on shutdown",
+                "{lease}",
                 |m| &m.leases_released,
             ),
             (
                 "kinesis_consumer.dead_lettered",
                 "Records sent to the dead-letter store",
+                "{record}",
                 |m| &m.dead_lettered,
             ),
-            ("kinesis_consumer.checkpoints", "Checkpoints written", |m| {
-                &m.checkpoints
-            }),
+            (
+                "kinesis_consumer.checkpoints",
+                "Checkpoints written",
+                "{checkpoint}",
+                |m| &m.checkpoints,
+            ),
             (
                 "kinesis_consumer.lease_table_writes",
                 "Writes to the lease table",
+                "{write}",
                 |m| &m.lease_table_writes,
             ),
             (
                 "kinesis_consumer.lease_table_scans",
                 "Full scans of the lease table",
+                "{scan}",
                 |m| &m.lease_table_scans,
             ),
         ];
-        for (name, description, field) in counters {
+        for (name, description, unit, field) in counters {
             let metrics = self.clone();
             let attributes = attributes.clone();
             meter
                 .u64_observable_counter(name)
                 .with_description(description)
+                .with_unit(unit)
                 .with_callback(move |observer| {
                     observer.observe(field(&metrics).load(Ordering::Relaxed), &attributes)
                 })
@@ -191,6 +204,7 @@ impl WorkerMetrics {
         meter
             .u64_observable_gauge("kinesis_consumer.leases_held")
             .with_description("Leases held")
+            .with_unit("{lease}")
             .with_callback(move |observer| {
                 observer.observe(
                     metrics.leases_held.load(Ordering::Relaxed),
@@ -198,24 +212,27 @@ impl WorkerMetrics {
                 )
             })
             .build();
-        let per_shard: [(&'static str, &'static str, ShardField); 2] = [
+        let per_shard: [(&'static str, &'static str, &'static str, ShardField); 2] = [
             (
                 "kinesis_consumer.millis_behind_latest",
                 "How far behind the tip of the shard the last read was",
+                "ms",
                 |m| &m.millis_behind,
             ),
             (
                 "kinesis_consumer.checkpoint_lag_records",
                 "Records processed since the last checkpoint",
+                "{record}",
                 |m| &m.checkpoint_lag,
             ),
         ];
-        for (name, description, field) in per_shard {
+        for (name, description, unit, field) in per_shard {
             let metrics = self.clone();
             let attributes = attributes.clone();
             meter
                 .u64_observable_gauge(name)
                 .with_description(description)
+                .with_unit(unit)
                 .with_callback(move |observer| {
                     let values = field(&metrics)
                         .lock()

@@ -1,9 +1,10 @@
 //! Runs an [`EventHandler`] as a record processor of the consumer library.
 //!
 //! Each record is decoded as an event envelope; events the handler does not want are skipped;
-//! each handled event gets a `handle` span that continues the trace carried in the event, so
-//! one quote request is one trace across every service. A record that is not an envelope is an
-//! error (after the worker's retries it goes to the dead-letter store).
+//! each handled event gets a `handle <event type>` span (kind consumer) that is a child of the
+//! trace context carried in the event (the span that appended it), so one quote request is one
+//! trace across every service. A record that is not an envelope is an error (after the worker's
+//! retries it goes to the dead-letter store).
 
 use std::sync::Arc;
 
@@ -14,20 +15,11 @@ use tracing::Instrument;
 
 use crate::handler::{EventHandler, HandlerContext};
 
-/// Reads trace context from an event envelope.
-struct EnvelopeCarrier<'a>(&'a EventEnvelope);
-
-impl quote_runtime::telemetry::Extractor for EnvelopeCarrier<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        match key {
-            "traceparent" => self.0.traceparent.as_deref(),
-            "tracestate" => self.0.tracestate.as_deref(),
-            _ => None,
-        }
-    }
-
-    fn keys(&self) -> Vec<&str> {
-        vec!["traceparent", "tracestate"]
+/// The trace context an event carries.
+fn carrier(envelope: &EventEnvelope) -> quote_runtime::telemetry::TraceContextCarrier<'_> {
+    quote_runtime::telemetry::TraceContextCarrier {
+        traceparent: envelope.traceparent.as_deref(),
+        tracestate: envelope.tracestate.as_deref(),
     }
 }
 
@@ -80,19 +72,33 @@ impl RecordProcessor for HandlerProcessor {
             if !self.handler.handles(&envelope.event_type) {
                 continue;
             }
+            // One consumer span per record, a child of the context the event carries (the
+            // span that appended it): each record belongs to exactly one trace.
             let span = tracing::info_span!(
                 "handle",
+                otel.name = %format!("handle {}", envelope.event_type),
+                otel.kind = "consumer",
                 handler = self.handler.name(),
                 event_type = %envelope.event_type,
                 stream_id = %envelope.stream_id,
                 version = envelope.version,
                 event_id = %envelope.event_id,
+                messaging.system = "aws_kinesis",
+                messaging.operation.type = "process",
+                messaging.destination.partition.id = %self.shard_id,
+                otel.status_description = tracing::field::Empty,
             );
-            quote_runtime::telemetry::set_parent(&span, &EnvelopeCarrier(&envelope));
-            self.handler
+            quote_runtime::telemetry::set_parent(&span, &carrier(&envelope));
+            let handled = self
+                .handler
                 .handle(&envelope, &self.context)
-                .instrument(span)
-                .await?;
+                .instrument(span.clone())
+                .await;
+            if let Err(err) = &handled {
+                // Marks the span as failed (the worker retries, then dead-letters).
+                span.record("otel.status_description", tracing::field::display(err));
+            }
+            handled?;
         }
         Ok(())
     }

@@ -6,9 +6,14 @@
 //! an emulator call [`aws_config`], which fails the test loudly when the variables are missing:
 //! an AWS-adapter test never skips silently.
 
+//!
+//! [`otlp`] is an in-process OTLP/HTTP receiver for tests of the exported telemetry.
+
 use std::time::Duration;
 
 use aws_sdk_kinesis::types::{ShardIteratorType, StreamStatus};
+
+pub mod otlp;
 
 /// The emulators a test may need, with the variable that points the SDK at each.
 const REQUIRED: [&str; 2] = ["AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_KINESIS"];

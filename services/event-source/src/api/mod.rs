@@ -1,18 +1,20 @@
 //! The HTTP edge: router, shared state, authentication extractor and the tower layers that give
-//! every route request ids, tracing, timeouts, load shedding, panic safety and body limits.
+//! every route request ids, tracing and metrics ([`telemetry`]), timeouts, load shedding, panic
+//! safety and body limits.
 
 pub mod health;
 pub mod openapi;
 pub mod problem;
 pub mod quotes;
+pub mod telemetry;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, FromRequestParts};
+use axum::http::header;
 use axum::http::request::Parts;
-use axum::http::{header, Request};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{BoxError, Router};
@@ -23,7 +25,7 @@ use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tower_http::trace::TraceLayer;
 
 use crate::auth::{AuthError, Authenticator, Principal};
 use problem::ApiError;
@@ -124,33 +126,19 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
         .layer(
             ServiceBuilder::new()
+                .layer(telemetry::RecordDurationLayer(
+                    telemetry::HttpMetrics::global(),
+                ))
                 .layer(SetSensitiveRequestHeadersLayer::new([
                     header::AUTHORIZATION,
                 ]))
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
                 .layer(
                     TraceLayer::new_for_http()
-                        .make_span_with(|request: &Request<_>| {
-                            let request_id = request
-                                .headers()
-                                .get("x-request-id")
-                                .and_then(|v| v.to_str().ok())
-                                .unwrap_or_default();
-                            let span = tracing::info_span!(
-                                "http",
-                                method = %request.method(),
-                                path = %request.uri().path(),
-                                request_id,
-                            );
-                            // Continue the caller's trace when it sent one.
-                            quote_runtime::telemetry::set_parent(
-                                &span,
-                                &quote_runtime::telemetry::HeaderCarrier(request.headers()),
-                            );
-                            span
-                        })
-                        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+                        .make_span_with(telemetry::request_span)
+                        .on_response(telemetry::on_response),
                 )
+                .map_response(telemetry::trace_response)
                 .layer(PropagateRequestIdLayer::x_request_id())
                 .layer(CatchPanicLayer::custom(panic_response))
                 .layer(HandleErrorLayer::new(handle_layer_error))

@@ -147,7 +147,7 @@ impl DynamoEventStore {
 
 #[async_trait]
 impl EventStore for DynamoEventStore {
-    #[tracing::instrument(skip(self, request), fields(stream_id = %request.stream_id, expected = request.expected_version, events = request.events.len()))]
+    #[tracing::instrument(name = "append", skip(self, request), fields(otel.kind = "client", db.system.name = "aws.dynamodb", db.operation.name = "TransactWriteItems", stream_id = %request.stream_id, expected = request.expected_version, events = request.events.len()))]
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError> {
         request.validate()?;
         let now = OffsetDateTime::now_utc();
