@@ -4,9 +4,11 @@
 # 1. installs (once, cached) and starts DynamoDB Local, kinesis-mock and moto on free loopback
 #    ports, and exports the SDK's endpoint variables for them;
 # 2. checks formatting and lints;
-# 3. runs every test of the workspace (unit, property, contract, relay, crash, CLI);
-# 4. fails unless the tests that need the emulators really ran against them;
-# 5. stops the emulators it started.
+# 3. runs the deployment checks (scripts/deploy-checks.sh: hadolint, checkov, compose schema,
+#    compose and Terraform against the code);
+# 4. runs every test of the workspace (unit, property, contract, relay, crash, CLI, end to end);
+# 5. fails unless the tests that need the emulators really ran against them;
+# 6. stops the emulators it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +30,11 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== tests"
 # The end-to-end tests start the real binaries of every service as separate processes.
 cargo build --workspace --bins --locked
+
+echo "== deployment checks"
+scripts/deploy-checks.sh
+
+echo "== cargo tests"
 if command -v cargo-nextest >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast
   cargo test --workspace --locked --doc
@@ -37,7 +44,7 @@ fi
 
 # Every suite that exercises an AWS adapter must have talked to the emulators.
 missing=0
-for suite in contract_dynamodb relay crash_process cli lease_table_dynamodb fleet_kinesis fanout_kinesis notifier e2e_processes; do
+for suite in contract_dynamodb relay crash_process cli lease_table_dynamodb fleet_kinesis fanout_kinesis notifier e2e_processes traces_e2e; do
   if ! grep -q "^$suite " "$EMULATOR_TEST_LOG"; then
     echo "AWS-adapter suite '$suite' did not run against the emulators" >&2
     missing=1

@@ -119,7 +119,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     }
     if config.auth.keys == crate::config::AuthKeys::Hs256Secret(crate::config::DEV_SECRET.into()) {
         tracing::warn!(
-            "no AUTH_HS256_SECRET or AUTH_JWKS_URL set: accepting tokens signed with the public dev secret"
+            "accepting tokens signed with the public dev secret (AUTH_HS256_SECRET unset or set to it): anyone can mint tokens"
         );
     }
     let relay_shutdown = CancellationToken::new();

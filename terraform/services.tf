@@ -1,0 +1,481 @@
+# The six services, one module block each. The blocks spell out each service's environment
+# and its task role's grants: tests/deploy/test_terraform.py checks them against what the code
+# reads and calls (tests/deploy/code_facts.py).
+
+# The REST API (and its relay, which publishes committed events to the stream).
+module "event_source" {
+  source = "./modules/fargate-service"
+
+  service                          = "event-source"
+  name_prefix                      = var.name_prefix
+  cluster_arn                      = aws_ecs_cluster.this.arn
+  image                            = local.images["event-source"]
+  ecr_repository_arns              = local.ecr_repository_arns["event-source"]
+  ecr_pull_through_repository_arns = local.ecr_pull_through_repository_arns
+  cpu                              = var.task_sizes["event-source"].cpu
+  memory                           = var.task_sizes["event-source"].memory
+  cpu_architecture                 = var.cpu_architecture
+  stop_timeout                     = var.stop_timeout
+  data_kms_key_arn                 = aws_kms_key.platform.arn
+  secrets_kms_key_arns             = var.secrets_kms_key_arns
+  vpc_id                           = module.network.vpc_id
+  subnet_ids                       = module.network.private_subnet_ids
+  log_retention_days               = var.log_retention_days
+  log_kms_key_arn                  = aws_kms_key.platform.arn
+  adot_image                       = local.adot_image
+  metrics_namespace                = var.metrics_namespace
+  metrics_log_group_name           = aws_cloudwatch_log_group.metrics.name
+  metrics_log_group_arn            = aws_cloudwatch_log_group.metrics.arn
+
+  autoscaling = var.event_source_scaling
+  load_balancer = {
+    target_group_arn  = aws_lb_target_group.api.arn
+    security_group_id = aws_security_group.alb.id
+  }
+
+  environment = {
+    BACKEND                     = "aws"
+    LISTEN_ADDR                 = "0.0.0.0:${local.container_port}"
+    EVENTS_TABLE                = module.events_table.name
+    IDEMPOTENCY_TABLE           = module.idempotency_table.name
+    READ_MODEL_TABLE            = module.read_model_table.name
+    EVENT_STREAM                = aws_kinesis_stream.events.name
+    AUTH_JWKS_URL               = var.auth_jwks_url
+    AUTH_ISSUER                 = var.auth_issuer
+    AUTH_AUDIENCE               = var.auth_audience
+    IDEMPOTENCY_TTL_SECS        = var.idempotency_ttl_secs
+    REQUEST_TIMEOUT_MS          = var.request_timeout_ms
+    MAX_CONCURRENT_REQUESTS     = var.max_concurrent_requests
+    OTEL_EXPORTER_OTLP_ENDPOINT = local.otlp_endpoint
+    OTEL_SERVICE_NAME           = "event-source"
+    LOG_FORMAT                  = "json"
+    RUST_LOG                    = var.rust_log
+  }
+  secrets = {
+    AUTH_HS256_SECRET = var.auth_hs256_secret_arn
+  }
+
+  dynamodb_tables = {
+    EVENTS_TABLE = {
+      arn           = module.events_table.arn
+      actions       = ["dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"]
+      index_actions = ["dynamodb:Query"]
+    }
+    IDEMPOTENCY_TABLE = {
+      arn     = module.idempotency_table.arn
+      actions = ["dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem"]
+    }
+    READ_MODEL_TABLE = {
+      arn           = module.read_model_table.arn
+      actions       = ["dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:Query"]
+      index_actions = ["dynamodb:Query"]
+    }
+  }
+  stream_arn     = aws_kinesis_stream.events.arn
+  stream_actions = ["kinesis:DescribeStreamSummary", "kinesis:PutRecords"]
+
+  depends_on = [aws_lb_listener.https, terraform_data.configuration_checks]
+}
+
+# Decodes VINs (vPIC over the internet, or offline with VPIC_BASE_URL=off).
+module "vehicle_enricher" {
+  source = "./modules/consumer-service"
+
+  service                          = "vehicle-enricher"
+  name_prefix                      = var.name_prefix
+  cluster_arn                      = aws_ecs_cluster.this.arn
+  image                            = local.images["vehicle-enricher"]
+  ecr_repository_arns              = local.ecr_repository_arns["vehicle-enricher"]
+  ecr_pull_through_repository_arns = local.ecr_pull_through_repository_arns
+  cpu                              = var.task_sizes["vehicle-enricher"].cpu
+  memory                           = var.task_sizes["vehicle-enricher"].memory
+  cpu_architecture                 = var.cpu_architecture
+  stop_timeout                     = var.stop_timeout
+  data_kms_key_arn                 = aws_kms_key.platform.arn
+  secrets_kms_key_arns             = var.secrets_kms_key_arns
+  vpc_id                           = module.network.vpc_id
+  subnet_ids                       = module.network.private_subnet_ids
+  log_retention_days               = var.log_retention_days
+  log_kms_key_arn                  = aws_kms_key.platform.arn
+  adot_image                       = local.adot_image
+  metrics_namespace                = var.metrics_namespace
+  metrics_log_group_name           = aws_cloudwatch_log_group.metrics.name
+  metrics_log_group_arn            = aws_cloudwatch_log_group.metrics.arn
+
+  stream_name     = aws_kinesis_stream.events.name
+  stream_arn      = aws_kinesis_stream.events.arn
+  consumer_source = var.consumer_source
+  shard_count     = var.stream_shard_count
+  min_tasks       = var.consumer_scaling["vehicle-enricher"].min_tasks
+  max_tasks       = var.consumer_scaling["vehicle-enricher"].max_tasks
+
+  scale_out_lag_ms = var.scale_out_lag_ms
+  scale_in_lag_ms  = var.scale_in_lag_ms
+  alarm_actions    = local.alarm_actions
+
+  environment = {
+    EVENTS_TABLE                = module.events_table.name
+    IDEMPOTENCY_TABLE           = module.idempotency_table.name
+    EVENT_STREAM                = aws_kinesis_stream.events.name
+    LEASE_TABLE                 = module.lease_tables["vehicle-enricher"].name
+    DEAD_LETTER_TABLE           = module.dead_letter_table.name
+    CONSUMER_SOURCE             = var.consumer_source
+    CONSUMER_INITIAL_POSITION   = var.consumer_initial_position
+    LEASE_DURATION_MS           = var.lease_duration_ms
+    CHECKPOINT_EVERY_RECORDS    = var.checkpoint_every_records
+    CHECKPOINT_EVERY_MS         = var.checkpoint_every_ms
+    MAX_PROCESSING_ATTEMPTS     = var.max_processing_attempts
+    VPIC_BASE_URL               = var.vpic_base_url
+    OTEL_EXPORTER_OTLP_ENDPOINT = local.otlp_endpoint
+    OTEL_SERVICE_NAME           = "vehicle-enricher"
+    LOG_FORMAT                  = "json"
+    RUST_LOG                    = var.rust_log
+  }
+
+  # No grant on the idempotency table: handlers append without idempotency records.
+  dynamodb_tables = {
+    EVENTS_TABLE = {
+      arn           = module.events_table.arn
+      actions       = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"]
+      index_actions = ["dynamodb:Query"]
+    }
+    LEASE_TABLE = {
+      arn     = module.lease_tables["vehicle-enricher"].arn
+      actions = ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan", "dynamodb:UpdateItem"]
+    }
+    DEAD_LETTER_TABLE = {
+      arn     = module.dead_letter_table.arn
+      actions = ["dynamodb:PutItem"]
+    }
+  }
+  stream_actions         = ["kinesis:ListShards", "kinesis:PutRecords"]
+  stream_polling_actions = ["kinesis:GetRecords", "kinesis:GetShardIterator"]
+  stream_fanout_actions  = ["kinesis:DescribeStreamSummary", "kinesis:RegisterStreamConsumer"]
+  efo_consumer_actions   = ["kinesis:DescribeStreamConsumer", "kinesis:SubscribeToShard"]
+}
+
+# Fetches driving records (an HTTP provider, or the simulated one).
+module "driver_history" {
+  source = "./modules/consumer-service"
+
+  service                          = "driver-history"
+  name_prefix                      = var.name_prefix
+  cluster_arn                      = aws_ecs_cluster.this.arn
+  image                            = local.images["driver-history"]
+  ecr_repository_arns              = local.ecr_repository_arns["driver-history"]
+  ecr_pull_through_repository_arns = local.ecr_pull_through_repository_arns
+  cpu                              = var.task_sizes["driver-history"].cpu
+  memory                           = var.task_sizes["driver-history"].memory
+  cpu_architecture                 = var.cpu_architecture
+  stop_timeout                     = var.stop_timeout
+  data_kms_key_arn                 = aws_kms_key.platform.arn
+  secrets_kms_key_arns             = var.secrets_kms_key_arns
+  vpc_id                           = module.network.vpc_id
+  subnet_ids                       = module.network.private_subnet_ids
+  log_retention_days               = var.log_retention_days
+  log_kms_key_arn                  = aws_kms_key.platform.arn
+  adot_image                       = local.adot_image
+  metrics_namespace                = var.metrics_namespace
+  metrics_log_group_name           = aws_cloudwatch_log_group.metrics.name
+  metrics_log_group_arn            = aws_cloudwatch_log_group.metrics.arn
+
+  stream_name     = aws_kinesis_stream.events.name
+  stream_arn      = aws_kinesis_stream.events.arn
+  consumer_source = var.consumer_source
+  shard_count     = var.stream_shard_count
+  min_tasks       = var.consumer_scaling["driver-history"].min_tasks
+  max_tasks       = var.consumer_scaling["driver-history"].max_tasks
+
+  scale_out_lag_ms = var.scale_out_lag_ms
+  scale_in_lag_ms  = var.scale_in_lag_ms
+  alarm_actions    = local.alarm_actions
+
+  environment = {
+    EVENTS_TABLE                = module.events_table.name
+    IDEMPOTENCY_TABLE           = module.idempotency_table.name
+    EVENT_STREAM                = aws_kinesis_stream.events.name
+    LEASE_TABLE                 = module.lease_tables["driver-history"].name
+    DEAD_LETTER_TABLE           = module.dead_letter_table.name
+    CONSUMER_SOURCE             = var.consumer_source
+    CONSUMER_INITIAL_POSITION   = var.consumer_initial_position
+    LEASE_DURATION_MS           = var.lease_duration_ms
+    CHECKPOINT_EVERY_RECORDS    = var.checkpoint_every_records
+    CHECKPOINT_EVERY_MS         = var.checkpoint_every_ms
+    MAX_PROCESSING_ATTEMPTS     = var.max_processing_attempts
+    DRIVER_HISTORY_PROVIDER     = var.driver_history_provider
+    DRIVER_HISTORY_URL          = var.driver_history_url
+    OTEL_EXPORTER_OTLP_ENDPOINT = local.otlp_endpoint
+    OTEL_SERVICE_NAME           = "driver-history"
+    LOG_FORMAT                  = "json"
+    RUST_LOG                    = var.rust_log
+  }
+  secrets = {
+    DRIVER_HISTORY_TOKEN = var.driver_history_token_secret_arn
+  }
+
+  # No grant on the idempotency table: handlers append without idempotency records.
+  dynamodb_tables = {
+    EVENTS_TABLE = {
+      arn           = module.events_table.arn
+      actions       = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"]
+      index_actions = ["dynamodb:Query"]
+    }
+    LEASE_TABLE = {
+      arn     = module.lease_tables["driver-history"].arn
+      actions = ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan", "dynamodb:UpdateItem"]
+    }
+    DEAD_LETTER_TABLE = {
+      arn     = module.dead_letter_table.arn
+      actions = ["dynamodb:PutItem"]
+    }
+  }
+  stream_actions         = ["kinesis:ListShards", "kinesis:PutRecords"]
+  stream_polling_actions = ["kinesis:GetRecords", "kinesis:GetShardIterator"]
+  stream_fanout_actions  = ["kinesis:DescribeStreamSummary", "kinesis:RegisterStreamConsumer"]
+  efo_consumer_actions   = ["kinesis:DescribeStreamConsumer", "kinesis:SubscribeToShard"]
+}
+
+# Rates quotes and decides their outcome.
+module "fulfillment" {
+  source = "./modules/consumer-service"
+
+  service                          = "fulfillment"
+  name_prefix                      = var.name_prefix
+  cluster_arn                      = aws_ecs_cluster.this.arn
+  image                            = local.images["fulfillment"]
+  ecr_repository_arns              = local.ecr_repository_arns["fulfillment"]
+  ecr_pull_through_repository_arns = local.ecr_pull_through_repository_arns
+  cpu                              = var.task_sizes["fulfillment"].cpu
+  memory                           = var.task_sizes["fulfillment"].memory
+  cpu_architecture                 = var.cpu_architecture
+  stop_timeout                     = var.stop_timeout
+  data_kms_key_arn                 = aws_kms_key.platform.arn
+  secrets_kms_key_arns             = var.secrets_kms_key_arns
+  vpc_id                           = module.network.vpc_id
+  subnet_ids                       = module.network.private_subnet_ids
+  log_retention_days               = var.log_retention_days
+  log_kms_key_arn                  = aws_kms_key.platform.arn
+  adot_image                       = local.adot_image
+  metrics_namespace                = var.metrics_namespace
+  metrics_log_group_name           = aws_cloudwatch_log_group.metrics.name
+  metrics_log_group_arn            = aws_cloudwatch_log_group.metrics.arn
+
+  stream_name     = aws_kinesis_stream.events.name
+  stream_arn      = aws_kinesis_stream.events.arn
+  consumer_source = var.consumer_source
+  shard_count     = var.stream_shard_count
+  min_tasks       = var.consumer_scaling["fulfillment"].min_tasks
+  max_tasks       = var.consumer_scaling["fulfillment"].max_tasks
+
+  scale_out_lag_ms = var.scale_out_lag_ms
+  scale_in_lag_ms  = var.scale_in_lag_ms
+  alarm_actions    = local.alarm_actions
+
+  environment = {
+    EVENTS_TABLE                = module.events_table.name
+    IDEMPOTENCY_TABLE           = module.idempotency_table.name
+    EVENT_STREAM                = aws_kinesis_stream.events.name
+    LEASE_TABLE                 = module.lease_tables["fulfillment"].name
+    DEAD_LETTER_TABLE           = module.dead_letter_table.name
+    CONSUMER_SOURCE             = var.consumer_source
+    CONSUMER_INITIAL_POSITION   = var.consumer_initial_position
+    LEASE_DURATION_MS           = var.lease_duration_ms
+    CHECKPOINT_EVERY_RECORDS    = var.checkpoint_every_records
+    CHECKPOINT_EVERY_MS         = var.checkpoint_every_ms
+    MAX_PROCESSING_ATTEMPTS     = var.max_processing_attempts
+    RATING_TABLES_PATH          = var.rating_tables_path
+    OTEL_EXPORTER_OTLP_ENDPOINT = local.otlp_endpoint
+    OTEL_SERVICE_NAME           = "fulfillment"
+    LOG_FORMAT                  = "json"
+    RUST_LOG                    = var.rust_log
+  }
+
+  # No grant on the idempotency table: handlers append without idempotency records.
+  dynamodb_tables = {
+    EVENTS_TABLE = {
+      arn           = module.events_table.arn
+      actions       = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"]
+      index_actions = ["dynamodb:Query"]
+    }
+    LEASE_TABLE = {
+      arn     = module.lease_tables["fulfillment"].arn
+      actions = ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan", "dynamodb:UpdateItem"]
+    }
+    DEAD_LETTER_TABLE = {
+      arn     = module.dead_letter_table.arn
+      actions = ["dynamodb:PutItem"]
+    }
+  }
+  stream_actions         = ["kinesis:ListShards", "kinesis:PutRecords"]
+  stream_polling_actions = ["kinesis:GetRecords", "kinesis:GetShardIterator"]
+  stream_fanout_actions  = ["kinesis:DescribeStreamSummary", "kinesis:RegisterStreamConsumer"]
+  efo_consumer_actions   = ["kinesis:DescribeStreamConsumer", "kinesis:SubscribeToShard"]
+}
+
+# Keeps the customer-quotes read model.
+module "projector" {
+  source = "./modules/consumer-service"
+
+  service                          = "projector"
+  name_prefix                      = var.name_prefix
+  cluster_arn                      = aws_ecs_cluster.this.arn
+  image                            = local.images["projector"]
+  ecr_repository_arns              = local.ecr_repository_arns["projector"]
+  ecr_pull_through_repository_arns = local.ecr_pull_through_repository_arns
+  cpu                              = var.task_sizes["projector"].cpu
+  memory                           = var.task_sizes["projector"].memory
+  cpu_architecture                 = var.cpu_architecture
+  stop_timeout                     = var.stop_timeout
+  data_kms_key_arn                 = aws_kms_key.platform.arn
+  secrets_kms_key_arns             = var.secrets_kms_key_arns
+  vpc_id                           = module.network.vpc_id
+  subnet_ids                       = module.network.private_subnet_ids
+  log_retention_days               = var.log_retention_days
+  log_kms_key_arn                  = aws_kms_key.platform.arn
+  adot_image                       = local.adot_image
+  metrics_namespace                = var.metrics_namespace
+  metrics_log_group_name           = aws_cloudwatch_log_group.metrics.name
+  metrics_log_group_arn            = aws_cloudwatch_log_group.metrics.arn
+
+  stream_name     = aws_kinesis_stream.events.name
+  stream_arn      = aws_kinesis_stream.events.arn
+  consumer_source = var.consumer_source
+  shard_count     = var.stream_shard_count
+  min_tasks       = var.consumer_scaling["projector"].min_tasks
+  max_tasks       = var.consumer_scaling["projector"].max_tasks
+
+  scale_out_lag_ms = var.scale_out_lag_ms
+  scale_in_lag_ms  = var.scale_in_lag_ms
+  alarm_actions    = local.alarm_actions
+
+  environment = {
+    EVENTS_TABLE                = module.events_table.name
+    IDEMPOTENCY_TABLE           = module.idempotency_table.name
+    EVENT_STREAM                = aws_kinesis_stream.events.name
+    LEASE_TABLE                 = module.lease_tables["projector"].name
+    DEAD_LETTER_TABLE           = module.dead_letter_table.name
+    CONSUMER_SOURCE             = var.consumer_source
+    CONSUMER_INITIAL_POSITION   = var.consumer_initial_position
+    LEASE_DURATION_MS           = var.lease_duration_ms
+    CHECKPOINT_EVERY_RECORDS    = var.checkpoint_every_records
+    CHECKPOINT_EVERY_MS         = var.checkpoint_every_ms
+    MAX_PROCESSING_ATTEMPTS     = var.max_processing_attempts
+    READ_MODEL_TABLE            = module.read_model_table.name
+    OTEL_EXPORTER_OTLP_ENDPOINT = local.otlp_endpoint
+    OTEL_SERVICE_NAME           = "projector"
+    LOG_FORMAT                  = "json"
+    RUST_LOG                    = var.rust_log
+  }
+
+  # No grant on the idempotency table: handlers append without idempotency records.
+  dynamodb_tables = {
+    EVENTS_TABLE = {
+      arn           = module.events_table.arn
+      actions       = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"]
+      index_actions = ["dynamodb:Query"]
+    }
+    LEASE_TABLE = {
+      arn     = module.lease_tables["projector"].arn
+      actions = ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan", "dynamodb:UpdateItem"]
+    }
+    DEAD_LETTER_TABLE = {
+      arn     = module.dead_letter_table.arn
+      actions = ["dynamodb:PutItem"]
+    }
+    READ_MODEL_TABLE = {
+      arn     = module.read_model_table.arn
+      actions = ["dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem"]
+    }
+  }
+  stream_actions         = ["kinesis:ListShards", "kinesis:PutRecords"]
+  stream_polling_actions = ["kinesis:GetRecords", "kinesis:GetShardIterator"]
+  stream_fanout_actions  = ["kinesis:DescribeStreamSummary", "kinesis:RegisterStreamConsumer"]
+  efo_consumer_actions   = ["kinesis:DescribeStreamConsumer", "kinesis:SubscribeToShard"]
+}
+
+# Sends quote notifications: e-mail through SES, SMS through SNS.
+module "notifier" {
+  source = "./modules/consumer-service"
+
+  service                          = "notifier"
+  name_prefix                      = var.name_prefix
+  cluster_arn                      = aws_ecs_cluster.this.arn
+  image                            = local.images["notifier"]
+  ecr_repository_arns              = local.ecr_repository_arns["notifier"]
+  ecr_pull_through_repository_arns = local.ecr_pull_through_repository_arns
+  cpu                              = var.task_sizes["notifier"].cpu
+  memory                           = var.task_sizes["notifier"].memory
+  cpu_architecture                 = var.cpu_architecture
+  stop_timeout                     = var.stop_timeout
+  data_kms_key_arn                 = aws_kms_key.platform.arn
+  secrets_kms_key_arns             = var.secrets_kms_key_arns
+  vpc_id                           = module.network.vpc_id
+  subnet_ids                       = module.network.private_subnet_ids
+  log_retention_days               = var.log_retention_days
+  log_kms_key_arn                  = aws_kms_key.platform.arn
+  adot_image                       = local.adot_image
+  metrics_namespace                = var.metrics_namespace
+  metrics_log_group_name           = aws_cloudwatch_log_group.metrics.name
+  metrics_log_group_arn            = aws_cloudwatch_log_group.metrics.arn
+
+  stream_name     = aws_kinesis_stream.events.name
+  stream_arn      = aws_kinesis_stream.events.arn
+  consumer_source = var.consumer_source
+  shard_count     = var.stream_shard_count
+  min_tasks       = var.consumer_scaling["notifier"].min_tasks
+  max_tasks       = var.consumer_scaling["notifier"].max_tasks
+
+  scale_out_lag_ms = var.scale_out_lag_ms
+  scale_in_lag_ms  = var.scale_in_lag_ms
+  alarm_actions    = local.alarm_actions
+
+  environment = {
+    EVENTS_TABLE                = module.events_table.name
+    IDEMPOTENCY_TABLE           = module.idempotency_table.name
+    EVENT_STREAM                = aws_kinesis_stream.events.name
+    LEASE_TABLE                 = module.lease_tables["notifier"].name
+    DEAD_LETTER_TABLE           = module.dead_letter_table.name
+    CONSUMER_SOURCE             = var.consumer_source
+    CONSUMER_INITIAL_POSITION   = var.consumer_initial_position
+    LEASE_DURATION_MS           = var.lease_duration_ms
+    CHECKPOINT_EVERY_RECORDS    = var.checkpoint_every_records
+    CHECKPOINT_EVERY_MS         = var.checkpoint_every_ms
+    MAX_PROCESSING_ATTEMPTS     = var.max_processing_attempts
+    NOTIFICATIONS_TABLE         = module.notifications_table.name
+    NOTIFY_FROM_EMAIL           = var.notify_from_email
+    NOTIFY_CLAIM_TIMEOUT_SECS   = var.notify_claim_timeout_secs
+    OTEL_EXPORTER_OTLP_ENDPOINT = local.otlp_endpoint
+    OTEL_SERVICE_NAME           = "notifier"
+    LOG_FORMAT                  = "json"
+    RUST_LOG                    = var.rust_log
+  }
+
+  # No grant on the idempotency table: handlers append without idempotency records.
+  dynamodb_tables = {
+    EVENTS_TABLE = {
+      arn           = module.events_table.arn
+      actions       = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"]
+      index_actions = ["dynamodb:Query"]
+    }
+    LEASE_TABLE = {
+      arn     = module.lease_tables["notifier"].arn
+      actions = ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan", "dynamodb:UpdateItem"]
+    }
+    DEAD_LETTER_TABLE = {
+      arn     = module.dead_letter_table.arn
+      actions = ["dynamodb:PutItem"]
+    }
+    NOTIFICATIONS_TABLE = {
+      arn     = module.notifications_table.arn
+      actions = ["dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    }
+  }
+  stream_actions         = ["kinesis:ListShards", "kinesis:PutRecords"]
+  stream_polling_actions = ["kinesis:GetRecords", "kinesis:GetShardIterator"]
+  stream_fanout_actions  = ["kinesis:DescribeStreamSummary", "kinesis:RegisterStreamConsumer"]
+  efo_consumer_actions   = ["kinesis:DescribeStreamConsumer", "kinesis:SubscribeToShard"]
+  ses_send               = true
+  ses_identity_arns      = [aws_sesv2_email_identity.notifier.arn]
+  ses_from_address       = var.notify_from_email
+  sns_publish            = true
+}

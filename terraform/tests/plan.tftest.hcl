@@ -1,0 +1,201 @@
+# `terraform test` with a mocked AWS provider: plans and applies the whole configuration in
+# memory (no account, no credentials) and checks what the services get.
+
+mock_provider "aws" {
+  mock_data "aws_caller_identity" {
+    defaults = {
+      account_id = "123456789012"
+    }
+  }
+
+  mock_data "aws_region" {
+    defaults = {
+      name = "us-east-1"
+    }
+  }
+
+  mock_data "aws_partition" {
+    defaults = {
+      partition = "aws"
+    }
+  }
+
+  mock_data "aws_availability_zones" {
+    defaults = {
+      names = ["us-east-1c", "us-east-1a", "us-east-1b"]
+    }
+  }
+
+  mock_data "aws_iam_policy_document" {
+    defaults = {
+      json = "{\"Version\":\"2012-10-17\",\"Statement\":[]}"
+    }
+  }
+
+  mock_resource "aws_ecs_cluster" {
+    defaults = {
+      arn = "arn:aws:ecs:us-east-1:123456789012:cluster/quote-platform"
+    }
+  }
+
+  mock_resource "aws_sns_topic" {
+    defaults = {
+      arn = "arn:aws:sns:us-east-1:123456789012:quote-platform-alarms"
+    }
+  }
+
+  mock_resource "aws_kms_key" {
+    defaults = {
+      arn = "arn:aws:kms:us-east-1:123456789012:key/00000000-0000-0000-0000-000000000000"
+    }
+  }
+
+  mock_resource "aws_appautoscaling_policy" {
+    defaults = {
+      arn = "arn:aws:autoscaling:us-east-1:123456789012:scalingPolicy:00000000-0000-0000-0000-000000000000:resource/ecs/service/quote-platform/x:policyName/x"
+    }
+  }
+
+  mock_resource "aws_lb" {
+    defaults = {
+      arn        = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/quote-api/0123456789abcdef"
+      arn_suffix = "app/quote-api/0123456789abcdef"
+    }
+  }
+
+  mock_resource "aws_lb_target_group" {
+    defaults = {
+      arn = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/quote-api/0123456789abcdef"
+    }
+  }
+
+  mock_resource "aws_iam_role" {
+    defaults = {
+      arn = "arn:aws:iam::123456789012:role/mock"
+    }
+  }
+
+  mock_resource "aws_cloudwatch_log_group" {
+    defaults = {
+      arn = "arn:aws:logs:us-east-1:123456789012:log-group:mock"
+    }
+  }
+
+  mock_resource "aws_ecr_repository" {
+    defaults = {
+      arn            = "arn:aws:ecr:us-east-1:123456789012:repository/mock"
+      repository_url = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mock"
+    }
+  }
+
+  mock_resource "aws_dynamodb_table" {
+    defaults = {
+      arn = "arn:aws:dynamodb:us-east-1:123456789012:table/mock"
+    }
+  }
+
+  mock_resource "aws_wafv2_web_acl" {
+    defaults = {
+      arn = "arn:aws:wafv2:us-east-1:123456789012:regional/webacl/quote-api/00000000-0000-0000-0000-000000000000"
+    }
+  }
+
+  mock_resource "aws_sesv2_email_identity" {
+    defaults = {
+      arn = "arn:aws:ses:us-east-1:123456789012:identity/quotes@example.com"
+    }
+  }
+
+  mock_resource "aws_s3_bucket" {
+    defaults = {
+      arn = "arn:aws:s3:::mock-bucket"
+    }
+  }
+
+  mock_resource "aws_kinesis_stream_consumer" {
+    defaults = {
+      arn = "arn:aws:kinesis:us-east-1:123456789012:stream/quote-events/consumer/mock:1700000000"
+    }
+  }
+
+  mock_resource "aws_ecs_task_definition" {
+    defaults = {
+      arn = "arn:aws:ecs:us-east-1:123456789012:task-definition/mock:1"
+    }
+  }
+
+  mock_resource "aws_ecs_service" {
+    defaults = {
+      id = "arn:aws:ecs:us-east-1:123456789012:service/quote-platform/mock"
+    }
+  }
+
+  mock_resource "aws_kinesis_stream" {
+    defaults = {
+      arn = "arn:aws:kinesis:us-east-1:123456789012:stream/quote-events"
+    }
+  }
+}
+
+variables {
+  image_tag               = "test"
+  certificate_arn         = "arn:aws:acm:us-east-1:123456789012:certificate/00000000-0000-0000-0000-000000000000"
+  auth_jwks_url           = "https://issuer.example.com/.well-known/jwks.json"
+  driver_history_provider = "simulated"
+  notify_from_email       = "quotes@example.com"
+}
+
+run "defaults" {
+  assert {
+    condition     = aws_kinesis_stream.events.name == "quote-events"
+    error_message = "With no prefix the stream has the code's default name."
+  }
+
+  assert {
+    condition     = module.events_table.name == "quote-events" && module.idempotency_table.name == "quote-idempotency" && module.read_model_table.name == "customer-quotes" && module.dead_letter_table.name == "quote-dead-letters" && module.notifications_table.name == "quote-notifications"
+    error_message = "With no prefix the tables have the code's default names."
+  }
+
+  assert {
+    condition     = module.lease_tables["projector"].name == "projector-leases"
+    error_message = "Lease tables are named <service>-leases."
+  }
+
+  assert {
+    condition     = length(module.network.private_subnet_ids) == 2
+    error_message = "The created VPC has two private subnets by default."
+  }
+}
+
+run "prefixed_fanout_on_demand" {
+  variables {
+    name_prefix     = "stg-"
+    consumer_source = "fanout"
+    stream_mode     = "ON_DEMAND"
+    auth_jwks_url   = null
+
+    auth_hs256_secret_arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:quote-auth-AbCdEf"
+  }
+
+  assert {
+    condition     = aws_kinesis_stream.events.name == "stg-quote-events" && module.lease_tables["notifier"].name == "stg-notifier-leases"
+    error_message = "The prefix applies to every name."
+  }
+
+  assert {
+    condition     = module.projector.efo_consumer_arn != null
+    error_message = "Enhanced fan-out consumers are registered with consumer_source = fanout."
+  }
+}
+
+# (max_tasks > shard_count is refused here too, and by the consumer-service module itself: see
+# modules/consumer-service/tests.)
+run "auth_needs_exactly_one_method" {
+  command = plan
+
+  variables {
+    auth_hs256_secret_arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:quote-auth-AbCdEf"
+  }
+
+  expect_failures = [terraform_data.configuration_checks]
+}

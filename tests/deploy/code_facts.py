@@ -1,0 +1,555 @@
+"""What the Rust code reads and calls, extracted from the sources, for the deployment checks.
+
+The compose file and the Terraform must agree with the code: every variable a service needs
+is set, every table and stream name is the one `quotectl bootstrap` creates, and every task
+role grants exactly the AWS actions the service's code can call. This module is the code side
+of those checks; `test_compose.py` and `test_terraform.py` hold the deployment side.
+
+How the facts are found:
+
+- The crates a service links are read from `cargo metadata` (normal dependencies within the
+  workspace, transitively). Their `src/` trees are scanned, except other binaries (`src/bin/`)
+  and unit-test modules (`#[cfg(test)]`).
+- Environment reads go through `quote_runtime::env::{optional, string_or, parse_or}`,
+  `std::env::var` (or a local `var`/`env` closure over it) or `EnvFilter::try_from_env`; the
+  scanner finds those calls (names given as literals or as `const`s) and
+  their defaults. Which variables a deployment must set is a decision recorded below
+  (`DEPLOY_REQUIRED`, `ONE_OF`); `test_code_facts.py` proves the code refuses to start without
+  each of the code-required ones.
+- AWS calls are SDK builder chains `client.<operation>()…send()`. `CALLS` below says, file by
+  file, which resource (by the variable that names it) and which IAM actions each operation
+  needs; the scanner refuses a file or an operation the table does not cover, so a new call
+  cannot slip past the IAM check.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+#: The services deployed as containers (compose and Terraform), by binary name.
+SERVICES = [
+    "event-source",
+    "vehicle-enricher",
+    "driver-history",
+    "fulfillment",
+    "projector",
+    "notifier",
+]
+
+#: The consumer services (Kinesis consumer applications with a lease table each).
+CONSUMERS = SERVICES[1:]
+
+#: Variables the platform sets in every container, never read from our configuration.
+PLATFORM_PROVIDED = {"HOSTNAME"}
+
+#: Variables read by libraries rather than our code; a deployment may set them freely.
+EXTERNAL_PREFIXES = ("AWS_", "OTEL_")
+EXTERNAL_NAMES = {"RUST_LOG"}
+
+#: Variables a deployment must set although the code has a default or can run without them,
+#: with the reason. (Variables the code itself refuses to start without are found by
+#: `test_code_facts.py` and listed in `CODE_REQUIRED`.)
+DEPLOY_REQUIRED = {
+    "*": {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "traces and metrics are exported only when it is set",
+        "LOG_FORMAT": "containers log JSON lines (with trace ids) for the log pipeline",
+    },
+    "event-source": {
+        "BACKEND": "the default is the embedded in-memory backend, which loses data on restart",
+        "EVENTS_TABLE": "names the event store explicitly",
+        "IDEMPOTENCY_TABLE": "names the idempotency table explicitly",
+        "EVENT_STREAM": "names the stream explicitly",
+        "READ_MODEL_TABLE": "names the read model explicitly",
+    },
+    "consumer": {
+        "DEAD_LETTER_TABLE": "without it a poison record is retried and then skipped, not kept",
+        "EVENTS_TABLE": "names the event store explicitly",
+        "EVENT_STREAM": "names the stream explicitly",
+        "LEASE_TABLE": "names the lease table explicitly",
+    },
+    "projector": {"READ_MODEL_TABLE": "names the read model explicitly"},
+    "notifier": {"NOTIFICATIONS_TABLE": "names the ledger explicitly"},
+}
+
+#: Variables the code refuses to start without (each proven by `test_code_facts.py`, which
+#: starts the binary without it and expects a refusal naming it).
+CODE_REQUIRED = {
+    "driver-history": {"DRIVER_HISTORY_PROVIDER"},
+    "notifier": {"NOTIFY_FROM_EMAIL"},
+}
+
+#: Groups of which exactly one must be set (event-source with `BACKEND=aws`).
+ONE_OF = {"event-source": [{"AUTH_HS256_SECRET", "AUTH_JWKS_URL"}]}
+
+#: Values a deployment must use.
+REQUIRED_VALUES = {"event-source": {"BACKEND": "aws"}}
+
+
+@dataclass(frozen=True)
+class EnvRead:
+    """One environment variable a service's code reads."""
+
+    name: str
+    #: The default as written in the code (a literal string, or the Rust expression), if any.
+    default: str | None
+    #: True when the code has a default (or runs without it by design).
+    defaulted: bool
+    #: True when a deployment must set it (see `DEPLOY_REQUIRED`, `CODE_REQUIRED`).
+    required: bool
+    #: Where it is read (repository-relative paths).
+    files: tuple[str, ...] = field(default=())
+    #: True when `default` is a string the code uses as is (a literal or a `const`).
+    literal_default: bool = False
+
+
+# ---------------------------------------------------------------------------------------------
+# Crates and sources
+# ---------------------------------------------------------------------------------------------
+
+
+@functools.cache
+def _workspace() -> dict[str, dict]:
+    """Workspace packages: name → {"dir": Path, "deps": [names], "bins": [names]}."""
+    out = subprocess.run(
+        ["cargo", "metadata", "--format-version", "1", "--no-deps", "--offline"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    meta = json.loads(out)
+    names = {p["name"] for p in meta["packages"]}
+    return {
+        p["name"]: {
+            "dir": Path(p["manifest_path"]).parent,
+            "deps": [d["name"] for d in p["dependencies"] if d["name"] in names and d["kind"] is None],
+            "bins": [t["name"] for t in p["targets"] if "bin" in t["kind"]],
+        }
+        for p in meta["packages"]
+    }
+
+
+def package_of(binary: str) -> str:
+    """The workspace package that builds `binary`."""
+    for name, package in _workspace().items():
+        if binary in package["bins"]:
+            return name
+    raise KeyError(f"no workspace package builds the binary {binary!r}")
+
+
+@functools.cache
+def crates_of(binary: str) -> tuple[str, ...]:
+    """The workspace crates linked into `binary` (its package first)."""
+    workspace = _workspace()
+    order: list[str] = []
+    pending = [package_of(binary)]
+    while pending:
+        name = pending.pop(0)
+        if name in order:
+            continue
+        order.append(name)
+        pending.extend(workspace[name]["deps"])
+    return tuple(order)
+
+
+_TEST_MODULE = re.compile(r"^#\[cfg\(test\)\]\s*\n\s*mod\s+\w+\s*\{", re.MULTILINE)
+
+
+def _strip_tests(text: str) -> str:
+    """The source without its unit-test module (by convention the last item of a file)."""
+    match = _TEST_MODULE.search(text)
+    return text[: match.start()] if match else text
+
+
+@functools.cache
+def sources_of(binary: str) -> dict[str, str]:
+    """Repository-relative path → source text, for every file compiled into `binary`."""
+    workspace = _workspace()
+    files: dict[str, str] = {}
+    for crate in crates_of(binary):
+        src = workspace[crate]["dir"] / "src"
+        for path in sorted(src.rglob("*.rs")):
+            relative = path.relative_to(src)
+            if relative.parts[0] == "bin":
+                continue
+            if crate != package_of(binary) and relative.as_posix() == "main.rs":
+                continue
+            files[path.relative_to(ROOT).as_posix()] = _strip_tests(path.read_text())
+    return files
+
+
+# ---------------------------------------------------------------------------------------------
+# Environment
+# ---------------------------------------------------------------------------------------------
+
+_CONST = re.compile(r'const\s+([A-Z][A-Z0-9_]*)\s*:\s*&(?:\'static\s+)?str\s*=\s*"([^"]*)"\s*;')
+_ENV_CALL = re.compile(
+    r"(?<![.\w])(?P<fn>optional|string_or|parse_or|var|var_os|env|try_from_env)\s*\(\s*"
+    r'(?P<name>"[A-Z][A-Z0-9_]*"|[A-Z][A-Z0-9_]*)\s*(?P<more>[,)])'
+)
+
+
+def _second_argument(text: str, start: int) -> str:
+    """The text from `start` (just after the comma) to the call's closing parenthesis."""
+    depth = 0
+    for index in range(start, len(text)):
+        char = text[index]
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            if depth == 0:
+                return text[start:index].strip().rstrip(",").strip()
+            depth -= 1
+    raise ValueError("unbalanced call")
+
+
+def _default_of(function: str, raw: str | None, consts: dict[str, str]) -> tuple[str | None, bool]:
+    """The default written in a call (`(value, is_literal)`)."""
+    if function not in {"string_or", "parse_or"} or raw is None:
+        return None, False
+    raw = raw.strip()
+    literal = re.fullmatch(r'&?"([^"]*)"', raw)
+    if literal:
+        return literal.group(1), True
+    if raw.lstrip("&") in consts:
+        return consts[raw.lstrip("&")], True
+    return raw, False
+
+
+@functools.cache
+def env_reads(service: str) -> dict[str, EnvRead]:
+    """Every environment variable `service`'s code reads, by name."""
+    sources = sources_of(service)
+    consts: dict[str, str] = {}
+    for text in sources.values():
+        consts.update(dict(_CONST.findall(text)))
+    found: dict[str, dict] = {}
+    for path, text in sources.items():
+        for call in _ENV_CALL.finditer(text):
+            token = call.group("name")
+            name = token.strip('"') if token.startswith('"') else consts.get(token)
+            if name is None:
+                raise ValueError(f"{path}: cannot resolve the variable name {token}")
+            entry = found.setdefault(
+                name, {"default": None, "defaulted": False, "files": [], "literal": False}
+            )
+            raw = _second_argument(text, call.end()) if call.group("more") == "," else None
+            default, literal = _default_of(call.group("fn"), raw, consts)
+            if call.group("fn") in {"string_or", "parse_or"}:
+                entry["defaulted"] = True
+                if entry["default"] is None:
+                    entry["default"], entry["literal"] = default, literal
+            if path not in entry["files"]:
+                entry["files"].append(path)
+    required = set(CODE_REQUIRED.get(service, set()))
+    if service in SERVICES:
+        required |= set(DEPLOY_REQUIRED["*"]) | set(DEPLOY_REQUIRED.get(service, {}))
+    if service in CONSUMERS:
+        required |= set(DEPLOY_REQUIRED["consumer"])
+    reads = {}
+    for name, entry in sorted(found.items()):
+        if name in PLATFORM_PROVIDED:
+            continue
+        reads[name] = EnvRead(
+            name=name,
+            default=entry["default"],
+            defaulted=entry["defaulted"],
+            required=name in required,
+            files=tuple(entry["files"]),
+            literal_default=entry["literal"],
+        )
+    missing = required - set(reads)
+    if missing and service in SERVICES:
+        raise ValueError(f"{service}: required variables the code never reads: {sorted(missing)}")
+    return reads
+
+
+def is_external(name: str) -> bool:
+    """True for variables read by libraries (AWS SDK, OpenTelemetry) or the log filter."""
+    return name in EXTERNAL_NAMES or name.startswith(EXTERNAL_PREFIXES)
+
+
+# ---------------------------------------------------------------------------------------------
+# Resource names
+# ---------------------------------------------------------------------------------------------
+
+#: Variables that name an AWS resource (a table or the stream).
+RESOURCE_VARIABLES = [
+    "EVENTS_TABLE",
+    "IDEMPOTENCY_TABLE",
+    "READ_MODEL_TABLE",
+    "DEAD_LETTER_TABLE",
+    "NOTIFICATIONS_TABLE",
+    "LEASE_TABLE",
+    "EVENT_STREAM",
+]
+
+_LEASE_DEFAULT = re.compile(r'&?format!\("\{application\}-leases"\)')
+
+
+def default_names(service: str | None = None) -> dict[str, str]:
+    """Default resource names by variable: the code's defaults for `service`, or (for `None`)
+    what `quotectl bootstrap` creates without configuration (`LEASE_TABLE` is then absent: it
+    creates one lease table per consumer, see `default_lease_tables`)."""
+    reads = env_reads(service) if service else _quotectl_reads()
+    names: dict[str, str] = {}
+    for variable in RESOURCE_VARIABLES:
+        read = reads.get(variable)
+        if read is None or read.default is None:
+            continue
+        if variable == "LEASE_TABLE":
+            if service is None or not _LEASE_DEFAULT.fullmatch(read.default):
+                continue
+            names[variable] = f"{service}-leases"
+        elif read.literal_default:
+            names[variable] = read.default
+    # The dead-letter table has no default in the consumers (without it poison records are
+    # skipped): the name to use is the one bootstrap creates.
+    if service in CONSUMERS and "DEAD_LETTER_TABLE" not in names:
+        names["DEAD_LETTER_TABLE"] = _quotectl_reads()["DEAD_LETTER_TABLE"].default
+    return names
+
+
+def _quotectl_reads() -> dict[str, EnvRead]:
+    return env_reads("quotectl")
+
+
+def default_lease_tables() -> dict[str, str]:
+    """Consumer application → the lease table `quotectl bootstrap` creates for it."""
+    applications = _quotectl_reads()["CONSUMER_APPLICATIONS"].default
+    text = (ROOT / "services/quotectl/src/config.rs").read_text()
+    listed = re.search(r"CONSUMER_APPLICATIONS:\s*\[&str;\s*\d+\]\s*=\s*\[(.*?)\];", text, re.S)
+    if applications is None or listed is None:
+        raise ValueError("cannot find quotectl's default consumer applications")
+    apps = re.findall(r'"([a-z-]+)"', listed.group(1))
+    if not _LEASE_DEFAULT.search(text) and 'format!("{application}-leases")' not in text:
+        raise ValueError("quotectl no longer names lease tables `<application>-leases`")
+    return {app: f"{app}-leases" for app in apps}
+
+
+# ---------------------------------------------------------------------------------------------
+# AWS calls
+# ---------------------------------------------------------------------------------------------
+
+#: Operations done by `quotectl bootstrap` or Terraform, never by a running service.
+PROVISIONING = {
+    "create_table",
+    "update_time_to_live",
+    "create_stream",
+    "create_email_identity",
+    "get_email_identity",
+}
+
+#: File → operation → [(resource variable or service key, [IAM actions])]. A DynamoDB grant
+#: covers the table and its indexes. `TransactWriteItems` is authorised per item, so it maps to
+#: the item actions its transactions contain.
+CALLS: dict[str, dict[str, list[tuple[str, list[str]]]]] = {
+    "shared/event-store/src/dynamodb/mod.rs": {
+        "get_item": [("EVENTS_TABLE", ["GetItem"]), ("IDEMPOTENCY_TABLE", ["GetItem"])],
+        "query": [("EVENTS_TABLE", ["Query"])],
+        "update_item": [("EVENTS_TABLE", ["UpdateItem"])],
+        "transact_write_items": [
+            ("EVENTS_TABLE", ["PutItem", "UpdateItem"]),
+            ("IDEMPOTENCY_TABLE", ["PutItem"]),
+        ],
+        "describe_table": [("EVENTS_TABLE", ["DescribeTable"]), ("IDEMPOTENCY_TABLE", ["DescribeTable"])],
+    },
+    "shared/event-store/src/dynamodb/schema.rs": {"describe_table": []},
+    "shared/event-relay/src/sink.rs": {
+        "put_records": [("EVENT_STREAM", ["PutRecords"])],
+        "describe_stream_summary": [("EVENT_STREAM", ["DescribeStreamSummary"])],
+    },
+    "shared/kinesis-consumer/src/lease_table/dynamodb.rs": {
+        op: [("LEASE_TABLE", [action])]
+        for op, action in [
+            ("get_item", "GetItem"),
+            ("put_item", "PutItem"),
+            ("update_item", "UpdateItem"),
+            ("delete_item", "DeleteItem"),
+            ("scan", "Scan"),
+        ]
+    },
+    "shared/kinesis-consumer/src/lease_table/dynamodb/schema.rs": {"describe_table": []},
+    "shared/kinesis-consumer/src/dead_letter.rs": {
+        "put_item": [("DEAD_LETTER_TABLE", ["PutItem"])],
+        # `DynamoDeadLetters::list` (operators' inspection, `quotectl`), not the consumers.
+        "query": [],
+        "describe_table": [],
+    },
+    "shared/kinesis-consumer/src/source/polling.rs": {
+        "get_records": [("EVENT_STREAM", ["GetRecords"])],
+        "get_shard_iterator": [("EVENT_STREAM", ["GetShardIterator"])],
+        "list_shards": [("EVENT_STREAM", ["ListShards"])],
+    },
+    "shared/kinesis-consumer/src/source/fanout.rs": {
+        "describe_stream_summary": [("EVENT_STREAM", ["DescribeStreamSummary"])],
+        "register_stream_consumer": [("EVENT_STREAM", ["RegisterStreamConsumer"])],
+        "describe_stream_consumer": [("EFO_CONSUMER", ["DescribeStreamConsumer"])],
+        "subscribe_to_shard": [("EFO_CONSUMER", ["SubscribeToShard"])],
+    },
+    "shared/read-model/src/dynamodb.rs": {
+        "get_item": [("READ_MODEL_TABLE", ["GetItem"])],
+        "put_item": [("READ_MODEL_TABLE", ["PutItem"])],
+        "query": [("READ_MODEL_TABLE", ["Query"])],
+        "describe_table": [("READ_MODEL_TABLE", ["DescribeTable"])],
+    },
+    "services/notifier/src/ledger.rs": {
+        "get_item": [("NOTIFICATIONS_TABLE", ["GetItem"])],
+        "put_item": [("NOTIFICATIONS_TABLE", ["PutItem"])],
+        "update_item": [("NOTIFICATIONS_TABLE", ["UpdateItem"])],
+        # `DynamoNotificationLedger::ready` (the notifier's /readyz).
+        "describe_table": [("NOTIFICATIONS_TABLE", ["DescribeTable"])],
+    },
+    "services/notifier/src/senders.rs": {
+        "send_email": [("ses", ["ses:SendEmail"])],
+        "publish": [("sns", ["sns:Publish"])],
+    },
+}
+
+#: Calls a linked crate can make that a service never reaches: (services, resource, actions,
+#: pattern, reason). The proof is that `pattern` does not occur in the service's entry code
+#: (its own crate, plus `quote-pipeline` for the consumers), the only code that could reach
+#: those calls; the check fails when it starts to occur.
+NOT_REACHED = [
+    (
+        ["event-source"],
+        "READ_MODEL_TABLE",
+        ["dynamodb:PutItem"],
+        r"\.upsert\(",
+        "event-source only reads the read model; the projector writes it",
+    ),
+    (
+        ["projector"],
+        "READ_MODEL_TABLE",
+        ["dynamodb:Query"],
+        r"list_by_customer\(",
+        "the projector writes summaries and reads them back by key; listing is event-source's",
+    ),
+    (
+        CONSUMERS,
+        "IDEMPOTENCY_TABLE",
+        ["dynamodb:GetItem", "dynamodb:PutItem"],
+        r"idempotency:\s*Some|idempotency_record\(",
+        "handlers append without idempotency records (`idempotency: None`)",
+    ),
+    (
+        CONSUMERS,
+        "EVENTS_TABLE",
+        ["dynamodb:DescribeTable"],
+        r"store\s*\.ping\(",
+        "only event-source's readiness probe pings the event store (DescribeTable)",
+    ),
+    (
+        CONSUMERS,
+        "IDEMPOTENCY_TABLE",
+        ["dynamodb:DescribeTable"],
+        r"store\s*\.ping\(",
+        "only event-source's readiness probe pings the event store (DescribeTable)",
+    ),
+]
+
+#: Crates whose code decides which calls a consumer service reaches, besides its own.
+ENTRY_CRATES = {"quote-pipeline"}
+
+#: The AWS SDK crates the services use, and the IAM service prefix of their operations.
+SDK_CRATES = {
+    "aws-sdk-dynamodb": "dynamodb",
+    "aws-sdk-kinesis": "kinesis",
+    "aws-sdk-sesv2": "ses",
+    "aws-sdk-sns": "sns",
+}
+
+
+@functools.cache
+def sdk_operation_names() -> dict[str, set[str]]:
+    """Operation (snake case, as the SDK's client method) → IAM prefixes of the SDKs that have it,
+    read from the SDK crates' `src/operation/` folders."""
+    out = subprocess.run(
+        ["cargo", "metadata", "--format-version", "1", "--offline", "--locked"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    operations: dict[str, set[str]] = {}
+    for package in json.loads(out)["packages"]:
+        prefix = SDK_CRATES.get(package["name"])
+        if prefix is None:
+            continue
+        folder = Path(package["manifest_path"]).parent / "src" / "operation"
+        for entry in folder.iterdir():
+            if entry.is_dir():
+                operations.setdefault(entry.name, set()).add(prefix)
+    if not operations:
+        raise ValueError("no AWS SDK operations found (are the SDK crates downloaded?)")
+    return operations
+
+
+#: A fluent-builder start: `.<operation>()` followed by a setter or `.send()` (not `.await`,
+#: which is how our own traits' methods of the same name are called).
+_BUILDER_START = re.compile(r"\.([a-z][a-z0-9_]*)\(\)\s*\.([a-z][a-z0-9_]*)\(")
+
+
+def sdk_operations(text: str) -> set[str]:
+    """SDK operations called in `text` (fluent builders of the SDK clients)."""
+    known = sdk_operation_names()
+    return {m.group(1) for m in _BUILDER_START.finditer(text) if m.group(1) in known}
+
+
+def _aws_action(operation: str, action: str) -> str:
+    """`action` with its IAM prefix (the prefix of the SDK that has `operation`)."""
+    if ":" in action:
+        return action
+    prefixes = sdk_operation_names()[operation]
+    if len(prefixes) != 1:
+        raise ValueError(f"{operation} exists in several SDKs: write its actions with a prefix")
+    return f"{next(iter(prefixes))}:{action}"
+
+
+def aws_calls(service: str) -> dict[str, set[str]]:
+    """Resource key → IAM actions `service`'s code can call. Keys are the variables naming a
+    resource (`EVENTS_TABLE`, `LEASE_TABLE`, `EVENT_STREAM`, …), `EFO_CONSUMER` for the
+    enhanced fan-out consumer, `ses` and `sns`."""
+    grants: dict[str, set[str]] = {}
+    for path, text in sources_of(service).items():
+        operations = sdk_operations(text) - PROVISIONING
+        if not operations:
+            continue
+        table = CALLS.get(path)
+        if table is None:
+            raise ValueError(f"{path} calls AWS ({sorted(operations)}) but CALLS does not cover it")
+        unknown = operations - set(table)
+        if unknown:
+            raise ValueError(f"{path}: operations {sorted(unknown)} are missing from CALLS")
+        for operation in operations:
+            for resource, actions in table[operation]:
+                grants.setdefault(resource, set()).update(_aws_action(operation, a) for a in actions)
+    entry = "\n".join(
+        text
+        for path, text in sources_of(service).items()
+        if any(path.startswith(_crate_prefix(crate)) for crate in _entry_crates(service))
+    )
+    for services, resource, actions, pattern, _reason in NOT_REACHED:
+        if service not in services:
+            continue
+        if re.search(pattern, entry):
+            raise ValueError(f"{service} now matches {pattern!r}: it may call {actions} on {resource}")
+        grants.get(resource, set()).difference_update(actions)
+    return {resource: actions for resource, actions in grants.items() if actions}
+
+
+def _entry_crates(service: str) -> list[str]:
+    own = package_of(service)
+    return [own, *sorted(ENTRY_CRATES & set(crates_of(service)))]
+
+
+def _crate_prefix(crate: str) -> str:
+    directory = _workspace()[crate]["dir"]
+    return directory.relative_to(ROOT).as_posix() + "/"

@@ -1,0 +1,106 @@
+"""Checks of the code side of the deployment checks (`code_facts`): that the scanner finds
+what the code reads and calls, and that the variables recorded as required really are (the
+binary refuses to start without them)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import code_facts
+
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", code_facts.ROOT / "target")) / "debug"
+
+
+def binary(name: str) -> Path:
+    path = TARGET / name
+    assert path.exists(), f"{path} is missing: build the workspace binaries first (cargo build --bins)"
+    return path
+
+
+def test_every_service_reads_the_shared_configuration():
+    for service in code_facts.SERVICES:
+        reads = code_facts.env_reads(service)
+        for name in ["EVENTS_TABLE", "EVENT_STREAM", "LISTEN_ADDR", "OTEL_EXPORTER_OTLP_ENDPOINT", "LOG_FORMAT"]:
+            assert name in reads, f"{service} should read {name}"
+    for consumer in code_facts.CONSUMERS:
+        reads = code_facts.env_reads(consumer)
+        assert reads["LEASE_TABLE"].defaulted
+        assert code_facts.default_names(consumer)["LEASE_TABLE"] == f"{consumer}-leases"
+        assert "DEAD_LETTER_TABLE" in reads and reads["DEAD_LETTER_TABLE"].required
+
+
+def test_defaults_agree_between_services_and_bootstrap():
+    bootstrap = code_facts.default_names()
+    for service in code_facts.SERVICES:
+        for variable, name in code_facts.default_names(service).items():
+            if variable == "LEASE_TABLE":
+                assert code_facts.default_lease_tables()[service] == name
+            else:
+                assert bootstrap[variable] == name, (service, variable)
+
+
+def test_calls_are_attributed_to_resources():
+    assert code_facts.aws_calls("event-source") == {
+        "EVENTS_TABLE": {
+            "dynamodb:DescribeTable",
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:Query",
+            "dynamodb:UpdateItem",
+        },
+        "IDEMPOTENCY_TABLE": {"dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem"},
+        "READ_MODEL_TABLE": {"dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:Query"},
+        "EVENT_STREAM": {"kinesis:DescribeStreamSummary", "kinesis:PutRecords"},
+    }
+    notifier = code_facts.aws_calls("notifier")
+    assert notifier["ses"] == {"ses:SendEmail"} and notifier["sns"] == {"sns:Publish"}
+    assert "IDEMPOTENCY_TABLE" not in notifier
+    for consumer in code_facts.CONSUMERS:
+        calls = code_facts.aws_calls(consumer)
+        assert {"kinesis:GetRecords", "kinesis:GetShardIterator", "kinesis:ListShards"} <= calls["EVENT_STREAM"]
+        assert "dynamodb:UpdateItem" in calls["LEASE_TABLE"]
+        assert calls["DEAD_LETTER_TABLE"] == {"dynamodb:PutItem"}
+
+
+def test_the_scanner_sees_builders_but_not_our_traits():
+    text = """
+        let a = client.get_records().shard_iterator(i).send().await;
+        let b = source.list_shards().await?;
+        let c = client
+            .update_item()
+            .table_name(&t);
+    """
+    assert code_facts.sdk_operations(text) == {"get_records", "update_item"}
+
+
+def run_without(service: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "OTEL_"))}
+    for name in list(clean):
+        if name in code_facts.env_reads(service):
+            del clean[name]
+    clean.update({"AWS_REGION": "us-east-1", "LISTEN_ADDR": "127.0.0.1:0", "RUST_LOG": "error"})
+    clean.update(env)
+    return subprocess.run([binary(service)], env=clean, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize(
+    "service,name",
+    sorted((s, n) for s, names in code_facts.CODE_REQUIRED.items() for n in names),
+)
+def test_a_required_variable_is_refused_when_missing(service, name):
+    assert code_facts.env_reads(service)[name].required
+    result = run_without(service, {})
+    assert result.returncode != 0
+    assert name in result.stderr + result.stdout
+
+
+def test_event_source_on_aws_refuses_to_run_without_a_token_key():
+    result = run_without("event-source", {"BACKEND": "aws"})
+    assert result.returncode != 0
+    for group in code_facts.ONE_OF["event-source"]:
+        for name in group:
+            assert name in result.stderr + result.stdout

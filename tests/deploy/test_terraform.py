@@ -1,0 +1,755 @@
+"""Static checks of the Terraform in `terraform/` (no AWS account or provider download needed).
+
+- Every `.tf` file parses (python-hcl2).
+- Each service has its module block in the root module (`module "<service_with_underscores>"`),
+  whose `environment` and `secrets` agree with the code (`code_facts`): every variable a
+  deployment must set is set, nothing unknown to the code is set (the AWS SDK's `AWS_*`,
+  OpenTelemetry's `OTEL_*` and `RUST_LOG` aside), secrets come from `secrets`, and every table
+  and stream variable names the table or stream whose name is the code's default (with an empty
+  `name_prefix`; the prefix is prepended otherwise).
+- Each task role grants exactly what the service's code can call (`code_facts.aws_calls`), on
+  the resource the service's variable names: table actions on the table, `Query` on the table's
+  indexes when it has some, stream and fan-out consumer actions, SES and SNS.
+- Consumer services never scale past the stream's shards, and every service gets a stop
+  timeout long enough to drain (60–120 s).
+- The tables have the keys, indexes and TTL of the code's create functions.
+- Every checkov skip is written inline with a reason.
+- When the `terraform` CLI is installed: `terraform fmt -check`, and with a local provider
+  mirror also `terraform validate` and `terraform test` (mocked provider), root and modules.
+
+Expressions are evaluated by a small evaluator that follows references across modules
+(`module.x.name` → the module's output → its resource → the variable given by the caller), so a
+name is checked where it is really built.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import hcl2
+import pytest
+import yaml
+
+import code_facts
+
+ROOT = code_facts.ROOT
+TERRAFORM = ROOT / "terraform"
+WORKFLOW = ROOT / ".github" / "workflows" / "terraform.yml"
+TFLINT_CONFIG = ROOT / ".tflint.hcl"
+
+#: The root module block of each service.
+MODULE_OF = {service: service.replace("-", "_") for service in code_facts.SERVICES}
+#: The module each service is deployed with.
+SOURCE_OF = {
+    service: "./modules/fargate-service" if service == "event-source" else "./modules/consumer-service"
+    for service in code_facts.SERVICES
+}
+
+RESOURCE_VARIABLES = list(code_facts.RESOURCE_VARIABLES)
+TABLE_VARIABLES = [v for v in RESOURCE_VARIABLES if v.endswith("_TABLE")]
+
+#: Actions on a table that DynamoDB authorises on an index ARN (`<table>/index/<name>`).
+INDEX_ACTIONS = {"dynamodb:Query", "dynamodb:Scan"}
+
+#: Variables holding credentials: they must come from `secrets`, never from `environment`.
+SECRET_VARIABLES = re.compile(r"(SECRET|TOKEN|PASSWORD|PRIVATE_KEY)")
+
+#: Statements every task role has besides the service's own grants: the collector sidecar
+#: (traces to X-Ray, EMF metrics to one log group) and the platform key through DynamoDB and
+#: Kinesis.
+PLATFORM_ACTIONS = {
+    "kms:Decrypt",
+    "kms:DescribeKey",
+    "kms:Encrypt",
+    "kms:GenerateDataKey",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingStatisticSummaries",
+    "xray:GetSamplingTargets",
+    "xray:PutTelemetryRecords",
+    "xray:PutTraceSegments",
+    "logs:CreateLogStream",
+    "logs:DescribeLogStreams",
+    "logs:PutLogEvents",
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing
+# ---------------------------------------------------------------------------------------------
+
+
+def tf_files() -> list[Path]:
+    return sorted(p for p in TERRAFORM.rglob("*.tf") if ".terraform" not in p.parts)
+
+
+@functools.cache
+def parse(path: Path) -> dict:
+    with open(path) as f:
+        return hcl2.load(f)
+
+
+def unquote(text: str) -> str:
+    """A label or key as written (python-hcl2 keeps the quotes of quoted ones)."""
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        return text[1:-1]
+    return text
+
+
+def clean(value):
+    """A parsed value without python-hcl2's bookkeeping keys, with unquoted keys."""
+    if isinstance(value, dict):
+        return {unquote(k): clean(v) for k, v in value.items() if not k.startswith("__")}
+    if isinstance(value, list):
+        return [clean(v) for v in value]
+    return value
+
+
+@dataclass
+class Module:
+    """The blocks of one module directory (its `.tf` files merged)."""
+
+    path: Path
+    variables: dict[str, dict] = field(default_factory=dict)
+    locals: dict[str, object] = field(default_factory=dict)
+    modules: dict[str, dict] = field(default_factory=dict)
+    resources: dict[tuple[str, str], dict] = field(default_factory=dict)
+    data: dict[tuple[str, str], dict] = field(default_factory=dict)
+    outputs: dict[str, dict] = field(default_factory=dict)
+
+
+@functools.cache
+def load_module(path: Path) -> Module:
+    module = Module(path)
+    for file in sorted(path.glob("*.tf")):
+        document = parse(file)
+        for block in document.get("variable", []):
+            for name, body in block.items():
+                module.variables[unquote(name)] = clean(body)
+        for block in document.get("locals", []):
+            for name, value in clean(block).items():
+                module.locals[name] = value
+        for block in document.get("module", []):
+            for name, body in block.items():
+                module.modules[unquote(name)] = clean(body)
+        for kind, target in (("resource", module.resources), ("data", module.data)):
+            for block in document.get(kind, []):
+                for rtype, named in block.items():
+                    for rname, body in named.items():
+                        target[(unquote(rtype), unquote(rname))] = clean(body)
+        for block in document.get("output", []):
+            for name, body in block.items():
+                module.outputs[unquote(name)] = clean(body)
+    return module
+
+
+def root() -> Module:
+    return load_module(TERRAFORM)
+
+
+def service_block(service: str) -> dict:
+    block = root().modules.get(MODULE_OF[service])
+    assert block is not None, f'terraform/ has no module "{MODULE_OF[service]}" for {service}'
+    return block
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluating expressions
+# ---------------------------------------------------------------------------------------------
+
+
+class Unresolvable(Exception):
+    """An expression the evaluator does not follow (a function call, a conditional, …)."""
+
+
+@dataclass(frozen=True)
+class Arn:
+    """The ARN of a resource, known by its type and name."""
+
+    type: str
+    name: str
+
+
+_INTERPOLATION = re.compile(r"\$\{([^{}]*)\}")
+_REFERENCE = re.compile(r"^[a-z_][a-z0-9_]*(?:\.[A-Za-z0-9_-]+|\[(?:\"[^\"]*\"|\d+)\])*$")
+_STEP = re.compile(r"\.([A-Za-z0-9_-]+)|\[(\"[^\"]*\"|\d+)\]")
+
+
+def _steps(reference: str) -> list[str | int]:
+    head = re.match(r"[a-z_][a-z0-9_]*", reference).group(0)
+    steps: list[str | int] = [head]
+    for attribute, index in _STEP.findall(reference[len(head):]):
+        if attribute:
+            steps.append(attribute)
+        elif index.startswith('"'):
+            steps.append(index[1:-1])
+        else:
+            steps.append(int(index))
+    return steps
+
+
+def _walk(value, steps: list[str | int], what: str):
+    for step in steps:
+        try:
+            value = value[step]
+        except (KeyError, IndexError, TypeError) as err:
+            raise Unresolvable(f"{what}: no {step!r}") from err
+    return value
+
+
+class Evaluator:
+    """Evaluates expressions of one module instance: `var.*` come from the caller's arguments
+    (or the variable's default), `each.*` from the instance's `for_each` entry."""
+
+    def __init__(self, module: Module, prefix: str = "", arguments: dict | None = None,
+                 caller: "Evaluator | None" = None, each: dict | None = None):
+        self.module = module
+        self.prefix = prefix
+        self.arguments = arguments
+        self.caller = caller
+        self.each = each or {}
+
+    # A parsed value: literal strings still carry their quotes, expressions are `${…}`.
+    def value(self, raw):
+        if isinstance(raw, dict):
+            return {k: self.value(v) for k, v in raw.items()}
+        if isinstance(raw, list):
+            return [self.value(v) for v in raw]
+        if not isinstance(raw, str):
+            return raw
+        if len(raw) >= 2 and raw[0] == raw[-1] == '"':
+            template = raw[1:-1]
+            parts = _INTERPOLATION.split(template)
+            if len(parts) == 3 and parts[0] == parts[2] == "":
+                return self.reference(parts[1])
+            out = []
+            for i, part in enumerate(parts):
+                if i % 2 == 0:
+                    out.append(part)
+                else:
+                    resolved = self.reference(part)
+                    if isinstance(resolved, Arn) or isinstance(resolved, (dict, list)):
+                        raise Unresolvable(f"cannot interpolate {part} into a string")
+                    out.append(str(resolved))
+            return "".join(out)
+        match = re.fullmatch(r"\$\{(.*)\}", raw, re.S)
+        if match:
+            return self.reference(match.group(1))
+        return raw
+
+    def reference(self, expression: str):
+        expression = expression.strip()
+        if expression in ("null",):
+            return None
+        if not _REFERENCE.match(expression):
+            raise Unresolvable(f"not a plain reference: {expression}")
+        steps = _steps(expression)
+        head = steps[0]
+        if head == "var":
+            return _walk(self.variable(steps[1]), steps[2:], expression)
+        if head == "local":
+            if steps[1] not in self.module.locals:
+                raise Unresolvable(f"no local {steps[1]} in {self.module.path}")
+            return self.value(_walk(self.module.locals[steps[1]], steps[2:], expression))
+        if head == "each":
+            if steps[1] not in self.each:
+                raise Unresolvable(f"each.{steps[1]} outside a for_each: {expression}")
+            return _walk(self.each[steps[1]], steps[2:], expression)
+        if head == "module":
+            return self.module_output(steps[1:], expression)
+        if head == "data":
+            raise Unresolvable(f"data sources are not evaluated: {expression}")
+        if head.startswith("aws_"):
+            return self.resource_attribute(head, steps[1:], expression)
+        raise Unresolvable(f"unknown reference: {expression}")
+
+    def variable(self, name: str):
+        if name == "name_prefix" and self.caller is None:
+            return self.prefix
+        if self.arguments is not None and name in self.arguments:
+            return self.caller.value(self.arguments[name])
+        declared = self.module.variables.get(name)
+        if declared is None:
+            raise Unresolvable(f"no variable {name} in {self.module.path}")
+        if "default" not in declared:
+            raise Unresolvable(f"variable {name} of {self.module.path} has no default")
+        return self.value(declared["default"])
+
+    def child(self, name: str, key: str | None) -> "Evaluator":
+        block = self.module.modules.get(name)
+        if block is None:
+            raise Unresolvable(f"no module {name} in {self.module.path}")
+        each = {}
+        if "for_each" in block:
+            entries = self.value(block["for_each"])
+            if isinstance(entries, list):
+                entries = {e: e for e in entries}
+            if key is None or key not in entries:
+                raise Unresolvable(f"module.{name} needs one of the keys {sorted(entries)}")
+            each = {"key": key, "value": entries[key]}
+        source = unquote(block["source"])
+        child_module = load_module((self.module.path / source).resolve())
+        caller = Evaluator(self.module, self.prefix, self.arguments, self.caller, each)
+        return Evaluator(child_module, self.prefix, block, caller)
+
+    def module_output(self, steps: list, expression: str):
+        name = steps[0]
+        rest = steps[1:]
+        key = None
+        if rest and isinstance(rest[0], (str, int)) and name in self.module.modules and "for_each" in self.module.modules[name]:
+            key, rest = rest[0], rest[1:]
+        child = self.child(name, key)
+        if not rest:
+            raise Unresolvable(f"a whole module is not a value: {expression}")
+        output = child.module.outputs.get(rest[0])
+        if output is None:
+            raise Unresolvable(f"module {name} has no output {rest[0]}")
+        return _walk(child.value(output["value"]), rest[1:], expression)
+
+    def resource_attribute(self, rtype: str, steps: list, expression: str):
+        name, attribute = steps[0], steps[1] if len(steps) > 1 else None
+        body = self.module.resources.get((rtype, name))
+        if body is None:
+            raise Unresolvable(f"no resource {rtype}.{name} in {self.module.path}")
+        if attribute in body:
+            return self.value(body[attribute])
+        if attribute == "arn" and "name" in body:
+            return Arn(rtype, self.value(body["name"]))
+        raise Unresolvable(f"{expression}: attribute not known before apply")
+
+
+def evaluator(prefix: str = "") -> Evaluator:
+    return Evaluator(root(), prefix)
+
+
+def table_indexes(prefix: str = "") -> dict[str, list[str]]:
+    """Table name → its global secondary indexes, for the tables of the root module."""
+    ev = evaluator(prefix)
+    tables = {}
+    for name, block in root().modules.items():
+        if unquote(block["source"]) != "./modules/dynamodb-table":
+            continue
+        keys = [None]
+        if "for_each" in block:
+            keys = list(ev.value(block["for_each"]))
+        for key in keys:
+            child = ev.child(name, key)
+            table = child.variable("name")
+            indexes = child.variable("global_secondary_indexes") if "global_secondary_indexes" in block else []
+            tables[table] = [index["name"] for index in indexes]
+    return tables
+
+
+# ---------------------------------------------------------------------------------------------
+# Files
+# ---------------------------------------------------------------------------------------------
+
+
+def test_every_tf_file_parses():
+    files = tf_files()
+    assert len(files) >= 10, "terraform/ should hold the root module and its modules"
+    for path in files:
+        parse(path)
+
+
+def test_modules_follow_the_standard_layout():
+    for module in [TERRAFORM, *sorted(p for p in (TERRAFORM / "modules").iterdir() if p.is_dir())]:
+        for name in ["main.tf", "variables.tf", "outputs.tf", "versions.tf", "README.md"]:
+            assert (module / name).exists(), f"{module.relative_to(ROOT)} has no {name}"
+        loaded = load_module(module)
+        for variable, body in loaded.variables.items():
+            assert "type" in body, f"{module.relative_to(ROOT)}: variable {variable} has no type"
+            assert unquote(str(body.get("description", ""))).strip(), (
+                f"{module.relative_to(ROOT)}: variable {variable} has no description"
+            )
+        for output, body in loaded.outputs.items():
+            assert unquote(str(body.get("description", ""))).strip(), (
+                f"{module.relative_to(ROOT)}: output {output} has no description"
+            )
+        readme = (module / "README.md").read_text()
+        missing = [v for v in loaded.variables if f"`{v}`" not in readme]
+        assert not missing, f"{module.relative_to(ROOT)}/README.md does not list the inputs {missing}"
+
+
+def test_checkov_skips_are_justified():
+    skips = 0
+    for path in tf_files():
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if "checkov:skip" not in line:
+                continue
+            skips += 1
+            match = re.match(r"\s*#checkov:skip=(CKV2?_[A-Z]+_\d+):(.+)$", line)
+            where = f"{path.relative_to(ROOT)}:{number}"
+            assert match, f"{where}: write skips as `#checkov:skip=CKV_…:<reason>`"
+            assert len(match.group(2).strip()) >= 40, f"{where}: the reason of {match.group(1)} is too short"
+    assert skips < 20, "more than 20 checkov skips: fix the findings instead"
+
+
+# ---------------------------------------------------------------------------------------------
+# Services: environment, names, grants
+# ---------------------------------------------------------------------------------------------
+
+
+def test_every_service_has_its_module_block():
+    for service in code_facts.SERVICES:
+        block = service_block(service)
+        assert unquote(block["source"]) == SOURCE_OF[service], service
+        assert unquote(block["service"]) == service, f"module.{MODULE_OF[service]} deploys another service"
+
+
+@pytest.mark.parametrize("service", code_facts.SERVICES)
+def test_environment_sets_what_the_code_needs_and_nothing_else(service):
+    block = service_block(service)
+    environment = block.get("environment", {})
+    secrets = block.get("secrets", {})
+    both = set(environment) & set(secrets)
+    assert not both, f"{service}: {sorted(both)} set in both environment and secrets"
+    configured = set(environment) | set(secrets)
+    reads = code_facts.env_reads(service)
+
+    missing = sorted(r.name for r in reads.values() if r.required and r.name not in configured)
+    assert not missing, f"{service} must get {missing}"
+
+    unknown = sorted(n for n in configured if n not in reads and not code_facts.is_external(n))
+    assert not unknown, f"{service}'s code never reads {unknown}"
+
+    leaked = sorted(n for n in environment if SECRET_VARIABLES.search(n))
+    assert not leaked, f"{service}: {leaked} must come from `secrets` (Secrets Manager), not the environment"
+
+    ev = evaluator()
+    for name, expected in getattr(code_facts, "REQUIRED_VALUES", {}).get(service, {}).items():
+        assert ev.value(environment.get(name)) == expected, f"{service}: {name} must be {expected!r}"
+
+    # One of a group must be set, and the root module refuses a plan without exactly one.
+    conditions = " ".join(
+        str(p["condition"])
+        for body in root().resources.values()
+        for lifecycle in body.get("lifecycle", [])
+        for p in lifecycle.get("precondition", [])
+    )
+    for group in getattr(code_facts, "ONE_OF", {}).get(service, []):
+        present = group & configured
+        assert present == group, f"{service}: offer every one of {sorted(group)} (exactly one is set)"
+        for name in group:
+            expression = (environment | secrets)[name]
+            match = re.fullmatch(r"\$\{var\.([a-z0-9_]+)\}", expression)
+            assert match, f"{service}: {name} should come straight from a variable"
+            assert f"var.{match.group(1)}" in conditions, (
+                f"no precondition checks that exactly one of {sorted(group)} is set"
+            )
+
+
+@pytest.mark.parametrize("prefix", ["", "stg-"])
+@pytest.mark.parametrize("service", code_facts.SERVICES)
+def test_tables_and_stream_have_the_names_the_code_uses(service, prefix):
+    environment = service_block(service).get("environment", {})
+    reads = code_facts.env_reads(service)
+    defaults = code_facts.default_names(service)
+    ev = evaluator(prefix)
+    for variable in RESOURCE_VARIABLES:
+        if variable not in reads:
+            assert variable not in environment, f"{service} does not read {variable}"
+            continue
+        assert variable in environment, f"{service} reads {variable}: name the resource explicitly"
+        assert variable in defaults, f"code_facts knows no default name for {service}'s {variable}"
+        assert ev.value(environment[variable]) == prefix + defaults[variable], (service, variable)
+
+
+@pytest.mark.parametrize("service", code_facts.SERVICES)
+def test_task_role_grants_exactly_what_the_code_calls(service):
+    block = service_block(service)
+    environment = block.get("environment", {})
+    calls = code_facts.aws_calls(service)
+    ev = evaluator()
+    indexes = table_indexes()
+    granted: dict[str, set[str]] = {}
+
+    for variable, grant in block.get("dynamodb_tables", {}).items():
+        assert variable in environment, f"{service}: a grant on {variable}, which the service is not given"
+        table = ev.value(environment[variable])
+        arn = ev.value(grant["arn"])
+        assert arn == Arn("aws_dynamodb_table", table), (
+            f"{service}: the {variable} grant is on {arn}, the service uses the table {table}"
+        )
+        actions = set(ev.value(grant["actions"]))
+        granted[variable] = actions
+        index_actions = set(ev.value(grant.get("index_actions", [])))
+        expected = calls.get(variable, set()) & INDEX_ACTIONS if indexes.get(table) else set()
+        assert index_actions == expected, (
+            f"{service}: actions on the indexes of {table} ({sorted(indexes.get(table, []))}) should be "
+            f"{sorted(expected)}, not {sorted(index_actions)}"
+        )
+
+    stream_lists = {
+        name: set(ev.value(block.get(name, [])))
+        for name in ["stream_actions", "stream_polling_actions", "stream_fanout_actions"]
+    }
+    assert not (stream_lists["stream_polling_actions"] & stream_lists["stream_fanout_actions"]), service
+    stream_actions = set().union(*stream_lists.values())
+    if stream_actions:
+        assert ev.value(block["stream_arn"]) == Arn("aws_kinesis_stream", ev.value(environment["EVENT_STREAM"])), (
+            f"{service}: the stream grant is not on the stream named by EVENT_STREAM"
+        )
+        granted["EVENT_STREAM"] = stream_actions
+    efo = set(ev.value(block.get("efo_consumer_actions", [])))
+    if efo:
+        granted["EFO_CONSUMER"] = efo
+    if block.get("ses_send") is True:
+        granted["ses"] = {"ses:SendEmail"}
+    if block.get("sns_publish") is True:
+        granted["sns"] = {"sns:Publish"}
+
+    expected = {key: set(actions) for key, actions in calls.items()}
+    missing = {k: sorted(v - granted.get(k, set())) for k, v in expected.items() if v - granted.get(k, set())}
+    extra = {k: sorted(v - expected.get(k, set())) for k, v in granted.items() if v - expected.get(k, set())}
+    assert not missing and not extra, f"{service}: not granted {missing}; granted but never called {extra}"
+
+
+def _policy_statements(module: str, document: str) -> list[dict]:
+    body = load_module(TERRAFORM / "modules" / module).data[("aws_iam_policy_document", document)]
+    statements = list(body.get("statement", []))
+    for dynamic in body.get("dynamic", []):
+        for name, inner in dynamic.items():
+            assert name == "statement", f"{module}: unexpected dynamic block {name}"
+            for content in inner["content"]:
+                statements.append(dict(content, for_each=inner["for_each"]))
+    return statements
+
+
+def test_task_policy_grants_only_the_inputs_and_the_platform_statements():
+    """The module adds nothing to the grants the root module gives it except the collector's
+    and the platform key's statements (which the check above leaves aside)."""
+    literal_actions = set()
+    expression_actions = set()
+    for statement in _policy_statements("fargate-service", "task"):
+        actions = statement["actions"]
+        if isinstance(actions, list):
+            literal_actions.update(unquote(a) for a in actions)
+        else:
+            expression_actions.add(actions)
+        if any(unquote(a).startswith("kms:") for a in (actions if isinstance(actions, list) else [])):
+            assert "kms:ViaService" in str(statement.get("condition")), "the data key is used only through DynamoDB and Kinesis"
+    assert literal_actions <= PLATFORM_ACTIONS | {"ses:SendEmail", "sns:Publish"}, literal_actions - PLATFORM_ACTIONS
+    assert expression_actions == {
+        "${statement.value.actions}",
+        "${statement.value.index_actions}",
+        "${var.stream_actions}",
+        "${var.efo_consumer_actions}",
+    }, expression_actions
+
+    service = load_module(TERRAFORM / "modules" / "consumer-service").modules["service"]
+    assert service["efo_consumer_actions"] == "${local.fanout ? var.efo_consumer_actions : []}"
+    assert "local.fanout ? var.stream_fanout_actions : var.stream_polling_actions" in service["stream_actions"]
+
+
+@pytest.mark.parametrize("service", code_facts.CONSUMERS)
+def test_consumers_read_the_stream_the_way_their_grants_and_scaling_assume(service):
+    block = service_block(service)
+    assert block["environment"].get("CONSUMER_SOURCE") == block.get("consumer_source"), (
+        f"{service}: CONSUMER_SOURCE and the module's consumer_source must be the same variable"
+    )
+
+
+@pytest.mark.parametrize("service", code_facts.CONSUMERS)
+def test_consumers_never_scale_past_the_shards(service):
+    block = service_block(service)
+    ev = evaluator()
+    max_tasks = ev.value(block["max_tasks"])
+    shards = ev.value(block["shard_count"])
+    assert isinstance(max_tasks, int) and isinstance(shards, int)
+    assert max_tasks <= shards, f"{service}: up to {max_tasks} tasks for {shards} shards"
+    assert block["shard_count"] == "${var.stream_shard_count}", f"{service}: shard_count must be the stream's"
+
+    module = load_module(TERRAFORM / "modules" / "consumer-service")
+    target = module.resources[("aws_appautoscaling_target", "this")]
+    assert target["max_capacity"] == "${var.max_tasks}"
+    conditions = [p["condition"] for p in target["lifecycle"][0]["precondition"]]
+    assert "${var.max_tasks <= var.shard_count}" in conditions, "the module must refuse max_tasks > shard_count"
+
+
+@pytest.mark.parametrize("service", code_facts.SERVICES)
+def test_services_get_time_to_drain(service):
+    block = service_block(service)
+    ev = evaluator()
+    if "stop_timeout" in block:
+        stop = ev.value(block["stop_timeout"])
+    else:
+        child = ev.child(MODULE_OF[service], None)
+        stop = child.variable("stop_timeout")
+    assert 60 <= stop <= 120, f"{service}: stopTimeout {stop} s (60–120 s: drain, release leases, checkpoint)"
+    container = load_module(TERRAFORM / "modules" / "fargate-service").locals["service_container"]
+    assert container["stopTimeout"] == "${var.stop_timeout}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables: what the code's create functions make
+# ---------------------------------------------------------------------------------------------
+
+#: Per table variable: (file with the create function, hash key, range key, attributes, GSIs
+#: as name → (hash, range), TTL attribute). Every name is also looked up in the file.
+CODE_TABLES = {
+    "EVENTS_TABLE": (
+        "shared/event-store/src/dynamodb/schema.rs",
+        "stream_id",
+        "version",
+        {"stream_id": "S", "version": "N", "customer_id": "S", "recorded_at": "S", "pending_bucket": "S", "pending_since": "N"},
+        {"by-customer": ("customer_id", "recorded_at"), "unpublished": ("pending_bucket", "pending_since")},
+        None,
+    ),
+    "IDEMPOTENCY_TABLE": (
+        "shared/event-store/src/dynamodb/schema.rs",
+        "idempotency_key",
+        None,
+        {"idempotency_key": "S"},
+        {},
+        "expires_at",
+    ),
+    "READ_MODEL_TABLE": (
+        "shared/read-model/src/dynamodb.rs",
+        "customer_id",
+        "quote_id",
+        {"customer_id": "S", "quote_id": "S"},
+        {"by-quote": ("quote_id", None)},
+        None,
+    ),
+    "DEAD_LETTER_TABLE": (
+        "shared/kinesis-consumer/src/dead_letter.rs",
+        "source",
+        "sequence_number",
+        {"source": "S", "sequence_number": "S"},
+        {},
+        None,
+    ),
+    "NOTIFICATIONS_TABLE": ("services/notifier/src/ledger.rs", "notification_id", None, {"notification_id": "S"}, {}, None),
+    "LEASE_TABLE": ("shared/kinesis-consumer/src/lease_table/dynamodb/codec.rs", "leaseKey", None, {"leaseKey": "S"}, {}, None),
+}
+
+
+def _table_blocks() -> dict[str, list[dict]]:
+    """Table variable → the dynamodb-table module blocks (arguments) creating such tables."""
+    names = code_facts.default_names()
+    ev = evaluator()
+    found: dict[str, list[dict]] = {}
+    for name, block in root().modules.items():
+        if unquote(block["source"]) != "./modules/dynamodb-table":
+            continue
+        keys = list(ev.value(block["for_each"])) if "for_each" in block else [None]
+        for key in keys:
+            table = ev.child(name, key).variable("name")
+            if table.endswith("-leases"):
+                variable = "LEASE_TABLE"
+            else:
+                matches = [v for v, n in names.items() if n == table and v.endswith("_TABLE")]
+                assert len(matches) == 1, f"module.{name} creates {table}, which no service variable names"
+                variable = matches[0]
+            if block not in found.setdefault(variable, []):
+                found[variable].append(block)
+    return found
+
+
+def test_tables_are_the_ones_the_code_creates():
+    blocks = _table_blocks()
+    assert set(blocks) == set(CODE_TABLES)
+    assert len(blocks["LEASE_TABLE"]) == 1 and "for_each" in blocks["LEASE_TABLE"][0]
+    leases = evaluator().value(blocks["LEASE_TABLE"][0]["for_each"])
+    assert leases == code_facts.default_lease_tables(), "one lease table per consumer application"
+    ev = evaluator()
+    for variable, (file, hash_key, range_key, attributes, indexes, ttl) in CODE_TABLES.items():
+        source = (ROOT / file).read_text()
+        for name in [hash_key, range_key, *attributes, *indexes, ttl]:
+            if name is not None:
+                assert f'"{name}"' in source, f"{file} no longer mentions {name!r}: update CODE_TABLES"
+        block = blocks[variable][0]
+        assert ev.value(block["hash_key"]) == hash_key, variable
+        assert ev.value(block.get("range_key")) == range_key, variable
+        assert {a["name"]: a["type"] for a in ev.value(block["attributes"])} == attributes, variable
+        gsis = {g["name"]: (g["hash_key"], g.get("range_key")) for g in ev.value(block.get("global_secondary_indexes", []))}
+        assert gsis == indexes, variable
+        for g in ev.value(block.get("global_secondary_indexes", [])):
+            assert g.get("projection_type", "ALL") == "ALL", f"{variable}: the code projects ALL"
+        assert ev.value(block.get("ttl_attribute")) == ttl, variable
+
+
+def test_table_module_protects_the_data():
+    table = load_module(TERRAFORM / "modules" / "dynamodb-table").resources[("aws_dynamodb_table", "this")]
+    assert unquote(table["billing_mode"]) == "PAY_PER_REQUEST"
+    assert table["point_in_time_recovery"][0]["enabled"] is True
+    assert table["server_side_encryption"][0]["enabled"] is True
+    assert table["server_side_encryption"][0]["kms_key_arn"] == "${var.kms_key_arn}"
+    assert table["deletion_protection_enabled"] == "${var.deletion_protection}"
+    assert load_module(TERRAFORM).variables["deletion_protection"]["default"] is True
+
+
+# ---------------------------------------------------------------------------------------------
+# Tooling around the Terraform
+# ---------------------------------------------------------------------------------------------
+
+
+def test_workflow_runs_fmt_validate_and_tflint_with_pinned_actions():
+    workflow = yaml.safe_load(WORKFLOW.read_text())
+    text = WORKFLOW.read_text()
+    for command in [r"terraform fmt -check -recursive", r"terraform (-chdir=\S+ )?init -backend=false",
+                    r"terraform (-chdir=\S+ )?validate", r"tflint --init", r"tflint --recursive"]:
+        assert re.search(command, text), f"the workflow does not run `{command}`"
+    assert "terraform/modules/*/" in text, "the workflow validates the modules too"
+    uses = [step["uses"] for job in workflow["jobs"].values() for step in job["steps"] if "uses" in step]
+    assert uses, "the workflow uses no actions?"
+    for action in uses:
+        assert re.search(r"@(v\d+\.\d+\.\d+|[0-9a-f]{40})$", action), f"{action} is not pinned to a version"
+    config = TFLINT_CONFIG.read_text()
+    assert 'plugin "aws"' in config and re.search(r'version\s*=\s*"\d+\.\d+\.\d+"', config)
+
+
+def _terraform() -> str:
+    terraform = shutil.which("terraform")
+    if terraform is None:
+        pytest.skip("the terraform CLI is not installed (the GitHub workflow runs these checks)")
+    return terraform
+
+
+def test_terraform_fmt():
+    result = subprocess.run([_terraform(), "fmt", "-check", "-recursive", "-diff", "-no-color"],
+                            cwd=TERRAFORM, capture_output=True, text=True)
+    assert result.returncode == 0, f"terraform fmt would change:\n{result.stdout}{result.stderr}"
+
+
+def _provider_mirror() -> Path:
+    mirror = Path(os.environ.get("TF_PLUGIN_MIRROR", "/opt/tf-plugins"))
+    if not (mirror / "registry.terraform.io" / "hashicorp" / "aws").is_dir():
+        pytest.skip(f"no local mirror of the AWS provider at {mirror} (set TF_PLUGIN_MIRROR; the GitHub workflow downloads it)")
+    return mirror
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["", "modules/consumer-service", "modules/fargate-service", "modules/dynamodb-table", "modules/network"],
+    ids=lambda module: module or "root",
+)
+def test_terraform_validate_and_test(module, tmp_path):
+    terraform = _terraform()
+    mirror = _provider_mirror()
+    config = tmp_path / "terraformrc"
+    config.write_text(
+        'provider_installation {\n'
+        f'  filesystem_mirror {{\n    path    = "{mirror}"\n    include = ["registry.terraform.io/hashicorp/*"]\n  }}\n'
+        '  direct {\n    exclude = ["registry.terraform.io/hashicorp/*"]\n  }\n}\n'
+    )
+    copy = tmp_path / "terraform"
+    shutil.copytree(TERRAFORM, copy, ignore=shutil.ignore_patterns(".terraform", ".terraform.lock.hcl", "*.tfstate*"))
+    workdir = copy / module
+    env = dict(os.environ, TF_CLI_CONFIG_FILE=str(config), TF_IN_AUTOMATION="1", CHECKPOINT_DISABLE="1")
+
+    def run(*args):
+        result = subprocess.run([terraform, *args, "-no-color"], cwd=workdir, env=env, capture_output=True, text=True)
+        assert result.returncode == 0, f"terraform {' '.join(args)} in terraform/{module}:\n{result.stdout}{result.stderr}"
+        return result
+
+    run("init", "-backend=false", "-input=false")
+    run("validate")
+    if (workdir / "tests").is_dir():
+        run("test")
