@@ -25,26 +25,18 @@ output "cluster_name" {
 
 output "service_names" {
   description = "ECS service name of each service."
-  value = {
-    "event-source"     = module.event_source.service_name
-    "vehicle-enricher" = module.vehicle_enricher.service_name
-    "driver-history"   = module.driver_history.service_name
-    "fulfillment"      = module.fulfillment.service_name
-    "projector"        = module.projector.service_name
-    "notifier"         = module.notifier.service_name
-  }
+  value = merge(
+    { "event-source" = module.event_source.service_name },
+    { for service, consumer in module.consumer : service => consumer.service_name },
+  )
 }
 
 output "task_role_arns" {
   description = "Task role of each service."
-  value = {
-    "event-source"     = module.event_source.task_role_arn
-    "vehicle-enricher" = module.vehicle_enricher.task_role_arn
-    "driver-history"   = module.driver_history.task_role_arn
-    "fulfillment"      = module.fulfillment.task_role_arn
-    "projector"        = module.projector.task_role_arn
-    "notifier"         = module.notifier.task_role_arn
-  }
+  value = merge(
+    { "event-source" = module.event_source.task_role_arn },
+    { for service, consumer in module.consumer : service => consumer.task_role_arn },
+  )
 }
 
 output "table_names" {

@@ -1,4 +1,5 @@
-# The six services, one module block each. The blocks spell out each service's environment
+# The six services: event-source in its own module block, the five consumer services in one
+# `module "consumer"` over `local.consumers`. Together they spell out each service's environment
 # and its task role's grants: tests/deploy/test_terraform.py checks them against what the code
 # reads and calls (tests/deploy/code_facts.py).
 
@@ -77,95 +78,89 @@ module "event_source" {
   depends_on = [aws_lb_listener.https, terraform_data.configuration_checks]
 }
 
-# Decodes VINs (vPIC over the internet, or offline with VPIC_BASE_URL=off).
-module "vehicle_enricher" {
-  source = "./modules/consumer-service"
+# ---------------------------------------------------------------------------------------------
+# The consumer services
+# ---------------------------------------------------------------------------------------------
 
-  service                          = "vehicle-enricher"
-  name_prefix                      = var.name_prefix
-  cluster_arn                      = aws_ecs_cluster.this.arn
-  image                            = local.images["vehicle-enricher"]
-  ecr_repository_arns              = local.ecr_repository_arns["vehicle-enricher"]
-  ecr_pull_through_repository_arns = local.ecr_pull_through_repository_arns
-  cpu                              = var.task_sizes["vehicle-enricher"].cpu
-  memory                           = var.task_sizes["vehicle-enricher"].memory
-  cpu_architecture                 = var.cpu_architecture
-  stop_timeout                     = var.stop_timeout
-  data_kms_key_arn                 = aws_kms_key.platform.arn
-  secrets_kms_key_arns             = var.secrets_kms_key_arns
-  vpc_id                           = module.network.vpc_id
-  subnet_ids                       = module.network.private_subnet_ids
-  log_retention_days               = var.log_retention_days
-  log_kms_key_arn                  = aws_kms_key.platform.arn
-  adot_image                       = local.adot_image
-  metrics_namespace                = var.metrics_namespace
-  metrics_log_group_name           = aws_cloudwatch_log_group.metrics.name
-  metrics_log_group_arn            = aws_cloudwatch_log_group.metrics.arn
-
-  stream_name     = aws_kinesis_stream.events.name
-  stream_arn      = aws_kinesis_stream.events.arn
-  consumer_source = var.consumer_source
-  shard_count     = var.stream_shard_count
-  min_tasks       = var.consumer_scaling["vehicle-enricher"].min_tasks
-  max_tasks       = var.consumer_scaling["vehicle-enricher"].max_tasks
-
-  scale_out_lag_ms = var.scale_out_lag_ms
-  scale_in_lag_ms  = var.scale_in_lag_ms
-  alarm_actions    = local.alarm_actions
-
-  environment = {
-    EVENTS_TABLE                = module.events_table.name
-    IDEMPOTENCY_TABLE           = module.idempotency_table.name
-    EVENT_STREAM                = aws_kinesis_stream.events.name
-    LEASE_TABLE                 = module.lease_tables["vehicle-enricher"].name
-    DEAD_LETTER_TABLE           = module.dead_letter_table.name
-    CONSUMER_SOURCE             = var.consumer_source
-    CONSUMER_INITIAL_POSITION   = var.consumer_initial_position
-    LEASE_DURATION_MS           = var.lease_duration_ms
-    CHECKPOINT_EVERY_RECORDS    = var.checkpoint_every_records
-    CHECKPOINT_EVERY_MS         = var.checkpoint_every_ms
-    MAX_PROCESSING_ATTEMPTS     = var.max_processing_attempts
-    VPIC_BASE_URL               = var.vpic_base_url
-    OTEL_EXPORTER_OTLP_ENDPOINT = local.otlp_endpoint
-    OTEL_SERVICE_NAME           = "vehicle-enricher"
-    LOG_FORMAT                  = "json"
-    RUST_LOG                    = var.rust_log
-  }
-
-  # No grant on the idempotency table: handlers append without idempotency records.
-  dynamodb_tables = {
-    EVENTS_TABLE = {
-      arn           = module.events_table.arn
-      actions       = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"]
-      index_actions = ["dynamodb:Query"]
+# What is specific to each consumer service: its environment besides what every consumer gets
+# (`module "consumer"` below), its secrets, its grants on tables besides the event store, its
+# lease table and the dead letters (keyed by the variable naming the table), and SES/SNS. No
+# consumer gets a grant on the idempotency table: handlers append without idempotency records.
+locals {
+  consumers = {
+    # Decodes VINs (vPIC over the internet, or offline with VPIC_BASE_URL=off).
+    "vehicle-enricher" = {
+      environment = {
+        VPIC_BASE_URL = var.vpic_base_url
+      }
     }
-    LEASE_TABLE = {
-      arn     = module.lease_tables["vehicle-enricher"].arn
-      actions = ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan", "dynamodb:UpdateItem"]
+
+    # Fetches driving records (an HTTP provider, or the simulated one).
+    "driver-history" = {
+      environment = {
+        DRIVER_HISTORY_PROVIDER = var.driver_history_provider
+        DRIVER_HISTORY_URL      = var.driver_history_url
+      }
+      secrets = {
+        DRIVER_HISTORY_TOKEN = var.driver_history_token_secret_arn
+      }
     }
-    DEAD_LETTER_TABLE = {
-      arn     = module.dead_letter_table.arn
-      actions = ["dynamodb:PutItem"]
+
+    # Rates quotes and decides their outcome.
+    "fulfillment" = {
+      environment = {
+        RATING_TABLES_PATH = var.rating_tables_path
+      }
+    }
+
+    # Keeps the customer-quotes read model.
+    "projector" = {
+      environment = {
+        READ_MODEL_TABLE = module.read_model_table.name
+      }
+      dynamodb_tables = {
+        READ_MODEL_TABLE = {
+          arn     = module.read_model_table.arn
+          actions = ["dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem"]
+        }
+      }
+    }
+
+    # Sends quote notifications: e-mail through SES, SMS through SNS.
+    "notifier" = {
+      environment = {
+        NOTIFICATIONS_TABLE       = module.notifications_table.name
+        NOTIFY_FROM_EMAIL         = var.notify_from_email
+        NOTIFY_CLAIM_TIMEOUT_SECS = var.notify_claim_timeout_secs
+      }
+      dynamodb_tables = {
+        NOTIFICATIONS_TABLE = {
+          arn     = module.notifications_table.arn
+          actions = ["dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+        }
+      }
+      ses_send          = true
+      ses_identity_arns = [aws_sesv2_email_identity.notifier.arn]
+      ses_from_address  = var.notify_from_email
+      sns_publish       = true
     }
   }
-  stream_actions         = ["kinesis:ListShards", "kinesis:PutRecords"]
-  stream_polling_actions = ["kinesis:GetRecords", "kinesis:GetShardIterator"]
-  stream_fanout_actions  = ["kinesis:DescribeStreamSummary", "kinesis:RegisterStreamConsumer"]
-  efo_consumer_actions   = ["kinesis:DescribeStreamConsumer", "kinesis:SubscribeToShard"]
 }
 
-# Fetches driving records (an HTTP provider, or the simulated one).
-module "driver_history" {
-  source = "./modules/consumer-service"
+# Every consumer service: the arguments, environment and grants they all share, merged with
+# the service's entry in `local.consumers` (which adds to them, never overrides them).
+module "consumer" {
+  source   = "./modules/consumer-service"
+  for_each = local.consumers
 
-  service                          = "driver-history"
+  service                          = each.key
   name_prefix                      = var.name_prefix
   cluster_arn                      = aws_ecs_cluster.this.arn
-  image                            = local.images["driver-history"]
-  ecr_repository_arns              = local.ecr_repository_arns["driver-history"]
+  image                            = local.images[each.key]
+  ecr_repository_arns              = local.ecr_repository_arns[each.key]
   ecr_pull_through_repository_arns = local.ecr_pull_through_repository_arns
-  cpu                              = var.task_sizes["driver-history"].cpu
-  memory                           = var.task_sizes["driver-history"].memory
+  cpu                              = var.task_sizes[each.key].cpu
+  memory                           = var.task_sizes[each.key].memory
   cpu_architecture                 = var.cpu_architecture
   stop_timeout                     = var.stop_timeout
   data_kms_key_arn                 = aws_kms_key.platform.arn
@@ -183,18 +178,18 @@ module "driver_history" {
   stream_arn      = aws_kinesis_stream.events.arn
   consumer_source = var.consumer_source
   shard_count     = var.stream_shard_count
-  min_tasks       = var.consumer_scaling["driver-history"].min_tasks
-  max_tasks       = var.consumer_scaling["driver-history"].max_tasks
+  min_tasks       = var.consumer_scaling[each.key].min_tasks
+  max_tasks       = var.consumer_scaling[each.key].max_tasks
 
   scale_out_lag_ms = var.scale_out_lag_ms
   scale_in_lag_ms  = var.scale_in_lag_ms
   alarm_actions    = local.alarm_actions
 
-  environment = {
+  environment = merge({
     EVENTS_TABLE                = module.events_table.name
     IDEMPOTENCY_TABLE           = module.idempotency_table.name
     EVENT_STREAM                = aws_kinesis_stream.events.name
-    LEASE_TABLE                 = module.lease_tables["driver-history"].name
+    LEASE_TABLE                 = module.lease_tables[each.key].name
     DEAD_LETTER_TABLE           = module.dead_letter_table.name
     CONSUMER_SOURCE             = var.consumer_source
     CONSUMER_INITIAL_POSITION   = var.consumer_initial_position
@@ -202,280 +197,34 @@ module "driver_history" {
     CHECKPOINT_EVERY_RECORDS    = var.checkpoint_every_records
     CHECKPOINT_EVERY_MS         = var.checkpoint_every_ms
     MAX_PROCESSING_ATTEMPTS     = var.max_processing_attempts
-    DRIVER_HISTORY_PROVIDER     = var.driver_history_provider
-    DRIVER_HISTORY_URL          = var.driver_history_url
     OTEL_EXPORTER_OTLP_ENDPOINT = local.otlp_endpoint
-    OTEL_SERVICE_NAME           = "driver-history"
+    OTEL_SERVICE_NAME           = each.key
     LOG_FORMAT                  = "json"
     RUST_LOG                    = var.rust_log
-  }
-  secrets = {
-    DRIVER_HISTORY_TOKEN = var.driver_history_token_secret_arn
-  }
+  }, each.value.environment)
+  secrets = try(each.value.secrets, {})
 
-  # No grant on the idempotency table: handlers append without idempotency records.
-  dynamodb_tables = {
+  dynamodb_tables = merge({
     EVENTS_TABLE = {
       arn           = module.events_table.arn
       actions       = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"]
       index_actions = ["dynamodb:Query"]
     }
     LEASE_TABLE = {
-      arn     = module.lease_tables["driver-history"].arn
+      arn     = module.lease_tables[each.key].arn
       actions = ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan", "dynamodb:UpdateItem"]
     }
     DEAD_LETTER_TABLE = {
       arn     = module.dead_letter_table.arn
       actions = ["dynamodb:PutItem"]
     }
-  }
+  }, try(each.value.dynamodb_tables, {}))
   stream_actions         = ["kinesis:ListShards", "kinesis:PutRecords"]
   stream_polling_actions = ["kinesis:GetRecords", "kinesis:GetShardIterator"]
   stream_fanout_actions  = ["kinesis:DescribeStreamSummary", "kinesis:RegisterStreamConsumer"]
   efo_consumer_actions   = ["kinesis:DescribeStreamConsumer", "kinesis:SubscribeToShard"]
-}
-
-# Rates quotes and decides their outcome.
-module "fulfillment" {
-  source = "./modules/consumer-service"
-
-  service                          = "fulfillment"
-  name_prefix                      = var.name_prefix
-  cluster_arn                      = aws_ecs_cluster.this.arn
-  image                            = local.images["fulfillment"]
-  ecr_repository_arns              = local.ecr_repository_arns["fulfillment"]
-  ecr_pull_through_repository_arns = local.ecr_pull_through_repository_arns
-  cpu                              = var.task_sizes["fulfillment"].cpu
-  memory                           = var.task_sizes["fulfillment"].memory
-  cpu_architecture                 = var.cpu_architecture
-  stop_timeout                     = var.stop_timeout
-  data_kms_key_arn                 = aws_kms_key.platform.arn
-  secrets_kms_key_arns             = var.secrets_kms_key_arns
-  vpc_id                           = module.network.vpc_id
-  subnet_ids                       = module.network.private_subnet_ids
-  log_retention_days               = var.log_retention_days
-  log_kms_key_arn                  = aws_kms_key.platform.arn
-  adot_image                       = local.adot_image
-  metrics_namespace                = var.metrics_namespace
-  metrics_log_group_name           = aws_cloudwatch_log_group.metrics.name
-  metrics_log_group_arn            = aws_cloudwatch_log_group.metrics.arn
-
-  stream_name     = aws_kinesis_stream.events.name
-  stream_arn      = aws_kinesis_stream.events.arn
-  consumer_source = var.consumer_source
-  shard_count     = var.stream_shard_count
-  min_tasks       = var.consumer_scaling["fulfillment"].min_tasks
-  max_tasks       = var.consumer_scaling["fulfillment"].max_tasks
-
-  scale_out_lag_ms = var.scale_out_lag_ms
-  scale_in_lag_ms  = var.scale_in_lag_ms
-  alarm_actions    = local.alarm_actions
-
-  environment = {
-    EVENTS_TABLE                = module.events_table.name
-    IDEMPOTENCY_TABLE           = module.idempotency_table.name
-    EVENT_STREAM                = aws_kinesis_stream.events.name
-    LEASE_TABLE                 = module.lease_tables["fulfillment"].name
-    DEAD_LETTER_TABLE           = module.dead_letter_table.name
-    CONSUMER_SOURCE             = var.consumer_source
-    CONSUMER_INITIAL_POSITION   = var.consumer_initial_position
-    LEASE_DURATION_MS           = var.lease_duration_ms
-    CHECKPOINT_EVERY_RECORDS    = var.checkpoint_every_records
-    CHECKPOINT_EVERY_MS         = var.checkpoint_every_ms
-    MAX_PROCESSING_ATTEMPTS     = var.max_processing_attempts
-    RATING_TABLES_PATH          = var.rating_tables_path
-    OTEL_EXPORTER_OTLP_ENDPOINT = local.otlp_endpoint
-    OTEL_SERVICE_NAME           = "fulfillment"
-    LOG_FORMAT                  = "json"
-    RUST_LOG                    = var.rust_log
-  }
-
-  # No grant on the idempotency table: handlers append without idempotency records.
-  dynamodb_tables = {
-    EVENTS_TABLE = {
-      arn           = module.events_table.arn
-      actions       = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"]
-      index_actions = ["dynamodb:Query"]
-    }
-    LEASE_TABLE = {
-      arn     = module.lease_tables["fulfillment"].arn
-      actions = ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan", "dynamodb:UpdateItem"]
-    }
-    DEAD_LETTER_TABLE = {
-      arn     = module.dead_letter_table.arn
-      actions = ["dynamodb:PutItem"]
-    }
-  }
-  stream_actions         = ["kinesis:ListShards", "kinesis:PutRecords"]
-  stream_polling_actions = ["kinesis:GetRecords", "kinesis:GetShardIterator"]
-  stream_fanout_actions  = ["kinesis:DescribeStreamSummary", "kinesis:RegisterStreamConsumer"]
-  efo_consumer_actions   = ["kinesis:DescribeStreamConsumer", "kinesis:SubscribeToShard"]
-}
-
-# Keeps the customer-quotes read model.
-module "projector" {
-  source = "./modules/consumer-service"
-
-  service                          = "projector"
-  name_prefix                      = var.name_prefix
-  cluster_arn                      = aws_ecs_cluster.this.arn
-  image                            = local.images["projector"]
-  ecr_repository_arns              = local.ecr_repository_arns["projector"]
-  ecr_pull_through_repository_arns = local.ecr_pull_through_repository_arns
-  cpu                              = var.task_sizes["projector"].cpu
-  memory                           = var.task_sizes["projector"].memory
-  cpu_architecture                 = var.cpu_architecture
-  stop_timeout                     = var.stop_timeout
-  data_kms_key_arn                 = aws_kms_key.platform.arn
-  secrets_kms_key_arns             = var.secrets_kms_key_arns
-  vpc_id                           = module.network.vpc_id
-  subnet_ids                       = module.network.private_subnet_ids
-  log_retention_days               = var.log_retention_days
-  log_kms_key_arn                  = aws_kms_key.platform.arn
-  adot_image                       = local.adot_image
-  metrics_namespace                = var.metrics_namespace
-  metrics_log_group_name           = aws_cloudwatch_log_group.metrics.name
-  metrics_log_group_arn            = aws_cloudwatch_log_group.metrics.arn
-
-  stream_name     = aws_kinesis_stream.events.name
-  stream_arn      = aws_kinesis_stream.events.arn
-  consumer_source = var.consumer_source
-  shard_count     = var.stream_shard_count
-  min_tasks       = var.consumer_scaling["projector"].min_tasks
-  max_tasks       = var.consumer_scaling["projector"].max_tasks
-
-  scale_out_lag_ms = var.scale_out_lag_ms
-  scale_in_lag_ms  = var.scale_in_lag_ms
-  alarm_actions    = local.alarm_actions
-
-  environment = {
-    EVENTS_TABLE                = module.events_table.name
-    IDEMPOTENCY_TABLE           = module.idempotency_table.name
-    EVENT_STREAM                = aws_kinesis_stream.events.name
-    LEASE_TABLE                 = module.lease_tables["projector"].name
-    DEAD_LETTER_TABLE           = module.dead_letter_table.name
-    CONSUMER_SOURCE             = var.consumer_source
-    CONSUMER_INITIAL_POSITION   = var.consumer_initial_position
-    LEASE_DURATION_MS           = var.lease_duration_ms
-    CHECKPOINT_EVERY_RECORDS    = var.checkpoint_every_records
-    CHECKPOINT_EVERY_MS         = var.checkpoint_every_ms
-    MAX_PROCESSING_ATTEMPTS     = var.max_processing_attempts
-    READ_MODEL_TABLE            = module.read_model_table.name
-    OTEL_EXPORTER_OTLP_ENDPOINT = local.otlp_endpoint
-    OTEL_SERVICE_NAME           = "projector"
-    LOG_FORMAT                  = "json"
-    RUST_LOG                    = var.rust_log
-  }
-
-  # No grant on the idempotency table: handlers append without idempotency records.
-  dynamodb_tables = {
-    EVENTS_TABLE = {
-      arn           = module.events_table.arn
-      actions       = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"]
-      index_actions = ["dynamodb:Query"]
-    }
-    LEASE_TABLE = {
-      arn     = module.lease_tables["projector"].arn
-      actions = ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan", "dynamodb:UpdateItem"]
-    }
-    DEAD_LETTER_TABLE = {
-      arn     = module.dead_letter_table.arn
-      actions = ["dynamodb:PutItem"]
-    }
-    READ_MODEL_TABLE = {
-      arn     = module.read_model_table.arn
-      actions = ["dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem"]
-    }
-  }
-  stream_actions         = ["kinesis:ListShards", "kinesis:PutRecords"]
-  stream_polling_actions = ["kinesis:GetRecords", "kinesis:GetShardIterator"]
-  stream_fanout_actions  = ["kinesis:DescribeStreamSummary", "kinesis:RegisterStreamConsumer"]
-  efo_consumer_actions   = ["kinesis:DescribeStreamConsumer", "kinesis:SubscribeToShard"]
-}
-
-# Sends quote notifications: e-mail through SES, SMS through SNS.
-module "notifier" {
-  source = "./modules/consumer-service"
-
-  service                          = "notifier"
-  name_prefix                      = var.name_prefix
-  cluster_arn                      = aws_ecs_cluster.this.arn
-  image                            = local.images["notifier"]
-  ecr_repository_arns              = local.ecr_repository_arns["notifier"]
-  ecr_pull_through_repository_arns = local.ecr_pull_through_repository_arns
-  cpu                              = var.task_sizes["notifier"].cpu
-  memory                           = var.task_sizes["notifier"].memory
-  cpu_architecture                 = var.cpu_architecture
-  stop_timeout                     = var.stop_timeout
-  data_kms_key_arn                 = aws_kms_key.platform.arn
-  secrets_kms_key_arns             = var.secrets_kms_key_arns
-  vpc_id                           = module.network.vpc_id
-  subnet_ids                       = module.network.private_subnet_ids
-  log_retention_days               = var.log_retention_days
-  log_kms_key_arn                  = aws_kms_key.platform.arn
-  adot_image                       = local.adot_image
-  metrics_namespace                = var.metrics_namespace
-  metrics_log_group_name           = aws_cloudwatch_log_group.metrics.name
-  metrics_log_group_arn            = aws_cloudwatch_log_group.metrics.arn
-
-  stream_name     = aws_kinesis_stream.events.name
-  stream_arn      = aws_kinesis_stream.events.arn
-  consumer_source = var.consumer_source
-  shard_count     = var.stream_shard_count
-  min_tasks       = var.consumer_scaling["notifier"].min_tasks
-  max_tasks       = var.consumer_scaling["notifier"].max_tasks
-
-  scale_out_lag_ms = var.scale_out_lag_ms
-  scale_in_lag_ms  = var.scale_in_lag_ms
-  alarm_actions    = local.alarm_actions
-
-  environment = {
-    EVENTS_TABLE                = module.events_table.name
-    IDEMPOTENCY_TABLE           = module.idempotency_table.name
-    EVENT_STREAM                = aws_kinesis_stream.events.name
-    LEASE_TABLE                 = module.lease_tables["notifier"].name
-    DEAD_LETTER_TABLE           = module.dead_letter_table.name
-    CONSUMER_SOURCE             = var.consumer_source
-    CONSUMER_INITIAL_POSITION   = var.consumer_initial_position
-    LEASE_DURATION_MS           = var.lease_duration_ms
-    CHECKPOINT_EVERY_RECORDS    = var.checkpoint_every_records
-    CHECKPOINT_EVERY_MS         = var.checkpoint_every_ms
-    MAX_PROCESSING_ATTEMPTS     = var.max_processing_attempts
-    NOTIFICATIONS_TABLE         = module.notifications_table.name
-    NOTIFY_FROM_EMAIL           = var.notify_from_email
-    NOTIFY_CLAIM_TIMEOUT_SECS   = var.notify_claim_timeout_secs
-    OTEL_EXPORTER_OTLP_ENDPOINT = local.otlp_endpoint
-    OTEL_SERVICE_NAME           = "notifier"
-    LOG_FORMAT                  = "json"
-    RUST_LOG                    = var.rust_log
-  }
-
-  # No grant on the idempotency table: handlers append without idempotency records.
-  dynamodb_tables = {
-    EVENTS_TABLE = {
-      arn           = module.events_table.arn
-      actions       = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"]
-      index_actions = ["dynamodb:Query"]
-    }
-    LEASE_TABLE = {
-      arn     = module.lease_tables["notifier"].arn
-      actions = ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan", "dynamodb:UpdateItem"]
-    }
-    DEAD_LETTER_TABLE = {
-      arn     = module.dead_letter_table.arn
-      actions = ["dynamodb:PutItem"]
-    }
-    NOTIFICATIONS_TABLE = {
-      arn     = module.notifications_table.arn
-      actions = ["dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
-    }
-  }
-  stream_actions         = ["kinesis:ListShards", "kinesis:PutRecords"]
-  stream_polling_actions = ["kinesis:GetRecords", "kinesis:GetShardIterator"]
-  stream_fanout_actions  = ["kinesis:DescribeStreamSummary", "kinesis:RegisterStreamConsumer"]
-  efo_consumer_actions   = ["kinesis:DescribeStreamConsumer", "kinesis:SubscribeToShard"]
-  ses_send               = true
-  ses_identity_arns      = [aws_sesv2_email_identity.notifier.arn]
-  ses_from_address       = var.notify_from_email
-  sns_publish            = true
+  ses_send               = try(each.value.ses_send, false)
+  ses_identity_arns      = try(each.value.ses_identity_arns, [])
+  ses_from_address       = try(each.value.ses_from_address, null)
+  sns_publish            = try(each.value.sns_publish, false)
 }

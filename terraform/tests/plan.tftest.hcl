@@ -183,7 +183,7 @@ run "prefixed_fanout_on_demand" {
   }
 
   assert {
-    condition     = module.projector.efo_consumer_arn != null
+    condition     = module.consumer["projector"].efo_consumer_arn != null
     error_message = "Enhanced fan-out consumers are registered with consumer_source = fanout."
   }
 }

@@ -1,8 +1,11 @@
 """Static checks of the Terraform in `terraform/` (no AWS account or provider download needed).
 
 - Every `.tf` file parses (python-hcl2).
-- Each service has its module block in the root module (`module "<service_with_underscores>"`),
-  whose `environment` and `secrets` agree with the code (`code_facts`): every variable a
+- Each service has its module in the root module: `module "event_source"`, and for the consumer
+  services one `module "consumer"` over `local.consumers`, whose arguments for a service are
+  resolved the way Terraform does (what every consumer gets merged with the service's entry,
+  see `consumer_arguments`). Each service's `environment` and `secrets` agree with the code
+  (`code_facts`): every variable a
   deployment must set is set, nothing unknown to the code is set (the AWS SDK's `AWS_*`,
   OpenTelemetry's `OTEL_*` and `RUST_LOG` aside), secrets come from `secrets`, and every table
   and stream variable names the table or stream whose name is the code's default (with an empty
@@ -43,8 +46,10 @@ TERRAFORM = ROOT / "terraform"
 WORKFLOW = ROOT / ".github" / "workflows" / "terraform.yml"
 TFLINT_CONFIG = ROOT / ".tflint.hcl"
 
-#: The root module block of each service.
-MODULE_OF = {service: service.replace("-", "_") for service in code_facts.SERVICES}
+#: The root module block of event-source.
+EVENT_SOURCE_MODULE = "event_source"
+#: The root module block of the consumer services (`for_each = local.consumers`, keyed by service).
+CONSUMER_MODULE = "consumer"
 #: The module each service is deployed with.
 SOURCE_OF = {
     service: "./modules/fargate-service" if service == "event-source" else "./modules/consumer-service"
@@ -153,9 +158,76 @@ def root() -> Module:
 
 
 def service_block(service: str) -> dict:
-    block = root().modules.get(MODULE_OF[service])
-    assert block is not None, f'terraform/ has no module "{MODULE_OF[service]}" for {service}'
-    return block
+    """The arguments of the module deploying `service`, as expressions of the root module."""
+    if service == "event-source":
+        block = root().modules.get(EVENT_SOURCE_MODULE)
+        assert block is not None, f'terraform/ has no module "{EVENT_SOURCE_MODULE}" for {service}'
+        return block
+    return consumer_arguments(service)
+
+
+class _NotInEntry(Exception):
+    """`each.value.<attribute>` of an entry without that attribute (an error but under `try`)."""
+
+
+_CALL = re.compile(r"\$\{(merge|try)\((.*)\)\}", re.S)
+
+
+def _call(raw) -> tuple[str, list] | None:
+    """`merge(…)` or `try(…)` as written in an argument: the function and its parsed arguments."""
+    match = _CALL.fullmatch(raw) if isinstance(raw, str) else None
+    if match is None:
+        return None
+    return match.group(1), clean(hcl2.loads(f"arguments = [{match.group(2)}]")["arguments"])
+
+
+def _resolve(raw, service: str, entry: dict):
+    """One argument of `module "consumer"` for one service, as Terraform computes it: `each.key`
+    is the service, `each.value` its entry in `local.consumers`; `merge(a, b)` is `a` with `b`'s
+    keys added (or overriding), `try(each.value.x, default)` is the entry's `x` if it has one."""
+    if isinstance(raw, dict):
+        return {k: _resolve(v, service, entry) for k, v in raw.items()}
+    if isinstance(raw, list):
+        return [_resolve(v, service, entry) for v in raw]
+    if not isinstance(raw, str):
+        return raw
+    if raw == "${each.key}":
+        return f'"{service}"'
+    raw = raw.replace("[each.key]", f'["{service}"]')
+    match = re.fullmatch(r"\$\{each\.value\.([a-z_]+)\}", raw)
+    if match:
+        if match.group(1) not in entry:
+            raise _NotInEntry(f"local.consumers[{service!r}] has no {match.group(1)}")
+        return entry[match.group(1)]
+    call = _call(raw)
+    if call is None:
+        if "each." in raw:
+            raise Unresolvable(f"module.{CONSUMER_MODULE}: cannot resolve {raw} (add it to _resolve)")
+        return raw
+    function, arguments = call
+    if function == "try":
+        first, default = arguments
+        try:
+            return _resolve(first, service, entry)
+        except _NotInEntry:
+            return _resolve(default, service, entry)
+    merged = {}
+    for argument in arguments:
+        value = _resolve(argument, service, entry)
+        assert isinstance(value, dict), f"module.{CONSUMER_MODULE}: merge() of {argument!r}"
+        merged.update(value)
+    return merged
+
+
+def consumer_arguments(service: str) -> dict:
+    """The arguments `module "consumer"` gives the consumer service `service`."""
+    block = root().modules.get(CONSUMER_MODULE)
+    assert block is not None, f'terraform/ has no module "{CONSUMER_MODULE}" for the consumer services'
+    assert block.get("for_each") == "${local.consumers}", f"module.{CONSUMER_MODULE} is not over local.consumers"
+    entries = root().locals.get("consumers", {})
+    assert service in entries, f"local.consumers has no entry for {service}"
+    arguments = {name: raw for name, raw in block.items() if name != "for_each"}
+    return _resolve(arguments, service, entries[service])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -396,10 +468,24 @@ def test_checkov_skips_are_justified():
 
 
 def test_every_service_has_its_module_block():
+    assert set(root().locals.get("consumers", {})) == set(code_facts.CONSUMERS), "one entry per consumer service"
     for service in code_facts.SERVICES:
         block = service_block(service)
         assert unquote(block["source"]) == SOURCE_OF[service], service
-        assert unquote(block["service"]) == service, f"module.{MODULE_OF[service]} deploys another service"
+        assert unquote(block["service"]) == service, f"the module block of {service} deploys another service"
+
+
+@pytest.mark.parametrize("argument", ["environment", "dynamodb_tables"])
+def test_consumer_entries_only_add_to_what_every_consumer_gets(argument):
+    """A service's entry in `local.consumers` adds variables and grants; it never restates or
+    overrides one every consumer gets (which `merge` would let it do silently)."""
+    call = _call(root().modules[CONSUMER_MODULE][argument])
+    assert call is not None and call[0] == "merge", f"module.{CONSUMER_MODULE}: {argument} is not a merge()"
+    common, *rest = call[1]
+    assert isinstance(common, dict) and rest, f"module.{CONSUMER_MODULE}: merge({{what every consumer gets}}, the entry's)"
+    for service, entry in root().locals["consumers"].items():
+        overlap = sorted(set(common) & set(entry.get(argument, {})))
+        assert not overlap, f"local.consumers[{service!r}].{argument} restates {overlap}"
 
 
 @pytest.mark.parametrize("service", code_facts.SERVICES)
@@ -579,8 +665,7 @@ def test_services_get_time_to_drain(service):
     if "stop_timeout" in block:
         stop = ev.value(block["stop_timeout"])
     else:
-        child = ev.child(MODULE_OF[service], None)
-        stop = child.variable("stop_timeout")
+        stop = load_module((TERRAFORM / unquote(block["source"])).resolve()).variables["stop_timeout"]["default"]
     assert 60 <= stop <= 120, f"{service}: stopTimeout {stop} s (60–120 s: drain, release leases, checkpoint)"
     container = load_module(TERRAFORM / "modules" / "fargate-service").locals["service_container"]
     assert container["stopTimeout"] == "${var.stop_timeout}"
