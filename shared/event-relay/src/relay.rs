@@ -10,8 +10,15 @@
 //! A hint is only an optimisation: when the hint queue is full the hint is dropped and the sweep
 //! publishes the events a little later. Nothing is ever lost because nothing leaves the outbox
 //! until the sink acknowledged it.
+//!
+//! The per-stream store calls around a publication (reading a stream's unpublished events,
+//! marking its head published) are independent across streams, and DynamoDB has no batch
+//! conditional update, so the relay makes up to [`RelayConfig::store_concurrency`] of them at
+//! once. Each stream appears once in a round's work, so a stream is never in two of these calls
+//! at the same time, and its head is marked only after all its records were acknowledged.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +27,7 @@ use event_store::{EventEnvelope, EventStore, LoadBound, StoreError};
 use quote_runtime::backoff::Backoff;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -76,6 +83,9 @@ pub struct RelayConfig {
     pub retry_base: Duration,
     /// Largest retry delay.
     pub retry_cap: Duration,
+    /// Per-stream store calls in flight at once (marking heads published, reading the
+    /// unpublished events of swept streams), each for a different stream. At least 1.
+    pub store_concurrency: usize,
 }
 
 impl Default for RelayConfig {
@@ -88,6 +98,7 @@ impl Default for RelayConfig {
             max_failed_rounds: 5,
             retry_base: Duration::from_millis(50),
             retry_cap: Duration::from_secs(2),
+            store_concurrency: 16,
         }
     }
 }
@@ -245,6 +256,7 @@ impl Relay {
             }
         }
         let mut work = HashMap::new();
+        let mut to_load = Vec::new();
         for (stream_id, mut events) in by_stream {
             events.sort_by_key(|e| e.version);
             events.dedup_by_key(|e| e.version);
@@ -260,11 +272,34 @@ impl Relay {
                         progressed: false,
                     },
                 );
-            } else if let Some(w) = self.load_unpublished(&stream_id).await? {
-                work.insert(stream_id, w);
+            } else {
+                to_load.push(stream_id);
             }
         }
-        self.publish(work).await
+        let store = self.store.clone();
+        let loaded = bounded(to_load, self.config.store_concurrency, move |stream_id| {
+            let store = store.clone();
+            async move {
+                let w = load_unpublished(store.as_ref(), &stream_id).await?;
+                Ok((stream_id, w))
+            }
+        })
+        .await;
+        // Streams that could not be read are left to the sweep; the others are published.
+        let mut first_error = None;
+        for result in loaded {
+            match result {
+                Ok((stream_id, Some(w))) => {
+                    work.insert(stream_id, w);
+                }
+                Ok((_, None)) => {}
+                Err(err) => {
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        self.publish(work).await?;
+        first_error.map_or(Ok(()), |err| Err(err.into()))
     }
 
     /// Publishes streams whose unpublished commits are older than the grace period. Returns the
@@ -280,43 +315,74 @@ impl Relay {
         }
         self.stats.sweeps_with_work.fetch_add(1, Ordering::Relaxed);
         let found = heads.len();
+        // One task per stream: never two calls for the same stream at once.
+        let mut seen = HashSet::new();
+        let heads: Vec<_> = heads
+            .into_iter()
+            .filter(|h| seen.insert(h.stream_id.clone()))
+            .collect();
+        let store = self.store.clone();
+        let loaded = bounded(heads, self.config.store_concurrency, move |head| {
+            let store = store.clone();
+            async move {
+                let w = load_unpublished(store.as_ref(), &head.stream_id).await?;
+                if w.is_none() {
+                    // Fully published meanwhile; make sure the pending mark is gone.
+                    store.mark_published(&head.stream_id, head.version).await?;
+                }
+                Ok((head.stream_id, w))
+            }
+        })
+        .await;
+        // Streams that could not be read stay in the outbox for the next sweep; the others are
+        // published now.
         let mut work = HashMap::new();
-        for head in heads {
-            if let Some(w) = self.load_unpublished(&head.stream_id).await? {
-                work.insert(head.stream_id, w);
-            } else {
-                // Fully published meanwhile; make sure the pending mark is gone.
-                self.store
-                    .mark_published(&head.stream_id, head.version)
-                    .await?;
+        let mut first_error = None;
+        for result in loaded {
+            match result {
+                Ok((stream_id, Some(w))) => {
+                    work.insert(stream_id, w);
+                }
+                Ok((_, None)) => {}
+                Err(err) => {
+                    first_error.get_or_insert(err);
+                }
             }
         }
         tracing::info!(streams = found, "outbox sweep publishing stranded events");
         self.publish(work).await?;
-        Ok(found)
+        match first_error {
+            Some(err) => Err(err.into()),
+            None => Ok(found),
+        }
     }
 
-    /// Reads the stream's head and its unpublished events, in order.
-    async fn load_unpublished(&self, stream_id: &str) -> Result<Option<StreamWork>, RelayError> {
-        let Some(head) = self.store.stream_head(stream_id).await? else {
-            return Ok(None);
-        };
-        if !head.has_unpublished() {
-            return Ok(None);
+    /// Records how far each stream was published, up to `store_concurrency` heads at once.
+    /// Every mark is attempted; a failed one leaves its head unpublished (the sweep publishes
+    /// those events again: a duplicate, never a loss) and the first failure is returned.
+    async fn mark_all(&self, marks: Vec<(String, u64)>) -> Result<(), RelayError> {
+        let store = self.store.clone();
+        let results = bounded(
+            marks,
+            self.config.store_concurrency,
+            move |(stream_id, version)| {
+                let store = store.clone();
+                async move { store.mark_published(&stream_id, version).await }
+            },
+        )
+        .await;
+        let failed = results.iter().filter(|r| r.is_err()).count();
+        match results.into_iter().find_map(Result::err) {
+            Some(err) => {
+                tracing::warn!(
+                    failed,
+                    error = %err,
+                    "marking streams published failed; the sweep will publish them again"
+                );
+                Err(err.into())
+            }
+            None => Ok(()),
         }
-        let events = self
-            .store
-            .load_after(
-                stream_id,
-                head.published_version,
-                LoadBound::UpToVersion(head.version),
-            )
-            .await?;
-        Ok(Some(StreamWork {
-            pending: events.into(),
-            published_upto: head.published_version,
-            progressed: false,
-        }))
     }
 
     /// Publishes in rounds: each round sends the oldest pending event of every stream, so a
@@ -381,11 +447,72 @@ impl Relay {
                 tokio::time::sleep(backoff.next_delay()).await;
             }
         }
-        for (stream_id, w) in work.iter().filter(|(_, w)| w.progressed) {
-            self.store
-                .mark_published(stream_id, w.published_upto)
-                .await?;
-        }
-        Ok(())
+        let marks = work
+            .into_iter()
+            .filter(|(_, w)| w.progressed)
+            .map(|(stream_id, w)| (stream_id, w.published_upto))
+            .collect();
+        self.mark_all(marks).await
     }
+}
+
+/// Reads the stream's head and its unpublished events, in order.
+async fn load_unpublished(
+    store: &dyn EventStore,
+    stream_id: &str,
+) -> Result<Option<StreamWork>, StoreError> {
+    let Some(head) = store.stream_head(stream_id).await? else {
+        return Ok(None);
+    };
+    if !head.has_unpublished() {
+        return Ok(None);
+    }
+    let events = store
+        .load_after(
+            stream_id,
+            head.published_version,
+            LoadBound::UpToVersion(head.version),
+        )
+        .await?;
+    Ok(Some(StreamWork {
+        pending: events.into(),
+        published_upto: head.published_version,
+        progressed: false,
+    }))
+}
+
+/// Runs `call` on every item, at most `limit` (at least 1) at once, each in its own task (in the
+/// current span), and returns the results in completion order once all have finished. A task
+/// that panicked re-raises its panic here; one cancelled (the runtime shutting down) is an error.
+async fn bounded<I, T, F, Fut>(items: I, limit: usize, mut call: F) -> Vec<Result<T, StoreError>>
+where
+    I: IntoIterator,
+    F: FnMut(I::Item) -> Fut,
+    Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
+    T: Send + 'static,
+{
+    fn joined<T>(
+        result: Result<Result<T, StoreError>, tokio::task::JoinError>,
+    ) -> Result<T, StoreError> {
+        match result {
+            Ok(result) => result,
+            Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+            Err(err) => Err(StoreError::backend(err)),
+        }
+    }
+    let limit = limit.max(1);
+    let mut tasks = JoinSet::new();
+    let mut results = Vec::new();
+    for item in items {
+        if tasks.len() >= limit {
+            if let Some(result) = tasks.join_next().await {
+                results.push(joined(result));
+            }
+        }
+        tasks.spawn(call(item).in_current_span());
+    }
+    while let Some(result) = tasks.join_next().await {
+        results.push(joined(result));
+    }
+    results
 }

@@ -2,15 +2,18 @@
 //! commit and publication, and catches up after an outage of the target. Each scenario runs on
 //! the in-memory adapters and on DynamoDB Local + kinesis-mock.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use event_relay::{EventSink, InMemorySink, KinesisSink, Relay, RelayConfig};
+use async_trait::async_trait;
+use event_relay::{CommitHint, EventSink, InMemorySink, KinesisSink, Relay, RelayConfig};
 use event_store::contract::event;
 use event_store::dynamodb::{create_tables, DynamoEventStore, TableNames};
 use event_store::ordering::{Observation, StreamPositions};
-use event_store::{AppendRequest, EventEnvelope, EventStore, InMemoryEventStore};
+use event_store::store::{AppendOutcome, EventPage, IdempotencyRecord, StreamHead};
+use event_store::{AppendRequest, EventEnvelope, EventStore, InMemoryEventStore, StoreError};
+use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
 fn fast_config() -> RelayConfig {
@@ -273,4 +276,209 @@ async fn competing_relays_never_reorder() {
         *per_stream.entry(&r.stream_id).or_default() += 1;
     }
     assert!(per_stream.values().all(|&n| n >= 6));
+}
+
+/// An in-memory store whose per-stream relay calls (`stream_head`, `read_page`,
+/// `mark_published`) are slow and observed: how many run at once, whether one stream is ever in
+/// two at once, and marks that fail for chosen streams.
+#[derive(Debug, Default)]
+struct ObservedStore {
+    inner: InMemoryEventStore,
+    state: Mutex<Observed>,
+}
+
+#[derive(Debug, Default)]
+struct Observed {
+    in_flight: usize,
+    max_in_flight: usize,
+    streams_in_flight: HashSet<String>,
+    overlapped: Vec<String>,
+    failing_marks: HashSet<String>,
+    marks: usize,
+}
+
+impl ObservedStore {
+    fn observe(&self) -> std::sync::MutexGuard<'_, Observed> {
+        self.state.lock().expect("observed state")
+    }
+
+    async fn slow_call<T>(&self, stream_id: &str, call: impl std::future::Future<Output = T>) -> T {
+        {
+            let mut s = self.observe();
+            s.in_flight += 1;
+            s.max_in_flight = s.max_in_flight.max(s.in_flight);
+            if !s.streams_in_flight.insert(stream_id.to_owned()) {
+                s.overlapped.push(stream_id.to_owned());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let result = call.await;
+        let mut s = self.observe();
+        s.in_flight -= 1;
+        s.streams_in_flight.remove(stream_id);
+        result
+    }
+}
+
+#[async_trait]
+impl EventStore for ObservedStore {
+    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError> {
+        self.inner.append(request).await
+    }
+
+    async fn read_page(
+        &self,
+        stream_id: &str,
+        after_version: u64,
+        up_to_version: Option<u64>,
+        limit: usize,
+    ) -> Result<EventPage, StoreError> {
+        self.slow_call(
+            stream_id,
+            self.inner
+                .read_page(stream_id, after_version, up_to_version, limit),
+        )
+        .await
+    }
+
+    async fn stream_head(&self, stream_id: &str) -> Result<Option<StreamHead>, StoreError> {
+        self.slow_call(stream_id, self.inner.stream_head(stream_id))
+            .await
+    }
+
+    async fn idempotency_record(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        self.inner.idempotency_record(key).await
+    }
+
+    async fn unpublished_streams(
+        &self,
+        pending_before: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<StreamHead>, StoreError> {
+        self.inner.unpublished_streams(pending_before, limit).await
+    }
+
+    async fn mark_published(&self, stream_id: &str, version: u64) -> Result<(), StoreError> {
+        let fail = {
+            let mut s = self.observe();
+            s.marks += 1;
+            s.failing_marks.contains(stream_id)
+        };
+        self.slow_call(stream_id, async {
+            if fail {
+                Err(StoreError::Corrupt(format!(
+                    "injected failure marking {stream_id}"
+                )))
+            } else {
+                self.inner.mark_published(stream_id, version).await
+            }
+        })
+        .await
+    }
+}
+
+fn concurrent_config(store_concurrency: usize) -> RelayConfig {
+    RelayConfig {
+        sweep_grace: Duration::ZERO,
+        store_concurrency,
+        ..fast_config()
+    }
+}
+
+/// Commits one event to each stream and returns the hints an appender would send.
+async fn commit_new_streams(store: &dyn EventStore, ids: &[String]) -> Vec<CommitHint> {
+    let mut hints = Vec::new();
+    commit_interleaved(store, ids, 1, |events| hints.push(CommitHint { events })).await;
+    hints
+}
+
+/// Heads are marked published concurrently, never more than `store_concurrency` at once and
+/// never two calls for one stream at once; reads of swept streams likewise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_stream_store_calls_run_concurrently_within_the_bound() {
+    let store = Arc::new(ObservedStore::default());
+    let sink = Arc::new(InMemorySink::new());
+    let relay = Relay::new(store.clone(), sink.clone(), concurrent_config(4));
+    let ids = streams(40);
+    let hints = commit_new_streams(store.as_ref(), &ids).await;
+    relay.publish_hints(hints).await.expect("publish");
+    {
+        let s = store.observe();
+        assert_eq!(s.marks, 40);
+        assert!(
+            (2..=4).contains(&s.max_in_flight),
+            "{} marks at once",
+            s.max_in_flight
+        );
+        assert!(
+            s.overlapped.is_empty(),
+            "overlapping calls: {:?}",
+            s.overlapped
+        );
+    }
+    wait_published(store.as_ref(), &ids, 1).await;
+
+    // Stranded commits (no hint): the sweep reads the streams concurrently, too.
+    store.observe().max_in_flight = 0;
+    for expected_version in 1..3 {
+        for stream_id in &ids {
+            store
+                .append(AppendRequest {
+                    stream_id: stream_id.clone(),
+                    expected_version,
+                    events: vec![event(expected_version as usize + 1)],
+                    idempotency: None,
+                    customer_id: None,
+                })
+                .await
+                .expect("append");
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(relay.sweep_once().await.expect("sweep"), 40);
+    {
+        let s = store.observe();
+        assert!(
+            (2..=4).contains(&s.max_in_flight),
+            "{} calls at once",
+            s.max_in_flight
+        );
+        assert!(
+            s.overlapped.is_empty(),
+            "overlapping calls: {:?}",
+            s.overlapped
+        );
+    }
+    wait_published(store.as_ref(), &ids, 3).await;
+    assert_complete_and_ordered(&sink.records(), &ids, 3);
+}
+
+/// A mark that fails leaves its head unpublished (the others are still marked); the sweep
+/// publishes that stream again: a duplicate, never a loss.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_mark_leaves_the_stream_to_the_sweep() {
+    let store = Arc::new(ObservedStore::default());
+    let sink = Arc::new(InMemorySink::new());
+    let relay = Relay::new(store.clone(), sink.clone(), concurrent_config(4));
+    let ids = streams(10);
+    let hints = commit_new_streams(store.as_ref(), &ids).await;
+    let failing = ids[3].clone();
+    store.observe().failing_marks.insert(failing.clone());
+    relay
+        .publish_hints(hints)
+        .await
+        .expect_err("the failed mark is reported");
+    assert_eq!(store.observe().marks, 10, "every mark is attempted");
+    for id in &ids {
+        let head = store.stream_head(id).await.expect("head").expect("exists");
+        let expected = if *id == failing { 0 } else { 1 };
+        assert_eq!(head.published_version, expected, "{id}");
+    }
+    store.observe().failing_marks.clear();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(relay.sweep_once().await.expect("sweep"), 1);
+    wait_published(store.as_ref(), &ids, 1).await;
+    let records = sink.records();
+    assert_eq!(assert_complete_and_ordered(&records, &ids, 1), 1);
+    assert_eq!(records.iter().filter(|r| r.stream_id == failing).count(), 2);
 }
