@@ -69,7 +69,7 @@ DEPLOY_REQUIRED = {
         "READ_MODEL_TABLE": "names the read model explicitly",
     },
     "consumer": {
-        "DEAD_LETTER_TABLE": "without it a poison record is retried and then skipped, not kept",
+        "DEAD_LETTER_TABLE": "names the dead-letter table explicitly (default `quote-dead-letters`)",
         "EVENTS_TABLE": "names the event store explicitly",
         "EVENT_STREAM": "names the stream explicitly",
         "LEASE_TABLE": "names the lease table explicitly",
@@ -310,8 +310,8 @@ def default_names(service: str | None = None) -> dict[str, str]:
             names[variable] = f"{service}-leases"
         elif read.literal_default:
             names[variable] = read.default
-    # The dead-letter table has no default in the consumers (without it poison records are
-    # skipped): the name to use is the one bootstrap creates.
+    # The consumers' dead-letter default is applied after the read (`unwrap_or_else` in
+    # quote-pipeline's service wiring), out of the scanner's sight: it is bootstrap's name.
     if service in CONSUMERS and "DEAD_LETTER_TABLE" not in names:
         names["DEAD_LETTER_TABLE"] = _quotectl_reads()["DEAD_LETTER_TABLE"].default
     return names

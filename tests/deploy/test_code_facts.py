@@ -104,3 +104,14 @@ def test_event_source_on_aws_refuses_to_run_without_a_token_key():
     for group in code_facts.ONE_OF["event-source"]:
         for name in group:
             assert name in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("service", ["event-source", "projector"])
+def test_the_relay_settings_are_validated_in_every_process_with_a_relay(service):
+    assert "RELAY_STORE_CONCURRENCY" in code_facts.env_reads(service)
+    env = {"RELAY_STORE_CONCURRENCY": "0"}
+    if service == "event-source":
+        env["BACKEND"] = "memory"
+    result = run_without(service, env)
+    assert result.returncode != 0
+    assert "RELAY_STORE_CONCURRENCY" in result.stderr + result.stdout

@@ -18,10 +18,12 @@
 //! | `MAX_CONCURRENT_REQUESTS` | `1024` | requests in flight before new ones are shed with 503 |
 //! | `RELAY_SWEEP_INTERVAL_MS` | `1000` | how often the publication outbox is swept |
 //! | `RELAY_SWEEP_GRACE_MS` | `2000` | age of an unpublished commit before the sweep takes it |
+//! | `RELAY_STORE_CONCURRENCY` | `16` | heads marked published (and swept streams read) at once |
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use event_relay::RelayConfig;
 use quote_runtime::env::{optional, parse_or, string_or, EnvError};
 
 /// The secret used when the in-memory backend runs with no auth configured (local try-outs
@@ -80,10 +82,8 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Requests in flight before shedding.
     pub max_concurrent_requests: usize,
-    /// Outbox sweep interval.
-    pub relay_sweep_interval: Duration,
-    /// Outbox sweep grace.
-    pub relay_sweep_grace: Duration,
+    /// The publication relay's tuning (`RELAY_*`, see [`RelayConfig::from_env`]).
+    pub relay: RelayConfig,
 }
 
 /// A configuration that cannot run.
@@ -152,8 +152,7 @@ impl Config {
             idempotency_ttl: Duration::from_secs(parse_or("IDEMPOTENCY_TTL_SECS", 86_400)?),
             request_timeout: Duration::from_millis(parse_or("REQUEST_TIMEOUT_MS", 10_000)?),
             max_concurrent_requests: parse_or("MAX_CONCURRENT_REQUESTS", 1024)?,
-            relay_sweep_interval: Duration::from_millis(parse_or("RELAY_SWEEP_INTERVAL_MS", 1000)?),
-            relay_sweep_grace: Duration::from_millis(parse_or("RELAY_SWEEP_GRACE_MS", 2000)?),
+            relay: RelayConfig::from_env()?,
         })
     }
 
@@ -174,8 +173,7 @@ impl Config {
             idempotency_ttl: Duration::from_secs(86_400),
             request_timeout: Duration::from_secs(10),
             max_concurrent_requests: 1024,
-            relay_sweep_interval: Duration::from_secs(1),
-            relay_sweep_grace: Duration::from_secs(2),
+            relay: RelayConfig::default(),
         }
     }
 }

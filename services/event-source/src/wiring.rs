@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use event_relay::{EventSink, InMemorySink, KinesisSink, Relay, RelayConfig, RelayHandle};
+use event_relay::{EventSink, InMemorySink, KinesisSink, Relay, RelayHandle};
 use event_store::dynamodb::{DynamoEventStore, TableNames};
 use event_store::{EventStore, InMemoryEventStore};
 use quote_read_model::dynamodb::DynamoReadModel;
@@ -51,13 +51,8 @@ impl Service {
         read_model: Arc<dyn ReadModel>,
         shutdown: CancellationToken,
     ) -> Self {
-        let relay_config = RelayConfig {
-            sweep_interval: config.relay_sweep_interval,
-            sweep_grace: config.relay_sweep_grace,
-            ..RelayConfig::default()
-        };
         let (relay, relay_task): (RelayHandle, _) =
-            Relay::new(store.clone(), sink.clone(), relay_config).spawn(shutdown);
+            Relay::new(store.clone(), sink.clone(), config.relay.clone()).spawn(shutdown);
         let state = AppState {
             store,
             sink,

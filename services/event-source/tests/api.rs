@@ -664,8 +664,8 @@ async fn probes_and_openapi_answer() {
 #[tokio::test]
 async fn requests_succeed_while_the_stream_is_down_and_are_published_when_it_returns() {
     let mut config = Config::for_memory(SECRET);
-    config.relay_sweep_interval = Duration::from_millis(50);
-    config.relay_sweep_grace = Duration::from_millis(100);
+    config.relay.sweep_interval = Duration::from_millis(50);
+    config.relay.sweep_grace = Duration::from_millis(100);
     let app = spawn_app_with(config);
     app.sink.set_available(false);
     let ana = token("cust-42", false);

@@ -56,7 +56,7 @@ async fn crash_after_commit_is_published_by_the_next_process_and_the_retry_is_sa
     // The first process commits, then "dies" before telling its relay.
     let first_life = CancellationToken::new();
     let mut config = Config::for_memory(SECRET);
-    config.relay_sweep_interval = Duration::from_secs(3600);
+    config.relay.sweep_interval = Duration::from_secs(3600);
     let first = Service::new(&config, store.clone(), sink.clone(), first_life.clone());
     fail::cfg("event_source::after_commit", "return").expect("failpoint");
     let response = event_source::api::router(first.state)

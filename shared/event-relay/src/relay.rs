@@ -103,6 +103,30 @@ impl Default for RelayConfig {
     }
 }
 
+impl RelayConfig {
+    /// The defaults, with what the environment overrides: `RELAY_SWEEP_INTERVAL_MS` (1000),
+    /// `RELAY_SWEEP_GRACE_MS` (2000) and `RELAY_STORE_CONCURRENCY` (16, at least 1). Every
+    /// process with a relay (event-source and the consumer services) reads the same variables.
+    pub fn from_env() -> Result<Self, quote_runtime::env::EnvError> {
+        use quote_runtime::env::{parse_or, EnvError};
+        let defaults = Self::default();
+        let store_concurrency = parse_or("RELAY_STORE_CONCURRENCY", defaults.store_concurrency)?;
+        if store_concurrency == 0 {
+            return Err(EnvError {
+                name: "RELAY_STORE_CONCURRENCY".into(),
+                value: "0".into(),
+                reason: "at least one store call must be allowed".into(),
+            });
+        }
+        Ok(Self {
+            sweep_interval: Duration::from_millis(parse_or("RELAY_SWEEP_INTERVAL_MS", 1000)?),
+            sweep_grace: Duration::from_millis(parse_or("RELAY_SWEEP_GRACE_MS", 2000)?),
+            store_concurrency,
+            ..defaults
+        })
+    }
+}
+
 /// What an appender tells the relay after a commit.
 #[derive(Debug, Clone)]
 pub struct CommitHint {

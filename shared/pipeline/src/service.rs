@@ -8,6 +8,7 @@
 //! | `IDEMPOTENCY_TABLE` | `quote-idempotency` | event store idempotency table |
 //! | `EVENT_STREAM` | `quote-events` | Kinesis stream read and published to |
 //! | `DEAD_LETTER_TABLE` | `quote-dead-letters` | where poison records go |
+//! | `RELAY_SWEEP_INTERVAL_MS`, `RELAY_SWEEP_GRACE_MS`, `RELAY_STORE_CONCURRENCY` | `1000`, `2000`, `16` | the relay that publishes the events the handler appends (`event_relay::RelayConfig::from_env`) |
 //! | `LEASE_TABLE`, `WORKER_ID`, `CONSUMER_*`, `LEASE_*`, `CHECKPOINT_*`, `EFO_CONSUMER_NAME`, `MAX_PROCESSING_ATTEMPTS` | see `kinesis_consumer::config::ConsumerSettings` | consumer settings |
 
 use std::net::SocketAddr;
@@ -115,7 +116,7 @@ pub async fn run_on_aws(
     let sink: Arc<dyn EventSink> = Arc::new(KinesisSink::new(kinesis.clone(), stream_name.clone()));
     let relay_shutdown = CancellationToken::new();
     let (relay, relay_task) =
-        Relay::new(store.clone(), sink, RelayConfig::default()).spawn(relay_shutdown.clone());
+        Relay::new(store.clone(), sink, RelayConfig::from_env()?).spawn(relay_shutdown.clone());
 
     let table: Arc<dyn LeaseTable> = Arc::new(DynamoLeaseTable::new(
         dynamo.clone(),
