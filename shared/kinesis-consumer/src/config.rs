@@ -11,12 +11,14 @@
 //! **Lease-table cost.** Renewals cost one write per lease per `renew_interval`: proportional to
 //! shards. A full scan reads every lease; if every worker scanned every second, reads would grow
 //! with shards × workers (the KCL's cost complaint). So each worker scans every
-//! `max(scan_interval, renew_interval × workers / 20)`, with ±20 % jitter, capped at half the
-//! lease duration: up to 30 workers (defaults) scans read about S × W / (renew_interval × W / 20)
-//! = 20 S / renew_interval leases per second, i.e. proportional to shards; beyond that the cap
-//! (which keeps handed-over leases from looking expired) lets reads grow with the fleet again,
-//! at one scan per worker per 3 s. A small fleet notices a released lease within about a second
-//! (graceful handoff) and an expired one within `lease_duration` plus one scan.
+//! `max(scan_interval, renew_interval × workers / 20)`, with ±20 % jitter: with W workers and S
+//! leases, scans read about S × W / (renew_interval × W / 20) = 20 S / renew_interval leases per
+//! second, i.e. proportional to shards (10 s between scans at 100 workers, like the KCL's
+//! failover-sized take interval), while a small fleet still notices a released lease within
+//! about a second and an expired one within `lease_duration` plus one scan. Leases asked for in
+//! a graceful steal do not wait for a scan: the stealer reads just those every `renew_interval`
+//! and adopts them as soon as they are handed over (`coordination::handoff`), so a handed-over
+//! lease never stands still long enough to look expired, whatever the scan interval.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -152,15 +154,13 @@ impl WorkerConfig {
         }
     }
 
-    /// The scan interval for a fleet of `workers` (see the module documentation), never more
-    /// than half the lease duration: a lease handed over is renewed by its new owner only after
-    /// that owner's next scan adopts it, and a third worker must not see its counter stand still
-    /// for a whole lease duration meanwhile (the 1,000-shard simulation in
-    /// `docs/benchmarks-consumer.md` found such false expiries at ≥ 60 workers without the cap).
+    /// The scan interval for a fleet of `workers` (see the module documentation). Not capped
+    /// by the lease duration: handed-over leases are adopted by reading them, not by a scan
+    /// (an earlier cap at half the lease duration cost 7× the KCL's reads at 100 workers; see
+    /// `docs/benchmarks-consumer.md` §4).
     pub fn scan_interval_for(&self, workers: usize) -> Duration {
         let grown = self.renew_interval.mul_f64(workers as f64 / 20.0);
-        let cap = (self.lease_duration / 2).max(self.scan_interval);
-        self.scan_interval.max(grown).min(cap)
+        self.scan_interval.max(grown)
     }
 }
 
@@ -293,13 +293,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn scans_slow_down_with_the_fleet_but_stay_under_half_the_lease_duration() {
+    fn scans_slow_down_with_the_fleet_so_reads_stay_proportional_to_shards() {
         let config = WorkerConfig::new("app");
         let secs = |workers| config.scan_interval_for(workers).as_secs_f64();
-        assert_eq!(secs(1), 1.0);
-        assert_eq!(secs(10), 1.0);
-        assert_eq!(secs(20), 2.0);
-        assert_eq!(secs(30), 3.0);
-        assert_eq!(secs(100), 3.0, "capped at lease duration / 2");
+        for (workers, expected) in [
+            (1, 1.0),
+            (10, 1.0),
+            (20, 2.0),
+            (30, 3.0),
+            (60, 6.0),
+            (100, 10.0),
+        ] {
+            assert_eq!(secs(workers), expected, "{workers} workers");
+        }
     }
 }

@@ -306,3 +306,86 @@ async fn a_poison_record_is_dead_lettered_and_the_shard_moves_on() {
     assert!(letters[0].error.contains("poison"));
     fleet.stop("w1").await;
 }
+
+/// A worker that asked for a lease (graceful steal) adopts it within a renew interval or two of
+/// the owner handing it over, by reading just that lease: not at its next scan. Scans here are a
+/// minute apart, so only the read of the pending request can adopt in time; the adopted lease's
+/// counter moves at once, so no third worker could see it standing still for a lease duration.
+#[tokio::test(start_paused = true)]
+async fn a_stealer_adopts_a_handed_over_lease_at_once_without_waiting_for_a_scan() {
+    let slow_scans = |worker: &str| WorkerConfig {
+        lease_duration: Duration::from_secs(6),
+        renew_interval: Duration::from_secs(2),
+        scan_interval: Duration::from_secs(60),
+        shard_sync_interval: Duration::from_secs(600),
+        ..config(worker)
+    };
+    let mut fleet = Fleet::new(4);
+    fleet.produce(8, 20, 0);
+    fleet.start("w1", slow_scans("w1"), None);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        fleet.owners().await.get("w1"),
+        Some(&4),
+        "w1 takes every lease"
+    );
+
+    let log = fleet.log.clone();
+    let factory = move |_shard: &str| -> Box<dyn RecordProcessor> {
+        Box::new(Recorder {
+            worker: "w2".into(),
+            log: log.clone(),
+            poison: None,
+        })
+    };
+    let w2 = Worker::new(
+        slow_scans("w2"),
+        fleet.table.clone(),
+        Arc::new(fleet.stream.clone()),
+        Arc::new(factory),
+    );
+    let w2_metrics = w2.metrics();
+    let token = CancellationToken::new();
+    let task = tokio::spawn(w2.run(token.clone()));
+    fleet.workers.insert("w2".into(), (token, task));
+
+    // w2's first scan asks for leases; w1 learns at its next renewal (≤ 2 s), checkpoints and
+    // hands over; w2 reads what it asked for every 2 s.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let asked: Vec<String> = fleet
+        .table
+        .list()
+        .await
+        .expect("list")
+        .into_iter()
+        .filter(|l| l.handoff_owner.as_deref() == Some("w2"))
+        .map(|l| l.lease_key)
+        .collect();
+    assert!(!asked.is_empty(), "w2 asks for at least one lease");
+    let handed_over_by = Duration::from_millis(4_500);
+    tokio::time::sleep(handed_over_by).await;
+
+    let leases = fleet.table.list().await.expect("list");
+    for key in &asked {
+        let lease = leases.iter().find(|l| &l.lease_key == key).expect("lease");
+        assert_eq!(
+            lease.lease_owner.as_deref(),
+            Some("w2"),
+            "{key} adopted within {handed_over_by:?}"
+        );
+        assert_eq!(lease.handoff_owner, None);
+    }
+    let m = w2_metrics.snapshot();
+    assert_eq!(m.leases_stolen, asked.len() as u64, "adopted, not taken");
+    assert_eq!(m.leases_held, asked.len() as u64);
+    assert_eq!(
+        m.lease_table_scans, 2,
+        "one shard sync and one scan: adoption did not wait for a scan"
+    );
+
+    fleet.wait_processed(8, 19).await;
+    fleet.stop("w1").await;
+    fleet.stop("w2").await;
+    let duplicates = assert_complete_in_order(&fleet.log.all(), 8, 19);
+    assert_eq!(duplicates, 0, "a graceful steal re-delivers nothing");
+}

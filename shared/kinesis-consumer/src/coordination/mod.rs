@@ -4,9 +4,12 @@
 //!   *local monotonic* time (never by comparing wall clocks).
 //! - [`plan`]: which leases a worker takes (unowned and expired ones, always) and steals (towards
 //!   a fair share, several per round when far from balance, never in a way that oscillates).
+//! - [`handoff`]: what a worker does with a lease it asked for, each time it reads it.
 
 pub mod expiry;
+pub mod handoff;
 pub mod plan;
 
 pub use expiry::ExpiryTracker;
+pub use handoff::{decide_handoff, HandoffPoll};
 pub use plan::{plan_acquisitions, AcquirePlan};

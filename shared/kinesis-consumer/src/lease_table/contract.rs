@@ -30,6 +30,7 @@ macro_rules! lease_table_contract {
             add_children_is_an_idempotent_union,
             delete_finished_deletes_only_finished_leases,
             graceful_handoff_keeps_the_owner_working_until_it_hands_over,
+            the_recipient_adopts_a_handed_over_lease_by_get_and_take,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -768,4 +769,49 @@ pub async fn graceful_handoff_keeps_the_owner_working_until_it_hands_over(
     let again = stored(table.as_ref(), &key).await;
     let retaken = table.take(&again, "worker-f").await.expect("take");
     assert_eq!(retaken.handoff_owner, None);
+}
+
+/// The recipient of a graceful steal reads the lease it asked for (`get`, consistent) until it
+/// shows as handed to it, then adopts it with a take conditional on the counter read, which moves
+/// the counter at once (third workers see it alive) without counting another owner switch.
+pub async fn the_recipient_adopts_a_handed_over_lease_by_get_and_take(table: Arc<dyn LeaseTable>) {
+    let key = shard(8);
+    let held = create_and_take(table.as_ref(), &key, "worker-a").await;
+    let seen = table.get(&key).await.expect("get").expect("present");
+    table
+        .request_handoff(&seen, "worker-b")
+        .await
+        .expect("request");
+
+    // Before the owner hands over, the read shows the request pending.
+    let waiting = table.get(&key).await.expect("get").expect("present");
+    assert_eq!(waiting.lease_owner.as_deref(), Some("worker-a"));
+    assert_eq!(waiting.handoff_owner.as_deref(), Some("worker-b"));
+
+    let renewed = table.renew(&held).await.expect("renew");
+    table.hand_off(&renewed).await.expect("hand off");
+    let handed = table.get(&key).await.expect("get").expect("present");
+    assert_eq!(handed.lease_owner.as_deref(), Some("worker-b"));
+    assert_eq!(handed.handoff_owner, None);
+    assert_eq!(handed.lease_counter, renewed.lease_counter + 1);
+
+    // A take on a stale read fails; on the current one it moves the counter, same owner.
+    assert_lost(
+        table.take(&waiting, "worker-b").await.map(|_| ()),
+        &key,
+        "stale adopt",
+    );
+    let adopted = table.take(&handed, "worker-b").await.expect("adopt");
+    assert_eq!(adopted.lease_owner.as_deref(), Some("worker-b"));
+    assert_eq!(adopted.lease_counter, handed.lease_counter + 1);
+    assert_eq!(
+        adopted.owner_switches_since_checkpoint, handed.owner_switches_since_checkpoint,
+        "adopting its own lease is not another owner switch"
+    );
+    assert_eq!(stored(table.as_ref(), &key).await, adopted);
+    // The old owner is fenced out.
+    assert!(matches!(
+        table.renew(&renewed).await,
+        Err(LeaseTableError::Lost(_))
+    ));
 }

@@ -2,8 +2,11 @@
 //!
 //! Tasks of a running worker:
 //! - the **scan loop** reads the lease table, tracks expiry, takes unowned and expired leases,
-//!   steals towards a fair share, starts a shard consumer per acquired lease, reaps consumers
-//!   that ended, and lists shards periodically (and whenever a shard ends) to create leases;
+//!   steals towards a fair share (asking owners to hand leases over), starts a shard consumer per
+//!   acquired lease, reaps consumers as soon as they end (a handoff is written right after the
+//!   consumer's last checkpoint), reads the leases it asked for every `renew_interval` and adopts
+//!   each once handed over (`coordination::handoff`), and lists shards periodically (and
+//!   whenever a shard ends) to create leases;
 //! - the **renewer** renews every held lease each `renew_interval`; a lease it cannot renew
 //!   (taken by another worker, or not writable for most of the lease duration) is marked lost
 //!   and its consumer stops without checkpointing;
@@ -18,18 +21,20 @@ pub mod shard;
 pub mod sync;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::join_all;
 use rand::Rng;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::WorkerConfig;
 use crate::coordination::plan::{plan_acquisitions, Candidate};
-use crate::coordination::ExpiryTracker;
+use crate::coordination::{decide_handoff, ExpiryTracker, HandoffPoll};
 use crate::lease::Lease;
 use crate::lease_table::{LeaseTable, LeaseTableError};
 use crate::metrics::WorkerMetrics;
@@ -46,7 +51,13 @@ const METRICS_LOG_INTERVAL: Duration = Duration::from_secs(60);
 struct Running {
     held: Arc<HeldLease>,
     task: JoinHandle<ShardOutcome>,
+    /// Set by the consumer just before it returns (and the scan loop is woken to settle it).
+    done: Arc<AtomicBool>,
 }
+
+/// Leases this worker asked for (`handoffOwner`) and when: read one by one every renew interval
+/// until handed over (see `coordination::handoff`).
+type Pending = HashMap<String, Instant>;
 
 /// One worker of a consumer application.
 pub struct Worker {
@@ -55,6 +66,8 @@ pub struct Worker {
     source: Arc<dyn RecordSource>,
     factory: Arc<dyn ProcessorFactory>,
     metrics: Arc<WorkerMetrics>,
+    /// Woken when a shard consumer ends, so its lease is settled (e.g. handed over) at once.
+    ended: Arc<Notify>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -84,6 +97,7 @@ impl Worker {
             source,
             factory,
             metrics: Arc::new(WorkerMetrics::default()),
+            ended: Arc::new(Notify::new()),
         }
     }
 
@@ -108,32 +122,49 @@ impl Worker {
         let mut running: HashMap<String, Running> = HashMap::new();
         let mut tracker = ExpiryTracker::new();
         let mut workers = 1;
+        let mut pending: Pending = HashMap::new();
+        let mut next_scan = Instant::now();
+        let mut next_poll: Option<Instant> = None;
         let mut next_sync = Instant::now();
-        let mut scan_now = true;
         let mut next_metrics_log = Instant::now() + METRICS_LOG_INTERVAL;
         self.metrics
             .export_to_opentelemetry(&self.config.application, &self.config.worker_id);
         tracing::info!("worker started");
         loop {
-            if !scan_now {
-                let delay = jittered(self.config.scan_interval_for(workers));
-                tokio::select! {
-                    () = shutdown.cancelled() => break,
-                    () = tokio::time::sleep(delay) => {}
-                }
+            // Wake for the next scan, a consumer that ended (settle it now: a handoff is written
+            // as soon as the last checkpoint is), or the next read of leases asked for.
+            let poll_at = next_poll.filter(|_| !pending.is_empty());
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep_until(next_scan) => {}
+                () = self.ended.notified() => {}
+                () = async {
+                    match poll_at {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                } => {}
             }
-            scan_now = false;
             if shutdown.is_cancelled() {
                 break;
+            }
+            let finished = self.reap(&mut running, &registry).await;
+            if poll_at.is_some_and(|at| Instant::now() >= at) {
+                self.poll_handoffs(&mut pending, &mut running, &registry, &consumers_stop)
+                    .await;
+                next_poll = Some(Instant::now() + self.config.renew_interval);
+            }
+            self.metrics
+                .leases_held
+                .store(running.len() as u64, Ordering::Relaxed);
+            // A finished shard scans at once so its children start without waiting.
+            if !finished && Instant::now() < next_scan {
+                continue;
             }
             if Instant::now() >= next_sync {
                 self.sync().await;
                 next_sync = Instant::now() + self.config.shard_sync_interval;
             }
-            scan_now |= self.reap(&mut running, &registry).await;
-            self.metrics
-                .leases_held
-                .store(running.len() as u64, std::sync::atomic::Ordering::Relaxed);
             if Instant::now() >= next_metrics_log {
                 let m = self.metrics.snapshot();
                 tracing::info!(
@@ -153,12 +184,24 @@ impl Worker {
                 next_metrics_log = Instant::now() + METRICS_LOG_INTERVAL;
             }
             match self
-                .scan(&mut tracker, &mut running, &registry, &consumers_stop)
+                .scan(
+                    &mut tracker,
+                    &mut pending,
+                    &mut running,
+                    &registry,
+                    &consumers_stop,
+                )
                 .await
             {
                 Ok(fleet) => workers = fleet,
                 Err(err) => tracing::warn!(error = %err, "lease table scan failed"),
             }
+            if pending.is_empty() {
+                next_poll = None;
+            } else if next_poll.is_none() {
+                next_poll = Some(Instant::now() + self.config.renew_interval);
+            }
+            next_scan = Instant::now() + jittered(self.config.scan_interval_for(workers));
         }
 
         tracing::info!(
@@ -211,6 +254,7 @@ impl Worker {
     async fn scan(
         &self,
         tracker: &mut ExpiryTracker,
+        pending: &mut Pending,
         running: &mut HashMap<String, Running>,
         registry: &Registry,
         consumers_stop: &CancellationToken,
@@ -229,7 +273,9 @@ impl Worker {
                 Some(run) if lease.handoff_owner.is_some() => run.held.handoff.cancel(),
                 Some(_) => {}
                 None if lease.is_owned_by(me) && !lease.is_finished() => {
-                    // Handed to us by its previous owner (or ours from before a restart).
+                    // Handed to us by its previous owner (or ours from before a restart), and
+                    // not adopted by a read of the pending request yet.
+                    pending.remove(&lease.lease_key);
                     WorkerMetrics::add(&self.metrics.leases_stolen, 1);
                     tracing::info!(shard_id = %lease.lease_key, lease_counter = lease.lease_counter, checkpoint = %lease.checkpoint, "lease handed over to this worker");
                     self.start(lease.clone(), running, registry, consumers_stop);
@@ -237,6 +283,13 @@ impl Worker {
                 None => {}
             }
         }
+        // Keep polling only requests still pending on the lease as scanned; released leases are
+        // taken by the plan below.
+        pending.retain(|key, asked_at| {
+            let current = leases.iter().find(|l| &l.lease_key == key);
+            decide_handoff(me, current, *asked_at, now, self.config.lease_duration)
+                == HandoffPoll::Wait
+        });
         let candidates: Vec<Candidate<'_>> = leases
             .iter()
             .map(|lease| Candidate {
@@ -251,7 +304,7 @@ impl Worker {
             .map(|l| (l, false))
             .chain(plan.steal.iter().map(|l| (l, true)))
         {
-            self.acquire(lease, stolen, running, registry, consumers_stop)
+            self.acquire(lease, stolen, pending, running, registry, consumers_stop)
                 .await;
         }
         let owners: HashSet<&str> = candidates
@@ -267,6 +320,7 @@ impl Worker {
         &self,
         seen: &Lease,
         stolen: bool,
+        pending: &mut Pending,
         running: &mut HashMap<String, Running>,
         registry: &Registry,
         consumers_stop: &CancellationToken,
@@ -283,6 +337,7 @@ impl Worker {
                 .await
             {
                 Ok(()) => {
+                    pending.insert(seen.lease_key.clone(), Instant::now());
                     tracing::info!(shard_id = %seen.lease_key, owner = ?seen.lease_owner, "asked for lease to balance the fleet")
                 }
                 Err(LeaseTableError::Lost(_)) => {}
@@ -323,6 +378,7 @@ impl Worker {
         let key = lease.lease_key.clone();
         let held = Arc::new(HeldLease::new(lease));
         lock(registry).insert(key.clone(), held.clone());
+        let done = Arc::new(AtomicBool::new(false));
         let task = ShardTask {
             shard_id: key.clone(),
             held: held.clone(),
@@ -337,9 +393,78 @@ impl Worker {
             key,
             Running {
                 held,
-                task: tokio::spawn(task.run()),
+                task: tokio::spawn({
+                    let (done, ended) = (done.clone(), self.ended.clone());
+                    async move {
+                        let outcome = task.run().await;
+                        done.store(true, Ordering::Release);
+                        ended.notify_one();
+                        outcome
+                    }
+                }),
+                done,
             },
         );
+    }
+
+    /// Reads each lease asked for (consistent `get`) and adopts those handed over (or released)
+    /// with a take conditional on the counter read; forgets requests that went elsewhere or
+    /// are older than a lease duration (`coordination::handoff`).
+    async fn poll_handoffs(
+        &self,
+        pending: &mut Pending,
+        running: &mut HashMap<String, Running>,
+        registry: &Registry,
+        consumers_stop: &CancellationToken,
+    ) {
+        let me = self.config.worker_id.clone();
+        let asked: Vec<(String, Instant)> =
+            pending.iter().map(|(k, at)| (k.clone(), *at)).collect();
+        for (key, asked_at) in asked {
+            if running.contains_key(&key) {
+                pending.remove(&key);
+                continue;
+            }
+            let current = match self.table.get(&key).await {
+                Ok(current) => current,
+                Err(err) => {
+                    tracing::warn!(shard_id = %key, error = %err, "reading a lease asked for failed");
+                    if asked_at.elapsed() >= self.config.lease_duration {
+                        pending.remove(&key);
+                    }
+                    continue;
+                }
+            };
+            let decision = decide_handoff(
+                &me,
+                current.as_ref(),
+                asked_at,
+                Instant::now(),
+                self.config.lease_duration,
+            );
+            if decision == HandoffPoll::Wait {
+                continue;
+            }
+            pending.remove(&key);
+            let Some(seen) = current.filter(|_| decision == HandoffPoll::Adopt) else {
+                continue;
+            };
+            match self.table.take(&seen, &me).await {
+                Ok(lease) => {
+                    WorkerMetrics::add(&self.metrics.lease_table_writes, 1);
+                    let counter = if seen.lease_owner.is_some() {
+                        &self.metrics.leases_stolen
+                    } else {
+                        &self.metrics.leases_taken
+                    };
+                    WorkerMetrics::add(counter, 1);
+                    tracing::info!(shard_id = %key, lease_counter = lease.lease_counter, checkpoint = %lease.checkpoint, waited = ?asked_at.elapsed(), "adopted lease asked for");
+                    self.start(lease, running, registry, consumers_stop);
+                }
+                Err(LeaseTableError::Lost(_)) => {}
+                Err(err) => tracing::warn!(shard_id = %key, error = %err, "adopting lease failed"),
+            }
+        }
     }
 
     /// Handles consumers that ended. Returns true when a shard finished (scan again at once so
@@ -347,7 +472,7 @@ impl Worker {
     async fn reap(&self, running: &mut HashMap<String, Running>, registry: &Registry) -> bool {
         let ended: Vec<String> = running
             .iter()
-            .filter(|(_, r)| r.task.is_finished())
+            .filter(|(_, r)| r.task.is_finished() || r.done.load(Ordering::Acquire))
             .map(|(k, _)| k.clone())
             .collect();
         let mut finished_any = false;

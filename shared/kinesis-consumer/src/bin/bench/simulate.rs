@@ -8,15 +8,17 @@
 //! conditional writes still fail when what a worker saw is stale (a steal request on a lease that
 //! moved), and such failures are counted.
 //!
-//! **Library model** (`worker/mod.rs`, `WorkerConfig::new` defaults): a scan-loop tick first
-//! hands over leases whose handoff was requested before the tick (reap), lists shards every
-//! `shard_sync_interval` (a full read of the table), then scans: `ExpiryTracker::observe`,
-//! marks leases taken by others as lost, signals handoffs it sees, adopts leases handed to it,
-//! and runs `plan_acquisitions` on the real `Lease` values: takes are conditional on the owner
-//! and counter seen, steals are `request_handoff`s. The next tick comes after
-//! `scan_interval_for(fleet seen)` with ±20 % jitter. The renewer renews every held lease every
-//! `renew_interval` and notices a requested handoff from the renewed item. A worker that leaves
-//! releases its leases (or hands over those already promised). A crashed worker stops.
+//! **Library model** (`worker/mod.rs`, `WorkerConfig::new` defaults): a scan-loop tick lists
+//! shards every `shard_sync_interval` (a full read of the table), then scans:
+//! `ExpiryTracker::observe`, marks leases taken by others as lost, signals handoffs it sees,
+//! adopts leases handed to it, and runs `plan_acquisitions` on the real `Lease` values: takes are
+//! conditional on the owner and counter seen, steals are `request_handoff`s. The next tick comes
+//! after `scan_interval_for(fleet seen)` with ±20 % jitter. The renewer renews every held lease
+//! every `renew_interval` and notices a requested handoff from the renewed item. An owner hands
+//! a lease over as soon as it learns of the request (its consumer ends; batch and checkpoint
+//! take no simulated time). The stealer reads each lease it asked for (one item) every
+//! `renew_interval` and acts on `decide_handoff`: adopt by a take conditional on the counter
+//! read, wait, or forget. A worker that leaves releases its leases. A crashed worker stops.
 //!
 //! **KCL 2.x model** (`DynamoDBLeaseTaker`, `LeaseManagementConfig` defaults): lease duration
 //! 10 s, renewals every 3,308 ms, and every worker scans every 20,050 ms. Unowned leases and
@@ -38,7 +40,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use kinesis_consumer::coordination::plan::{plan_acquisitions, Candidate};
-use kinesis_consumer::coordination::ExpiryTracker;
+use kinesis_consumer::coordination::{decide_handoff, ExpiryTracker, HandoffPoll};
 use kinesis_consumer::{Checkpoint, Lease, WorkerConfig};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -169,11 +171,10 @@ enum State {
     Crashed,
 }
 
-/// A handoff the owner was asked for: when it learned of it, and whether it learned the new
-/// owner from its own renewal (else it reads the lease before handing over).
+/// A handoff the owner was asked for: whether it learned the new owner from its own renewal
+/// (else it reads the lease before handing over).
 #[derive(Debug, Clone, Copy)]
 struct Signal {
-    at: u64,
     knows_new_owner: bool,
 }
 
@@ -196,6 +197,10 @@ struct SimWorker {
     next_renew: u64,
     next_sync: u64,
     held: BTreeMap<usize, Held>,
+    /// Leases asked for (library), and when.
+    pending: BTreeMap<usize, u64>,
+    /// The next read of the leases asked for (library), while any is pending.
+    next_poll: Option<u64>,
 }
 
 /// What the lease table served, and what the fleet did.
@@ -259,6 +264,7 @@ pub struct Sim {
 enum Event {
     Renew,
     Scan,
+    Poll,
 }
 
 impl Sim {
@@ -322,6 +328,8 @@ impl Sim {
             next_renew: self.now + self.model.renew_interval_ms,
             next_sync: self.now,
             held: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            next_poll: None,
         });
         id
     }
@@ -366,6 +374,8 @@ impl Sim {
     }
 
     fn stop(&mut self, w: usize, state: State) {
+        self.workers[w].pending.clear();
+        self.workers[w].next_poll = None;
         let held = std::mem::take(&mut self.workers[w].held);
         for (idx, h) in held {
             if h.processing {
@@ -418,20 +428,20 @@ impl Sim {
     }
 
     fn signal(&mut self, w: usize, idx: usize, knows_new_owner: bool) {
-        let now = self.now;
         let Some(held) = self.workers[w].held.get_mut(&idx) else {
             return;
         };
         if held.handoff.is_some() {
             return;
         }
-        held.handoff = Some(Signal {
-            at: now,
-            knows_new_owner,
-        });
+        held.handoff = Some(Signal { knows_new_owner });
         let was_processing = std::mem::replace(&mut held.processing, false);
         if was_processing {
             self.remove_processor(idx);
+        }
+        if self.model.kind == Kind::Library {
+            // The consumer ends; the worker is woken and hands over at once.
+            self.hand_off(w, idx);
         }
     }
 
@@ -487,7 +497,48 @@ impl Sim {
             && stored.handoff_owner.is_none();
         if self.write(ok) {
             self.table[idx].handoff_owner = Some(self.workers[w].id.clone());
+            let now = self.now;
+            let worker = &mut self.workers[w];
+            worker.pending.insert(idx, now);
+            if worker.next_poll.is_none() {
+                worker.next_poll = Some(now + self.model.renew_interval_ms);
+            }
         }
+    }
+
+    /// The stealer reads each lease it asked for and adopts, waits or forgets
+    /// (`Worker::poll_handoffs`).
+    fn poll(&mut self, w: usize) {
+        let now = self.now;
+        let at = self.instant(now);
+        let me = self.workers[w].id.clone();
+        let duration = Duration::from_millis(self.model.lease_duration_ms);
+        let pending: Vec<(usize, u64)> = self.workers[w]
+            .pending
+            .iter()
+            .map(|(i, t)| (*i, *t))
+            .collect();
+        for (idx, asked) in pending {
+            if self.workers[w].held.contains_key(&idx) {
+                self.workers[w].pending.remove(&idx);
+                continue;
+            }
+            self.counters.items_read += 1;
+            let current = self.table[idx].clone();
+            match decide_handoff(&me, Some(&current), self.instant(asked), at, duration) {
+                HandoffPoll::Wait => {}
+                HandoffPoll::Forget => {
+                    self.workers[w].pending.remove(&idx);
+                }
+                HandoffPoll::Adopt => {
+                    self.workers[w].pending.remove(&idx);
+                    self.take(w, &current);
+                }
+            }
+        }
+        let worker = &mut self.workers[w];
+        worker.next_poll =
+            (!worker.pending.is_empty()).then_some(now + self.model.renew_interval_ms);
     }
 
     /// The owner's side of a graceful steal (`Worker::hand_off`).
@@ -570,15 +621,6 @@ impl Sim {
     /// One scan-loop tick of the library's worker `w`.
     fn library_tick(&mut self, w: usize) {
         let now = self.now;
-        let ready: Vec<usize> = self.workers[w]
-            .held
-            .iter()
-            .filter(|(_, h)| h.handoff.is_some_and(|s| s.at < now))
-            .map(|(i, _)| *i)
-            .collect();
-        for idx in ready {
-            self.hand_off(w, idx);
-        }
         if let Some(every) = self.model.shard_sync_ms {
             if now >= self.workers[w].next_sync {
                 let _ = self.list();
@@ -596,12 +638,21 @@ impl Sim {
                 Some(false) if lease.handoff_owner.is_some() => self.signal(w, idx, false),
                 Some(_) => {}
                 None if lease.is_owned_by(&me) && !lease.is_finished() => {
+                    self.workers[w].pending.remove(&idx);
                     self.hold(w, idx, lease.lease_counter)
                 }
                 None => {}
             }
         }
         let duration = Duration::from_millis(self.model.lease_duration_ms);
+        let base = self.base;
+        self.workers[w].pending.retain(|idx, asked| {
+            let asked = base + Duration::from_millis(*asked);
+            decide_handoff(&me, leases.get(*idx), asked, at, duration) == HandoffPoll::Wait
+        });
+        if self.workers[w].pending.is_empty() {
+            self.workers[w].next_poll = None;
+        }
         let (plan, fleet) = {
             let tracker = &self.workers[w].tracker;
             let candidates: Vec<Candidate<'_>> = leases
@@ -718,9 +769,12 @@ impl Sim {
             .filter(|(_, w)| w.state == State::Alive)
             .flat_map(|(i, w)| {
                 [
-                    (w.next_renew, Event::Renew, i),
-                    (w.next_scan, Event::Scan, i),
+                    Some((w.next_renew, Event::Renew, i)),
+                    Some((w.next_scan, Event::Scan, i)),
+                    w.next_poll.map(|at| (at, Event::Poll, i)),
                 ]
+                .into_iter()
+                .flatten()
             })
             .min()
     }
@@ -737,6 +791,7 @@ impl Sim {
             (Event::Renew, _) => self.renew(w),
             (Event::Scan, Kind::Library) => self.library_tick(w),
             (Event::Scan, Kind::Kcl2) => self.kcl_tick(w),
+            (Event::Poll, _) => self.poll(w),
         }
     }
 
@@ -1179,6 +1234,31 @@ mod tests {
             taken >= duration - renew,
             "KCL 2.x waits for expiry: {taken} ms"
         );
+    }
+
+    #[test]
+    fn handed_over_leases_never_look_expired_when_scans_are_longer_than_a_lease_duration() {
+        // 70 workers scan every 7 s ± 20 % (> the 6 s lease duration): the stealer's reads of
+        // the leases it asked for adopt them within a renew interval, so no third worker ever
+        // sees a handed-over lease's counter stand still (the false expiry the 1,000-shard run
+        // found when adoption waited for a scan).
+        let scenario = Scenario {
+            shards: 210,
+            max_workers: 70,
+            join_every_ms: 5_000,
+            leave: 20,
+            crash: 10,
+            steady_ms: 30_000,
+            phase_cap_ms: 1_800_000,
+            seed: 1,
+        };
+        assert!(Model::library().max_scan_delay_ms(70) > Model::library().lease_duration_ms);
+        for report in run_scenario(Model::library(), &scenario) {
+            assert!(report.time_to_balance_s.is_some(), "{report:?}");
+            assert_eq!(report.taken_from_live_owner, 0, "{report:?}");
+            assert_eq!(report.lease_seconds_double_processed, 0.0, "{report:?}");
+            assert_eq!(report.moved_after_balance, 0, "{report:?}");
+        }
     }
 
     #[test]
