@@ -257,6 +257,32 @@ async fn one_quote_is_one_trace_across_every_service() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    // ... and every consumer has exported its per-shard lag at least once while running (a
+    // periodic export, every OTEL_METRIC_EXPORT_INTERVAL): the last flush on SIGTERM comes after
+    // the shards were released, when there is no shard left to report on.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = receiver.metrics();
+        let missing: Vec<&str> = SERVICES
+            .iter()
+            .copied()
+            .filter(|service| {
+                !metrics.iter().any(|m| {
+                    m.service == *service && m.name == "kinesis_consumer.millis_behind_latest"
+                })
+            })
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        fleet.assert_running(&[]);
+        assert!(
+            Instant::now() < deadline,
+            "no consumer lag exported by {missing:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // SIGTERM: every process flushes its spans and metrics on the way out.
     let ended = tokio::task::spawn_blocking(move || fleet.stop())
         .await

@@ -8,19 +8,13 @@ use std::time::Duration;
 
 use event_store::dynamodb::{create_tables, DynamoEventStore, TableNames};
 use event_store::{EventEnvelope, EventStore, LoadBound};
+use testkit::free_port;
 
 const SECRET: &str = "test-secret-0123456789";
 
 struct Names {
     tables: TableNames,
     stream: String,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }
 
 fn start(names: &Names, port: u16, failpoints: Option<&str>) -> Child {

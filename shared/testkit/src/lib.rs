@@ -165,3 +165,25 @@ pub async fn read_all_records(client: &aws_sdk_kinesis::Client, stream: &str) ->
     }
     out
 }
+
+/// A free port for a child's `LISTEN_ADDR`.
+///
+/// Not an OS-assigned one: that port is free only until the child binds it, and meanwhile the
+/// kernel may hand it out again, to another suite's `bind(:0)` or as the local port of one of the
+/// hundreds of connections to the emulators. The child then fails to bind while the health probe
+/// reaches whoever has the port (a flake seen once in CI). So ports come from below the kernel's
+/// ephemeral range (32768 and up on Linux), from a block of 24 of this test process's own
+/// (nextest runs every test in its own process), and are checked free before use.
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    const BLOCK: u16 = 24;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let first = 20_000 + (std::process::id() % 500) as u16 * BLOCK;
+    for _ in 0..BLOCK {
+        let port = first + NEXT.fetch_add(1, Ordering::Relaxed) % BLOCK;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {first}..{}", first + BLOCK)
+}

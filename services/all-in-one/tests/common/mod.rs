@@ -48,12 +48,7 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
+pub use testkit::free_port;
 
 /// The resources of one run, as environment variables.
 pub struct Platform {
@@ -122,13 +117,14 @@ impl Platform {
         }
     }
 
-    /// The binary `name` with the platform's environment (stdout discarded, stderr inherited).
+    /// The binary `name` with the platform's environment. Its logs (stdout, at `RUST_LOG=warn`)
+    /// and stderr go to the test's output, which the test runner shows when the test fails.
     pub fn command(&self, name: &str) -> Command {
         let mut command = Command::new(binary(name));
         command
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env_remove("FAILPOINTS")
-            .stdout(Stdio::null())
+            .stdout(Stdio::inherit())
             .stderr(Stdio::inherit());
         command
     }
