@@ -310,18 +310,7 @@ impl Relay {
         })
         .await;
         // Streams that could not be read are left to the sweep; the others are published.
-        let mut first_error = None;
-        for result in loaded {
-            match result {
-                Ok((stream_id, Some(w))) => {
-                    work.insert(stream_id, w);
-                }
-                Ok((_, None)) => {}
-                Err(err) => {
-                    first_error.get_or_insert(err);
-                }
-            }
-        }
+        let first_error = add_loaded(&mut work, loaded);
         self.publish(work).await?;
         first_error.map_or(Ok(()), |err| Err(err.into()))
     }
@@ -361,18 +350,7 @@ impl Relay {
         // Streams that could not be read stay in the outbox for the next sweep; the others are
         // published now.
         let mut work = HashMap::new();
-        let mut first_error = None;
-        for result in loaded {
-            match result {
-                Ok((stream_id, Some(w))) => {
-                    work.insert(stream_id, w);
-                }
-                Ok((_, None)) => {}
-                Err(err) => {
-                    first_error.get_or_insert(err);
-                }
-            }
-        }
+        let first_error = add_loaded(&mut work, loaded);
         tracing::info!(streams = found, "outbox sweep publishing stranded events");
         self.publish(work).await?;
         match first_error {
@@ -508,6 +486,27 @@ async fn load_unpublished(
 /// Runs `call` on every item, at most `limit` (at least 1) at once, each in its own task (in the
 /// current span), and returns the results in completion order once all have finished. A task
 /// that panicked re-raises its panic here; one cancelled (the runtime shutting down) is an error.
+/// Adds the streams that were read and have unpublished events to `work`; returns the first
+/// read error (those streams stay in the outbox for the sweep).
+fn add_loaded(
+    work: &mut HashMap<String, StreamWork>,
+    loaded: Vec<Result<(String, Option<StreamWork>), StoreError>>,
+) -> Option<StoreError> {
+    let mut first_error = None;
+    for result in loaded {
+        match result {
+            Ok((stream_id, Some(w))) => {
+                work.insert(stream_id, w);
+            }
+            Ok((_, None)) => {}
+            Err(err) => {
+                first_error.get_or_insert(err);
+            }
+        }
+    }
+    first_error
+}
+
 async fn bounded<I, T, F, Fut>(items: I, limit: usize, mut call: F) -> Vec<Result<T, StoreError>>
 where
     I: IntoIterator,
