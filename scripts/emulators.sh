@@ -52,7 +52,7 @@ wait_http() {
 start() {
   local envfile=$1
   install
-  local logs; logs=$(dirname "$envfile")
+  local logs; logs=$(dirname "$envfile"); mkdir -p "$logs"
   local ddb_port kin_port kin_tls_port moto_port
   ddb_port=$(free_port); kin_port=$(free_port); kin_tls_port=$(free_port); moto_port=$(free_port)
 

@@ -9,36 +9,27 @@ use event_relay::{InMemorySink, Relay, RelayConfig};
 use event_store::{
     AppendRequest, EventEnvelope, EventStore, InMemoryEventStore, LoadBound, NewEvent,
 };
-use quote_domain::quote::{request_quote, QuoteId, RequestQuote};
-use quote_domain::request::{QuoteRequest, QuoteRequestInput};
+use quote_domain::request::QuoteRequest;
 use quote_pipeline::{EventHandler, HandlerContext};
+use testkit::fixtures::{parse_request, quote_requested, request_input};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+/// A request with a second driver, Bo Diaz (licence MD B7654321).
 fn request() -> QuoteRequest {
-    let input: QuoteRequestInput = serde_json::from_value(serde_json::json!({
-        "customer_id": "cust-42",
-        "contact": {"email": "ana@example.com"},
-        "vehicles": [{"vin": "1HGCM82633A004352", "annual_mileage": 12000, "garaging_zip": "23220", "use": "commute"}],
-        "drivers": [
-            {"first_name": "Ana", "last_name": "Diaz", "date_of_birth": "1988-03-14",
-             "license_number": "T12345678", "license_state": "VA", "first_licensed": "2006-05-01"},
+    let mut input = request_input(&["1HGCM82633A004352"]);
+    input["drivers"]
+        .as_array_mut()
+        .expect("drivers")
+        .push(serde_json::json!(
             {"first_name": "Bo", "last_name": "Diaz", "date_of_birth": "1990-01-02",
              "license_number": "B7654321", "license_state": "MD", "first_licensed": "2008-01-01"}
-        ],
-        "coverage": {"liability_limit": "100/300/100", "collision_deductible": 500, "comprehensive_deductible": 500}
-    }))
-    .expect("input");
-    QuoteRequest::parse(&input, time::macros::date!(2026 - 11 - 27)).expect("valid")
+        ));
+    parse_request(input)
 }
 
 async fn requested(store: &dyn EventStore) -> EventEnvelope {
-    let quote_id = QuoteId::new_random();
-    let event = request_quote(RequestQuote {
-        quote_id,
-        request: request(),
-        requested_at: time::OffsetDateTime::now_utc(),
-    });
+    let (quote_id, event) = quote_requested(request());
     store
         .append(AppendRequest {
             stream_id: quote_id.stream_id(),

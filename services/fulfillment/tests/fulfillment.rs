@@ -14,13 +14,13 @@ use event_store::{
 };
 use fulfillment::handler::OUTCOME_KEY;
 use fulfillment::Fulfillment;
-use quote_domain::quote::{request_quote, RequestQuote};
 use quote_domain::{
     Accident, DecodeSource, DriverHistoryRetrieved, DriverHistoryUnavailable, HistorySource,
-    LicenseStatus, QuoteEvent, QuoteId, QuoteIssued, QuoteRequest, QuoteRequestInput,
-    VehicleDecodeFailed, VehicleDecoded, Vin, Violation, ViolationKind,
+    LicenseStatus, QuoteEvent, QuoteIssued, VehicleDecodeFailed, VehicleDecoded, Vin, Violation,
+    ViolationKind,
 };
 use quote_pipeline::{EventHandler, HandlerContext};
+use testkit::fixtures::{quote_request, quote_requested};
 use time::OffsetDateTime;
 
 const HONDA: &str = "1HGCM82633A004352";
@@ -29,23 +29,6 @@ const FORD: &str = "1FAFP40492F172825";
 // ---------------------------------------------------------------------------------------------
 // Fixtures.
 // ---------------------------------------------------------------------------------------------
-
-fn request(vins: &[&str]) -> QuoteRequest {
-    let vehicles: Vec<serde_json::Value> = vins
-        .iter()
-        .map(|vin| serde_json::json!({"vin": vin, "annual_mileage": 12000, "garaging_zip": "23220", "use": "commute"}))
-        .collect();
-    let input: QuoteRequestInput = serde_json::from_value(serde_json::json!({
-        "customer_id": "cust-42",
-        "contact": {"email": "ana@example.com"},
-        "vehicles": vehicles,
-        "drivers": [{"first_name": "Ana", "last_name": "Diaz", "date_of_birth": "1988-03-14",
-                     "license_number": "T12345678", "license_state": "VA", "first_licensed": "2006-05-01"}],
-        "coverage": {"liability_limit": "100/300/100", "collision_deductible": 500, "comprehensive_deductible": 500}
-    }))
-    .expect("input");
-    QuoteRequest::parse(&input, time::macros::date!(2026 - 11 - 27)).expect("valid request")
-}
 
 fn vin(s: &str) -> Vin {
     Vin::parse(s).expect("vin")
@@ -127,12 +110,7 @@ async fn append(store: &dyn EventStore, stream_id: &str, event: &QuoteEvent) -> 
 
 /// A new quote stream with its `QuoteRequested`.
 async fn requested(store: &dyn EventStore, vins: &[&str]) -> EventEnvelope {
-    let quote_id = QuoteId::new_random();
-    let event = request_quote(RequestQuote {
-        quote_id,
-        request: request(vins),
-        requested_at: OffsetDateTime::now_utc(),
-    });
+    let (quote_id, event) = quote_requested(quote_request(vins));
     append(store, &quote_id.stream_id(), &event).await
 }
 

@@ -302,14 +302,31 @@ pub struct SentSms {
     pub message_id: String,
 }
 
-/// Records e-mails in memory; [`InMemoryEmailSender::fail_next`] queues failures.
-#[derive(Debug, Default)]
-pub struct InMemoryEmailSender {
-    sent: Mutex<Vec<SentEmail>>,
+/// Records the messages it accepts in memory (`T`: what one message is recorded as);
+/// [`InMemoryOutbox::fail_next`] queues failures. The e-mail and SMS fakes are
+/// [`InMemoryEmailSender`] and [`InMemorySmsSender`].
+#[derive(Debug)]
+pub struct InMemoryOutbox<T> {
+    sent: Mutex<Vec<T>>,
     failures: Mutex<VecDeque<SendError>>,
 }
 
-impl InMemoryEmailSender {
+/// Records e-mails in memory; [`InMemoryOutbox::fail_next`] queues failures.
+pub type InMemoryEmailSender = InMemoryOutbox<SentEmail>;
+
+/// Records SMS in memory; [`InMemoryOutbox::fail_next`] queues failures.
+pub type InMemorySmsSender = InMemoryOutbox<SentSms>;
+
+impl<T> Default for InMemoryOutbox<T> {
+    fn default() -> Self {
+        Self {
+            sent: Mutex::new(Vec::new()),
+            failures: Mutex::new(VecDeque::new()),
+        }
+    }
+}
+
+impl<T: Clone> InMemoryOutbox<T> {
     /// A sender that accepts everything.
     pub fn new() -> Self {
         Self::default()
@@ -323,81 +340,49 @@ impl InMemoryEmailSender {
             .push_back(error);
     }
 
-    /// Every e-mail accepted, in order.
-    pub fn sent(&self) -> Vec<SentEmail> {
+    /// Every message accepted, in order.
+    pub fn sent(&self) -> Vec<T> {
         self.sent.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Fails with the next queued failure, or records the message `record` makes of its id
+    /// (`{prefix}-{n}`, `n` counting accepted messages from 1) and answers that id.
+    fn accept(&self, prefix: &str, record: impl FnOnce(String) -> T) -> Result<String, SendError> {
+        if let Some(error) = self
+            .failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop_front()
+        {
+            return Err(error);
+        }
+        let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
+        let message_id = format!("{prefix}-{}", sent.len() + 1);
+        sent.push(record(message_id.clone()));
+        Ok(message_id)
     }
 }
 
 #[async_trait]
 impl EmailSender for InMemoryEmailSender {
     async fn send_email(&self, to: &Email, subject: &str, body: &str) -> Result<String, SendError> {
-        if let Some(error) = self
-            .failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pop_front()
-        {
-            return Err(error);
-        }
-        let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
-        let message_id = format!("email-{}", sent.len() + 1);
-        sent.push(SentEmail {
+        self.accept("email", |message_id| SentEmail {
             to: to.clone(),
             subject: subject.to_owned(),
             body: body.to_owned(),
-            message_id: message_id.clone(),
-        });
-        Ok(message_id)
-    }
-}
-
-/// Records SMS in memory; [`InMemorySmsSender::fail_next`] queues failures.
-#[derive(Debug, Default)]
-pub struct InMemorySmsSender {
-    sent: Mutex<Vec<SentSms>>,
-    failures: Mutex<VecDeque<SendError>>,
-}
-
-impl InMemorySmsSender {
-    /// A sender that accepts everything.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// The next send fails with `error` (queued in order).
-    pub fn fail_next(&self, error: SendError) {
-        self.failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push_back(error);
-    }
-
-    /// Every SMS accepted, in order.
-    pub fn sent(&self) -> Vec<SentSms> {
-        self.sent.lock().unwrap_or_else(|p| p.into_inner()).clone()
+            message_id,
+        })
     }
 }
 
 #[async_trait]
 impl SmsSender for InMemorySmsSender {
     async fn send_sms(&self, to: &PhoneE164, text: &str) -> Result<String, SendError> {
-        if let Some(error) = self
-            .failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pop_front()
-        {
-            return Err(error);
-        }
-        let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
-        let message_id = format!("sms-{}", sent.len() + 1);
-        sent.push(SentSms {
+        self.accept("sms", |message_id| SentSms {
             to: to.clone(),
             text: text.to_owned(),
-            message_id: message_id.clone(),
-        });
-        Ok(message_id)
+            message_id,
+        })
     }
 }
 

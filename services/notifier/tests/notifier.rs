@@ -3,6 +3,7 @@
 //! (SES v2 and SNS on moto, the ledger on DynamoDB Local), reading what moto recorded as sent
 //! from `GET {AWS_ENDPOINT_URL}/moto-api/data.json` (`ses.Message`, `sns.SMS`).
 
+use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,12 +19,13 @@ use notifier::senders::{
     SnsSmsSender,
 };
 use notifier::{Created, Notifier};
-use quote_domain::quote::{
-    request_quote, QuoteDeclined, QuoteEvent, QuoteId, QuoteIssued, QuoteReferred, RequestQuote,
-};
-use quote_domain::request::{QuoteRequest, QuoteRequestInput};
-use quote_pipeline::{EventHandler, HandlerContext};
+use quote_domain::quote::{QuoteDeclined, QuoteEvent, QuoteId, QuoteIssued, QuoteReferred};
+use quote_domain::request::QuoteRequest;
+use quote_pipeline::{EventHandler, HandlerContext, HandlerError};
+use testkit::fixtures::{parse_request, quote_requested, request_input};
 use uuid::Uuid;
+
+const HONDA: &str = "1HGCM82633A004352";
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures.
@@ -53,18 +55,21 @@ impl Customer {
         }
     }
 
+    /// [`Customer::unique`], asking for e-mails only.
+    fn email_only() -> Self {
+        Self {
+            notify_sms: false,
+            ..Self::unique()
+        }
+    }
+
     fn request(&self) -> QuoteRequest {
-        let input: QuoteRequestInput = serde_json::from_value(serde_json::json!({
-            "customer_id": "cust-42",
-            "contact": {"email": self.email, "phone": self.phone},
-            "vehicles": [{"vin": "1HGCM82633A004352", "annual_mileage": 12000, "garaging_zip": "23220", "use": "commute"}],
-            "drivers": [{"first_name": "Ana", "last_name": "Diaz", "date_of_birth": "1988-03-14",
-                         "license_number": "T12345678", "license_state": "VA", "first_licensed": "2006-05-01"}],
-            "coverage": {"liability_limit": "100/300/100", "collision_deductible": 500, "comprehensive_deductible": 500},
-            "notify": {"email": self.notify_email, "sms": self.notify_sms, "max_premium": self.max_premium_dollars}
-        }))
-        .expect("input");
-        QuoteRequest::parse(&input, time::macros::date!(2026 - 11 - 27)).expect("valid request")
+        let mut input = request_input(&[HONDA]);
+        input["contact"] = serde_json::json!({"email": self.email, "phone": self.phone});
+        input["notify"] = serde_json::json!(
+            {"email": self.notify_email, "sms": self.notify_sms, "max_premium": self.max_premium_dollars}
+        );
+        parse_request(input)
     }
 }
 
@@ -80,15 +85,19 @@ fn issued(cents: u64) -> QuoteEvent {
     )
 }
 
-fn declined(reasons: &[&str]) -> QuoteEvent {
+fn reasons(reasons: &[&str]) -> Vec<String> {
+    reasons.iter().map(|r| (*r).to_owned()).collect()
+}
+
+fn declined(why: &[&str]) -> QuoteEvent {
     QuoteEvent::QuoteDeclined(QuoteDeclined {
-        reasons: reasons.iter().map(|r| (*r).to_owned()).collect(),
+        reasons: reasons(why),
     })
 }
 
-fn referred(reasons: &[&str]) -> QuoteEvent {
+fn referred(why: &[&str]) -> QuoteEvent {
     QuoteEvent::QuoteReferred(QuoteReferred {
-        reasons: reasons.iter().map(|r| (*r).to_owned()).collect(),
+        reasons: reasons(why),
     })
 }
 
@@ -107,37 +116,12 @@ fn new_event(event: &QuoteEvent) -> NewEvent {
     }
 }
 
-/// Appends a quote requested by `customer` followed by `outcomes`; their envelopes.
-async fn quote_with(
-    store: &dyn EventStore,
-    customer: &Customer,
-    outcomes: &[QuoteEvent],
-) -> Vec<EventEnvelope> {
-    let quote_id = QuoteId::new_random();
-    let requested = request_quote(RequestQuote {
-        quote_id,
-        request: customer.request(),
-        requested_at: time::OffsetDateTime::now_utc(),
-    });
-    let mut events = vec![new_event(&requested)];
-    events.extend(outcomes.iter().map(new_event));
-    store
-        .append(AppendRequest {
-            stream_id: quote_id.stream_id(),
-            expected_version: 0,
-            events,
-            idempotency: None,
-            customer_id: Some("cust-42".into()),
-        })
-        .await
-        .expect("append")
-        .events
-}
-
+/// A notifier with an in-memory event store (and its relay) to handle events from.
 struct Setup {
     store: Arc<dyn EventStore>,
     context: HandlerContext,
     relay: tokio::task::JoinHandle<()>,
+    notifier: Notifier,
 }
 
 impl Drop for Setup {
@@ -146,44 +130,142 @@ impl Drop for Setup {
     }
 }
 
-fn setup() -> Setup {
-    let store: Arc<dyn EventStore> = Arc::new(InMemoryEventStore::new());
-    let (relay, task) = Relay::new(
-        store.clone(),
-        Arc::new(InMemorySink::new()),
-        RelayConfig::default(),
-    )
-    .spawn(Default::default());
-    Setup {
-        context: HandlerContext::new(store.clone(), relay, "notifier"),
-        store,
-        relay: task,
+impl Setup {
+    fn new(notifier: Notifier) -> Self {
+        let store: Arc<dyn EventStore> = Arc::new(InMemoryEventStore::new());
+        let (relay, task) = Relay::new(
+            store.clone(),
+            Arc::new(InMemorySink::new()),
+            RelayConfig::default(),
+        )
+        .spawn(Default::default());
+        Self {
+            context: HandlerContext::new(store.clone(), relay, "notifier"),
+            store,
+            relay: task,
+            notifier,
+        }
+    }
+
+    /// Appends a quote requested by `customer` followed by `outcomes`; their envelopes.
+    async fn quote(&self, customer: &Customer, outcomes: &[QuoteEvent]) -> Vec<EventEnvelope> {
+        let (quote_id, requested) = quote_requested(customer.request());
+        let mut events = vec![new_event(&requested)];
+        events.extend(outcomes.iter().map(new_event));
+        self.store
+            .append(AppendRequest {
+                stream_id: quote_id.stream_id(),
+                expected_version: 0,
+                events,
+                idempotency: None,
+                customer_id: Some("cust-42".into()),
+            })
+            .await
+            .expect("append")
+            .events
+    }
+
+    /// The notifier handles (a delivery of) `event`.
+    async fn handle(&self, event: &EventEnvelope) -> Result<(), HandlerError> {
+        self.notifier.handle(event, &self.context).await
+    }
+
+    /// [`Setup::handle`], which must succeed.
+    async fn deliver(&self, event: &EventEnvelope) {
+        self.handle(event).await.expect("handle");
     }
 }
 
+/// The notifier with in-memory senders and ledger.
 struct Fakes {
+    setup: Setup,
     ledger: Arc<InMemoryNotificationLedger>,
     email: Arc<InMemoryEmailSender>,
     sms: Arc<InMemorySmsSender>,
-    notifier: Notifier,
 }
 
-fn fakes(claim_timeout: Duration) -> Fakes {
-    let ledger = Arc::new(InMemoryNotificationLedger::new(claim_timeout));
-    let email = Arc::new(InMemoryEmailSender::new());
-    let sms = Arc::new(InMemorySmsSender::new());
-    Fakes {
-        notifier: Notifier::new(ledger.clone(), email.clone(), sms.clone()),
-        ledger,
-        email,
-        sms,
+impl Deref for Fakes {
+    type Target = Setup;
+
+    fn deref(&self) -> &Setup {
+        &self.setup
     }
 }
 
-fn rejected() -> SendError {
-    SendError::Rejected {
-        provider: "SES",
-        message: "Throttling: Maximum sending rate exceeded".into(),
+impl Fakes {
+    fn new() -> Self {
+        Self::with_claim_timeout(Duration::from_secs(60))
+    }
+
+    fn with_claim_timeout(claim_timeout: Duration) -> Self {
+        let ledger = Arc::new(InMemoryNotificationLedger::new(claim_timeout));
+        let email = Arc::new(InMemoryEmailSender::new());
+        let sms = Arc::new(InMemorySmsSender::new());
+        Self {
+            setup: Setup::new(Notifier::new(ledger.clone(), email.clone(), sms.clone())),
+            ledger,
+            email,
+            sms,
+        }
+    }
+
+    /// How many e-mails and SMS were sent.
+    fn sent(&self) -> (usize, usize) {
+        (self.email.sent().len(), self.sms.sent().len())
+    }
+
+    /// The ledger's status of the notification of `event` on `channel`.
+    async fn status(&self, event: &EventEnvelope, channel: Channel) -> Status {
+        self.ledger
+            .get(notification_id(event.event_id, channel))
+            .await
+            .expect("get")
+            .expect("entry")
+            .status
+    }
+
+    /// Another delivery claims the e-mail of `event` (and dies, unless it records an outcome):
+    /// the notification's id.
+    async fn claim_email_elsewhere(&self, event: &EventEnvelope) -> Uuid {
+        let id = notification_id(event.event_id, Channel::Email);
+        let claim = self
+            .ledger
+            .claim(
+                id,
+                &details(event, Channel::Email),
+                time::OffsetDateTime::now_utc(),
+            )
+            .await
+            .expect("claim");
+        assert_eq!(claim, Claim::Claimed { attempt: 1 });
+        id
+    }
+
+    /// Another delivery claims the e-mail of `event` now and records `outcome` 300 ms later.
+    async fn email_claimed_elsewhere(
+        &self,
+        event: &EventEnvelope,
+        outcome: Outcome,
+    ) -> tokio::task::JoinHandle<()> {
+        let id = self.claim_email_elsewhere(event).await;
+        let ledger = self.ledger.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            ledger
+                .record(id, 1, &outcome, time::OffsetDateTime::now_utc())
+                .await
+                .expect("record");
+        })
+    }
+}
+
+fn details(event: &EventEnvelope, channel: Channel) -> ClaimDetails {
+    ClaimDetails {
+        quote_id: QuoteId::parse_stream_id(&event.stream_id).expect("stream id"),
+        event_id: event.event_id,
+        event_type: event.event_type.clone(),
+        channel,
+        recipient: "elsewhere".into(),
     }
 }
 
@@ -193,16 +275,12 @@ fn rejected() -> SendError {
 
 #[tokio::test]
 async fn an_issued_quote_under_the_ceiling_is_sent_once_per_channel() {
-    let setup = setup();
-    let f = fakes(Duration::from_secs(60));
+    let f = Fakes::new();
     let customer = Customer::unique();
-    let events = quote_with(setup.store.as_ref(), &customer, &[issued(123_456)]).await;
+    let events = f.quote(&customer, &[issued(123_456)]).await;
     let outcome = &events[1];
     for _ in 0..3 {
-        f.notifier
-            .handle(outcome, &setup.context)
-            .await
-            .expect("handle");
+        f.deliver(outcome).await;
     }
     let emails = f.email.sent();
     assert_eq!(emails.len(), 1, "redeliveries send nothing");
@@ -237,59 +315,39 @@ async fn an_issued_quote_under_the_ceiling_is_sent_once_per_channel() {
 
 #[tokio::test]
 async fn an_issued_quote_over_the_ceiling_is_not_notified() {
-    let setup = setup();
-    let f = fakes(Duration::from_secs(60));
-    let events = quote_with(
-        setup.store.as_ref(),
-        &Customer::unique(),
-        &[issued(180_001)],
-    )
-    .await;
-    f.notifier
-        .handle(&events[1], &setup.context)
-        .await
-        .expect("handle");
-    assert!(f.email.sent().is_empty() && f.sms.sent().is_empty());
+    let f = Fakes::new();
+    let events = f.quote(&Customer::unique(), &[issued(180_001)]).await;
+    f.deliver(&events[1]).await;
+    assert_eq!(f.sent(), (0, 0));
     assert!(f.ledger.entries().is_empty());
 }
 
 #[tokio::test]
 async fn only_the_chosen_channels_are_used() {
-    let setup = setup();
-    let f = fakes(Duration::from_secs(60));
+    let f = Fakes::new();
     let customer = Customer {
-        notify_sms: false,
         max_premium_dollars: None,
-        ..Customer::unique()
+        ..Customer::email_only()
     };
-    let events = quote_with(setup.store.as_ref(), &customer, &[issued(99_999_900)]).await;
-    f.notifier
-        .handle(&events[1], &setup.context)
-        .await
-        .expect("handle");
-    assert_eq!(f.email.sent().len(), 1);
-    assert!(f.sms.sent().is_empty());
+    let events = f.quote(&customer, &[issued(99_999_900)]).await;
+    f.deliver(&events[1]).await;
+    assert_eq!(f.sent(), (1, 0));
 }
 
 #[tokio::test]
 async fn a_declined_quote_is_emailed_with_its_reasons_whatever_the_premium_ceiling() {
-    let setup = setup();
-    let f = fakes(Duration::from_secs(60));
+    let f = Fakes::new();
     let customer = Customer {
-        notify_sms: false,
         max_premium_dollars: Some(1),
-        ..Customer::unique()
+        ..Customer::email_only()
     };
-    let events = quote_with(
-        setup.store.as_ref(),
-        &customer,
-        &[declined(&["driver VA T12345678: licence suspended"])],
-    )
-    .await;
-    f.notifier
-        .handle(&events[1], &setup.context)
-        .await
-        .expect("handle");
+    let events = f
+        .quote(
+            &customer,
+            &[declined(&["driver VA T12345678: licence suspended"])],
+        )
+        .await;
+    f.deliver(&events[1]).await;
     let emails = f.email.sent();
     assert_eq!(emails.len(), 1);
     assert!(emails[0].subject.ends_with("was declined"));
@@ -300,28 +358,21 @@ async fn a_declined_quote_is_emailed_with_its_reasons_whatever_the_premium_ceili
 
 #[tokio::test]
 async fn a_referral_is_notified_as_of_its_own_version() {
-    let setup = setup();
-    let f = fakes(Duration::from_secs(60));
+    let f = Fakes::new();
     let customer = Customer {
         max_premium_dollars: None,
         ..Customer::unique()
     };
     // Referred, then issued by the underwriter: the referral's redelivery still tells about the
     // referral (and folding up to it works although a later event exists).
-    let events = quote_with(
-        setup.store.as_ref(),
-        &customer,
-        &[referred(&["driving history unavailable"]), issued(150_000)],
-    )
-    .await;
-    f.notifier
-        .handle(&events[1], &setup.context)
-        .await
-        .expect("referral");
-    f.notifier
-        .handle(&events[2], &setup.context)
-        .await
-        .expect("issue");
+    let events = f
+        .quote(
+            &customer,
+            &[referred(&["driving history unavailable"]), issued(150_000)],
+        )
+        .await;
+    f.handle(&events[1]).await.expect("referral");
+    f.handle(&events[2]).await.expect("issue");
     let emails = f.email.sent();
     assert_eq!(emails.len(), 2);
     assert!(emails[0].subject.ends_with("is being reviewed"));
@@ -333,213 +384,101 @@ async fn a_referral_is_notified_as_of_its_own_version() {
 
 #[tokio::test]
 async fn other_events_and_a_foreign_version_are_handled_safely() {
-    let setup = setup();
-    let f = fakes(Duration::from_secs(60));
-    let events = quote_with(
-        setup.store.as_ref(),
-        &Customer::unique(),
-        &[issued(100_000)],
-    )
-    .await;
+    let f = Fakes::new();
+    let events = f.quote(&Customer::unique(), &[issued(100_000)]).await;
     // The request itself: nothing to do.
-    f.notifier
-        .handle(&events[0], &setup.context)
-        .await
-        .expect("request");
+    f.handle(&events[0]).await.expect("request");
     // An envelope the stream does not hold at its version.
     let mut foreign = events[1].clone();
     foreign.event_id = Uuid::new_v4();
-    assert!(f.notifier.handle(&foreign, &setup.context).await.is_err());
-    assert!(f.email.sent().is_empty() && f.sms.sent().is_empty());
+    assert!(f.handle(&foreign).await.is_err());
+    assert_eq!(f.sent(), (0, 0));
 }
 
 #[tokio::test]
 async fn a_retry_after_a_failed_send_sends_but_not_after_a_successful_one() {
-    let setup = setup();
-    let f = fakes(Duration::from_secs(60));
-    let events = quote_with(
-        setup.store.as_ref(),
-        &Customer::unique(),
-        &[issued(100_000)],
-    )
-    .await;
-    f.email.fail_next(rejected());
+    let f = Fakes::new();
+    let events = f.quote(&Customer::unique(), &[issued(100_000)]).await;
+    f.email.fail_next(SendError::Rejected {
+        provider: "SES",
+        message: "Throttling: Maximum sending rate exceeded".into(),
+    });
     let err = f
-        .notifier
-        .handle(&events[1], &setup.context)
+        .handle(&events[1])
         .await
         .expect_err("the failed e-mail fails the event");
     assert!(err.to_string().contains("Throttling"), "{err}");
     // The SMS went out anyway.
-    assert_eq!(f.sms.sent().len(), 1);
-    assert!(f.email.sent().is_empty());
+    assert_eq!(f.sent(), (0, 1));
     let email_id = notification_id(events[1].event_id, Channel::Email);
     let entry = f.ledger.get(email_id).await.expect("get").expect("entry");
     assert_eq!((entry.status, entry.attempt), (Status::Failed, 1));
 
     // The worker's retry: the e-mail is sent (attempt 2), the SMS is not sent again.
-    f.notifier
-        .handle(&events[1], &setup.context)
-        .await
-        .expect("retry");
-    assert_eq!(f.email.sent().len(), 1);
-    assert_eq!(f.sms.sent().len(), 1);
+    f.handle(&events[1]).await.expect("retry");
+    assert_eq!(f.sent(), (1, 1));
     let entry = f.ledger.get(email_id).await.expect("get").expect("entry");
     assert_eq!((entry.status, entry.attempt), (Status::Sent, 2));
 
-    f.notifier
-        .handle(&events[1], &setup.context)
-        .await
-        .expect("redelivery");
-    assert_eq!((f.email.sent().len(), f.sms.sent().len()), (1, 1));
+    f.handle(&events[1]).await.expect("redelivery");
+    assert_eq!(f.sent(), (1, 1));
 }
 
 #[tokio::test]
 async fn a_send_that_may_have_gone_out_is_never_retried() {
-    let setup = setup();
-    let f = fakes(Duration::from_secs(60));
-    let events = quote_with(
-        setup.store.as_ref(),
-        &Customer::unique(),
-        &[issued(100_000)],
-    )
-    .await;
+    let f = Fakes::new();
+    let events = f.quote(&Customer::unique(), &[issued(100_000)]).await;
     f.sms.fail_next(SendError::Unknown {
         provider: "SNS",
         message: "operation timeout".into(),
     });
-    f.notifier
-        .handle(&events[1], &setup.context)
-        .await
-        .expect("nothing to retry");
-    f.notifier
-        .handle(&events[1], &setup.context)
-        .await
-        .expect("redelivery");
+    f.handle(&events[1]).await.expect("nothing to retry");
+    f.handle(&events[1]).await.expect("redelivery");
     assert!(f.sms.sent().is_empty(), "assumed sent: never resent");
-    let entry = f
-        .ledger
-        .get(notification_id(events[1].event_id, Channel::Sms))
-        .await
-        .expect("get")
-        .expect("entry");
-    assert_eq!(entry.status, Status::Unknown);
+    assert_eq!(f.status(&events[1], Channel::Sms).await, Status::Unknown);
     assert_eq!(f.email.sent().len(), 1);
 }
 
 #[tokio::test]
 async fn a_crashed_senders_claim_goes_stale_and_is_assumed_sent() {
-    let setup = setup();
-    let f = fakes(Duration::from_millis(300));
-    let customer = Customer {
-        notify_sms: false,
-        ..Customer::unique()
-    };
-    let events = quote_with(setup.store.as_ref(), &customer, &[issued(100_000)]).await;
-    let id = notification_id(events[1].event_id, Channel::Email);
+    let f = Fakes::with_claim_timeout(Duration::from_millis(300));
+    let events = f.quote(&Customer::email_only(), &[issued(100_000)]).await;
     // A sender claimed it and died before recording anything.
-    let claim = f
-        .ledger
-        .claim(
-            id,
-            &details(&events[1], Channel::Email),
-            time::OffsetDateTime::now_utc(),
-        )
-        .await
-        .expect("claim");
-    assert_eq!(claim, Claim::Claimed { attempt: 1 });
+    f.claim_email_elsewhere(&events[1]).await;
     let started = std::time::Instant::now();
-    f.notifier
-        .handle(&events[1], &setup.context)
-        .await
-        .expect("handle");
+    f.deliver(&events[1]).await;
     assert!(
         started.elapsed() >= Duration::from_millis(250),
         "waited for the claim to go stale"
     );
     assert!(f.email.sent().is_empty(), "never sent twice");
-    assert_eq!(
-        f.ledger.get(id).await.expect("get").expect("entry").status,
-        Status::Unknown
-    );
+    assert_eq!(f.status(&events[1], Channel::Email).await, Status::Unknown);
 }
 
 #[tokio::test]
 async fn a_delivery_in_progress_elsewhere_is_waited_for() {
-    let setup = setup();
-    let f = fakes(Duration::from_secs(30));
-    let customer = Customer {
-        notify_sms: false,
-        ..Customer::unique()
-    };
-    let events = quote_with(setup.store.as_ref(), &customer, &[issued(100_000)]).await;
-    let id = notification_id(events[1].event_id, Channel::Email);
+    let f = Fakes::with_claim_timeout(Duration::from_secs(30));
+    let customer = Customer::email_only();
 
     // Another delivery sends it and records success a moment later.
-    f.ledger
-        .claim(
-            id,
-            &details(&events[1], Channel::Email),
-            time::OffsetDateTime::now_utc(),
-        )
-        .await
-        .expect("claim");
-    let ledger = f.ledger.clone();
-    let other = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let sent = Outcome::Sent {
-            provider_message_id: "elsewhere".into(),
-        };
-        ledger
-            .record(id, 1, &sent, time::OffsetDateTime::now_utc())
-            .await
-            .expect("record");
-    });
-    f.notifier
-        .handle(&events[1], &setup.context)
-        .await
-        .expect("handle");
+    let events = f.quote(&customer, &[issued(100_000)]).await;
+    let sent = Outcome::Sent {
+        provider_message_id: "elsewhere".into(),
+    };
+    let other = f.email_claimed_elsewhere(&events[1], sent).await;
+    f.deliver(&events[1]).await;
     other.await.expect("other");
     assert!(f.email.sent().is_empty());
 
     // Another delivery failed: this one sends.
-    let events = quote_with(setup.store.as_ref(), &customer, &[issued(100_000)]).await;
-    let id = notification_id(events[1].event_id, Channel::Email);
-    f.ledger
-        .claim(
-            id,
-            &details(&events[1], Channel::Email),
-            time::OffsetDateTime::now_utc(),
-        )
-        .await
-        .expect("claim");
-    let ledger = f.ledger.clone();
-    let other = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let failed = Outcome::Failed {
-            error: "refused".into(),
-        };
-        ledger
-            .record(id, 1, &failed, time::OffsetDateTime::now_utc())
-            .await
-            .expect("record");
-    });
-    f.notifier
-        .handle(&events[1], &setup.context)
-        .await
-        .expect("handle");
+    let events = f.quote(&customer, &[issued(100_000)]).await;
+    let failed = Outcome::Failed {
+        error: "refused".into(),
+    };
+    let other = f.email_claimed_elsewhere(&events[1], failed).await;
+    f.deliver(&events[1]).await;
     other.await.expect("other");
     assert_eq!(f.email.sent().len(), 1);
-}
-
-fn details(event: &EventEnvelope, channel: Channel) -> ClaimDetails {
-    ClaimDetails {
-        quote_id: QuoteId::parse_stream_id(&event.stream_id).expect("stream id"),
-        event_id: event.event_id,
-        event_type: event.event_type.clone(),
-        channel,
-        recipient: "elsewhere".into(),
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -615,71 +554,85 @@ impl MotoSent {
     }
 }
 
+/// The notifier on the emulators.
 struct Aws {
+    setup: Setup,
     ses: aws_sdk_sesv2::Client,
     from: String,
     ledger: Arc<DynamoNotificationLedger>,
-    notifier: Notifier,
 }
 
-/// The notifier on the emulators, its ledger in a fresh table, sending from a fresh address
-/// (an SES identity only when `verified`).
-async fn aws(verified: bool) -> Aws {
-    let sdk = testkit::aws_config().await;
-    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-    let table = testkit::unique_name("notifications");
-    create_notifications_table(&dynamo, &table)
-        .await
-        .expect("table");
-    let ses = aws_sdk_sesv2::Client::new(&sdk);
-    let from = format!("{}@quotes.example.com", testkit::unique_name("noreply"));
-    if verified {
-        assert_eq!(
-            create_ses_identity(&ses, &from).await.expect("identity"),
-            Created::Created
-        );
-        assert_eq!(
-            create_ses_identity(&ses, &from)
-                .await
-                .expect("identity again"),
-            Created::Existed
-        );
+impl Deref for Aws {
+    type Target = Setup;
+
+    fn deref(&self) -> &Setup {
+        &self.setup
     }
-    let ledger = Arc::new(DynamoNotificationLedger::new(
-        dynamo,
-        table,
-        Duration::from_secs(60),
-    ));
-    let notifier = Notifier::new(
-        ledger.clone(),
-        Arc::new(SesEmailSender::from_sdk_config(
-            &sdk,
-            quote_domain::types::Email::parse(&from).expect("from"),
-        )),
-        Arc::new(SnsSmsSender::from_sdk_config(&sdk)),
-    );
-    Aws {
-        ses,
-        from,
-        ledger,
-        notifier,
+}
+
+impl Aws {
+    /// The notifier on the emulators, its ledger in a fresh table, sending from a fresh address
+    /// (an SES identity only when `verified`).
+    async fn new(verified: bool) -> Self {
+        let sdk = testkit::aws_config().await;
+        let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+        let table = testkit::unique_name("notifications");
+        create_notifications_table(&dynamo, &table)
+            .await
+            .expect("table");
+        let ses = aws_sdk_sesv2::Client::new(&sdk);
+        let from = format!("{}@quotes.example.com", testkit::unique_name("noreply"));
+        if verified {
+            assert_eq!(
+                create_ses_identity(&ses, &from).await.expect("identity"),
+                Created::Created
+            );
+            assert_eq!(
+                create_ses_identity(&ses, &from)
+                    .await
+                    .expect("identity again"),
+                Created::Existed
+            );
+        }
+        let ledger = Arc::new(DynamoNotificationLedger::new(
+            dynamo,
+            table,
+            Duration::from_secs(60),
+        ));
+        let notifier = Notifier::new(
+            ledger.clone(),
+            Arc::new(SesEmailSender::from_sdk_config(
+                &sdk,
+                quote_domain::types::Email::parse(&from).expect("from"),
+            )),
+            Arc::new(SnsSmsSender::from_sdk_config(&sdk)),
+        );
+        Self {
+            setup: Setup::new(notifier),
+            ses,
+            from,
+            ledger,
+        }
+    }
+
+    /// The outcome the ledger recorded for the notification of `event` on `channel`.
+    async fn outcome(&self, event: &EventEnvelope, channel: Channel) -> Option<Outcome> {
+        self.ledger
+            .get(notification_id(event.event_id, channel))
+            .await
+            .expect("get")
+            .expect("entry")
+            .outcome
     }
 }
 
 #[tokio::test]
 async fn moto_records_one_email_and_one_sms_per_issued_quote_however_often_delivered() {
-    let aws = aws(true).await;
-    let setup = setup();
+    let aws = Aws::new(true).await;
     let customer = Customer::unique();
-    let events = quote_with(setup.store.as_ref(), &customer, &[issued(123_456)]).await;
-    aws.notifier
-        .handle(&events[1], &setup.context)
-        .await
-        .expect("handle");
-    aws.notifier
-        .handle(&events[1], &setup.context)
-        .await
-        .expect("redelivery");
+    let events = aws.quote(&customer, &[issued(123_456)]).await;
+    aws.deliver(&events[1]).await;
+    aws.handle(&events[1]).await.expect("redelivery");
 
     let sent = MotoSent::read().await;
     let emails = sent.emails_to(&customer.email);
@@ -693,26 +646,14 @@ async fn moto_records_one_email_and_one_sms_per_issued_quote_however_often_deliv
     assert!(texts[0].1.chars().count() <= 160);
 
     // The ledger keeps the providers' message ids.
-    let entry = aws
-        .ledger
-        .get(notification_id(events[1].event_id, Channel::Email))
-        .await
-        .expect("get")
-        .expect("entry");
     assert_eq!(
-        entry.outcome,
+        aws.outcome(&events[1], Channel::Email).await,
         Some(Outcome::Sent {
             provider_message_id: message_id.clone()
         })
     );
-    let entry = aws
-        .ledger
-        .get(notification_id(events[1].event_id, Channel::Sms))
-        .await
-        .expect("get")
-        .expect("entry");
     assert_eq!(
-        entry.outcome,
+        aws.outcome(&events[1], Channel::Sms).await,
         Some(Outcome::Sent {
             provider_message_id: texts[0].2.clone()
         })
@@ -721,14 +662,10 @@ async fn moto_records_one_email_and_one_sms_per_issued_quote_however_often_deliv
 
 #[tokio::test]
 async fn moto_records_nothing_for_a_premium_over_the_ceiling() {
-    let aws = aws(true).await;
-    let setup = setup();
+    let aws = Aws::new(true).await;
     let customer = Customer::unique();
-    let events = quote_with(setup.store.as_ref(), &customer, &[issued(250_000)]).await;
-    aws.notifier
-        .handle(&events[1], &setup.context)
-        .await
-        .expect("handle");
+    let events = aws.quote(&customer, &[issued(250_000)]).await;
+    aws.deliver(&events[1]).await;
     let sent = MotoSent::read().await;
     assert!(sent.emails_to(&customer.email).is_empty());
     assert!(sent.sms_to(&customer.phone).is_empty());
@@ -736,25 +673,18 @@ async fn moto_records_nothing_for_a_premium_over_the_ceiling() {
 
 #[tokio::test]
 async fn moto_records_the_email_of_a_declined_quote_with_its_reasons() {
-    let aws = aws(true).await;
-    let setup = setup();
-    let customer = Customer {
-        notify_sms: false,
-        ..Customer::unique()
-    };
-    let events = quote_with(
-        setup.store.as_ref(),
-        &customer,
-        &[declined(&[
-            "driver VA T12345678: licence suspended",
-            "vehicle 1HGCM82633A004352: salvage title",
-        ])],
-    )
-    .await;
-    aws.notifier
-        .handle(&events[1], &setup.context)
-        .await
-        .expect("handle");
+    let aws = Aws::new(true).await;
+    let customer = Customer::email_only();
+    let events = aws
+        .quote(
+            &customer,
+            &[declined(&[
+                "driver VA T12345678: licence suspended",
+                "vehicle 1HGCM82633A004352: salvage title",
+            ])],
+        )
+        .await;
+    aws.deliver(&events[1]).await;
     let sent = MotoSent::read().await;
     let emails = sent.emails_to(&customer.email);
     assert_eq!(emails.len(), 1, "{emails:?}");
@@ -766,16 +696,11 @@ async fn moto_records_the_email_of_a_declined_quote_with_its_reasons() {
 
 #[tokio::test]
 async fn an_unverified_sender_fails_and_the_retry_after_bootstrap_sends() {
-    let aws = aws(false).await;
-    let setup = setup();
-    let customer = Customer {
-        notify_sms: false,
-        ..Customer::unique()
-    };
-    let events = quote_with(setup.store.as_ref(), &customer, &[issued(100_000)]).await;
+    let aws = Aws::new(false).await;
+    let customer = Customer::email_only();
+    let events = aws.quote(&customer, &[issued(100_000)]).await;
     let err = aws
-        .notifier
-        .handle(&events[1], &setup.context)
+        .handle(&events[1])
         .await
         .expect_err("SES refuses an unverified sender");
     assert!(err.to_string().contains("not verified"), "{err}");
@@ -787,14 +712,8 @@ async fn an_unverified_sender_fails_and_the_retry_after_bootstrap_sends() {
     create_ses_identity(&aws.ses, &aws.from)
         .await
         .expect("identity");
-    aws.notifier
-        .handle(&events[1], &setup.context)
-        .await
-        .expect("retry");
-    aws.notifier
-        .handle(&events[1], &setup.context)
-        .await
-        .expect("redelivery");
+    aws.handle(&events[1]).await.expect("retry");
+    aws.handle(&events[1]).await.expect("redelivery");
     assert_eq!(MotoSent::read().await.emails_to(&customer.email).len(), 1);
     let entry = aws.ledger.get(id).await.expect("get").expect("entry");
     assert_eq!((entry.status, entry.attempt), (Status::Sent, 2));

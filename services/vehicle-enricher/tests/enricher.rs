@@ -8,10 +8,10 @@ use event_relay::{InMemorySink, Relay, RelayConfig};
 use event_store::{
     AppendRequest, EventEnvelope, EventStore, InMemoryEventStore, LoadBound, NewEvent,
 };
-use quote_domain::quote::{request_quote, QuoteEvent, QuoteId, RequestQuote};
-use quote_domain::request::{QuoteRequest, QuoteRequestInput};
+use quote_domain::quote::QuoteEvent;
 use quote_pipeline::{EventHandler, HandlerContext};
 use quote_runtime::resilience::CircuitState;
+use testkit::fixtures::{quote_request, quote_requested};
 use vehicle_enricher::vpic::{VpicClient, VpicConfig};
 use vehicle_enricher::VehicleEnricher;
 use wiremock::matchers::{method, path};
@@ -26,30 +26,8 @@ fn vin_with_check_digit(prefix8: &str, rest8: &str) -> String {
     format!("{prefix8}{digit}{rest8}")
 }
 
-fn request(vins: &[&str]) -> QuoteRequest {
-    let vehicles: Vec<serde_json::Value> = vins
-        .iter()
-        .map(|vin| serde_json::json!({"vin": vin, "annual_mileage": 12000, "garaging_zip": "23220", "use": "commute"}))
-        .collect();
-    let input: QuoteRequestInput = serde_json::from_value(serde_json::json!({
-        "customer_id": "cust-42",
-        "contact": {"email": "ana@example.com"},
-        "vehicles": vehicles,
-        "drivers": [{"first_name": "Ana", "last_name": "Diaz", "date_of_birth": "1988-03-14",
-                     "license_number": "T12345678", "license_state": "VA", "first_licensed": "2006-05-01"}],
-        "coverage": {"liability_limit": "100/300/100", "collision_deductible": 500, "comprehensive_deductible": 500}
-    }))
-    .expect("input");
-    QuoteRequest::parse(&input, time::macros::date!(2026 - 11 - 27)).expect("valid request")
-}
-
 async fn requested(store: &dyn EventStore, vins: &[&str]) -> EventEnvelope {
-    let quote_id = QuoteId::new_random();
-    let event = request_quote(RequestQuote {
-        quote_id,
-        request: request(vins),
-        requested_at: time::OffsetDateTime::now_utc(),
-    });
+    let (quote_id, event) = quote_requested(quote_request(vins));
     let outcome = store
         .append(AppendRequest {
             stream_id: quote_id.stream_id(),

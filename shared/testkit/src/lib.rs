@@ -7,12 +7,14 @@
 //! an AWS-adapter test never skips silently.
 
 //!
-//! [`otlp`] is an in-process OTLP/HTTP receiver for tests of the exported telemetry.
+//! [`otlp`] is an in-process OTLP/HTTP receiver for tests of the exported telemetry;
+//! [`fixtures`] holds quote-domain fixtures (a valid request, its `QuoteRequested`).
 
 use std::time::Duration;
 
 use aws_sdk_kinesis::types::{ShardIteratorType, StreamStatus};
 
+pub mod fixtures;
 pub mod otlp;
 
 /// The emulators a test may need, with the variable that points the SDK at each.
