@@ -468,11 +468,33 @@ SDK_CRATES = {
 
 
 @functools.cache
+def host_triple() -> str:
+    """The target triple of the host's Rust toolchain (`rustc -vV`)."""
+    out = subprocess.run(["rustc", "-vV"], check=True, capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        if line.startswith("host: "):
+            return line.removeprefix("host: ").strip()
+    raise ValueError("rustc -vV printed no host triple")
+
+
+@functools.cache
 def sdk_operation_names() -> dict[str, set[str]]:
     """Operation (snake case, as the SDK's client method) → IAM prefixes of the SDKs that have it,
     read from the SDK crates' `src/operation/` folders."""
+    # Only the host's packages: a Linux build never downloads Windows-only crates of the
+    # lockfile (`anstyle-wincon`, …), and `--offline` would fail on a fresh cargo cache without
+    # the filter.
     out = subprocess.run(
-        ["cargo", "metadata", "--format-version", "1", "--offline", "--locked"],
+        [
+            "cargo",
+            "metadata",
+            "--format-version",
+            "1",
+            "--offline",
+            "--locked",
+            "--filter-platform",
+            host_triple(),
+        ],
         cwd=ROOT,
         check=True,
         capture_output=True,
