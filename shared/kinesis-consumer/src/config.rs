@@ -6,7 +6,9 @@
 //! | `renew_interval` | 2 s | 3.3 s | three renewals per duration, so one slow or throttled write never loses a lease |
 //! | `scan_interval` | 1 s, grown with the fleet | 20 s | see below |
 //! | `shard_sync_interval` | 30 s | 60 s | new shards are also found at once when a shard ends |
-//! | checkpoint | every 1,000 records or 5 s | processor's choice | bounds re-delivery after a crash |
+//! | checkpoint | every 1,000 records or 5 s (on a timer, idle shards too) | processor's choice | bounds re-delivery after a crash |
+//! | proof bound | lease duration − renew interval (4 s) | — | a consumer stops once its lease was last proven this long ago: before any other worker can judge it expired |
+//! | lease-table call timeout | proof bound ÷ 2 (2 s) | SDK's (10 s per attempt) | one hung call cannot outlast the proof bound |
 //!
 //! **Lease-table cost.** Renewals cost one write per lease per `renew_interval`: proportional to
 //! shards. A full scan reads every lease; if every worker scanned every second, reads would grow
@@ -161,6 +163,25 @@ impl WorkerConfig {
     pub fn scan_interval_for(&self, workers: usize) -> Duration {
         let grown = self.renew_interval.mul_f64(workers as f64 / 20.0);
         self.scan_interval.max(grown)
+    }
+
+    /// How long after its last successful write a lease still provably belongs to this worker:
+    /// `lease_duration − renew_interval`. Another worker judges the lease expired only once its
+    /// counter stood still for `lease_duration`, so a consumer that stops at this bound stops at
+    /// least a renew interval before anyone may take its shard (see `worker::renew`).
+    pub fn proof_bound(&self) -> Duration {
+        let bound = self.lease_duration.saturating_sub(self.renew_interval);
+        if bound.is_zero() {
+            self.lease_duration / 2
+        } else {
+            bound
+        }
+    }
+
+    /// The limit of one lease-table call (half the proof bound), so a hung call fails in time
+    /// for a retry before the bound.
+    pub fn lease_call_timeout(&self) -> Duration {
+        self.proof_bound() / 2
     }
 }
 

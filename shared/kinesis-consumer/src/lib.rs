@@ -7,7 +7,9 @@
 //! - [`source`]: record sources (Kinesis polling, in-memory) behind one trait.
 //! - [`coordination`]: pure decisions: expiry by counters, take and steal plans.
 //! - [`processor`]: the processor interface and its checkpointer.
-//! - [`worker`]: the worker: scan loop, renewer, shard consumers, shard sync, graceful handoff.
+//! - [`worker`]: the worker, an actor owning its leases: taking (scan, steal, adopt), renewing
+//!   (one bounded renewer per lease), cleaning up (settle, shard sync, finished lineage), shard
+//!   consumers.
 //! - [`config`]: configuration and defaults, with the reasoning.
 //! - [`dead_letter`]: where poison records go (DynamoDB table or memory).
 //! - [`metrics`]: the worker's counters.

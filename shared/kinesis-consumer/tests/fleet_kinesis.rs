@@ -487,6 +487,90 @@ async fn split_and_merge_mid_stream_keep_per_key_order() {
     fleet.stop_all();
 }
 
+/// Issue 9 §2 on kinesis-mock: P is split into C1 and C2, which are merged into G. Once the
+/// leases of P, C1 and C2 are cleaned up, shard syncs (every 500 ms here) must not re-create P:
+/// before the fix it was consumed again at every sync for the whole retention period.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_reshards_never_bring_a_grandparent_back() {
+    let mut fleet = Fleet::new(1).await;
+    fleet.start(
+        "w1",
+        &[("CHECKPOINT_EVERY", "5"), ("SHARD_SYNC_INTERVAL_MS", "500")],
+    );
+    fleet.produce(10, 0..5).await;
+    fleet.wait_processed(10, 5, None).await;
+
+    let shards = kinesis_consumer::source::polling::list_all_shards(&fleet.kinesis, &fleet.stream)
+        .await
+        .expect("shards");
+    let parent = shards[0].shard_id.clone();
+    let start: u128 = shards[0].starting_hash_key.parse().expect("hash");
+    let end: u128 = shards[0].ending_hash_key.parse().expect("hash");
+    fleet
+        .kinesis
+        .split_shard()
+        .stream_name(&fleet.stream)
+        .shard_to_split(&parent)
+        .new_starting_hash_key((start + (end - start) / 2).to_string())
+        .send()
+        .await
+        .expect("split");
+    testkit::wait_stream_active(&fleet.kinesis, &fleet.stream).await;
+    fleet.produce(10, 5..10).await;
+    let shards = kinesis_consumer::source::polling::list_all_shards(&fleet.kinesis, &fleet.stream)
+        .await
+        .expect("shards");
+    let children: Vec<String> = shards
+        .iter()
+        .filter(|s| s.parent_shard_ids.contains(&parent))
+        .map(|s| s.shard_id.clone())
+        .collect();
+    assert_eq!(children.len(), 2);
+    fleet
+        .kinesis
+        .merge_shards()
+        .stream_name(&fleet.stream)
+        .shard_to_merge(&children[0])
+        .adjacent_shard_to_merge(&children[1])
+        .send()
+        .await
+        .expect("merge");
+    testkit::wait_stream_active(&fleet.kinesis, &fleet.stream).await;
+    fleet.produce(10, 10..15).await;
+    fleet.wait_processed(10, 15, None).await;
+
+    wait_for(
+        &fleet,
+        "the finished lineage to be cleaned up",
+        Duration::from_secs(60),
+        |leases| {
+            leases
+                .iter()
+                .all(|l| l.lease_key != parent && !children.contains(&l.lease_key))
+        },
+    )
+    .await;
+    // Six shard syncs later, nothing came back.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let leases = fleet.leases().await;
+    assert!(
+        leases.iter().all(|l| l.lease_key != parent),
+        "the grandparent was re-created: {leases:?}"
+    );
+    let lines = fleet.lines();
+    let deliveries = lines
+        .iter()
+        .filter(|l| matches!(l, Line::Record { .. }))
+        .count();
+    let duplicates = assert_first_deliveries_in_order(&lines);
+    assert!(
+        duplicates.is_empty(),
+        "{deliveries} deliveries for 150 records; re-delivered: {duplicates:?}"
+    );
+    assert_eq!(deliveries, 150);
+    fleet.stop_all();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poison_record_is_dead_lettered_and_the_shard_goes_on() {
     let mut fleet = Fleet::new(1).await;

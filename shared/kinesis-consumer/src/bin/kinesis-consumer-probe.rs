@@ -12,7 +12,8 @@
 //! Configuration (environment): `STREAM_NAME`, `LEASE_TABLE`, `WORKER_ID`, `PROBE_OUTPUT`
 //! (file to append to), `CHECKPOINT_EVERY` (records, default 20), `POISON` (a payload the
 //! processor always fails on), `DEAD_LETTER_TABLE` (dead-letter after 3 attempts when set),
-//! plus the AWS SDK's variables. SIGTERM stops it gracefully.
+//! `LEASE_DURATION_MS` (default 6,000), `SHARD_SYNC_INTERVAL_MS` (default 30,000), plus the AWS
+//! SDK's variables. SIGTERM stops it gracefully.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -114,6 +115,10 @@ async fn main() -> anyhow::Result<()> {
     config.lease_duration =
         Duration::from_millis(quote_runtime::env::parse_or("LEASE_DURATION_MS", 6000u64)?);
     config.renew_interval = config.lease_duration / 3;
+    config.shard_sync_interval = Duration::from_millis(quote_runtime::env::parse_or(
+        "SHARD_SYNC_INTERVAL_MS",
+        30_000u64,
+    )?);
     if let Some(table) = quote_runtime::env::optional("DEAD_LETTER_TABLE") {
         config.failure = FailurePolicy::DeadLetter {
             max_attempts: 3,

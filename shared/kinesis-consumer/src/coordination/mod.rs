@@ -5,11 +5,14 @@
 //! - [`plan`]: which leases a worker takes (unowned and expired ones, always) and steals (towards
 //!   a fair share, several per round when far from balance, never in a way that oscillates).
 //! - [`handoff`]: what a worker does with a lease it asked for, each time it reads it.
+//! - [`cleanup`]: when a finished lease may be deleted (children begun, or shard gone).
 
+pub mod cleanup;
 pub mod expiry;
 pub mod handoff;
 pub mod plan;
 
+pub use cleanup::{finished_leases_to_delete, Cleanup};
 pub use expiry::ExpiryTracker;
 pub use handoff::{decide_handoff, HandoffPoll};
 pub use plan::{plan_acquisitions, AcquirePlan};

@@ -1,6 +1,7 @@
 //! The consumer of one held lease: reads its shard ahead into a byte-bounded buffer, hands
-//! batches to the processor in order, applies the failure and checkpoint policies, and ends with
-//! exactly one of lease lost, shard end, or shutdown.
+//! batches to the processor in order, applies the failure and checkpoint policies (the
+//! checkpoint timer fires on idle shards too), and ends with exactly one of lease lost, shard
+//! end, or shutdown; the worker learns the outcome over its report channel.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -100,6 +101,14 @@ async fn prefetch(
     }
 }
 
+/// Sleeps until `due`, or forever when nothing is due.
+async fn sleep_until_due(due: Option<Instant>) {
+    match due {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 impl ShardTask {
     #[tracing::instrument(name = "shard", skip_all, fields(shard_id = %self.shard_id))]
     pub(crate) async fn run(self) -> ShardOutcome {
@@ -145,6 +154,14 @@ impl ShardTask {
         let mut since_checkpoint: u64 = 0;
         let mut last_checkpoint_at = Instant::now();
         let outcome = loop {
+            // The checkpoint timer runs whether batches arrive or not, so an idle shard's last
+            // records are checkpointed too.
+            let checkpoint_due = self
+                .config
+                .checkpoint
+                .every
+                .filter(|_| since_checkpoint > 0)
+                .map(|every| last_checkpoint_at + every);
             let fetched = tokio::select! {
                 biased;
                 () = self.held.lost.cancelled() => {
@@ -159,6 +176,17 @@ impl ShardTask {
                         ShardOutcome::Stopped => ShardOutcome::HandOff,
                         other => other,
                     };
+                }
+                () = sleep_until_due(checkpoint_due) => {
+                    match self.checkpoint(&mut checkpointer).await {
+                        Ok(()) => {
+                            since_checkpoint = 0;
+                            self.metrics.set_checkpoint_lag(&self.shard_id, 0);
+                            last_checkpoint_at = Instant::now();
+                        }
+                        Err(outcome) => break outcome,
+                    }
+                    continue;
                 }
                 fetched = rx.recv() => fetched,
             };

@@ -8,17 +8,18 @@
 //! conditional writes still fail when what a worker saw is stale (a steal request on a lease that
 //! moved), and such failures are counted.
 //!
-//! **Library model** (`worker/mod.rs`, `WorkerConfig::new` defaults): a scan-loop tick lists
+//! **Library model** (`worker/`, `WorkerConfig::new` defaults): a scan-loop tick lists
 //! shards every `shard_sync_interval` (a full read of the table), then scans:
 //! `ExpiryTracker::observe`, marks leases taken by others as lost, signals handoffs it sees,
-//! adopts leases handed to it, and runs `plan_acquisitions` on the real `Lease` values: takes are
-//! conditional on the owner and counter seen, steals are `request_handoff`s. The next tick comes
-//! after `scan_interval_for(fleet seen)` with ±20 % jitter. The renewer renews every held lease
-//! every `renew_interval` and notices a requested handoff from the renewed item. An owner hands
-//! a lease over as soon as it learns of the request (its consumer ends; batch and checkpoint
-//! take no simulated time). The stealer reads each lease it asked for (one item) every
-//! `renew_interval` and acts on `decide_handoff`: adopt by a take conditional on the counter
-//! read, wait, or forget. A worker that leaves releases its leases. A crashed worker stops.
+//! adopts leases handed to it (a take conditional on the counter seen), and runs
+//! `plan_acquisitions` on the real `Lease` values: takes are conditional on the owner and counter
+//! seen, steals are `request_handoff`s. The next tick comes after `scan_interval_for(fleet
+//! seen)` with ±20 % jitter. Each held lease is renewed every `renew_interval` and notices a
+//! requested handoff from the renewed item. An owner hands a lease over as soon as it learns of
+//! the request (its consumer ends; batch and checkpoint take no simulated time). The stealer
+//! reads each lease it asked for (one item) every `renew_interval` and acts on
+//! `decide_handoff`: adopt by a take conditional on the counter read, wait, or forget. A worker
+//! that leaves releases its leases. A crashed worker stops.
 //!
 //! **KCL 2.x model** (`DynamoDBLeaseTaker`, `LeaseManagementConfig` defaults): lease duration
 //! 10 s, renewals every 3,308 ms, and every worker scans every 20,050 ms. Unowned leases and
@@ -638,8 +639,9 @@ impl Sim {
                 Some(false) if lease.handoff_owner.is_some() => self.signal(w, idx, false),
                 Some(_) => {}
                 None if lease.is_owned_by(&me) && !lease.is_finished() => {
+                    // Proven by a take conditional on the counter seen before processing.
                     self.workers[w].pending.remove(&idx);
-                    self.hold(w, idx, lease.lease_counter)
+                    self.take(w, lease)
                 }
                 None => {}
             }
