@@ -9,7 +9,8 @@
 //! - [`processor`]: the processor interface and its checkpointer.
 //! - [`worker`]: the worker: scan loop, renewer, shard consumers, shard sync, graceful handoff.
 //! - [`config`]: configuration and defaults, with the reasoning.
-//! - [`dead_letter`]: where poison records go (DynamoDB table or memory).
+//! - [`dead_letter`]: where poison records go (DynamoDB table or memory), and the records of
+//!   their partition keys set aside behind them.
 //! - [`metrics`]: the worker's counters.
 
 pub mod config;
