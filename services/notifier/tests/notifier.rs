@@ -807,7 +807,8 @@ async fn an_unverified_sender_fails_and_the_retry_after_bootstrap_sends() {
         .handle(&events[1])
         .await
         .expect_err("SES refuses an unverified sender");
-    assert!(err.to_string().contains("not verified"), "{err}");
+    assert!(chain(&err).contains("not verified"), "{}", chain(&err));
+    assert!(!err.is_transient(), "a refusal is permanent");
     let id = notification_id(events[1].event_id, Channel::Email);
     let entry = aws.ledger.get(id).await.expect("get").expect("entry");
     assert_eq!(entry.status, Status::Failed);
