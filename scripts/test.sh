@@ -44,7 +44,7 @@ fi
 
 # Every suite that exercises an AWS adapter must have talked to the emulators.
 missing=0
-for suite in contract_dynamodb relay crash_process cli lease_table_dynamodb fleet_kinesis fanout_kinesis notifier e2e_processes traces_e2e; do
+for suite in contract_dynamodb relay crash_process cli lease_table_dynamodb dead_letter_dynamodb fleet_kinesis fanout_kinesis notifier e2e_processes traces_e2e; do
   if ! grep -q "^$suite " "$EMULATOR_TEST_LOG"; then
     echo "AWS-adapter suite '$suite' did not run against the emulators" >&2
     missing=1

@@ -74,6 +74,12 @@ module "dead_letter_table" {
   attributes = [
     { name = "source", type = "S" },
     { name = "sequence_number", type = "S" },
+    { name = "application_key", type = "S" },
+  ]
+  # "Is this partition key set aside?": the consumers look up `<application>#<partition key>`
+  # before processing a key, so a dead-lettered quote's later records wait behind it.
+  global_secondary_indexes = [
+    { name = "by-key", hash_key = "application_key", range_key = "sequence_number", projection_type = "ALL" },
   ]
 
   kms_key_arn         = aws_kms_key.platform.arn

@@ -215,8 +215,9 @@ module "consumer" {
       actions = ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan", "dynamodb:UpdateItem"]
     }
     DEAD_LETTER_TABLE = {
-      arn     = module.dead_letter_table.arn
-      actions = ["dynamodb:PutItem"]
+      arn           = module.dead_letter_table.arn
+      actions       = ["dynamodb:PutItem", "dynamodb:Query"]
+      index_actions = ["dynamodb:Query"]
     }
   }, try(each.value.dynamodb_tables, {}))
   stream_actions         = ["kinesis:ListShards", "kinesis:PutRecords"]

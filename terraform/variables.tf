@@ -390,7 +390,7 @@ variable "checkpoint_every_ms" {
 }
 
 variable "max_processing_attempts" {
-  description = "MAX_PROCESSING_ATTEMPTS before a record is dead-lettered, or null for the default."
+  description = "MAX_PROCESSING_ATTEMPTS of a permanently failing record before it is dead-lettered (transient failures are retried until they pass), or null for the default."
   type        = number
   default     = null
 }

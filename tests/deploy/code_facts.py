@@ -379,8 +379,9 @@ CALLS: dict[str, dict[str, list[tuple[str, list[str]]]]] = {
     "shared/kinesis-consumer/src/lease_table/dynamodb/schema.rs": {"describe_table": []},
     "shared/kinesis-consumer/src/dead_letter.rs": {
         "put_item": [("DEAD_LETTER_TABLE", ["PutItem"])],
-        # `DynamoDeadLetters::list` (operators' inspection, `quotectl`), not the consumers.
-        "query": [],
+        # `first_for_key` (is a partition key set aside?) on the index `by-key`; also
+        # `DynamoDeadLetters::list` (operators' inspection, `quotectl`).
+        "query": [("DEAD_LETTER_TABLE", ["Query"])],
         "describe_table": [],
     },
     "shared/kinesis-consumer/src/source/polling.rs": {

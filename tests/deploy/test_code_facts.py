@@ -63,7 +63,7 @@ def test_calls_are_attributed_to_resources():
         calls = code_facts.aws_calls(consumer)
         assert {"kinesis:GetRecords", "kinesis:GetShardIterator", "kinesis:ListShards"} <= calls["EVENT_STREAM"]
         assert "dynamodb:UpdateItem" in calls["LEASE_TABLE"]
-        assert calls["DEAD_LETTER_TABLE"] == {"dynamodb:PutItem"}
+        assert calls["DEAD_LETTER_TABLE"] == {"dynamodb:PutItem", "dynamodb:Query"}
 
 
 def test_the_scanner_sees_builders_but_not_our_traits():

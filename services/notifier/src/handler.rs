@@ -3,9 +3,11 @@
 //!
 //! - The quote is folded up to the outcome event's own version, so a later event (an
 //!   underwriter issuing a referred quote) does not change what the referral says.
-//! - Every notification of the event is attempted, then the first failure (if any) is returned
-//!   so the worker retries the event: notifications already `sent` are skipped by their
-//!   claims, `failed` ones are claimed again and resent.
+//! - Every notification of the event is attempted, then a failure (if any; a transient one
+//!   first) is returned so the worker retries the event: notifications already `sent` are
+//!   skipped by their claims, `failed` ones are claimed again and resent. Throttling, an
+//!   unreachable provider or ledger are transient (the worker retries until they pass, never
+//!   dead-letters); a refusal is permanent (dead-lettered after the worker's bounded attempts).
 //! - A notification another delivery is sending ([`Claim::InProgress`]) is waited for, up to
 //!   the ledger's claim timeout: it ends `sent`/`unknown` (nothing to do), `failed` (claimed
 //!   and sent here), or goes stale and is resolved as unknown.
@@ -50,9 +52,25 @@ enum NotifyError {
     StillInProgress(uuid::Uuid),
 }
 
+impl NotifyError {
+    /// Whether a retry of the event may get the notification through: the ledger or the
+    /// provider unavailable, throttling, another delivery still sending.
+    fn is_transient(&self) -> bool {
+        match self {
+            NotifyError::Ledger(err) => err.is_transient(),
+            NotifyError::Send(err) => err.is_transient(),
+            NotifyError::StillInProgress(_) => true,
+        }
+    }
+}
+
 impl From<NotifyError> for HandlerError {
     fn from(err: NotifyError) -> Self {
-        HandlerError::Dependency(err.to_string())
+        if err.is_transient() {
+            HandlerError::unavailable("notification delivery", err)
+        } else {
+            HandlerError::refused("notification delivery", err)
+        }
     }
 }
 
@@ -250,10 +268,15 @@ impl EventHandler for Notifier {
         if notifications.is_empty() {
             tracing::debug!(quote_id = %state.quote_id, "no notification requested for this outcome");
         }
-        let mut first_error = None;
+        // A transient failure wins over a permanent one: the retry then resends only what was
+        // not sent, and a refusal left alone is dead-lettered once the rest went through.
+        let mut first_error: Option<NotifyError> = None;
         for notification in &notifications {
             if let Err(err) = self.deliver(event, state.quote_id, notification).await {
-                first_error.get_or_insert(err);
+                match &first_error {
+                    Some(first) if first.is_transient() || !err.is_transient() => {}
+                    _ => first_error = Some(err),
+                }
             }
         }
         match first_error {
@@ -266,7 +289,7 @@ impl EventHandler for Notifier {
         self.ledger
             .ready()
             .await
-            .map_err(|e| HandlerError::Dependency(e.to_string()))
+            .map_err(|e| HandlerError::unavailable("the notification ledger", e))
     }
 }
 

@@ -62,6 +62,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
     ScalarAttributeType, TableStatus,
@@ -217,9 +218,12 @@ pub struct LedgerEntry {
 /// Why the ledger failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
-    /// The store failed.
+    /// The store is unavailable (throttling, 5xx, a timeout, no connection): transient.
     #[error("notification ledger unavailable: {0}")]
     Backend(String),
+    /// The store refused the request (validation, a missing table, access denied): permanent.
+    #[error("notification ledger refused the request: {0}")]
+    Refused(String),
     /// A stored record cannot be read.
     #[error("notification ledger record {id} is unreadable: {reason}")]
     Corrupt {
@@ -472,6 +476,36 @@ fn backend<E: std::error::Error>(err: E) -> LedgerError {
     )
 }
 
+/// A failed DynamoDB call: unavailable when it is transient (`quote_runtime::aws_error`),
+/// else refused.
+fn sdk_failure<E>(err: SdkError<E>) -> LedgerError
+where
+    E: std::error::Error + ProvideErrorMetadata + 'static,
+{
+    let transient = quote_runtime::aws_error::is_transient(&err);
+    let message = aws_sdk_dynamodb::error::DisplayErrorContext(err)
+        .to_string()
+        .replace('\n', " ");
+    if transient {
+        LedgerError::Backend(message)
+    } else {
+        LedgerError::Refused(message)
+    }
+}
+
+impl LedgerError {
+    /// Whether the same call may succeed later: the store unavailable, or a race that the
+    /// next claim settles.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            LedgerError::Backend(_)
+            | LedgerError::Contended(_)
+            | LedgerError::NotClaimed { .. } => true,
+            LedgerError::Refused(_) | LedgerError::Corrupt { .. } => false,
+        }
+    }
+}
+
 /// Reads a stored record.
 fn decode_entry(id: Uuid, item: &Item) -> Result<LedgerEntry, LedgerError> {
     let corrupt = |reason: String| LedgerError::Corrupt { id, reason };
@@ -569,11 +603,13 @@ impl DynamoNotificationLedger {
         match result {
             Ok(_) => Ok(true),
             Err(err) => {
-                let err = err.into_service_error();
-                if err.is_conditional_check_failed_exception() {
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception())
+                {
                     Ok(false)
                 } else {
-                    Err(backend(err))
+                    Err(sdk_failure(err))
                 }
             }
         }
@@ -606,11 +642,13 @@ impl DynamoNotificationLedger {
         match request.send().await {
             Ok(_) => Ok(true),
             Err(err) => {
-                let err = err.into_service_error();
-                if err.is_conditional_check_failed_exception() {
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception())
+                {
                     Ok(false)
                 } else {
-                    Err(backend(err))
+                    Err(sdk_failure(err))
                 }
             }
         }
@@ -722,11 +760,13 @@ impl NotificationLedger for DynamoNotificationLedger {
         match result {
             Ok(_) => Ok(()),
             Err(err) => {
-                let err = err.into_service_error();
-                if err.is_conditional_check_failed_exception() {
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception())
+                {
                     Err(LedgerError::NotClaimed { id, attempt })
                 } else {
-                    Err(backend(err))
+                    Err(sdk_failure(err))
                 }
             }
         }
@@ -741,7 +781,7 @@ impl NotificationLedger for DynamoNotificationLedger {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| backend(e.into_service_error()))?;
+            .map_err(sdk_failure)?;
         output.item().map(|item| decode_entry(id, item)).transpose()
     }
 
@@ -756,7 +796,7 @@ impl NotificationLedger for DynamoNotificationLedger {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| backend(e.into_service_error()))
+            .map_err(sdk_failure)
     }
 }
 

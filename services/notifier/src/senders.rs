@@ -7,19 +7,24 @@
 //! the notifier's decision, through the ledger ([`crate::ledger`]).
 //!
 //! A failed send says whether the message may nevertheless have gone out
-//! ([`SendError::may_have_been_sent`]): not when the provider answered with an error or could
-//! not be connected to at all; possibly when the request was sent and no usable answer came
-//! back (a timeout, a connection dropped mid-request, an unreadable answer).
+//! ([`SendError::may_have_been_sent`]): not when the provider refused it with a 4xx (throttling
+//! included) or could not be connected to at all; possibly when the provider failed with a 5xx
+//! (it may have accepted the message before failing) or the request was sent and no usable
+//! answer came back (a timeout, a connection dropped mid-request, an unreadable answer). And it
+//! says whether waiting can help ([`SendError::is_transient`]): throttling and an unreachable
+//! provider are retried by the worker until they pass; a refusal is permanent. The AWS errors
+//! are classified by `quote_runtime::aws_error`, like every other adapter's.
 
 use std::collections::VecDeque;
 use std::error::Error as StdError;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use aws_sdk_sesv2::error::{DisplayErrorContext, SdkError};
+use aws_sdk_sesv2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
 use aws_sdk_sns::types::MessageAttributeValue;
 use quote_domain::types::{Email, PhoneE164};
+use quote_runtime::aws_error::AwsFailure;
 
 use crate::rules::{redact_email, redact_phone};
 use crate::Created;
@@ -27,8 +32,17 @@ use crate::Created;
 /// Why a message was not (known to be) sent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
-    /// The provider answered with an error (invalid address, unverified sender, throttling,
-    /// internal error, …): not sent.
+    /// The provider throttled the request (a throttling error or HTTP 429): not sent; it
+    /// passes by waiting.
+    #[error("{provider} throttled the message: {message}")]
+    Throttled {
+        /// `SES` or `SNS`.
+        provider: &'static str,
+        /// The provider's error.
+        message: String,
+    },
+    /// The provider refused the message (invalid address, unverified sender, …): not sent,
+    /// and sending it again cannot help.
     #[error("{provider} refused the message: {message}")]
     Rejected {
         /// `SES` or `SNS`.
@@ -44,7 +58,8 @@ pub enum SendError {
         /// The transport's error.
         message: String,
     },
-    /// The request went out but no usable answer came back: it may have been sent.
+    /// The request went out but no usable answer came back, or the provider failed with a
+    /// 5xx: it may have been sent.
     #[error("{provider} gave no usable answer; the message may have been sent: {message}")]
     Unknown {
         /// `SES` or `SNS`.
@@ -58,6 +73,15 @@ impl SendError {
     /// Whether the message may have gone out despite the error.
     pub fn may_have_been_sent(&self) -> bool {
         matches!(self, SendError::Unknown { .. })
+    }
+
+    /// Whether sending again later may succeed (throttled, or the provider unreachable); only
+    /// meaningful for a message that was not sent.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            SendError::Throttled { .. } | SendError::Unreachable { .. }
+        )
     }
 }
 
@@ -90,20 +114,27 @@ fn never_connected(err: &(dyn StdError + 'static)) -> bool {
     false
 }
 
-/// Classifies an SDK error of `provider` (the SES v2 and SNS crates share the error type).
-fn classify<E, R>(provider: &'static str, err: SdkError<E, R>) -> SendError
+/// Classifies an SDK error of `provider` (the SES v2 and SNS crates share the error type):
+/// throttling is not sent (and transient), any other refusal is not sent (permanent), a 5xx
+/// may have been sent (the provider may have accepted the message before failing), and so may
+/// anything that went wrong after the request left.
+fn classify<E>(provider: &'static str, err: SdkError<E>) -> SendError
 where
-    E: StdError + 'static,
-    R: std::fmt::Debug + 'static,
+    E: StdError + ProvideErrorMetadata + 'static,
 {
     let message = DisplayErrorContext(&err).to_string().replace('\n', " ");
     match &err {
-        SdkError::ConstructionFailure(_) | SdkError::ServiceError(_) => {
-            SendError::Rejected { provider, message }
-        }
+        SdkError::ConstructionFailure(_) => SendError::Rejected { provider, message },
         SdkError::DispatchFailure(_) if never_connected(&err) => {
             SendError::Unreachable { provider, message }
         }
+        SdkError::ServiceError(_) => match AwsFailure::of(&err) {
+            AwsFailure::Throttled => SendError::Throttled { provider, message },
+            AwsFailure::Rejected => SendError::Rejected { provider, message },
+            AwsFailure::ServerError | AwsFailure::Timeout | AwsFailure::Dispatch => {
+                SendError::Unknown { provider, message }
+            }
+        },
         _ => SendError::Unknown { provider, message },
     }
 }
@@ -452,6 +483,121 @@ mod tests {
         assert!(matches!(err, SendError::Unknown { .. }), "{err}");
         assert!(err.may_have_been_sent());
         server.abort();
+    }
+
+    /// Answers every request with `status` (e.g. `429 Too Many Requests`), the extra
+    /// `headers` (CRLF-terminated lines) and `body`, after reading the request to its end.
+    async fn canned(status: &str, headers: &str, body: &str) -> (u16, tokio::task::JoinHandle<()>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let response = format!(
+            "HTTP/1.1 {status}\r\n{headers}content-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 4096];
+                loop {
+                    let read = socket.read(&mut buffer).await.unwrap_or(0);
+                    if read == 0 {
+                        break;
+                    }
+                    request.extend_from_slice(&buffer[..read]);
+                    let text = String::from_utf8_lossy(&request).to_ascii_lowercase();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if request.len() >= end + 4 + length {
+                            break;
+                        }
+                    }
+                }
+                let _ = socket.write_all(response.as_bytes()).await;
+                let _ = socket.shutdown().await;
+            }
+        });
+        (port, server)
+    }
+
+    async fn ses_answering(status: &str, headers: &str, body: &str) -> SendError {
+        let (port, server) = canned(status, headers, body).await;
+        let sdk = sdk(&format!("http://127.0.0.1:{port}"));
+        let err = SesEmailSender::from_sdk_config(&sdk, email())
+            .send_email(&email(), "s", "b")
+            .await
+            .unwrap_err();
+        server.abort();
+        err
+    }
+
+    async fn sns_answering(status: &str, body: &str) -> SendError {
+        let (port, server) = canned(status, "content-type: text/xml\r\n", body).await;
+        let sdk = sdk(&format!("http://127.0.0.1:{port}"));
+        let err = SnsSmsSender::from_sdk_config(&sdk)
+            .send_sms(&PhoneE164::parse("+18045550142").unwrap(), "t")
+            .await
+            .unwrap_err();
+        server.abort();
+        err
+    }
+
+    fn sns_error(code: &str) -> String {
+        format!(
+            "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code>\
+             <Message>m</Message></Error><RequestId>r</RequestId></ErrorResponse>"
+        )
+    }
+
+    #[tokio::test]
+    async fn ses_and_sns_throttling_is_not_sent_and_transient() {
+        let err = ses_answering(
+            "429 Too Many Requests",
+            "content-type: application/json\r\nx-amzn-errortype: TooManyRequestsException\r\n",
+            r#"{"message":"Maximum sending rate exceeded."}"#,
+        )
+        .await;
+        assert!(matches!(err, SendError::Throttled { .. }), "{err}");
+        assert!(!err.may_have_been_sent());
+        assert!(err.is_transient());
+        let err = sns_answering("400 Bad Request", &sns_error("Throttling")).await;
+        assert!(matches!(err, SendError::Throttled { .. }), "{err}");
+        let err = sns_answering("429 Too Many Requests", &sns_error("Throttled")).await;
+        assert!(matches!(err, SendError::Throttled { .. }), "{err}");
+        assert!(err.is_transient());
+    }
+
+    #[tokio::test]
+    async fn a_5xx_from_ses_or_sns_may_have_sent() {
+        let err = ses_answering(
+            "500 Internal Server Error",
+            "content-type: application/json\r\nx-amzn-errortype: InternalFailure\r\n",
+            "{}",
+        )
+        .await;
+        assert!(matches!(err, SendError::Unknown { .. }), "{err}");
+        assert!(err.may_have_been_sent(), "never resent: recorded unknown");
+        let err = sns_answering("503 Service Unavailable", &sns_error("ServiceUnavailable")).await;
+        assert!(matches!(err, SendError::Unknown { .. }), "{err}");
+        assert!(err.may_have_been_sent());
+    }
+
+    #[tokio::test]
+    async fn a_refusal_is_not_sent_and_permanent() {
+        let err = ses_answering(
+            "400 Bad Request",
+            "content-type: application/json\r\nx-amzn-errortype: BadRequestException\r\n",
+            "{}",
+        )
+        .await;
+        assert!(matches!(err, SendError::Rejected { .. }), "{err}");
+        assert!(!err.is_transient() && !err.may_have_been_sent());
+        let err = sns_answering("400 Bad Request", &sns_error("InvalidParameter")).await;
+        assert!(matches!(err, SendError::Rejected { .. }), "{err}");
     }
 
     #[tokio::test]

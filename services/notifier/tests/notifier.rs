@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use event_relay::{InMemorySink, Relay, RelayConfig};
 use event_store::{AppendRequest, EventEnvelope, EventStore, InMemoryEventStore, NewEvent};
+use kinesis_consumer::source::memory::InMemoryStream;
 use notifier::ledger::{
     create_notifications_table, notification_id, Claim, ClaimDetails, DynamoNotificationLedger,
     InMemoryNotificationLedger, NotificationLedger, Outcome, Status,
@@ -21,6 +22,8 @@ use notifier::senders::{
 use notifier::{Created, Notifier};
 use quote_domain::quote::{QuoteDeclined, QuoteEvent, QuoteId, QuoteIssued, QuoteReferred};
 use quote_domain::request::QuoteRequest;
+use quote_pipeline::service::embedded_worker;
+use quote_pipeline::stream_sink::InMemoryStreamSink;
 use quote_pipeline::{EventHandler, HandlerContext, HandlerError};
 use testkit::fixtures::{parse_request, quote_requested, request_input};
 use uuid::Uuid;
@@ -399,15 +402,20 @@ async fn other_events_and_a_foreign_version_are_handled_safely() {
 async fn a_retry_after_a_failed_send_sends_but_not_after_a_successful_one() {
     let f = Fakes::new();
     let events = f.quote(&Customer::unique(), &[issued(100_000)]).await;
-    f.email.fail_next(SendError::Rejected {
+    f.email.fail_next(SendError::Throttled {
         provider: "SES",
-        message: "Throttling: Maximum sending rate exceeded".into(),
+        message: "TooManyRequestsException: Maximum sending rate exceeded".into(),
     });
     let err = f
         .handle(&events[1])
         .await
         .expect_err("the failed e-mail fails the event");
-    assert!(err.to_string().contains("Throttling"), "{err}");
+    assert!(err.is_transient(), "throttling is waited out: {err}");
+    assert!(
+        chain(&err).contains("Maximum sending rate"),
+        "{}",
+        chain(&err)
+    );
     // The SMS went out anyway.
     assert_eq!(f.sent(), (0, 1));
     let email_id = notification_id(events[1].event_id, Channel::Email);
@@ -422,6 +430,102 @@ async fn a_retry_after_a_failed_send_sends_but_not_after_a_successful_one() {
 
     f.handle(&events[1]).await.expect("redelivery");
     assert_eq!(f.sent(), (1, 1));
+}
+
+/// An error and its sources, `: `-separated.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut next = err.source();
+    while let Some(cause) = next {
+        text.push_str(&format!(": {cause}"));
+        next = cause.source();
+    }
+    text
+}
+
+#[tokio::test]
+async fn a_refused_send_is_a_permanent_failure() {
+    let f = Fakes::new();
+    let events = f.quote(&Customer::email_only(), &[issued(100_000)]).await;
+    f.email.fail_next(SendError::Rejected {
+        provider: "SES",
+        message: "MessageRejected: Email address is not verified".into(),
+    });
+    let err = f.handle(&events[1]).await.expect_err("refused");
+    assert!(
+        !err.is_transient(),
+        "dead-lettered after the bounded attempts: {err}"
+    );
+    assert_eq!(f.status(&events[1], Channel::Email).await, Status::Failed);
+}
+
+/// An SES throttle lasting far longer than the worker's old retry budget (5 attempts from a
+/// 100 ms base, about 3 s, then the event was dead-lettered and the customer never told): on
+/// the real worker and paused clock, the event waits, the e-mail goes out once SES accepts
+/// again, exactly once, and nothing is dead-lettered.
+#[tokio::test(start_paused = true)]
+async fn a_long_ses_throttle_is_waited_out_and_the_email_is_sent_once() {
+    let ledger = Arc::new(InMemoryNotificationLedger::new(Duration::from_secs(120)));
+    let email = Arc::new(InMemoryEmailSender::new());
+    let sms = Arc::new(InMemorySmsSender::new());
+    const THROTTLED_SENDS: u32 = 30;
+    for _ in 0..THROTTLED_SENDS {
+        email.fail_next(SendError::Throttled {
+            provider: "SES",
+            message: "TooManyRequestsException: Maximum sending rate exceeded".into(),
+        });
+    }
+    let notifier = Arc::new(Notifier::new(ledger.clone(), email.clone(), sms.clone()));
+    let stream = InMemoryStream::new(1);
+    let store: Arc<dyn EventStore> = Arc::new(InMemoryEventStore::new());
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let (relay, relay_task) = Relay::new(
+        store.clone(),
+        Arc::new(InMemoryStreamSink::new(stream.clone())),
+        RelayConfig::default(),
+    )
+    .spawn(shutdown.clone());
+    let (worker, dead_letters) = embedded_worker(notifier, stream, store.clone(), relay.clone());
+    let metrics = worker.metrics();
+    let worker_task = tokio::spawn(worker.run(shutdown.clone()));
+
+    let (quote_id, requested) = quote_requested(Customer::email_only().request());
+    let appended = store
+        .append(AppendRequest {
+            stream_id: quote_id.stream_id(),
+            expected_version: 0,
+            events: vec![new_event(&requested), new_event(&issued(100_000))],
+            idempotency: None,
+            customer_id: Some("cust-42".into()),
+        })
+        .await
+        .expect("append");
+    relay.notify(appended.events.clone());
+    for _ in 0..1_200 {
+        if !email.sent().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert_eq!(email.sent().len(), 1, "sent once SES accepted again");
+    assert!(dead_letters.letters().is_empty(), "nothing dead-lettered");
+    let entry = ledger
+        .get(notification_id(appended.events[1].event_id, Channel::Email))
+        .await
+        .expect("get")
+        .expect("entry");
+    assert_eq!(
+        (entry.status, entry.attempt),
+        (Status::Sent, THROTTLED_SENDS + 1)
+    );
+    assert!(metrics.snapshot().retries_transient >= u64::from(THROTTLED_SENDS));
+    // Redelivery after the fact sends nothing twice.
+    relay.notify(appended.events);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(email.sent().len(), 1);
+    shutdown.cancel();
+    worker_task.await.expect("worker");
+    relay_task.await.expect("relay");
 }
 
 #[tokio::test]
@@ -703,7 +807,8 @@ async fn an_unverified_sender_fails_and_the_retry_after_bootstrap_sends() {
         .handle(&events[1])
         .await
         .expect_err("SES refuses an unverified sender");
-    assert!(err.to_string().contains("not verified"), "{err}");
+    assert!(chain(&err).contains("not verified"), "{}", chain(&err));
+    assert!(!err.is_transient(), "a refusal is permanent");
     let id = notification_id(events[1].event_id, Channel::Email);
     let entry = aws.ledger.get(id).await.expect("get").expect("entry");
     assert_eq!(entry.status, Status::Failed);

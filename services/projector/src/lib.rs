@@ -14,7 +14,7 @@ use quote_domain::quote::QuoteEvent;
 use quote_pipeline::{quote, EventHandler, HandlerContext, HandlerError};
 use quote_read_model::dynamodb::DynamoReadModel;
 use quote_read_model::projection::summarize;
-use quote_read_model::{ReadModel, Upsert};
+use quote_read_model::{ReadModel, ReadModelError, Upsert};
 use tracing::Instrument;
 
 /// The projector's handler.
@@ -80,7 +80,7 @@ impl EventHandler for Projector {
             .upsert(&summary)
             .instrument(span.clone())
             .await
-            .map_err(|e| HandlerError::Dependency(e.to_string()))?;
+            .map_err(read_model_failure)?;
         span.record(
             "outcome",
             match upserted {
@@ -100,9 +100,18 @@ impl EventHandler for Projector {
     }
 
     async fn ready(&self) -> Result<(), HandlerError> {
-        self.model
-            .ping()
-            .await
-            .map_err(|e| HandlerError::Dependency(e.to_string()))
+        self.model.ping().await.map_err(read_model_failure)
+    }
+}
+
+/// A read-model failure as the worker sees it: the backend unavailable is transient (the shard
+/// waits, so a quote's last event is never given up on while the table is throttled or down),
+/// a corrupt item or a refused request is permanent.
+fn read_model_failure(err: ReadModelError) -> HandlerError {
+    match err {
+        ReadModelError::Backend(_) => HandlerError::unavailable("the read model", err),
+        ReadModelError::Corrupt(_) | ReadModelError::InvalidPageToken => {
+            HandlerError::refused("the read model", err)
+        }
     }
 }

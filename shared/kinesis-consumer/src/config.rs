@@ -68,14 +68,23 @@ impl InitialPosition {
 }
 
 /// What happens when a processor keeps failing on a record.
+///
+/// Under either policy a **transient** failure ([`crate::ProcessorError::transient`]) is
+/// retried with capped exponential backoff and full jitter (`retry_base` .. `retry_cap`) until
+/// it succeeds: the shard waits, its lag grows, `kinesis_consumer.retries{kind=transient}` and
+/// `kinesis_consumer.shard_blocked_seconds` show it; lease loss, shutdown and a hand-off
+/// request still interrupt the wait. The policy decides what happens to **permanent** failures.
 #[derive(Debug, Clone)]
 pub enum FailurePolicy {
     /// Retry with backoff until it succeeds (the shard waits).
     RetryForever,
-    /// Retry the batch, then each record, up to `max_attempts`; a record that still fails goes
-    /// to the dead-letter store and the shard moves on.
+    /// Retry the batch, then each record, up to `max_attempts` permanent failures; a record
+    /// that still fails goes to the dead-letter store and the shard moves on. Every later
+    /// record of the same partition key is set aside behind it ("blocked behind <sequence
+    /// number>"), so a key's records never overtake each other and a redrive replays them in
+    /// order; the store is asked, so this holds after a restart too. Other keys go on.
     DeadLetter {
-        /// Attempts per record (and per batch) before giving up.
+        /// Permanent failures per record (and per batch) before giving up.
         max_attempts: u32,
         /// Where failed records go.
         store: Arc<dyn DeadLetterStore>,
@@ -133,7 +142,8 @@ pub struct WorkerConfig {
     pub max_buffer_bytes: usize,
     /// First retry delay ceiling (full jitter) for processor retries.
     pub retry_base: Duration,
-    /// Longest retry delay.
+    /// Longest retry delay (also between the retries of a transient failure, which go on
+    /// until it succeeds).
     pub retry_cap: Duration,
 }
 
@@ -225,7 +235,7 @@ pub enum SourceKind {
 /// | `CHECKPOINT_EVERY_RECORDS` | `1000` | library checkpoint after this many records |
 /// | `CHECKPOINT_EVERY_MS` | `5000` | … or after this long |
 /// | `DEAD_LETTER_TABLE` | — | dead-letter poison records to this DynamoDB table |
-/// | `MAX_PROCESSING_ATTEMPTS` | `5` | attempts before dead-lettering |
+/// | `MAX_PROCESSING_ATTEMPTS` | `5` | attempts of a record failing permanently before it is dead-lettered (transient failures are retried until they succeed) |
 /// | `CONSUMER_SOURCE` | `polling` | `polling` or `fanout` |
 /// | `EFO_CONSUMER_NAME` | `<application>` | stream consumer name for `fanout` |
 #[derive(Debug, Clone, PartialEq)]
@@ -234,7 +244,7 @@ pub struct ConsumerSettings {
     pub lease_table: String,
     /// The dead-letter table, when poison records are dead-lettered.
     pub dead_letter_table: Option<String>,
-    /// Attempts before dead-lettering.
+    /// Attempts of a permanently failing record before it is dead-lettered.
     pub max_attempts: u32,
     /// The record source.
     pub source: SourceKind,

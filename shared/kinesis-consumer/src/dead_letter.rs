@@ -1,20 +1,43 @@
-//! Where poison records go after bounded retries, so a shard never stalls on one record.
+//! Where poison records go after bounded retries, so a shard never stalls on one record, and
+//! the records of the same partition key that must wait behind them.
+//!
+//! A record is dead-lettered when it failed permanently (see [`crate::ProcessorError`]); every
+//! later record of the same partition key (the same quote) is set aside too, as "blocked
+//! behind" the first, so the key's records never overtake each other and a redrive can replay
+//! them in order. Which keys are blocked is read from the store itself
+//! ([`DeadLetterStore::first_for_key`]), so it holds across restarts and lease moves.
 //!
 //! The DynamoDB store keeps one item per record: key `source` (`<application>#<shard id>`) +
-//! `sequence_number`, with the partition key, the payload, the last error, the attempt count
-//! and when it failed. Writing the same record twice overwrites the same item (idempotent).
+//! `sequence_number`, with the partition key, the payload, the last error, the attempt count,
+//! when it failed and, for a record set aside, the sequence number it waits behind. The
+//! attribute `application_key` (`<application>#<partition key>`) is the hash key of the index
+//! `by-key` (range key `sequence_number`) that answers "is this key blocked?".
+//! Writing the same record twice overwrites the same item (idempotent).
 
+use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, ScalarAttributeType,
 };
 use time::OffsetDateTime;
+use tokio::time::Instant;
 
 use crate::record::Record;
+
+/// The index of the dead-letter table by `application_key`.
+pub const KEY_INDEX: &str = "by-key";
+
+/// How long a looked-up answer to "is this key blocked?" is reused before asking the table
+/// again (a key this process dead-letters is known at once).
+const KEY_ANSWER_TTL: Duration = Duration::from_secs(10);
+
+/// Most answers remembered (expired ones are dropped when this is reached).
+const MAX_KEY_ANSWERS: usize = 50_000;
 
 /// A record that could not be processed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,13 +50,16 @@ pub struct DeadLetter {
     pub record: Record,
     /// The last error.
     pub error: String,
-    /// Attempts made.
+    /// Attempts made (0 for a record set aside behind another without being tried).
     pub attempts: u32,
     /// When it was given up on.
     pub failed_at: OffsetDateTime,
+    /// For a record set aside because an earlier record of its partition key was
+    /// dead-lettered: that record's sequence number.
+    pub blocked_behind: Option<String>,
 }
 
-/// Why a dead letter could not be stored.
+/// Why a dead letter could not be stored or looked up.
 #[derive(Debug, thiserror::Error)]
 #[error("dead-letter store failed: {0}")]
 pub struct DeadLetterError(pub String);
@@ -43,6 +69,28 @@ pub struct DeadLetterError(pub String);
 pub trait DeadLetterStore: Send + Sync + std::fmt::Debug {
     /// Stores one dead letter (idempotent per record).
     async fn put(&self, letter: &DeadLetter) -> Result<(), DeadLetterError>;
+
+    /// The sequence number of the earliest dead letter of `partition_key` in `application`
+    /// (any shard), if there is one: later records of that key must be set aside behind it.
+    async fn first_for_key(
+        &self,
+        application: &str,
+        partition_key: &str,
+    ) -> Result<Option<String>, DeadLetterError>;
+}
+
+/// The `application_key` attribute of a letter: `<application>#<partition key>` (application
+/// names hold no `#`, so the split is unambiguous).
+fn application_key(application: &str, partition_key: &str) -> String {
+    format!("{application}#{partition_key}")
+}
+
+/// The earlier of two sequence numbers.
+fn earliest(a: Option<String>, b: &str) -> String {
+    match a {
+        Some(a) if crate::lease::compare_sequence_numbers(&a, b).is_le() => a,
+        _ => b.to_owned(),
+    }
 }
 
 /// Dead letters in memory (embedded mode, tests).
@@ -78,6 +126,54 @@ impl DeadLetterStore for InMemoryDeadLetters {
         letters.push(letter.clone());
         Ok(())
     }
+
+    async fn first_for_key(
+        &self,
+        application: &str,
+        partition_key: &str,
+    ) -> Result<Option<String>, DeadLetterError> {
+        let letters = self.letters.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(letters
+            .iter()
+            .filter(|l| l.application == application && l.record.partition_key == partition_key)
+            .fold(None, |first, l| {
+                Some(earliest(first, &l.record.sequence_number))
+            }))
+    }
+}
+
+/// Answers to "is this key blocked?" remembered for [`KEY_ANSWER_TTL`]: a shard asks for each
+/// key it meets, and most keys are never blocked.
+#[derive(Debug, Default)]
+struct KeyAnswers {
+    answers: Mutex<HashMap<String, (Option<String>, Instant)>>,
+}
+
+impl KeyAnswers {
+    fn get(&self, key: &str) -> Option<Option<String>> {
+        let answers = self.answers.lock().unwrap_or_else(|p| p.into_inner());
+        answers
+            .get(key)
+            .filter(|(_, at)| at.elapsed() < KEY_ANSWER_TTL)
+            .map(|(first, _)| first.clone())
+    }
+
+    fn remember(&self, key: String, first: Option<String>) {
+        let mut answers = self.answers.lock().unwrap_or_else(|p| p.into_inner());
+        if answers.len() >= MAX_KEY_ANSWERS {
+            answers.retain(|_, (_, at)| at.elapsed() < KEY_ANSWER_TTL);
+            if answers.len() >= MAX_KEY_ANSWERS {
+                answers.clear();
+            }
+        }
+        answers.insert(key, (first, Instant::now()));
+    }
+
+    /// A letter of `key` was just written: the key is blocked behind the earliest one.
+    fn blocked(&self, key: String, sequence_number: &str) {
+        let known = self.get(&key).flatten();
+        self.remember(key, Some(earliest(known, sequence_number)));
+    }
 }
 
 /// Dead letters in a DynamoDB table.
@@ -85,6 +181,8 @@ impl DeadLetterStore for InMemoryDeadLetters {
 pub struct DynamoDeadLetters {
     client: aws_sdk_dynamodb::Client,
     table: String,
+    /// Recent answers of [`DeadLetterStore::first_for_key`] (shared by clones).
+    key_answers: std::sync::Arc<KeyAnswers>,
 }
 
 impl DynamoDeadLetters {
@@ -93,6 +191,7 @@ impl DynamoDeadLetters {
         Self {
             client,
             table: table.into(),
+            key_answers: std::sync::Arc::default(),
         }
     }
 
@@ -146,6 +245,10 @@ impl DynamoDeadLetters {
                     &time::format_description::well_known::Rfc3339,
                 )
                 .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+                blocked_behind: item
+                    .get("blocked_behind")
+                    .and_then(|v| v.as_s().ok())
+                    .cloned(),
             })
             .collect())
     }
@@ -158,7 +261,8 @@ impl DeadLetterStore for DynamoDeadLetters {
             .failed_at
             .format(&time::format_description::well_known::Rfc3339)
             .map_err(|e| DeadLetterError(e.to_string()))?;
-        self.client
+        let request = self
+            .client
             .put_item()
             .table_name(&self.table)
             .item(
@@ -180,14 +284,64 @@ impl DeadLetterStore for DynamoDeadLetters {
             .item("error", AttributeValue::S(letter.error.clone()))
             .item("attempts", AttributeValue::S(letter.attempts.to_string()))
             .item("failed_at", AttributeValue::S(failed_at))
+            .item(
+                "application_key",
+                AttributeValue::S(application_key(
+                    &letter.application,
+                    &letter.record.partition_key,
+                )),
+            );
+        let request = match &letter.blocked_behind {
+            Some(behind) => request.item("blocked_behind", AttributeValue::S(behind.clone())),
+            None => request,
+        };
+        request
             .send()
             .await
             .map_err(|e| DeadLetterError(e.into_service_error().to_string()))?;
+        self.key_answers.blocked(
+            application_key(&letter.application, &letter.record.partition_key),
+            &letter.record.sequence_number,
+        );
         Ok(())
+    }
+
+    async fn first_for_key(
+        &self,
+        application: &str,
+        partition_key: &str,
+    ) -> Result<Option<String>, DeadLetterError> {
+        let key = application_key(application, partition_key);
+        if let Some(known) = self.key_answers.get(&key) {
+            return Ok(known);
+        }
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(KEY_INDEX)
+            .key_condition_expression("#k = :k")
+            .expression_attribute_names("#k", "application_key")
+            .expression_attribute_values(":k", AttributeValue::S(key.clone()))
+            .scan_index_forward(true)
+            .limit(1)
+            .send()
+            .await
+            .map_err(|e| DeadLetterError(e.into_service_error().to_string()))?;
+        let first = output
+            .items()
+            .first()
+            .and_then(|item| item.get("sequence_number"))
+            .and_then(|v| v.as_s().ok())
+            .cloned();
+        self.key_answers.remember(key, first.clone());
+        Ok(first)
     }
 }
 
-/// Creates the dead-letter table unless it exists (on-demand billing); true when created.
+/// Creates the dead-letter table with its [`KEY_INDEX`] unless it exists (on-demand billing);
+/// true when created. (A table created before the index existed needs it added: Terraform
+/// declares it.)
 pub async fn create_dead_letter_table(
     client: &aws_sdk_dynamodb::Client,
     table: &str,
@@ -217,6 +371,38 @@ pub async fn create_dead_letter_table(
             AttributeDefinition::builder()
                 .attribute_name("sequence_number")
                 .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(|e| err(&e))?,
+        )
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("application_key")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(|e| err(&e))?,
+        )
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(KEY_INDEX)
+                .key_schema(
+                    KeySchemaElement::builder()
+                        .attribute_name("application_key")
+                        .key_type(KeyType::Hash)
+                        .build()
+                        .map_err(|e| err(&e))?,
+                )
+                .key_schema(
+                    KeySchemaElement::builder()
+                        .attribute_name("sequence_number")
+                        .key_type(KeyType::Range)
+                        .build()
+                        .map_err(|e| err(&e))?,
+                )
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
                 .build()
                 .map_err(|e| err(&e))?,
         )

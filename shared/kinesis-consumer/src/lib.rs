@@ -11,7 +11,8 @@
 //!   (one bounded renewer per lease), cleaning up (settle, shard sync, finished lineage), shard
 //!   consumers.
 //! - [`config`]: configuration and defaults, with the reasoning.
-//! - [`dead_letter`]: where poison records go (DynamoDB table or memory).
+//! - [`dead_letter`]: where poison records go (DynamoDB table or memory), and the records of
+//!   their partition keys set aside behind them.
 //! - [`metrics`]: the worker's counters.
 
 pub mod config;

@@ -9,6 +9,8 @@
 //! | `kinesis_consumer.leases_held` | gauge | `{lease}` | application, worker_id |
 //! | `kinesis_consumer.leases_taken` / `_stolen` / `_lost` / `_released` | counters | `{lease}` | application, worker_id |
 //! | `kinesis_consumer.dead_lettered` | counter | `{record}` | application, worker_id |
+//! | `kinesis_consumer.retries` | counter | `{retry}` | application, worker_id, kind (`transient` / `permanent`) |
+//! | `kinesis_consumer.shard_blocked_seconds` | gauge | `s` | application, worker_id, shard_id (only while the shard waits out a transient failure) |
 //! | `kinesis_consumer.checkpoints` | counter | `{checkpoint}` | application, worker_id |
 //! | `kinesis_consumer.lease_table_writes` / `_scans` | counters | `{write}` / `{scan}` | application, worker_id |
 //! | `kinesis_consumer.millis_behind_latest` | gauge | `ms` | application, worker_id, shard_id |
@@ -19,6 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use opentelemetry::KeyValue;
+use tokio::time::Instant;
 
 /// Reads one counter of the metrics.
 type CounterField = fn(&WorkerMetrics) -> &AtomicU64;
@@ -40,8 +43,12 @@ pub struct WorkerMetrics {
     pub leases_lost: AtomicU64,
     /// Leases released on shutdown.
     pub leases_released: AtomicU64,
-    /// Records sent to the dead-letter store.
+    /// Records sent to the dead-letter store (poison ones and those set aside behind them).
     pub dead_lettered: AtomicU64,
+    /// Retries of a batch after a transient failure (the shard waits; never dead-lettered).
+    pub retries_transient: AtomicU64,
+    /// Retries of a batch after a permanent failure (bounded, then dead-lettered).
+    pub retries_permanent: AtomicU64,
     /// Checkpoints written.
     pub checkpoints: AtomicU64,
     /// Writes to the lease table (renewals, takes, checkpoints, releases, creations).
@@ -54,6 +61,8 @@ pub struct WorkerMetrics {
     millis_behind: Mutex<BTreeMap<String, u64>>,
     /// Per shard: records processed since the last checkpoint (re-delivered after a crash).
     checkpoint_lag: Mutex<BTreeMap<String, u64>>,
+    /// Per shard: since when it has been waiting out a transient failure.
+    blocked_since: Mutex<BTreeMap<String, Instant>>,
 }
 
 /// A point-in-time copy of the counters.
@@ -73,6 +82,10 @@ pub struct MetricsSnapshot {
     pub leases_released: u64,
     /// See [`WorkerMetrics::dead_lettered`].
     pub dead_lettered: u64,
+    /// See [`WorkerMetrics::retries_transient`].
+    pub retries_transient: u64,
+    /// See [`WorkerMetrics::retries_permanent`].
+    pub retries_permanent: u64,
     /// See [`WorkerMetrics::checkpoints`].
     pub checkpoints: u64,
     /// See [`WorkerMetrics::lease_table_writes`].
@@ -85,6 +98,8 @@ pub struct MetricsSnapshot {
     pub millis_behind: BTreeMap<String, u64>,
     /// Per shard records processed since the last checkpoint.
     pub checkpoint_lag: BTreeMap<String, u64>,
+    /// Shards waiting out a transient failure, and for how long (whole seconds).
+    pub blocked_seconds: BTreeMap<String, u64>,
 }
 
 impl WorkerMetrics {
@@ -106,7 +121,34 @@ impl WorkerMetrics {
             .insert(shard_id.to_owned(), records);
     }
 
+    /// The shard started waiting out a transient failure (kept if it already was).
+    pub(crate) fn shard_blocked(&self, shard_id: &str) {
+        self.blocked_since
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(shard_id.to_owned())
+            .or_insert_with(Instant::now);
+    }
+
+    /// The shard is no longer waiting out a transient failure.
+    pub(crate) fn shard_unblocked(&self, shard_id: &str) {
+        self.blocked_since
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(shard_id);
+    }
+
+    fn blocked_seconds(&self) -> BTreeMap<String, u64> {
+        self.blocked_since
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(shard_id, since)| (shard_id.clone(), since.elapsed().as_secs()))
+            .collect()
+    }
+
     pub(crate) fn forget_shard(&self, shard_id: &str) {
+        self.shard_unblocked(shard_id);
         self.millis_behind
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -200,6 +242,37 @@ impl WorkerMetrics {
                 .build();
         }
         let metrics = self.clone();
+        let retry_attributes = attributes.clone();
+        meter
+            .u64_observable_counter("kinesis_consumer.retries")
+            .with_description("Retries of a failing batch, by kind of failure")
+            .with_unit("{retry}")
+            .with_callback(move |observer| {
+                for (kind, counter) in [
+                    ("transient", &metrics.retries_transient),
+                    ("permanent", &metrics.retries_permanent),
+                ] {
+                    let mut attributes = retry_attributes.clone();
+                    attributes.push(KeyValue::new("kind", kind));
+                    observer.observe(counter.load(Ordering::Relaxed), &attributes);
+                }
+            })
+            .build();
+        let metrics = self.clone();
+        let blocked_attributes = attributes.clone();
+        meter
+            .u64_observable_gauge("kinesis_consumer.shard_blocked_seconds")
+            .with_description("How long a shard has been waiting out a transient failure")
+            .with_unit("s")
+            .with_callback(move |observer| {
+                for (shard_id, seconds) in metrics.blocked_seconds() {
+                    let mut attributes = blocked_attributes.clone();
+                    attributes.push(KeyValue::new("shard_id", shard_id));
+                    observer.observe(seconds, &attributes);
+                }
+            })
+            .build();
+        let metrics = self.clone();
         let held_attributes = attributes.clone();
         meter
             .u64_observable_gauge("kinesis_consumer.leases_held")
@@ -259,6 +332,8 @@ impl WorkerMetrics {
             leases_lost: get(&self.leases_lost),
             leases_released: get(&self.leases_released),
             dead_lettered: get(&self.dead_lettered),
+            retries_transient: get(&self.retries_transient),
+            retries_permanent: get(&self.retries_permanent),
             checkpoints: get(&self.checkpoints),
             lease_table_writes: get(&self.lease_table_writes),
             lease_table_scans: get(&self.lease_table_scans),
@@ -273,6 +348,7 @@ impl WorkerMetrics {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .clone(),
+            blocked_seconds: self.blocked_seconds(),
         }
     }
 }

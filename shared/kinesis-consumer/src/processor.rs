@@ -17,8 +17,81 @@ use crate::lease_table::{LeaseTable, LeaseTableError};
 use crate::record::Record;
 use crate::worker::held::HeldLease;
 
-/// An error a processor reports for a batch; the failure policy decides what follows.
-pub type ProcessorError = Box<dyn std::error::Error + Send + Sync>;
+/// An error a processor reports for a batch, saying whether it is worth waiting for.
+///
+/// - **Transient** ([`ProcessorError::transient`]): a dependency is throttling, failing (5xx),
+///   timing out or down. The batch is retried with capped, jittered backoff for as long as it
+///   takes; the shard waits and is never dead-lettered for it.
+/// - **Permanent** ([`ProcessorError::permanent`], and any error converted with `?` or `into`):
+///   the record itself is at fault (undecodable, invalid). It is retried a bounded number of
+///   times, then set aside under the [`FailurePolicy`](crate::FailurePolicy).
+///
+/// Deliberately not a `std::error::Error` itself (like `anyhow::Error`), so that any error
+/// converts into it.
+pub struct ProcessorError {
+    transient: bool,
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl ProcessorError {
+    /// A failure that may go away by waiting (throttling, 5xx, timeouts, a dependency down).
+    pub fn transient(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self {
+            transient: true,
+            source: source.into(),
+        }
+    }
+
+    /// A failure of the record itself: retrying it cannot help.
+    pub fn permanent(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self {
+            transient: false,
+            source: source.into(),
+        }
+    }
+
+    /// Whether the failure may go away by waiting.
+    pub fn is_transient(&self) -> bool {
+        self.transient
+    }
+
+    /// The error reported.
+    pub fn source(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self.source.as_ref()
+    }
+}
+
+/// The error and its sources, `: `-separated (what a dead letter and the logs record).
+impl std::fmt::Display for ProcessorError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.source)?;
+        let mut next = self.source.source();
+        while let Some(cause) = next {
+            write!(f, ": {cause}")?;
+            next = cause.source();
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for ProcessorError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessorError")
+            .field("transient", &self.transient)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+/// Any error is permanent unless the processor says otherwise.
+impl<E> From<E> for ProcessorError
+where
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn from(source: E) -> Self {
+        Self::permanent(source)
+    }
+}
 
 /// What a processor learns when it starts on a shard.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +198,12 @@ impl Checkpointer {
 
     pub(crate) fn delivered(&mut self, sequence_number: &str) {
         self.last_delivered = Some(sequence_number.to_owned());
+    }
+
+    /// Forgets deliveries after `handled` (a batch abandoned mid-retry), so that the next
+    /// checkpoint covers only what was handled.
+    pub(crate) fn rewind_delivered(&mut self, handled: Option<String>) {
+        self.last_delivered = handled;
     }
 
     /// The sequence number of the last record delivered to the processor.

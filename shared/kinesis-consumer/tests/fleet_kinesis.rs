@@ -575,9 +575,11 @@ async fn two_reshards_never_bring_a_grandparent_back() {
 async fn a_poison_record_is_dead_lettered_and_the_shard_goes_on() {
     let mut fleet = Fleet::new(1).await;
     let table = fleet.dead_letter_table.clone();
-    fleet.start("w1", &[("POISON", "pk-3:4"), ("DEAD_LETTER_TABLE", &table)]);
+    // The last record of its key: later ones of the key would be set aside behind it
+    // (`dead_letter_dynamodb::a_worker_sets_aside_a_dead_lettered_key_across_a_restart`).
+    fleet.start("w1", &[("POISON", "pk-3:9"), ("DEAD_LETTER_TABLE", &table)]);
     fleet.produce(5, 0..10).await;
-    fleet.wait_processed(5, 10, Some(("pk-3", 4))).await;
+    fleet.wait_processed(5, 10, Some(("pk-3", 9))).await;
     let shard = fleet
         .leases()
         .await
@@ -589,7 +591,7 @@ async fn a_poison_record_is_dead_lettered_and_the_shard_goes_on() {
         .await
         .expect("dead letters");
     assert_eq!(letters.len(), 1);
-    assert_eq!(letters[0].record.data, b"pk-3:4".to_vec());
+    assert_eq!(letters[0].record.data, b"pk-3:9".to_vec());
     assert_eq!(letters[0].attempts, 3);
     assert!(letters[0].error.contains("poison"));
     fleet.stop_all();

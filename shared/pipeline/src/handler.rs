@@ -16,21 +16,87 @@ const DERIVED_EVENT_NAMESPACE: Uuid = Uuid::from_u128(0x6f1c_2a5e_0d1b_4c8e_9a37
 /// Conflicting appends re-decided before giving up (the record is then retried by the worker).
 const MAX_CONFLICT_RETRIES: u32 = 20;
 
-/// Why handling an event failed (the worker retries, then dead-letters).
+/// A dependency's error, kept as the source of a [`HandlerError`].
+pub type DependencyError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why handling an event failed, and whether waiting can help ([`HandlerError::is_transient`]):
+/// the worker retries a transient failure until it succeeds (the shard waits), and a permanent
+/// one a bounded number of times before dead-lettering the record (and setting aside the later
+/// records of its quote behind it).
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
-    /// The event store failed.
+    /// The event store failed: transient when it is unavailable (throttling, 5xx, timeouts) or
+    /// a concurrent writer won, permanent when what was asked cannot be stored or read.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The event could not be understood.
+    /// The event could not be understood (permanent).
     #[error("cannot handle event: {0}")]
     Invalid(String),
-    /// A dependency failed (an HTTP provider, SES, …).
-    #[error("dependency failed: {0}")]
-    Dependency(String),
-    /// Concurrent writers kept winning.
+    /// A dependency is unavailable: throttling, 5xx, a timeout, no connection, its circuit
+    /// open (transient).
+    #[error("{what} is unavailable")]
+    Unavailable {
+        /// The dependency and what was asked of it.
+        what: String,
+        /// Its error.
+        #[source]
+        source: DependencyError,
+    },
+    /// A dependency refused the request for good (permanent).
+    #[error("{what} refused the request")]
+    Refused {
+        /// The dependency and what was asked of it.
+        what: String,
+        /// Its error.
+        #[source]
+        source: DependencyError,
+    },
+    /// Concurrent writers kept winning (transient).
     #[error("stream {0} kept changing; giving up for now")]
     Contended(String),
+}
+
+impl HandlerError {
+    /// A transient failure of `what` (throttling, 5xx, timeouts, a dependency down).
+    pub fn unavailable(what: impl Into<String>, source: impl Into<DependencyError>) -> Self {
+        Self::Unavailable {
+            what: what.into(),
+            source: source.into(),
+        }
+    }
+
+    /// A permanent refusal by `what`.
+    pub fn refused(what: impl Into<String>, source: impl Into<DependencyError>) -> Self {
+        Self::Refused {
+            what: what.into(),
+            source: source.into(),
+        }
+    }
+
+    /// Whether the failure may go away by waiting (the worker then retries without ever
+    /// dead-lettering).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            HandlerError::Store(err) => store_error_is_transient(err),
+            HandlerError::Unavailable { .. } | HandlerError::Contended(_) => true,
+            HandlerError::Invalid(_) | HandlerError::Refused { .. } => false,
+        }
+    }
+}
+
+/// Whether an event store failure may go away by waiting: the backend being unavailable (the
+/// store's adapters report throttling, 5xx, timeouts and dispatch failures there, after the
+/// SDK's own retries) and a lost race; not a request the store can never accept or an item it
+/// cannot read.
+fn store_error_is_transient(err: &StoreError) -> bool {
+    match err {
+        StoreError::Backend(_) | StoreError::WrongExpectedVersion { .. } => true,
+        StoreError::IdempotencyKeyUsed(_)
+        | StoreError::EmptyAppend
+        | StoreError::TooManyEvents { .. }
+        | StoreError::EventTooLarge { .. }
+        | StoreError::Corrupt(_) => false,
+    }
 }
 
 /// An event a handler derives from another; its id is deterministic, so handling the same cause

@@ -3,8 +3,10 @@
 //! Each record is decoded as an event envelope; events the handler does not want are skipped;
 //! each handled event gets a `handle <event type>` span (kind consumer) that is a child of the
 //! trace context carried in the event (the span that appended it), so one quote request is one
-//! trace across every service. A record that is not an envelope is an error (after the worker's
-//! retries it goes to the dead-letter store).
+//! trace across every service. A handler's failure reaches the worker as transient or permanent
+//! ([`crate::HandlerError::is_transient`]): transient ones are retried until they succeed, and
+//! permanent ones (a record that is not an envelope, an invalid event) go to the dead-letter
+//! store after the worker's bounded retries.
 
 use std::sync::Arc;
 
@@ -21,6 +23,16 @@ fn carrier(envelope: &EventEnvelope) -> quote_runtime::telemetry::TraceContextCa
         traceparent: envelope.traceparent.as_deref(),
         tracestate: envelope.tracestate.as_deref(),
     }
+}
+
+/// A record that is not an event envelope (permanent: it can never be handled).
+#[derive(Debug, thiserror::Error)]
+#[error("record {sequence_number} of {shard_id} is not an event envelope")]
+struct NotAnEnvelope {
+    sequence_number: String,
+    shard_id: String,
+    #[source]
+    source: serde_json::Error,
 }
 
 /// A record processor delegating to a handler.
@@ -64,10 +76,11 @@ impl RecordProcessor for HandlerProcessor {
     ) -> Result<(), ProcessorError> {
         for record in records {
             let envelope: EventEnvelope = serde_json::from_slice(&record.data).map_err(|e| {
-                format!(
-                    "record {} of {} is not an event envelope: {e}",
-                    record.sequence_number, self.shard_id
-                )
+                ProcessorError::permanent(NotAnEnvelope {
+                    sequence_number: record.sequence_number.clone(),
+                    shard_id: self.shard_id.clone(),
+                    source: e,
+                })
             })?;
             if !self.handler.handles(&envelope.event_type) {
                 continue;
@@ -94,11 +107,16 @@ impl RecordProcessor for HandlerProcessor {
                 .handle(&envelope, &self.context)
                 .instrument(span.clone())
                 .await;
-            if let Err(err) = &handled {
-                // Marks the span as failed (the worker retries, then dead-letters).
-                span.record("otel.status_description", tracing::field::display(err));
+            if let Err(err) = handled {
+                // Marks the span as failed; the worker waits out a transient failure, and
+                // retries then dead-letters a permanent one.
+                span.record("otel.status_description", tracing::field::display(&err));
+                return Err(if err.is_transient() {
+                    ProcessorError::transient(err)
+                } else {
+                    ProcessorError::permanent(err)
+                });
             }
-            handled?;
         }
         Ok(())
     }

@@ -192,6 +192,27 @@ resource "aws_cloudwatch_metric_alarm" "dead_letters" {
   tags = var.tags
 }
 
+# A transient failure (throttling, 5xx, a dependency down) is never dead-lettered: the shard
+# waits and retries until it passes, so its lag grows and the library exports how long it has
+# been waiting (`kinesis_consumer.shard_blocked_seconds`, per application and shard).
+resource "aws_cloudwatch_metric_alarm" "blocked_shard" {
+  alarm_name          = "${local.name}-blocked-shard"
+  alarm_description   = "A shard of ${local.name} has been waiting out a transient failure (throttling, 5xx, a dependency down) for more than ${var.blocked_shard_alarm_seconds} s; see kinesis_consumer.retries (kind transient) and the service's logs."
+  namespace           = var.metrics_namespace
+  metric_name         = "kinesis_consumer.shard_blocked_seconds"
+  dimensions          = { application = var.service }
+  statistic           = "Maximum"
+  period              = 60
+  evaluation_periods  = 1
+  threshold           = var.blocked_shard_alarm_seconds
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+  ok_actions          = var.alarm_actions
+
+  tags = var.tags
+}
+
 resource "aws_cloudwatch_metric_alarm" "fanout_lag" {
   count = local.fanout ? 1 : 0
 

@@ -32,3 +32,8 @@ output "dead_letter_alarm_arn" {
   description = "ARN of the dead-letter alarm."
   value       = aws_cloudwatch_metric_alarm.dead_letters.arn
 }
+
+output "blocked_shard_alarm_arn" {
+  description = "ARN of the alarm on a shard waiting out a transient failure."
+  value       = aws_cloudwatch_metric_alarm.blocked_shard.arn
+}

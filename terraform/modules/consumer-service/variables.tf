@@ -238,6 +238,12 @@ variable "dead_letter_alarm_threshold" {
   default     = 0
 }
 
+variable "blocked_shard_alarm_seconds" {
+  description = "Alarm when a shard has been waiting out a transient failure (kinesis_consumer.shard_blocked_seconds) for more than this many seconds."
+  type        = number
+  default     = 300
+}
+
 variable "alarm_actions" {
   description = "ARNs notified when an alarm changes state."
   type        = list(string)

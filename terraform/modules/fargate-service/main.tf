@@ -46,7 +46,7 @@ locals {
         retain_initial_value_of_delta_metric = true
         metric_declarations = [
           {
-            dimensions            = [["application"], ["application", "shard_id"]]
+            dimensions            = [["application"], ["application", "shard_id"], ["application", "kind"]]
             metric_name_selectors = ["^kinesis_consumer\\..*$"]
           },
           {

@@ -318,36 +318,102 @@ impl ShardTask {
     }
 
     /// Hands records to the processor under the failure policy. `Err` ends the consumer.
+    ///
+    /// - A **transient** failure (see [`crate::ProcessorError`]) is retried with capped,
+    ///   jittered backoff until it succeeds: the shard waits, nothing is dead-lettered.
+    /// - A **permanent** failure is retried `max_attempts` times (batch, then record by record);
+    ///   the record is then dead-lettered, and so is every later record of its partition key
+    ///   ("blocked behind" it), here and after a restart, while other keys go on.
+    /// - Lease loss, shutdown and a hand-off request interrupt any wait; what was handled
+    ///   before is checkpointed (except on lease loss), the rest is delivered again later.
     async fn deliver(
         &self,
         processor: &mut dyn RecordProcessor,
         checkpointer: &mut Checkpointer,
         records: &[Record],
     ) -> Result<(), ShardOutcome> {
+        let handled = checkpointer.last_delivered().map(str::to_owned);
+        match self.deliver_or_wait(processor, checkpointer, records).await {
+            Ok(()) => Ok(()),
+            Err((interrupted, handled_in_batch)) => {
+                checkpointer.rewind_delivered(handled_in_batch.or(handled));
+                Err(self.interrupted(interrupted, processor, checkpointer).await)
+            }
+        }
+    }
+
+    /// [`ShardTask::deliver`] until interrupted; on interruption, also the last record of the
+    /// batch that was handled (processed or set aside).
+    async fn deliver_or_wait(
+        &self,
+        processor: &mut dyn RecordProcessor,
+        checkpointer: &mut Checkpointer,
+        records: &[Record],
+    ) -> Result<(), (Interrupted, Option<String>)> {
         let max_attempts = match &self.config.failure {
             FailurePolicy::RetryForever => u32::MAX,
             FailurePolicy::DeadLetter { max_attempts, .. } => (*max_attempts).max(1),
         };
-        if self
-            .attempt(processor, checkpointer, records, max_attempts)
-            .await?
-            .is_ok()
+        let none_blocked = self
+            .blocked_keys(records)
+            .await
+            .map_err(|i| (i, None))?
+            .is_empty();
+        if none_blocked
+            && self
+                .attempt(processor, checkpointer, records, max_attempts)
+                .await
+                .map_err(|i| (i, None))?
+                .is_ok()
         {
             self.count(records);
             return Ok(());
         }
-        // The batch keeps failing: isolate the poison record(s) one by one.
+        // The batch keeps failing, or holds records of keys set aside: one record at a time.
+        let mut handled: Option<String> = None;
         for record in records {
             let single = std::slice::from_ref(record);
-            match self
-                .attempt(processor, checkpointer, single, max_attempts)
-                .await?
-            {
-                Ok(()) => self.count(single),
-                Err(error) => self.dead_letter(record, error, max_attempts).await?,
-            }
+            let step = async {
+                if let Some(behind) = self.first_dead_letter(&record.partition_key).await? {
+                    let error = format!("blocked behind {behind}");
+                    return self.dead_letter(record, error, 0, Some(behind)).await;
+                }
+                match self
+                    .attempt(processor, checkpointer, single, max_attempts)
+                    .await?
+                {
+                    Ok(()) => {
+                        self.count(single);
+                        Ok(())
+                    }
+                    Err(error) => self.dead_letter(record, error, max_attempts, None).await,
+                }
+            };
+            step.await.map_err(|i| (i, handled.clone()))?;
+            handled = Some(record.sequence_number.clone());
         }
         Ok(())
+    }
+
+    /// Ends the consumer after a wait was interrupted.
+    async fn interrupted(
+        &self,
+        interrupted: Interrupted,
+        processor: &mut dyn RecordProcessor,
+        checkpointer: &mut Checkpointer,
+    ) -> ShardOutcome {
+        self.metrics.shard_unblocked(&self.shard_id);
+        match interrupted {
+            Interrupted::LeaseLost => {
+                processor.lease_lost().await;
+                ShardOutcome::LeaseLost
+            }
+            Interrupted::Stop => self.shutdown(processor, checkpointer).await,
+            Interrupted::HandOff => match self.shutdown(processor, checkpointer).await {
+                ShardOutcome::Stopped => ShardOutcome::HandOff,
+                other => other,
+            },
+        }
     }
 
     fn count(&self, records: &[Record]) {
@@ -358,44 +424,109 @@ impl ShardTask {
         );
     }
 
-    /// Up to `max_attempts` tries with backoff. Outer `Err`: the consumer must end (lease lost
-    /// or shutdown during retry-forever); inner `Err`: the last processor error.
+    /// Sleeps `delay` unless the lease is lost, the worker stops or a hand-off is asked for.
+    async fn pause(&self, delay: Duration) -> Result<(), Interrupted> {
+        tokio::select! {
+            biased;
+            () = self.held.lost.cancelled() => Err(Interrupted::LeaseLost),
+            () = self.stop.cancelled() => Err(Interrupted::Stop),
+            () = self.held.handoff.cancelled() => Err(Interrupted::HandOff),
+            () = tokio::time::sleep(delay) => Ok(()),
+        }
+    }
+
+    /// Tries `records` until they succeed, a transient failure forever and a permanent one up
+    /// to `max_attempts` times. `Ok(Err)`: the last permanent error.
     async fn attempt(
         &self,
         processor: &mut dyn RecordProcessor,
         checkpointer: &mut Checkpointer,
         records: &[Record],
         max_attempts: u32,
-    ) -> Result<Result<(), String>, ShardOutcome> {
-        let mut backoff = Backoff::new(self.config.retry_base, self.config.retry_cap);
-        let mut attempts = 0;
+    ) -> Result<Result<(), String>, Interrupted> {
+        let mut transient = Backoff::new(self.config.retry_base, self.config.retry_cap);
+        let mut permanent = Backoff::new(self.config.retry_base, self.config.retry_cap);
+        let mut permanent_failures = 0;
         loop {
             if let Some(last) = records.last() {
                 checkpointer.delivered(&last.sequence_number);
             }
-            attempts += 1;
             let error = match processor.process_records(records, checkpointer).await {
-                Ok(()) => return Ok(Ok(())),
-                Err(err) => err.to_string(),
+                Ok(()) => {
+                    if transient.attempts() > 0 {
+                        tracing::info!(
+                            retries = transient.attempts(),
+                            "transient failure over; the shard goes on"
+                        );
+                    }
+                    self.metrics.shard_unblocked(&self.shard_id);
+                    return Ok(Ok(()));
+                }
+                Err(err) => err,
             };
             if self.held.is_lost() {
-                processor.lease_lost().await;
-                return Err(ShardOutcome::LeaseLost);
+                return Err(Interrupted::LeaseLost);
             }
-            if attempts >= max_attempts {
-                return Ok(Err(error));
+            let delay = if error.is_transient() {
+                WorkerMetrics::add(&self.metrics.retries_transient, 1);
+                self.metrics.shard_blocked(&self.shard_id);
+                let delay = transient.next_delay();
+                tracing::warn!(retry = transient.attempts(), %error, records = records.len(), ?delay, "transient failure; the shard waits and retries");
+                delay
+            } else {
+                permanent_failures += 1;
+                if permanent_failures >= max_attempts {
+                    self.metrics.shard_unblocked(&self.shard_id);
+                    return Ok(Err(error.to_string()));
+                }
+                WorkerMetrics::add(&self.metrics.retries_permanent, 1);
+                tracing::warn!(attempt = permanent_failures, max_attempts, %error, records = records.len(), "processor failed; retrying");
+                permanent.next_delay()
+            };
+            self.pause(delay).await?;
+        }
+    }
+
+    /// The distinct partition keys of `records` that are set aside (an earlier record of the
+    /// key was dead-lettered).
+    async fn blocked_keys(
+        &self,
+        records: &[Record],
+    ) -> Result<std::collections::HashSet<String>, Interrupted> {
+        let mut blocked = std::collections::HashSet::new();
+        let mut seen = std::collections::HashSet::new();
+        for record in records {
+            if seen.insert(record.partition_key.as_str())
+                && self
+                    .first_dead_letter(&record.partition_key)
+                    .await?
+                    .is_some()
+            {
+                blocked.insert(record.partition_key.clone());
             }
-            tracing::warn!(attempt = attempts, %error, records = records.len(), "processor failed; retrying");
-            tokio::select! {
-                () = self.held.lost.cancelled() => {
-                    processor.lease_lost().await;
-                    return Err(ShardOutcome::LeaseLost);
+        }
+        Ok(blocked)
+    }
+
+    /// The first dead-lettered record of `partition_key` in this application, if any (the
+    /// dead-letter store is asked, so this holds across restarts; failures are waited out).
+    async fn first_dead_letter(&self, partition_key: &str) -> Result<Option<String>, Interrupted> {
+        let FailurePolicy::DeadLetter { store, .. } = &self.config.failure else {
+            return Ok(None);
+        };
+        let mut backoff = Backoff::new(self.config.retry_base, self.config.retry_cap);
+        loop {
+            match store
+                .first_for_key(&self.config.application, partition_key)
+                .await
+            {
+                Ok(first) => return Ok(first),
+                Err(err) => {
+                    tracing::warn!(error = %err, "dead-letter store lookup failed; retrying (the shard waits)");
+                    WorkerMetrics::add(&self.metrics.retries_transient, 1);
+                    self.metrics.shard_blocked(&self.shard_id);
+                    self.pause(backoff.next_delay()).await?;
                 }
-                () = self.stop.cancelled(), if max_attempts == u32::MAX => {
-                    // Retry-forever and shutting down: leave the record unprocessed.
-                    return Err(ShardOutcome::Stopped);
-                }
-                () = tokio::time::sleep(backoff.next_delay()) => {}
             }
         }
     }
@@ -405,7 +536,8 @@ impl ShardTask {
         record: &Record,
         error: String,
         attempts: u32,
-    ) -> Result<(), ShardOutcome> {
+        blocked_behind: Option<String>,
+    ) -> Result<(), Interrupted> {
         let FailurePolicy::DeadLetter { store, .. } = &self.config.failure else {
             return Ok(());
         };
@@ -416,23 +548,45 @@ impl ShardTask {
             error,
             attempts,
             failed_at: OffsetDateTime::now_utc(),
+            blocked_behind,
         };
         let mut backoff = Backoff::new(self.config.retry_base, self.config.retry_cap);
         loop {
             match store.put(&letter).await {
                 Ok(()) => {
-                    tracing::error!(sequence_number = %record.sequence_number, partition_key = %record.partition_key, error = %letter.error, "record dead-lettered");
+                    self.metrics.shard_unblocked(&self.shard_id);
+                    match &letter.blocked_behind {
+                        None => {
+                            tracing::error!(sequence_number = %record.sequence_number, partition_key = %record.partition_key, error = %letter.error, "record dead-lettered")
+                        }
+                        Some(behind) => {
+                            tracing::error!(sequence_number = %record.sequence_number, partition_key = %record.partition_key, blocked_behind = %behind, "record set aside behind a dead-lettered record of its key")
+                        }
+                    }
                     WorkerMetrics::add(&self.metrics.dead_lettered, 1);
                     return Ok(());
                 }
                 Err(err) => {
                     if self.held.is_lost() {
-                        return Err(ShardOutcome::LeaseLost);
+                        return Err(Interrupted::LeaseLost);
                     }
                     tracing::warn!(error = %err, "dead-letter store failed; retrying (the shard waits)");
-                    tokio::time::sleep(backoff.next_delay()).await;
+                    WorkerMetrics::add(&self.metrics.retries_transient, 1);
+                    self.metrics.shard_blocked(&self.shard_id);
+                    self.pause(backoff.next_delay()).await?;
                 }
             }
         }
     }
+}
+
+/// Why a wait inside [`ShardTask::deliver`] ended before the records were handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Interrupted {
+    /// Another worker owns the lease now.
+    LeaseLost,
+    /// The worker is stopping.
+    Stop,
+    /// Another worker asked for the lease.
+    HandOff,
 }
