@@ -54,7 +54,8 @@ token=$(env -u AUTH_ISSUER -u AUTH_AUDIENCE AUTH_HS256_SECRET="$secret" \
   "$QUOTECTL" token --customer agent-fuzz --agent --ttl-secs 3600)
 
 status=0
-"$CACHE/api-fuzz-venv/bin/schemathesis" run "http://127.0.0.1:$port/openapi.json" \
+# From the scratch folder: schemathesis keeps a cache folder in its working directory.
+(cd "$work" && "$CACHE/api-fuzz-venv/bin/schemathesis" run "http://127.0.0.1:$port/openapi.json" \
   --wait-for-schema 30 \
   --header "Authorization: Bearer $token" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
@@ -64,7 +65,7 @@ status=0
   --generation-database none \
   --request-timeout 10 \
   --workers 2 \
-  --no-color || status=$?
+  --no-color) || status=$?
 if [ "$status" != 0 ]; then
   echo "[api-fuzz] event-source log:" >&2
   tail -n 50 "$work/event-source.log" >&2
