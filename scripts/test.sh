@@ -5,7 +5,8 @@
 #    ports, and exports the SDK's endpoint variables for them;
 # 2. checks formatting and lints;
 # 3. runs the deployment checks (scripts/deploy-checks.sh: hadolint, checkov, compose schema,
-#    compose and Terraform against the code);
+#    compose and Terraform against the code) and fuzzes the API from its OpenAPI document
+#    (scripts/api-fuzz.sh, schemathesis);
 # 4. runs every test of the workspace (unit, property, contract, relay, crash, CLI, end to end);
 # 5. fails unless the tests that need the emulators really ran against them;
 # 6. stops the emulators it started.
@@ -33,6 +34,7 @@ cargo build --workspace --bins --locked
 
 echo "== deployment checks"
 scripts/deploy-checks.sh
+echo "== API fuzzing from the served OpenAPI document" && scripts/api-fuzz.sh
 
 echo "== cargo tests"
 if command -v cargo-nextest >/dev/null 2>&1; then
@@ -44,7 +46,21 @@ fi
 
 # Every suite that exercises an AWS adapter must have talked to the emulators.
 missing=0
-for suite in contract_dynamodb relay crash_process cli lease_table_dynamodb dead_letter_dynamodb fleet_kinesis fanout_kinesis notifier e2e_processes traces_e2e; do
+suites=(
+  contract_dynamodb
+  api_dynamodb
+  relay
+  crash_process
+  cli
+  lease_table_dynamodb
+  dead_letter_dynamodb
+  fleet_kinesis
+  fanout_kinesis
+  notifier
+  e2e_processes
+  traces_e2e
+)
+for suite in "${suites[@]}"; do
   if ! grep -q "^$suite " "$EMULATOR_TEST_LOG"; then
     echo "AWS-adapter suite '$suite' did not run against the emulators" >&2
     missing=1

@@ -12,6 +12,10 @@ resource "terraform_data" "configuration_checks" {
       error_message = "Set exactly one of auth_hs256_secret_arn and auth_jwks_url: event-source refuses to start on AWS without one, and with both."
     }
     precondition {
+      condition     = var.auth_jwks_url == null || (var.auth_issuer != null && var.auth_audience != null)
+      error_message = "auth_jwks_url needs auth_issuer and auth_audience: without them a token minted by the same identity provider for any other client would be accepted (event-source refuses to start)."
+    }
+    precondition {
       condition     = var.driver_history_provider != "http" || var.driver_history_url != null
       error_message = "driver_history_provider = \"http\" needs driver_history_url."
     }

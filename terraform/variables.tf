@@ -226,13 +226,13 @@ variable "auth_jwks_url" {
 }
 
 variable "auth_issuer" {
-  description = "Required `iss` of tokens (AUTH_ISSUER), or null."
+  description = "Required `iss` of tokens (AUTH_ISSUER); required with `auth_jwks_url`, else null."
   type        = string
   default     = null
 }
 
 variable "auth_audience" {
-  description = "Required `aud` of tokens (AUTH_AUDIENCE), or null."
+  description = "Required `aud` of tokens (AUTH_AUDIENCE, a string or one entry of an array); required with `auth_jwks_url`, else null."
   type        = string
   default     = null
 }

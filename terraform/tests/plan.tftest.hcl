@@ -141,6 +141,8 @@ variables {
   image_tag               = "test"
   certificate_arn         = "arn:aws:acm:us-east-1:123456789012:certificate/00000000-0000-0000-0000-000000000000"
   auth_jwks_url           = "https://issuer.example.com/.well-known/jwks.json"
+  auth_issuer             = "https://issuer.example.com"
+  auth_audience           = "quotes-api"
   driver_history_provider = "simulated"
   notify_from_email       = "quotes@example.com"
 }
@@ -195,6 +197,16 @@ run "auth_needs_exactly_one_method" {
 
   variables {
     auth_hs256_secret_arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:quote-auth-AbCdEf"
+  }
+
+  expect_failures = [terraform_data.configuration_checks]
+}
+
+run "jwks_needs_issuer_and_audience" {
+  command = plan
+
+  variables {
+    auth_audience = null
   }
 
   expect_failures = [terraform_data.configuration_checks]

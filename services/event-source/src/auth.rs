@@ -2,8 +2,13 @@
 //!
 //! Tokens are JWTs signed with HS256 and a shared secret (`AUTH_HS256_SECRET`, local and tests)
 //! or with an asymmetric key published as a JWKS (`AUTH_JWKS_URL`, production, e.g. Cognito).
-//! `exp` is required; `iss` and `aud` are checked when configured. `sub` is the customer id; a
-//! token whose `scope` contains `quotes:agent` may act for any customer.
+//! `exp` is required and `nbf` checked when present (both with [`LEEWAY_SECS`] of clock skew);
+//! `iss` and `aud` are checked when configured (always with a JWKS: the configuration refuses a
+//! JWKS without both); `aud` may be a string or an array (RFC 7519 section 4.1.3). A token longer
+//! than [`MAX_TOKEN_BYTES`] or with a subject longer than [`MAX_SUBJECT_BYTES`] is refused before
+//! any work. `sub` is the customer id, compared exactly (never trimmed) with the normalised
+//! customer id of a request; a token whose `scope` contains `quotes:agent` may act for any
+//! customer.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,6 +25,15 @@ use crate::config::{AuthConfig, AuthKeys};
 /// The scope that lets a token act for any customer.
 pub const AGENT_SCOPE: &str = "quotes:agent";
 
+/// Longest bearer token accepted (a Cognito access token is about 1 KiB).
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// Longest subject accepted: it becomes the `actor` of events and part of idempotency keys.
+pub const MAX_SUBJECT_BYTES: usize = 255;
+
+/// Clock skew tolerated on `exp` and `nbf`, in seconds.
+pub const LEEWAY_SECS: u64 = 30;
+
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
@@ -31,9 +45,23 @@ pub struct Principal {
 
 impl Principal {
     /// Whether the caller may read or write `customer_id`'s quotes.
+    ///
+    /// `customer_id` must already be normalised (a parsed
+    /// [`CustomerId`](quote_domain::types::CustomerId), or an id read from the store): the
+    /// subject is compared exactly, so a subject `"cust-42 "` never acts for `cust-42`.
     pub fn may_act_for(&self, customer_id: &str) -> bool {
         self.agent || self.subject == customer_id
     }
+}
+
+/// The `aud` claim: one audience or several (RFC 7519 section 4.1.3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    /// `"aud": "quotes-api"`.
+    One(String),
+    /// `"aud": ["quotes-api", "other"]`.
+    Many(Vec<String>),
 }
 
 /// The claims we read.
@@ -49,9 +77,9 @@ pub struct Claims {
     /// Issuer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
-    /// Audience.
+    /// Audience: a string or an array.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aud: Option<String>,
+    pub aud: Option<Audience>,
 }
 
 /// Why a token was refused (the detail is safe to show the caller).
@@ -178,7 +206,8 @@ impl Authenticator {
     fn validation(&self, algorithm: Algorithm) -> Validation {
         let mut validation = Validation::new(algorithm);
         validation.set_required_spec_claims(&["exp", "sub"]);
-        validation.leeway = 30;
+        validation.validate_nbf = true;
+        validation.leeway = LEEWAY_SECS;
         match &self.audience {
             Some(audience) => validation.set_audience(&[audience]),
             None => validation.validate_aud = false,
@@ -191,6 +220,11 @@ impl Authenticator {
 
     /// Verifies a token and returns the caller.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(AuthError::Invalid(format!(
+                "token longer than {MAX_TOKEN_BYTES} bytes"
+            )));
+        }
         let header = decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
         let (key, algorithm) = match self.keys.as_ref() {
             Keys::Hs256(key) => (key.clone(), Algorithm::HS256),
@@ -213,6 +247,11 @@ impl Authenticator {
             .is_some_and(|scope| scope.split_whitespace().any(|s| s == AGENT_SCOPE));
         if data.claims.sub.is_empty() {
             return Err(AuthError::Invalid("empty subject".into()));
+        }
+        if data.claims.sub.len() > MAX_SUBJECT_BYTES {
+            return Err(AuthError::Invalid(format!(
+                "subject longer than {MAX_SUBJECT_BYTES} bytes"
+            )));
         }
         Ok(Principal {
             subject: data.claims.sub,
@@ -240,7 +279,7 @@ pub fn mint_hs256(
             "quotes:read quotes:write".to_owned()
         }),
         iss: issuer.map(str::to_owned),
-        aud: audience.map(str::to_owned),
+        aud: audience.map(|a| Audience::One(a.to_owned())),
     };
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),

@@ -11,8 +11,8 @@
 //! | `READ_MODEL_TABLE` | `customer-quotes` | DynamoDB read model the query routes answer from |
 //! | `AUTH_HS256_SECRET` | — | HS256 secret for bearer tokens (local, tests) |
 //! | `AUTH_JWKS_URL` | — | JWKS URL for RS/ES/PS-signed tokens (production, e.g. Cognito) |
-//! | `AUTH_ISSUER` | — | required `iss` when set |
-//! | `AUTH_AUDIENCE` | — | required `aud` when set |
+//! | `AUTH_ISSUER` | — | required `iss` when set; must be set with `AUTH_JWKS_URL` |
+//! | `AUTH_AUDIENCE` | — | required `aud` (string or array) when set; must be set with `AUTH_JWKS_URL` |
 //! | `IDEMPOTENCY_TTL_SECS` | `86400` | how long an `Idempotency-Key` is remembered |
 //! | `REQUEST_TIMEOUT_MS` | `10000` | per-request timeout |
 //! | `MAX_CONCURRENT_REQUESTS` | `1024` | requests in flight before new ones are shed with 503 |
@@ -137,6 +137,15 @@ impl Config {
                 ))
             }
         };
+        let issuer = optional("AUTH_ISSUER");
+        let audience = optional("AUTH_AUDIENCE");
+        if matches!(keys, AuthKeys::JwksUrl(_)) && (issuer.is_none() || audience.is_none()) {
+            // An identity provider signs the tokens of all its clients with the same keys: only
+            // `iss` and `aud` tell ours from another application's.
+            return Err(ConfigError::Missing(
+                "AUTH_JWKS_URL needs AUTH_ISSUER and AUTH_AUDIENCE (otherwise tokens minted by the same identity provider for any other client would be accepted)".into(),
+            ));
+        }
         Ok(Self {
             listen_addr: parse_or("LISTEN_ADDR", SocketAddr::from(([0, 0, 0, 0], 8080)))?,
             backend,
@@ -146,8 +155,8 @@ impl Config {
             read_model_table: string_or("READ_MODEL_TABLE", "customer-quotes"),
             auth: AuthConfig {
                 keys,
-                issuer: optional("AUTH_ISSUER"),
-                audience: optional("AUTH_AUDIENCE"),
+                issuer,
+                audience,
             },
             idempotency_ttl: Duration::from_secs(parse_or("IDEMPOTENCY_TTL_SECS", 86_400)?),
             request_timeout: Duration::from_millis(parse_or("REQUEST_TIMEOUT_MS", 10_000)?),

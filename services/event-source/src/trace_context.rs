@@ -9,12 +9,14 @@
 use axum::http::HeaderMap;
 use rand::Rng;
 
+use crate::api::client_metadata::is_valid_tracestate;
+
 /// The trace context to record in appended events.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TraceContext {
     /// `00-<trace id>-<span id>-<flags>`.
     pub traceparent: String,
-    /// Vendor state, passed through unchanged.
+    /// Vendor state, passed through unchanged when valid (W3C limits).
     pub tracestate: Option<String>,
 }
 
@@ -25,7 +27,7 @@ fn is_lower_hex(s: &str, len: usize) -> bool {
 }
 
 /// Splits a valid version-00 `traceparent` into trace id and flags.
-fn parse(traceparent: &str) -> Option<(&str, &str)> {
+pub fn parse_traceparent(traceparent: &str) -> Option<(&str, &str)> {
     let mut parts = traceparent.trim().split('-');
     let (version, trace_id, span_id, flags) =
         (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
@@ -55,7 +57,7 @@ impl TraceContext {
         let incoming = headers
             .get("traceparent")
             .and_then(|v| v.to_str().ok())
-            .and_then(parse);
+            .and_then(parse_traceparent);
         let traceparent = match incoming {
             Some((trace_id, flags)) => format!("00-{trace_id}-{}-{flags}", random_hex(8)),
             None => format!("00-{}-{}-01", random_hex(16), random_hex(8)),
@@ -63,6 +65,7 @@ impl TraceContext {
         let tracestate = incoming
             .and(headers.get("tracestate"))
             .and_then(|v| v.to_str().ok())
+            .filter(|state| is_valid_tracestate(state))
             .map(str::to_owned);
         Self {
             traceparent,
@@ -98,7 +101,7 @@ mod tests {
             "garbage".parse().unwrap_or_else(|_| unreachable!()),
         );
         let fresh = TraceContext::from_headers(&headers);
-        assert!(parse(&fresh.traceparent).is_some());
+        assert!(parse_traceparent(&fresh.traceparent).is_some());
         assert_ne!(fresh.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
     }
 }

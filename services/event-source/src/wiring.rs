@@ -12,6 +12,7 @@ use quote_read_model::{InMemoryReadModel, ReadModel};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::api::health::ReadinessCache;
 use crate::api::{self, ApiSettings, AppState};
 use crate::auth::Authenticator;
 use crate::config::{Backend, Config};
@@ -59,6 +60,7 @@ impl Service {
             relay,
             read_model,
             auth: Authenticator::new(&config.auth),
+            readiness: Arc::new(ReadinessCache::default()),
             config: ApiSettings {
                 idempotency_ttl: config.idempotency_ttl,
                 request_timeout: config.request_timeout,

@@ -630,7 +630,12 @@ async fn time_travel_reads_the_state_as_of_a_version() {
 
 #[tokio::test]
 async fn probes_and_openapi_answer() {
-    let app = spawn_app();
+    let mut app = spawn_app();
+    // Answers are cached for a couple of seconds in service; here every probe checks again.
+    app.state.readiness = Arc::new(event_source::api::health::ReadinessCache::new(
+        Duration::ZERO,
+    ));
+    app.router = router(app.state.clone());
     let health = app.get(None, "/healthz").await;
     assert_eq!(
         (health.status, health.body["status"].as_str()),
@@ -658,7 +663,6 @@ async fn probes_and_openapi_answer() {
     }
     assert!(doc.body["components"]["schemas"]["QuoteRequestInput"].is_object());
     assert!(doc.body["components"]["securitySchemes"]["bearer"].is_object());
-    let _ = &app.state;
 }
 
 #[tokio::test]
@@ -782,4 +786,518 @@ async fn customers_list_their_quotes_newest_first_from_the_read_model() {
         .await;
     assert_problem(&bad_token, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(problem_fields(&bad_token), vec!["page_token"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hardening (issue 9): client metadata, tokens, authorization after normalisation, keys, probes,
+// page tokens, problem+json everywhere, the OpenAPI document.
+// ---------------------------------------------------------------------------------------------
+
+/// A read model that counts the calls reaching it and can fail like a backend.
+#[derive(Debug, Default)]
+struct CountingReadModel {
+    inner: quote_read_model::InMemoryReadModel,
+    pings: std::sync::atomic::AtomicUsize,
+    lists: std::sync::atomic::AtomicUsize,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl CountingReadModel {
+    fn backend_error(&self) -> Result<(), quote_read_model::ReadModelError> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            Err(quote_read_model::ReadModelError::Backend(
+                "ValidationException: table arn:aws:dynamodb:secret-table key too large".into(),
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl quote_read_model::ReadModel for CountingReadModel {
+    async fn upsert(
+        &self,
+        summary: &quote_read_model::QuoteSummary,
+    ) -> Result<quote_read_model::Upsert, quote_read_model::ReadModelError> {
+        self.inner.upsert(summary).await
+    }
+
+    async fn get(
+        &self,
+        quote_id: &str,
+    ) -> Result<Option<quote_read_model::QuoteSummary>, quote_read_model::ReadModelError> {
+        self.backend_error()?;
+        self.inner.get(quote_id).await
+    }
+
+    async fn list_by_customer(
+        &self,
+        customer_id: &str,
+        limit: usize,
+        page_token: Option<&str>,
+    ) -> Result<quote_read_model::Page, quote_read_model::ReadModelError> {
+        self.lists.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.backend_error()?;
+        self.inner
+            .list_by_customer(customer_id, limit, page_token)
+            .await
+    }
+
+    async fn ping(&self) -> Result<(), quote_read_model::ReadModelError> {
+        self.pings.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.backend_error()
+    }
+}
+
+fn spawn_counting_app() -> (TestApp, Arc<CountingReadModel>) {
+    let counting = Arc::new(CountingReadModel::default());
+    let store = Arc::new(InMemoryEventStore::new());
+    let sink = Arc::new(InMemorySink::new());
+    let shutdown = CancellationToken::new();
+    let service = Service::with_read_model(
+        &Config::for_memory(SECRET),
+        store.clone(),
+        sink.clone(),
+        counting.clone(),
+        shutdown.clone(),
+    );
+    let app = TestApp {
+        read_model: Arc::new(quote_read_model::InMemoryReadModel::new()),
+        router: router(service.state.clone()),
+        state: service.state,
+        store,
+        sink,
+        _shutdown: shutdown.drop_guard(),
+    };
+    (app, counting)
+}
+
+fn signed(claims: &Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .expect("token")
+}
+
+fn now_secs() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+async fn stored_events(app: &TestApp, quote_id: &str) -> Vec<event_store::EventEnvelope> {
+    let id: quote_domain::quote::QuoteId = quote_id.parse().expect("quote id");
+    app.store
+        .load(&id.stream_id(), event_store::LoadBound::Latest)
+        .await
+        .expect("load")
+}
+
+#[tokio::test]
+async fn an_oversized_request_id_is_replaced_by_a_bounded_one_and_never_stored() {
+    let app = spawn_app();
+    let huge = "r".repeat(200 * 1024);
+    let request = Request::post("/v1/quotes")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(
+            header::AUTHORIZATION,
+            format!("Bearer {}", token("cust-42", false)),
+        )
+        .header("x-request-id", huge.as_str())
+        .body(Body::from(quote_body("cust-42").to_string()))
+        .expect("request");
+    let reply = app.send(request).await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
+    let echoed = reply.headers["x-request-id"].to_str().expect("id");
+    assert!(
+        echoed.len() <= 128 && echoed != huge,
+        "echoed {} bytes",
+        echoed.len()
+    );
+    let quote_id = reply.body["quote_id"].as_str().expect("id");
+    let events = stored_events(&app, quote_id).await;
+    assert_eq!(events.len(), 1);
+    let event = &events[0];
+    assert!(
+        event.correlation_id.len() <= 128,
+        "{}",
+        event.correlation_id.len()
+    );
+    assert_eq!(event.correlation_id, echoed);
+    assert_eq!(event.causation_id.as_deref(), Some(echoed));
+
+    // Not visible ASCII: replaced too; a valid id is kept.
+    for (sent, kept) in [("id with spaces", false), ("req-0001", true)] {
+        let request = Request::post("/v1/quotes")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(
+                header::AUTHORIZATION,
+                format!("Bearer {}", token("cust-42", false)),
+            )
+            .header("x-request-id", sent)
+            .body(Body::from(quote_body("cust-42").to_string()))
+            .expect("request");
+        let reply = app.send(request).await;
+        let events = stored_events(&app, reply.body["quote_id"].as_str().expect("id")).await;
+        assert_eq!(events[0].correlation_id == sent, kept, "{sent}");
+    }
+}
+
+#[tokio::test]
+async fn tracestate_outside_the_w3c_limits_is_dropped() {
+    let app = spawn_app();
+    let post = |tracestate: String| {
+        Request::post("/v1/quotes")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(
+                header::AUTHORIZATION,
+                format!("Bearer {}", token("cust-42", false)),
+            )
+            .header(
+                "traceparent",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            )
+            .header("tracestate", tracestate)
+            .body(Body::from(quote_body("cust-42").to_string()))
+            .expect("request")
+    };
+    let many: Vec<String> = (0..40).map(|i| format!("k{i}=v")).collect();
+    for (state, kept) in [
+        ("rojo=00f067aa0ba902b7".to_owned(), true),
+        (many.join(","), false),
+        (format!("a={}", "x".repeat(16 * 1024)), false),
+        ("BAD KEY=1".to_owned(), false),
+    ] {
+        let reply = app.send(post(state.clone())).await;
+        assert_eq!(reply.status, StatusCode::ACCEPTED);
+        let events = stored_events(&app, reply.body["quote_id"].as_str().expect("id")).await;
+        assert_eq!(events[0].tracestate.is_some(), kept, "{state:.40}");
+        let traceparent = events[0].traceparent.as_deref().expect("traceparent");
+        assert!(traceparent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+    }
+    // An invalid traceparent starts a new trace and takes no tracestate along.
+    let request = Request::post("/v1/quotes")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(
+            header::AUTHORIZATION,
+            format!("Bearer {}", token("cust-42", false)),
+        )
+        .header("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-zz-01")
+        .header("tracestate", "rojo=1")
+        .body(Body::from(quote_body("cust-42").to_string()))
+        .expect("request");
+    let reply = app.send(request).await;
+    let events = stored_events(&app, reply.body["quote_id"].as_str().expect("id")).await;
+    assert!(events[0].tracestate.is_none());
+}
+
+#[tokio::test]
+async fn tokens_not_yet_valid_or_oversized_are_refused() {
+    let app = spawn_app();
+    let early =
+        signed(&json!({"sub": "cust-42", "exp": now_secs() + 600, "nbf": now_secs() + 300}));
+    assert_problem(
+        &app.post(&early, &quote_body("cust-42")).await,
+        StatusCode::UNAUTHORIZED,
+    );
+    // Within the leeway, like exp.
+    let skewed =
+        signed(&json!({"sub": "cust-42", "exp": now_secs() + 600, "nbf": now_secs() + 10}));
+    assert_eq!(
+        app.post(&skewed, &quote_body("cust-42")).await.status,
+        StatusCode::ACCEPTED
+    );
+    let padded = signed(&json!({"sub": "cust-42", "exp": now_secs() + 600,
+                                "pad": "p".repeat(100 * 1024)}));
+    assert_problem(
+        &app.post(&padded, &quote_body("cust-42")).await,
+        StatusCode::UNAUTHORIZED,
+    );
+    let long_subject = signed(&json!({"sub": "a".repeat(2500), "exp": now_secs() + 600,
+                                      "scope": "quotes:agent"}));
+    assert_problem(
+        &app.post_raw(
+            Some(&long_subject),
+            quote_body("cust-42").to_string(),
+            Some("k"),
+        )
+        .await,
+        StatusCode::UNAUTHORIZED,
+    );
+    assert_eq!(app.stream_count().await, 1);
+}
+
+#[tokio::test]
+async fn audience_may_be_a_string_or_an_array() {
+    let mut config = Config::for_memory(SECRET);
+    config.auth.audience = Some("quotes-api".into());
+    let app = spawn_app_with(config);
+    for (aud, status) in [
+        (json!("quotes-api"), StatusCode::ACCEPTED),
+        (json!(["other", "quotes-api"]), StatusCode::ACCEPTED),
+        (json!(["other"]), StatusCode::UNAUTHORIZED),
+    ] {
+        let token = signed(&json!({"sub": "cust-42", "exp": now_secs() + 600, "aud": aud}));
+        let reply = app.post(&token, &quote_body("cust-42")).await;
+        assert_eq!(reply.status, status, "aud {aud}: {}", reply.body);
+    }
+}
+
+#[tokio::test]
+async fn a_subject_is_compared_with_the_normalised_customer_id() {
+    let app = spawn_app();
+    for subject in ["cust-42 ", "cust-42\t", "cust-42\n", " cust-42"] {
+        let sneaky = token(subject, false);
+        let reply = app.post(&sneaky, &quote_body(subject)).await;
+        assert_problem(&reply, StatusCode::FORBIDDEN);
+        assert_problem(
+            &app.get(Some(&sneaky), "/v1/customers/cust-42/quotes").await,
+            StatusCode::NOT_FOUND,
+        );
+    }
+    assert_eq!(app.stream_count().await, 0, "nothing written for cust-42");
+    // The path's id is not trimmed either: only the id exactly as issued names a customer.
+    let ana = token("cust-42", false);
+    assert_problem(
+        &app.get(Some(&ana), "/v1/customers/cust-42%20/quotes").await,
+        StatusCode::NOT_FOUND,
+    );
+    // And the owner still writes (and an id sent with spaces is normalised before the check).
+    let reply = app.post(&ana, &quote_body(" cust-42 ")).await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
+}
+
+#[tokio::test]
+async fn idempotency_keys_of_subjects_containing_a_separator_do_not_collide() {
+    let app = spawn_app();
+    let body = quote_body("cust-42").to_string();
+    let first = app
+        .post_raw(Some(&token("a#b", true)), body.clone(), Some("c"))
+        .await;
+    assert_eq!(first.status, StatusCode::ACCEPTED);
+    let second = app
+        .post_raw(Some(&token("a", true)), body, Some("b#c"))
+        .await;
+    assert_eq!(second.status, StatusCode::ACCEPTED);
+    assert!(second.headers.get("idempotent-replayed").is_none());
+    assert_ne!(second.body["quote_id"], first.body["quote_id"]);
+}
+
+#[tokio::test]
+async fn readiness_is_cached_and_a_flood_makes_one_round_of_calls() {
+    use std::sync::atomic::Ordering;
+    let (mut app, counting) = spawn_counting_app();
+    app.state.readiness = Arc::new(event_source::api::health::ReadinessCache::new(
+        Duration::from_secs(3600),
+    ));
+    app.router = router(app.state.clone());
+    let replies = futures::future::join_all((0..50).map(|_| app.get(None, "/readyz"))).await;
+    assert!(replies.iter().all(|r| r.status == StatusCode::OK));
+    assert_eq!(
+        counting.pings.load(Ordering::SeqCst),
+        1,
+        "one round for 50 probes"
+    );
+
+    // Without caching each probe is a round (what the TTL bounds).
+    app.state.readiness = Arc::new(event_source::api::health::ReadinessCache::new(
+        Duration::ZERO,
+    ));
+    app.router = router(app.state.clone());
+    for _ in 0..3 {
+        app.get(None, "/readyz").await;
+    }
+    assert_eq!(counting.pings.load(Ordering::SeqCst), 4);
+}
+
+#[tokio::test]
+async fn long_page_tokens_never_reach_the_read_model_and_backend_messages_never_reach_clients() {
+    use std::sync::atomic::Ordering;
+    let (app, counting) = spawn_counting_app();
+    let ana = token("cust-42", false);
+    let long = "A".repeat(4096);
+    let reply = app
+        .get(
+            Some(&ana),
+            &format!("/v1/customers/cust-42/quotes?page_token={long}"),
+        )
+        .await;
+    assert_problem(&reply, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(problem_fields(&reply), vec!["page_token"]);
+    assert_eq!(counting.lists.load(Ordering::SeqCst), 0);
+
+    counting.failing.store(true, Ordering::SeqCst);
+    let reply = app.get(Some(&ana), "/v1/customers/cust-42/quotes").await;
+    assert_problem(&reply, StatusCode::SERVICE_UNAVAILABLE);
+    let text = reply.body.to_string();
+    assert!(
+        !text.contains("secret-table") && !text.contains("ValidationException"),
+        "{text}"
+    );
+    let ready = app.get(None, "/readyz").await;
+    assert!(!ready.body.to_string().contains("secret-table"));
+}
+
+#[tokio::test]
+async fn every_error_is_problem_json() {
+    let app = spawn_app();
+    let ana = token("cust-42", false);
+    let reply = app.post(&ana, &quote_body("cust-42")).await;
+    let id = reply.body["quote_id"].as_str().expect("id").to_owned();
+    for (path, status, field) in [
+        (
+            "/v1/customers/cust-42/quotes?limit=-1",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("limit"),
+        ),
+        (
+            "/v1/customers/cust-42/quotes?limit=abc",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("limit"),
+        ),
+        (
+            "/v1/customers/cust-42/quotes?limit=101",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("limit"),
+        ),
+        (
+            &format!("/v1/quotes/{id}?version=abc"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("version"),
+        ),
+        (
+            &format!("/v1/quotes/{id}?version=-1"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("version"),
+        ),
+        (
+            &format!("/v1/quotes/{id}?version=0"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("version"),
+        ),
+        ("/v1/quotes/%FF%FE", StatusCode::NOT_FOUND, None),
+        ("/v1/quotes/%FF/events", StatusCode::NOT_FOUND, None),
+        ("/v1/customers/%C3%28/quotes", StatusCode::NOT_FOUND, None),
+        ("/nowhere", StatusCode::NOT_FOUND, None),
+    ] {
+        let reply = app.get(Some(&ana), path).await;
+        assert_problem(&reply, status);
+        if let Some(field) = field {
+            assert_eq!(problem_fields(&reply), vec![field], "{path}");
+        }
+    }
+    let put = Request::put(format!("/v1/quotes/{id}"))
+        .header(header::AUTHORIZATION, format!("Bearer {ana}"))
+        .body(Body::empty())
+        .expect("request");
+    assert_problem(&app.send(put).await, StatusCode::METHOD_NOT_ALLOWED);
+    let no_type = Request::post("/v1/quotes")
+        .header(header::AUTHORIZATION, format!("Bearer {ana}"))
+        .body(Body::from(quote_body("cust-42").to_string()))
+        .expect("request");
+    assert_problem(&app.send(no_type).await, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let key_twice = Request::post("/v1/quotes")
+        .header(header::AUTHORIZATION, format!("Bearer {ana}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("idempotency-key", "a")
+        .header("idempotency-key", "b")
+        .body(Body::from(quote_body("cust-42").to_string()))
+        .expect("request");
+    assert_problem(&app.send(key_twice).await, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_the_server() {
+    let app = spawn_app();
+    let doc = app.get(None, "/openapi.json").await.body;
+    let params = |path: &str, method: &str| -> Vec<(String, String, bool)> {
+        doc["paths"][path][method]["parameters"]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .map(|p| {
+                        (
+                            p["name"].as_str().unwrap_or_default().to_owned(),
+                            p["in"].as_str().unwrap_or_default().to_owned(),
+                            p["required"].as_bool().unwrap_or(false),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let list = params("/v1/customers/{customer_id}/quotes", "get");
+    assert!(
+        list.contains(&("limit".into(), "query".into(), false)),
+        "{list:?}"
+    );
+    assert!(
+        list.contains(&("page_token".into(), "query".into(), false)),
+        "{list:?}"
+    );
+    let get = params("/v1/quotes/{quote_id}", "get");
+    assert!(
+        get.contains(&("version".into(), "query".into(), false)),
+        "{get:?}"
+    );
+    assert!(
+        get.contains(&("as_of".into(), "query".into(), false)),
+        "{get:?}"
+    );
+    let limit = doc["paths"]["/v1/customers/{customer_id}/quotes"]["get"]["parameters"]
+        .as_array()
+        .and_then(|list| list.iter().find(|p| p["name"] == "limit"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(limit["schema"]["maximum"], 100);
+    assert_eq!(limit["schema"]["minimum"], 1);
+
+    for (path, method, statuses) in [
+        (
+            "/v1/quotes",
+            "post",
+            &[
+                "202", "400", "401", "403", "409", "413", "415", "422", "500", "503",
+            ][..],
+        ),
+        (
+            "/v1/quotes/{quote_id}",
+            "get",
+            &["200", "401", "404", "422", "500", "503"][..],
+        ),
+        (
+            "/v1/quotes/{quote_id}/events",
+            "get",
+            &["200", "401", "404", "503"][..],
+        ),
+        (
+            "/v1/customers/{customer_id}/quotes",
+            "get",
+            &["200", "401", "404", "422", "503"][..],
+        ),
+    ] {
+        for status in statuses {
+            assert!(
+                doc["paths"][path][method]["responses"][status].is_object(),
+                "{method} {path} does not document {status}"
+            );
+        }
+    }
+    let schemas = &doc["components"]["schemas"];
+    let input = &schemas["QuoteRequestInput"];
+    assert_eq!(input["properties"]["vehicles"]["maxItems"], 4);
+    assert_eq!(input["properties"]["drivers"]["maxItems"], 6);
+    assert!(input["example"].is_object(), "{input}");
+    assert!(schemas["RawVehicle"]["properties"]["vin"]["pattern"].is_string());
+    assert_eq!(
+        schemas["RawVehicle"]["properties"]["use"]["enum"],
+        json!(["commute", "pleasure", "business"])
+    );
+    let key = doc["paths"]["/v1/quotes"]["post"]["parameters"]
+        .as_array()
+        .and_then(|list| list.iter().find(|p| p["name"] == "Idempotency-Key"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(key["schema"]["maxLength"], 255);
 }

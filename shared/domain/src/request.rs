@@ -65,15 +65,22 @@ pub const MAX_PREMIUM_CEILING_DOLLARS: u64 = 10_000_000;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = openapi::example_request))]
 pub struct QuoteRequestInput {
     /// The customer's id (1–128 of ASCII letters, digits, `-_.:@`).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[A-Za-z0-9._:@-]{1,128}$", example = "cust-42")
+    )]
     pub customer_id: String,
     /// How to reach the customer; at least one of e-mail and phone.
     #[serde(default)]
     pub contact: RawContact,
-    /// 1 to 4 vehicles.
+    /// 1 to 4 vehicles, no VIN twice.
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 4))]
     pub vehicles: Vec<RawVehicle>,
-    /// 1 to 6 drivers.
+    /// 1 to 6 drivers, no licence (state and number) twice.
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 6))]
     pub drivers: Vec<RawDriver>,
     /// Chosen coverage.
     pub coverage: RawCoverage,
@@ -87,11 +94,19 @@ pub struct QuoteRequestInput {
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RawContact {
-    /// E-mail address.
+    /// E-mail address (at most 254 characters, one `@`, a dotted domain).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(max_length = 254, example = "ana@example.com")
+    )]
     pub email: Option<String>,
     /// Phone number in E.164 form, e.g. `+18045550142`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^\+[1-9][0-9]{7,14}$", example = "+18045550142")
+    )]
     pub phone: Option<String>,
 }
 
@@ -100,14 +115,30 @@ pub struct RawContact {
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RawVehicle {
-    /// 17-character VIN.
+    /// 17-character VIN (no I, O or Q) with a valid check digit (position 9).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = r"^[A-HJ-NPR-Za-hj-npr-z0-9]{17}$",
+            example = "1HGCM82633A004352"
+        )
+    )]
     pub vin: String,
     /// Miles per year, 0 to 200,000.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(minimum = 0, maximum = 200_000, example = 12_000)
+    )]
     pub annual_mileage: i64,
-    /// ZIP code where the vehicle is kept overnight.
+    /// ZIP code where the vehicle is kept overnight (`12345` or `12345-6789`).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[0-9]{5}(-[0-9]{4})?$", example = "23220")
+    )]
     pub garaging_zip: String,
     /// `commute`, `pleasure` or `business`.
     #[serde(rename = "use")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = openapi::vehicle_use))]
     pub vehicle_use: String,
 }
 
@@ -116,17 +147,32 @@ pub struct RawVehicle {
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RawDriver {
-    /// Given name.
+    /// Given name (1 to 100 characters, no control characters).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 100, example = "Ana")
+    )]
     pub first_name: String,
-    /// Family name.
+    /// Family name (1 to 100 characters, no control characters).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 100, example = "Diaz")
+    )]
     pub last_name: String,
     /// `YYYY-MM-DD`; the driver is 16 to 100.
+    #[cfg_attr(feature = "openapi", schema(format = Date, example = "1988-03-14"))]
     pub date_of_birth: String,
     /// Licence number, 1–20 letters and digits.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^[A-Za-z0-9]{1,20}$", example = "T12345678")
+    )]
     pub license_number: String,
     /// Two-letter code of the issuing state (or DC).
+    #[cfg_attr(feature = "openapi", schema(schema_with = openapi::us_state))]
     pub license_state: String,
     /// `YYYY-MM-DD`, not before the 14th birthday nor in the future.
+    #[cfg_attr(feature = "openapi", schema(format = Date, example = "2006-05-01"))]
     pub first_licensed: String,
 }
 
@@ -136,10 +182,13 @@ pub struct RawDriver {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RawCoverage {
     /// `25/50/25`, `50/100/50`, `100/300/100` or `250/500/250`.
+    #[cfg_attr(feature = "openapi", schema(schema_with = openapi::liability_limit))]
     pub liability_limit: String,
     /// 250, 500, 1000 or 2000 dollars.
+    #[cfg_attr(feature = "openapi", schema(schema_with = openapi::deductible))]
     pub collision_deductible: i64,
     /// 250, 500, 1000 or 2000 dollars.
+    #[cfg_attr(feature = "openapi", schema(schema_with = openapi::deductible))]
     pub comprehensive_deductible: i64,
 }
 
@@ -154,9 +203,86 @@ pub struct RawNotify {
     /// Send the quote by SMS (needs `contact.phone`).
     #[serde(default)]
     pub sms: bool,
-    /// Only notify when the annual premium is at most this many whole dollars.
+    /// Only notify when the annual premium is at most this many whole dollars (1 to
+    /// 10,000,000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(minimum = 1, maximum = 10_000_000, multiple_of = 1, example = 1800)
+    )]
     pub max_premium: Option<f64>,
+}
+
+/// The domain's rules as OpenAPI schemas, for the fields whose JSON type alone cannot say them.
+#[cfg(feature = "openapi")]
+mod openapi {
+    use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+    use utoipa::openapi::RefOr;
+
+    use crate::types::{Deductible, LiabilityLimit, UsState, VehicleUse};
+
+    fn one_of_strings(values: Vec<String>, description: &str) -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(values))
+            .description(Some(description))
+            .into()
+    }
+
+    /// `use`: one of the vehicle uses.
+    pub(super) fn vehicle_use() -> RefOr<Schema> {
+        one_of_strings(
+            VehicleUse::ALL
+                .iter()
+                .map(|u| u.as_str().to_owned())
+                .collect(),
+            "`commute`, `pleasure` or `business`.",
+        )
+    }
+
+    /// `license_state`: a USPS code of the 50 states and DC.
+    pub(super) fn us_state() -> RefOr<Schema> {
+        one_of_strings(
+            UsState::all().map(|s| s.as_str().to_owned()).collect(),
+            "Two-letter code of the issuing state (or DC).",
+        )
+    }
+
+    /// `liability_limit`: one of the offered limits.
+    pub(super) fn liability_limit() -> RefOr<Schema> {
+        one_of_strings(
+            LiabilityLimit::ALL
+                .iter()
+                .map(|l| l.as_str().to_owned())
+                .collect(),
+            "`25/50/25`, `50/100/50`, `100/300/100` or `250/500/250`.",
+        )
+    }
+
+    /// A deductible: one of the offered amounts in dollars.
+    pub(super) fn deductible() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .enum_values(Some(Deductible::ALL.iter().map(|d| d.amount())))
+            .description(Some("250, 500, 1000 or 2000 dollars."))
+            .into()
+    }
+
+    /// A valid request (the README's example).
+    pub(super) fn example_request() -> serde_json::Value {
+        serde_json::json!({
+            "customer_id": "cust-42",
+            "contact": {"email": "ana@example.com", "phone": "+18045550142"},
+            "vehicles": [{"vin": "1HGCM82633A004352", "annual_mileage": 12000,
+                          "garaging_zip": "23220", "use": "commute"}],
+            "drivers": [{"first_name": "Ana", "last_name": "Diaz", "date_of_birth": "1988-03-14",
+                         "license_number": "T12345678", "license_state": "VA",
+                         "first_licensed": "2006-05-01"}],
+            "coverage": {"liability_limit": "100/300/100", "collision_deductible": 500,
+                         "comprehensive_deductible": 500},
+            "notify": {"email": true, "sms": false, "max_premium": 1800}
+        })
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

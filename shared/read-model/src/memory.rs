@@ -1,6 +1,11 @@
 //! The in-memory read model (embedded mode, fast tests).
+//!
+//! Indexed like the DynamoDB table: summaries by quote id (the table's key) and, per customer,
+//! quote ids in order (the customer index), so that `get` is one lookup and a page of
+//! `list_by_customer` reads only that page, newest first, whatever the number of quotes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeSet, HashMap};
+use std::ops::Bound;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -9,10 +14,19 @@ use crate::model::{
     decode_token, encode_token, Page, QuoteSummary, ReadModel, ReadModelError, Upsert,
 };
 
-/// Summaries keyed by (customer id, quote id).
+/// The summaries and the per-customer index, kept in step under one lock.
+#[derive(Debug, Default)]
+struct Index {
+    /// Every summary, by quote id.
+    by_id: HashMap<String, QuoteSummary>,
+    /// Each customer's quote ids, ascending (UUIDv7: oldest first); read backwards.
+    by_customer: HashMap<String, BTreeSet<String>>,
+}
+
+/// Summaries by quote id, with a per-customer index.
 #[derive(Debug, Default)]
 pub struct InMemoryReadModel {
-    quotes: Mutex<BTreeMap<(String, String), QuoteSummary>>,
+    index: Mutex<Index>,
 }
 
 impl InMemoryReadModel {
@@ -21,33 +35,41 @@ impl InMemoryReadModel {
         Self::default()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, String), QuoteSummary>> {
-        self.quotes.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Index> {
+        self.index.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 #[async_trait]
 impl ReadModel for InMemoryReadModel {
     async fn upsert(&self, summary: &QuoteSummary) -> Result<Upsert, ReadModelError> {
-        let mut quotes = self.lock();
-        let key = (summary.customer_id.clone(), summary.quote_id.clone());
-        if let Some(stored) = quotes.get(&key) {
+        let mut index = self.lock();
+        if let Some(stored) = index.by_id.get(&summary.quote_id) {
             if stored.version >= summary.version {
                 return Ok(Upsert::Stale {
                     stored: stored.version,
                 });
             }
+            if stored.customer_id != summary.customer_id {
+                let previous = stored.customer_id.clone();
+                if let Some(ids) = index.by_customer.get_mut(&previous) {
+                    ids.remove(&summary.quote_id);
+                }
+            }
         }
-        quotes.insert(key, summary.clone());
+        index
+            .by_customer
+            .entry(summary.customer_id.clone())
+            .or_default()
+            .insert(summary.quote_id.clone());
+        index
+            .by_id
+            .insert(summary.quote_id.clone(), summary.clone());
         Ok(Upsert::Applied)
     }
 
     async fn get(&self, quote_id: &str) -> Result<Option<QuoteSummary>, ReadModelError> {
-        Ok(self
-            .lock()
-            .values()
-            .find(|q| q.quote_id == quote_id)
-            .cloned())
+        Ok(self.lock().by_id.get(quote_id).cloned())
     }
 
     async fn list_by_customer(
@@ -59,24 +81,63 @@ impl ReadModel for InMemoryReadModel {
         let after = page_token
             .map(|t| decode_token(customer_id, t))
             .transpose()?;
-        let quotes = self.lock();
-        let mut mine: Vec<&QuoteSummary> = quotes
-            .values()
-            .filter(|q| q.customer_id == customer_id)
-            .filter(|q| after.as_ref().is_none_or(|a| q.quote_id < *a))
-            .collect();
-        mine.sort_by(|a, b| b.quote_id.cmp(&a.quote_id));
         let limit = limit.max(1);
-        let more = mine.len() > limit;
-        let page: Vec<QuoteSummary> = mine.into_iter().take(limit).cloned().collect();
-        let next_page_token = if more {
-            page.last().map(|q| encode_token(customer_id, &q.quote_id))
-        } else {
-            None
+        let index = self.lock();
+        let Some(ids) = index.by_customer.get(customer_id) else {
+            return Ok(Page {
+                quotes: Vec::new(),
+                next_page_token: None,
+            });
+        };
+        let upper = match &after {
+            Some(after) => Bound::Excluded(after.as_str()),
+            None => Bound::Unbounded,
+        };
+        let mut newest_first = ids
+            .range::<str, _>((Bound::Unbounded, upper))
+            .rev()
+            .filter_map(|id| index.by_id.get(id));
+        let page: Vec<QuoteSummary> = newest_first.by_ref().take(limit).cloned().collect();
+        let next_page_token = match newest_first.next() {
+            Some(_) => page.last().map(|q| encode_token(customer_id, &q.quote_id)),
+            None => None,
         };
         Ok(Page {
             quotes: page,
             next_page_token,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::summary;
+
+    #[tokio::test]
+    async fn a_page_reads_only_the_customers_index() {
+        let model = InMemoryReadModel::new();
+        for n in 0..1000 {
+            let customer = if n % 100 == 0 { "ana" } else { "bob" };
+            model
+                .upsert(&summary(customer, n, 1))
+                .await
+                .unwrap_or_else(|_| unreachable!());
+        }
+        let page = model
+            .list_by_customer("ana", 3, None)
+            .await
+            .unwrap_or_else(|_| unreachable!());
+        let ids: Vec<&str> = page.quotes.iter().map(|q| q.quote_id.as_str()).collect();
+        assert_eq!(
+            ids,
+            vec![
+                summary("ana", 900, 1).quote_id.as_str(),
+                summary("ana", 800, 1).quote_id.as_str(),
+                summary("ana", 700, 1).quote_id.as_str()
+            ]
+        );
+        assert_eq!(model.lock().by_customer["ana"].len(), 10);
+        assert_eq!(model.lock().by_id.len(), 1000);
     }
 }

@@ -119,6 +119,12 @@ pub trait ReadModel: Send + Sync + std::fmt::Debug {
     }
 }
 
+/// Longest quote id a page token may name (a UUID has 36 characters).
+const MAX_QUOTE_ID_LEN: usize = 64;
+
+/// Longest page token accepted.
+pub const MAX_PAGE_TOKEN_LEN: usize = 512;
+
 /// Encodes the last quote id of a page as an opaque token.
 pub(crate) fn encode_token(customer_id: &str, quote_id: &str) -> String {
     use base64::Engine;
@@ -126,14 +132,23 @@ pub(crate) fn encode_token(customer_id: &str, quote_id: &str) -> String {
 }
 
 /// Decodes a page token issued for `customer_id`; returns the quote id to continue after.
+///
+/// A token longer than [`MAX_PAGE_TOKEN_LEN`] is refused before decoding (it was never issued: a
+/// token holds a customer id of at most 128 characters and a quote id), so that no caller-made
+/// key reaches the backend.
 pub(crate) fn decode_token(customer_id: &str, token: &str) -> Result<String, ReadModelError> {
     use base64::Engine;
+    if token.len() > MAX_PAGE_TOKEN_LEN {
+        return Err(ReadModelError::InvalidPageToken);
+    }
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token)
         .map_err(|_| ReadModelError::InvalidPageToken)?;
     let text = String::from_utf8(bytes).map_err(|_| ReadModelError::InvalidPageToken)?;
     match text.split_once('\n') {
-        Some((customer, quote)) if customer == customer_id && !quote.is_empty() => {
+        Some((customer, quote))
+            if customer == customer_id && !quote.is_empty() && quote.len() <= MAX_QUOTE_ID_LEN =>
+        {
             Ok(quote.to_owned())
         }
         _ => Err(ReadModelError::InvalidPageToken),

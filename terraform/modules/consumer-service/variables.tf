@@ -84,7 +84,7 @@ variable "ses_from_address" {
   default     = null
 }
 variable "sns_publish" {
-  description = "Allow `sns:Publish` (SMS to phone numbers; SNS has no resource ARN for a phone number)."
+  description = "Allow `sns:Publish` to phone numbers only (SMS): allowed on every resource except SNS ARNs, and denied on topics and endpoints."
   type        = bool
   default     = false
 }

@@ -299,9 +299,23 @@ data "aws_iam_policy_document" "task" {
   dynamic "statement" {
     for_each = var.sns_publish ? [1] : []
     content {
-      sid       = "SendSms"
+      # SMS straight to a phone number is authorised on no resource ARN; a topic or a platform
+      # endpoint is an `arn:<partition>:sns:…` ARN. Allowing Publish on everything *but* SNS ARNs
+      # lets the notifier text a phone number and publish to no topic (AWS's pattern for
+      # "SMS only"); the deny below keeps it so whatever else is attached to the role.
+      sid           = "SendSmsOnly"
+      actions       = ["sns:Publish"]
+      not_resources = ["arn:*:sns:*:*:*"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.sns_publish ? [1] : []
+    content {
+      sid       = "NoTopicPublish"
+      effect    = "Deny"
       actions   = ["sns:Publish"]
-      resources = ["*"]
+      resources = ["arn:*:sns:*:*:*"]
     }
   }
 

@@ -1,8 +1,15 @@
 //! The HTTP edge: router, shared state, authentication extractor and the tower layers that give
-//! every route request ids, tracing and metrics ([`telemetry`]), timeouts, load shedding, panic
-//! safety and body limits.
+//! every route bounded client metadata ([`client_metadata`]), request ids, tracing and metrics
+//! ([`telemetry`]), timeouts, load shedding, panic safety and body limits.
+//!
+//! Every answer other than success is RFC 9457 problem+json ([`problem`]): the handlers' errors,
+//! the extractors' rejections ([`extract`]), unknown routes (404), unknown methods (405), and the
+//! layers' timeouts, load shedding and panics.
 
+pub mod client_metadata;
+pub mod extract;
 pub mod health;
+pub mod idempotency;
 pub mod openapi;
 pub mod problem;
 pub mod quotes;
@@ -57,6 +64,8 @@ pub struct AppState {
     pub read_model: Arc<dyn ReadModel>,
     /// Token verification.
     pub auth: Authenticator,
+    /// The last readiness answer, reused for a few seconds (`/readyz` is public).
+    pub readiness: Arc<health::ReadinessCache>,
     /// Settings.
     pub config: ApiSettings,
 }
@@ -129,6 +138,7 @@ pub fn router(state: AppState) -> Router {
                 .layer(telemetry::RecordDurationLayer(
                     telemetry::HttpMetrics::global(),
                 ))
+                .map_request(client_metadata::sanitize)
                 .layer(SetSensitiveRequestHeadersLayer::new([
                     header::AUTHORIZATION,
                 ]))

@@ -66,6 +66,14 @@ pub enum ApiError {
         /// The limit in bytes.
         limit: usize,
     },
+    /// 413: the request would make an event larger than the store and the stream accept.
+    #[error("the request makes an event of {bytes} bytes; at most {limit} bytes are stored")]
+    EventTooLarge {
+        /// The event's encoded size.
+        bytes: usize,
+        /// The store's limit.
+        limit: usize,
+    },
     /// 422: the request is well-formed JSON but some fields are invalid.
     #[error("{} invalid field(s)", .0.len())]
     Validation(Vec<FieldError>),
@@ -120,6 +128,11 @@ impl ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload-too-large",
                 "Request body too large",
+            ),
+            EventTooLarge { .. } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "event-too-large",
+                "Request makes too large an event",
             ),
             Validation(_) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -216,15 +229,80 @@ impl IntoResponse for ApiError {
 }
 
 impl From<event_store::StoreError> for ApiError {
+    /// Never copies a backend's message into the answer: the cause is logged, the client gets
+    /// a fixed sentence.
     fn from(err: event_store::StoreError) -> Self {
+        use event_store::StoreError;
         match err {
-            event_store::StoreError::WrongExpectedVersion { .. } => {
-                ApiError::Conflict(err.to_string())
+            StoreError::WrongExpectedVersion { .. } => ApiError::Conflict(
+                "another request changed this quote at the same time; retry".into(),
+            ),
+            StoreError::EventTooLarge { bytes, limit, .. } => {
+                ApiError::EventTooLarge { bytes, limit }
             }
-            event_store::StoreError::Backend(_) => {
+            StoreError::Backend(source) => {
+                tracing::warn!(error = %source, "event store unavailable");
                 ApiError::Unavailable("the event store is unavailable; retry later".into())
             }
             other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<quote_read_model::ReadModelError> for ApiError {
+    /// An invalid page token is the caller's (422); anything else is logged and answered with a
+    /// fixed sentence.
+    fn from(err: quote_read_model::ReadModelError) -> Self {
+        match err {
+            quote_read_model::ReadModelError::InvalidPageToken => {
+                ApiError::Validation(vec![FieldError {
+                    field: "page_token".into(),
+                    reason: "not a page token of this listing".into(),
+                }])
+            }
+            other => {
+                tracing::warn!(error = %other, "read model unavailable");
+                ApiError::Unavailable("the read model is unavailable; retry later".into())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_too_large_for_the_store_is_a_413_problem() {
+        let err: ApiError = event_store::StoreError::EventTooLarge {
+            event_id: uuid::Uuid::nil(),
+            bytes: 500_000,
+            limit: 400_000,
+        }
+        .into();
+        let problem = err.problem();
+        assert_eq!(problem.status, 413);
+        assert!(problem.detail.contains("400000"), "{}", problem.detail);
+    }
+
+    #[test]
+    fn backend_messages_are_not_sent() {
+        let backend = std::io::Error::other("ResourceNotFoundException: arn:aws:dynamodb:secret");
+        let problems = [
+            ApiError::from(event_store::StoreError::backend(backend)).problem(),
+            ApiError::from(quote_read_model::ReadModelError::Backend(
+                "arn:aws:secret".into(),
+            ))
+            .problem(),
+            ApiError::from(event_store::StoreError::WrongExpectedVersion {
+                stream_id: "quote#secret".into(),
+                expected: 0,
+                actual: 1,
+            })
+            .problem(),
+        ];
+        for problem in problems {
+            assert!(!problem.detail.contains("secret"), "{}", problem.detail);
         }
     }
 }

@@ -1,11 +1,9 @@
 //! The `/v1/quotes` routes: request a quote, read its state (now or as of a version or instant),
 //! list its events.
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::Json;
 use event_store::{
     AppendRequest, EventEnvelope, IdempotencyRecord, LoadBound, NewEvent, StoreError,
@@ -14,14 +12,16 @@ use quote_domain::quote::{
     request_quote as decide_request, Quote, QuoteEvent, QuoteId, RequestQuote,
 };
 use quote_domain::request::{FieldError, QuoteRequest, QuoteRequestInput};
+use quote_domain::types::CustomerId;
 use quote_read_model::projection::summarize;
-use quote_read_model::{QuoteSummary, ReadModelError};
+use quote_read_model::QuoteSummary;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use super::extract::{ApiPath, ApiQuery, EventTrace, QuoteRequestBody, RequestId};
+use super::idempotency::{replay, IdempotencyHeader, StoredResponse};
 use super::problem::{ApiError, Problem};
 use super::AppState;
 use crate::auth::Principal;
@@ -45,156 +45,44 @@ pub struct EventList {
     pub events: Vec<EventEnvelope>,
 }
 
-/// Time travel: read the state as of a version or an instant.
+/// Time travel: read the state as of a version or an instant (at most one of the two).
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AsOfQuery {
-    /// The state after this version.
+    /// The state after this version (1 is the request itself).
+    #[param(minimum = 1, maximum = 9_223_372_036_854_775_807_i64, example = 1)]
     pub version: Option<u64>,
     /// The state as of this instant (RFC 3339).
+    #[param(format = DateTime, example = "2026-12-01T12:00:00Z")]
     pub as_of: Option<String>,
 }
 
-/// Idempotency keys are at most this long.
-const MAX_IDEMPOTENCY_KEY: usize = 255;
-
-/// What is stored with an idempotency key, to replay the response.
-#[derive(Debug, Serialize, Deserialize)]
-struct StoredResponse {
-    status: u16,
-    location: String,
-    body: QuoteAccepted,
-}
-
-fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(|v| v.trim().to_ascii_lowercase())
-        .is_some_and(|v| v == "application/json" || v.ends_with("+json"))
-}
-
-/// Parses the body, telling malformed JSON (400) from well-formed JSON of the wrong shape
-/// (422, naming the field).
-fn parse_body(bytes: &[u8]) -> Result<QuoteRequestInput, ApiError> {
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let parsed: Result<QuoteRequestInput, _> = serde_path_to_error::deserialize(&mut deserializer);
-    let input = match parsed {
-        Ok(input) => input,
-        Err(err) => {
-            let path = err.path().to_string();
-            let inner = err.into_inner();
-            return Err(match inner.classify() {
-                serde_json::error::Category::Data => ApiError::Validation(vec![FieldError {
-                    field: if path == "." { "body".into() } else { path },
-                    reason: inner.to_string(),
-                }]),
-                _ => ApiError::MalformedJson {
-                    detail: inner.to_string(),
-                },
-            });
-        }
-    };
-    deserializer.end().map_err(|e| ApiError::MalformedJson {
-        detail: e.to_string(),
-    })?;
-    Ok(input)
-}
-
-/// Key order and whitespace do not change a request's fingerprint.
-fn canonical(value: &serde_json::Value) -> String {
-    match value {
-        serde_json::Value::Object(map) => {
-            let mut entries: Vec<_> = map.iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(b.0));
-            let inner: Vec<String> = entries
-                .into_iter()
-                .map(|(k, v)| format!("{}:{}", serde_json::Value::String(k.clone()), canonical(v)))
-                .collect();
-            format!("{{{}}}", inner.join(","))
-        }
-        serde_json::Value::Array(items) => {
-            format!(
-                "[{}]",
-                items.iter().map(canonical).collect::<Vec<_>>().join(",")
-            )
-        }
-        other => other.to_string(),
-    }
-}
-
-fn fingerprint(bytes: &[u8]) -> String {
-    let text = serde_json::from_slice::<serde_json::Value>(bytes)
-        .map(|v| canonical(&v))
-        .unwrap_or_default();
-    hex::encode(Sha256::digest(text.as_bytes()))
-}
-
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(value) = headers.get("idempotency-key") else {
-        return Ok(None);
-    };
-    let key = value
-        .to_str()
-        .ok()
-        .map(str::trim)
-        .filter(|k| {
-            !k.is_empty()
-                && k.len() <= MAX_IDEMPOTENCY_KEY
-                && k.bytes().all(|b| b.is_ascii_graphic())
-        })
-        .ok_or(ApiError::InvalidHeader {
-            header: "Idempotency-Key",
-            reason: format!("must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"),
-        })?;
-    Ok(Some(key.to_owned()))
-}
-
-fn accepted_response(stored: &StoredResponse, replayed: bool) -> Response {
-    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::ACCEPTED);
-    let mut response = (status, Json(&stored.body)).into_response();
-    if let Ok(location) = HeaderValue::from_str(&stored.location) {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    if replayed {
-        response
-            .headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
-    }
-    response
-}
-
-fn replay(record: &IdempotencyRecord, request_hash: &str) -> Result<Response, ApiError> {
-    if record.request_hash != request_hash {
-        return Err(ApiError::IdempotencyKeyReused);
-    }
-    let stored: StoredResponse = serde_json::from_value(record.response.clone())
-        .map_err(|e| ApiError::Internal(format!("stored idempotent response: {e}")))?;
-    Ok(accepted_response(&stored, true))
-}
-
-fn request_id(headers: &HeaderMap) -> String {
-    headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .unwrap_or_else(|| Uuid::new_v4().to_string())
-}
+/// Highest `version` accepted (the largest signed 64-bit integer, as documented).
+const MAX_VERSION: u64 = i64::MAX as u64;
 
 /// Request a quote.
+///
+/// The handler only sequences the steps: the extractors have authenticated the caller, checked
+/// the idempotency key and parsed the body; the domain validates and decides; the store appends
+/// (with the idempotency record in the same transaction) and the relay publishes.
 #[utoipa::path(
     post,
     path = "/v1/quotes",
     tag = "quotes",
-    request_body = QuoteRequestInput,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body replay the first response")),
+    request_body(content = QuoteRequestInput, content_type = "application/json"),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = r"^[!-~]+$",
+         description = "Makes retries safe: the same key and body (from the same caller) replay the first response; 1 to 255 visible ASCII characters", example = "3f1c2a9e-req-0001"),
+        ("X-Request-Id" = Option<String>, Header,
+         description = "Correlation id recorded in the quote's events and echoed in the response; a value over 128 characters or outside visible ASCII is replaced by a generated one"),
+    ),
     responses(
         (status = 202, description = "Accepted; the quote is being prepared", body = QuoteAccepted,
          headers(("Location" = String, description = "URL of the quote"))),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed JSON, or an invalid Idempotency-Key header", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "A customer token for another customer", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A concurrent write won; retry", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 64 KiB, or an event over the store's item limit", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, or an Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
     ),
@@ -204,105 +92,30 @@ fn request_id(headers: &HeaderMap) -> String {
 pub async fn request_quote(
     State(state): State<AppState>,
     principal: Principal,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    IdempotencyHeader(key): IdempotencyHeader,
+    RequestId(request_id): RequestId,
+    trace: EventTrace,
+    body: QuoteRequestBody,
 ) -> Result<Response, ApiError> {
-    let bytes = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge {
-                limit: super::MAX_BODY_BYTES,
-            }
-        } else {
-            ApiError::MalformedJson {
-                detail: rejection.body_text(),
-            }
-        }
-    })?;
-    if !is_json(&headers) {
-        return Err(ApiError::UnsupportedMediaType);
-    }
-    let key = idempotency_key(&headers)?;
-    let input = parse_body(&bytes)?;
-    tracing::Span::current().record("customer_id", input.customer_id.as_str());
-    if !principal.may_act_for(&input.customer_id) {
-        return Err(ApiError::Forbidden(
-            "a customer token may only request quotes for its own customer_id".into(),
-        ));
-    }
     let now = OffsetDateTime::now_utc();
-    let request = QuoteRequest::parse(&input, now.date()).map_err(|e| ApiError::Validation(e.0))?;
-
-    let request_hash = fingerprint(&bytes);
-    let scoped_key = key.map(|k| format!("{}#{k}", principal.subject));
+    let request = authorized_request(&principal, &body.input, now)?;
+    let scoped_key = key.map(|k| k.scoped_to(&principal));
     if let Some(scoped) = &scoped_key {
         if let Some(record) = state.store.idempotency_record(scoped).await? {
-            return replay(&record, &request_hash);
+            return replay(&record, &body.fingerprint);
         }
     }
-
-    let quote_id = QuoteId::new_random();
-    tracing::Span::current().record("quote_id", quote_id.to_string());
-    let customer_id = request.customer_id.as_str().to_owned();
-    let event = decide_request(RequestQuote {
-        quote_id,
+    let submission = QuoteSubmission {
         request,
-        requested_at: now,
-    });
-    let data = event
-        .to_data()
-        .map_err(|e| ApiError::Internal(format!("encoding {}: {e}", event.event_type())))?;
-    // The request's own span context when tracing is on; otherwise the caller's trace continued.
-    let trace = match quote_runtime::telemetry::current_trace_context() {
-        Some((traceparent, tracestate)) => TraceContext {
-            traceparent,
-            tracestate,
-        },
-        None => TraceContext::from_headers(&headers),
+        now,
+        actor: principal.subject,
+        request_id,
+        trace: trace.current(),
+        idempotency: scoped_key.map(|key| (key, body.fingerprint.clone())),
+        idempotency_ttl: state.config.idempotency_ttl,
     };
-    let request_id = request_id(&headers);
-    let new_event = NewEvent {
-        event_id: Uuid::new_v4(),
-        event_type: event.event_type().to_owned(),
-        schema_version: event.schema_version(),
-        occurred_at: now,
-        correlation_id: request_id.clone(),
-        causation_id: Some(request_id),
-        traceparent: Some(trace.traceparent),
-        tracestate: trace.tracestate,
-        actor: principal.subject.clone(),
-        data,
-    };
-    let stored = StoredResponse {
-        status: StatusCode::ACCEPTED.as_u16(),
-        location: format!("/v1/quotes/{quote_id}"),
-        body: QuoteAccepted {
-            quote_id: quote_id.to_string(),
-            status: "pending".into(),
-        },
-    };
-    let idempotency = match &scoped_key {
-        Some(scoped) => Some(IdempotencyRecord {
-            key: scoped.clone(),
-            request_hash: request_hash.clone(),
-            stream_id: quote_id.stream_id(),
-            response: serde_json::to_value(&stored)
-                .map_err(|e| ApiError::Internal(e.to_string()))?,
-            created_at: now,
-            expires_at: now + state.config.idempotency_ttl,
-        }),
-        None => None,
-    };
-    let appended = state
-        .store
-        .append(AppendRequest {
-            stream_id: quote_id.stream_id(),
-            expected_version: 0,
-            events: vec![new_event],
-            idempotency,
-            customer_id: Some(customer_id),
-        })
-        .await;
-    match appended {
+    let (append, accepted) = submission.into_append()?;
+    match state.store.append(append).await {
         Ok(outcome) => {
             // A crash here (after the commit, before publication) must lose nothing: the event
             // is in the outbox and the relay's sweep publishes it.
@@ -312,10 +125,104 @@ pub async fn request_quote(
                 ))
             });
             state.relay.notify(outcome.events);
-            Ok(accepted_response(&stored, false))
+            Ok(accepted.to_response(false))
         }
-        Err(StoreError::IdempotencyKeyUsed(record)) => replay(&record, &request_hash),
+        Err(StoreError::IdempotencyKeyUsed(record)) => replay(&record, &body.fingerprint),
         Err(err) => Err(err.into()),
+    }
+}
+
+/// Validates the request (normalising its customer id), then checks that the caller may act
+/// for that normalised id: authorization never sees an id as sent.
+fn authorized_request(
+    principal: &Principal,
+    input: &QuoteRequestInput,
+    now: OffsetDateTime,
+) -> Result<QuoteRequest, ApiError> {
+    let request = QuoteRequest::parse(input, now.date()).map_err(|e| ApiError::Validation(e.0))?;
+    tracing::Span::current().record("customer_id", request.customer_id.as_str());
+    if !principal.may_act_for(request.customer_id.as_str()) {
+        return Err(ApiError::Forbidden(
+            "a customer token may only request quotes for its own customer_id".into(),
+        ));
+    }
+    Ok(request)
+}
+
+/// Everything one accepted request writes: the `QuoteRequested` event, its metadata and the
+/// idempotency record.
+#[derive(Debug)]
+struct QuoteSubmission {
+    /// The validated, authorized request.
+    request: QuoteRequest,
+    /// When it was received.
+    now: OffsetDateTime,
+    /// The token's subject, recorded as the event's actor.
+    actor: String,
+    /// Recorded as `correlation_id` and `causation_id`.
+    request_id: String,
+    /// Recorded as the event's trace context.
+    trace: TraceContext,
+    /// The scoped idempotency key and the request's fingerprint.
+    idempotency: Option<(String, String)>,
+    /// How long the idempotency record is kept.
+    idempotency_ttl: std::time::Duration,
+}
+
+impl QuoteSubmission {
+    /// The append of a new quote stream, and the response it answers (and stores for replays).
+    fn into_append(self) -> Result<(AppendRequest, StoredResponse), ApiError> {
+        let quote_id = QuoteId::new_random();
+        tracing::Span::current().record("quote_id", quote_id.to_string());
+        let customer_id = self.request.customer_id.as_str().to_owned();
+        let event = decide_request(RequestQuote {
+            quote_id,
+            request: self.request,
+            requested_at: self.now,
+        });
+        let data = event
+            .to_data()
+            .map_err(|e| ApiError::Internal(format!("encoding {}: {e}", event.event_type())))?;
+        let new_event = NewEvent {
+            event_id: Uuid::new_v4(),
+            event_type: event.event_type().to_owned(),
+            schema_version: event.schema_version(),
+            occurred_at: self.now,
+            correlation_id: self.request_id.clone(),
+            causation_id: Some(self.request_id),
+            traceparent: Some(self.trace.traceparent),
+            tracestate: self.trace.tracestate,
+            actor: self.actor,
+            data,
+        };
+        let accepted = StoredResponse {
+            status: StatusCode::ACCEPTED.as_u16(),
+            location: format!("/v1/quotes/{quote_id}"),
+            body: QuoteAccepted {
+                quote_id: quote_id.to_string(),
+                status: "pending".into(),
+            },
+        };
+        let idempotency = match self.idempotency {
+            Some((key, request_hash)) => Some(IdempotencyRecord {
+                key,
+                request_hash,
+                stream_id: quote_id.stream_id(),
+                response: serde_json::to_value(&accepted)
+                    .map_err(|e| ApiError::Internal(e.to_string()))?,
+                created_at: self.now,
+                expires_at: self.now + self.idempotency_ttl,
+            }),
+            None => None,
+        };
+        let append = AppendRequest {
+            stream_id: quote_id.stream_id(),
+            expected_version: 0,
+            events: vec![new_event],
+            idempotency,
+            customer_id: Some(customer_id),
+        };
+        Ok((append, accepted))
     }
 }
 
@@ -337,7 +244,7 @@ async fn load_visible(
     quote_id: &str,
     bound: LoadBound,
 ) -> Result<(Quote, Vec<EventEnvelope>), ApiError> {
-    let not_found = || ApiError::NotFound(format!("no quote {quote_id}"));
+    let not_found = || ApiError::NotFound("no such quote for this caller".into());
     let id: QuoteId = quote_id.parse().map_err(|_| not_found())?;
     let events = state.store.load(&id.stream_id(), bound).await?;
     let quote = decode_events(&events)?.ok_or_else(not_found)?;
@@ -354,7 +261,13 @@ fn bound_of(query: &AsOfQuery) -> Result<LoadBound, ApiError> {
             field: "as_of".into(),
             reason: "give either version or as_of, not both".into(),
         }])),
-        (Some(version), None) => Ok(LoadBound::UpToVersion(version)),
+        (Some(version), None) if (1..=MAX_VERSION).contains(&version) => {
+            Ok(LoadBound::UpToVersion(version))
+        }
+        (Some(_), None) => Err(ApiError::Validation(vec![FieldError {
+            field: "version".into(),
+            reason: format!("must be between 1 and {MAX_VERSION}"),
+        }])),
         (None, Some(instant)) => {
             OffsetDateTime::parse(instant, &time::format_description::well_known::Rfc3339)
                 .map(LoadBound::AsOf)
@@ -378,19 +291,19 @@ fn bound_of(query: &AsOfQuery) -> Result<LoadBound, ApiError> {
     get,
     path = "/v1/quotes/{quote_id}",
     tag = "quotes",
-    params(("quote_id" = String, Path, description = "The quote id"), AsOfQuery),
+    params(("quote_id" = String, Path, format = Uuid, description = "The quote id", example = "019a0000-0000-7000-8000-000000000001"), AsOfQuery),
     responses(
         (status = 200, description = "The quote", body = QuoteSummary),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such quote for this caller", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such quote for this caller (or not yet at that version or instant)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid version or as_of, or both given", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
 pub async fn get_quote(
     State(state): State<AppState>,
     principal: Principal,
-    Path(quote_id): Path<String>,
-    Query(query): Query<AsOfQuery>,
+    ApiPath(quote_id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<AsOfQuery>,
 ) -> Result<Json<QuoteSummary>, ApiError> {
     let bound = bound_of(&query)?;
     if bound == LoadBound::Latest {
@@ -399,7 +312,9 @@ pub async fn get_quote(
                 Ok(Some(summary)) if principal.may_act_for(&summary.customer_id) => {
                     return Ok(Json(summary))
                 }
-                Ok(Some(_)) => return Err(ApiError::NotFound(format!("no quote {quote_id}"))),
+                Ok(Some(_)) => {
+                    return Err(ApiError::NotFound("no such quote for this caller".into()))
+                }
                 Ok(None) => {}
                 Err(err) => {
                     tracing::warn!(error = %err, "read model unavailable; folding the event store")
@@ -415,12 +330,22 @@ pub async fn get_quote(
     Ok(Json(summarize(&quote, updated_at)))
 }
 
+/// Most quotes on one page.
+pub const MAX_PAGE_LIMIT: u32 = 100;
+/// Quotes on a page when `limit` is not given.
+pub const DEFAULT_PAGE_LIMIT: u32 = 20;
+/// Longest page token accepted (the tokens issued are under 300 characters).
+pub const MAX_PAGE_TOKEN_LEN: usize = 512;
+
 /// Paging of a customer's quotes.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// Quotes per page (1–100, default 20).
-    pub limit: Option<usize>,
+    /// Quotes per page.
+    #[param(minimum = 1, maximum = 100, default = 20, example = 20)]
+    pub limit: Option<u32>,
     /// The `next_page_token` of the previous page.
+    #[param(min_length = 1, max_length = 512)]
     pub page_token: Option<String>,
 }
 
@@ -439,11 +364,10 @@ pub struct QuoteList {
     get,
     path = "/v1/customers/{customer_id}/quotes",
     tag = "quotes",
-    params(("customer_id" = String, Path, description = "The customer"), ListQuery),
+    params(("customer_id" = String, Path, pattern = r"^[A-Za-z0-9._:@-]{1,128}$", description = "The customer", example = "cust-42"), ListQuery),
     responses(
         (status = 200, description = "A page of quotes", body = QuoteList),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not visible to this caller", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not visible to this caller, or not a customer id", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid limit or page token", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
@@ -451,34 +375,52 @@ pub struct QuoteList {
 pub async fn list_customer_quotes(
     State(state): State<AppState>,
     principal: Principal,
-    Path(customer_id): Path<String>,
-    Query(query): Query<ListQuery>,
+    ApiPath(customer_id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<QuoteList>, ApiError> {
-    if !principal.may_act_for(&customer_id) {
-        return Err(ApiError::NotFound(format!("no customer {customer_id}")));
-    }
-    let limit = query.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::Validation(vec![FieldError {
-            field: "limit".into(),
-            reason: "must be between 1 and 100".into(),
-        }]));
-    }
+    let customer = visible_customer(&principal, &customer_id)?;
+    let (limit, page_token) = page_of(&query)?;
     let page = state
         .read_model
-        .list_by_customer(&customer_id, limit, query.page_token.as_deref())
-        .await
-        .map_err(|err| match err {
-            ReadModelError::InvalidPageToken => ApiError::Validation(vec![FieldError {
-                field: "page_token".into(),
-                reason: "not a page token of this listing".into(),
-            }]),
-            other => ApiError::Unavailable(format!("read model unavailable: {other}")),
-        })?;
+        .list_by_customer(customer.as_str(), limit, page_token)
+        .await?;
     Ok(Json(QuoteList {
         quotes: page.quotes,
         next_page_token: page.next_page_token,
     }))
+}
+
+/// The customer of a path, when it is a customer id exactly as issued (not merely after
+/// trimming) and the caller may act for it; otherwise 404 (ids are not disclosed).
+fn visible_customer(principal: &Principal, customer_id: &str) -> Result<CustomerId, ApiError> {
+    let not_found = || ApiError::NotFound("no such customer for this caller".into());
+    let customer = CustomerId::parse(customer_id)
+        .ok()
+        .filter(|c| c.as_str() == customer_id)
+        .ok_or_else(not_found)?;
+    if !principal.may_act_for(customer.as_str()) {
+        return Err(not_found());
+    }
+    Ok(customer)
+}
+
+/// The page size and token, checked before anything reaches the read model.
+fn page_of(query: &ListQuery) -> Result<(usize, Option<&str>), ApiError> {
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE_LIMIT);
+    if !(1..=MAX_PAGE_LIMIT).contains(&limit) {
+        return Err(ApiError::Validation(vec![FieldError {
+            field: "limit".into(),
+            reason: format!("must be between 1 and {MAX_PAGE_LIMIT}"),
+        }]));
+    }
+    let token = query.page_token.as_deref();
+    if token.is_some_and(|t| t.is_empty() || t.len() > MAX_PAGE_TOKEN_LEN) {
+        return Err(ApiError::Validation(vec![FieldError {
+            field: "page_token".into(),
+            reason: format!("a page token has 1 to {MAX_PAGE_TOKEN_LEN} characters"),
+        }]));
+    }
+    Ok((usize::try_from(limit).unwrap_or(1), token))
 }
 
 /// List a quote's events in version order.
@@ -486,10 +428,9 @@ pub async fn list_customer_quotes(
     get,
     path = "/v1/quotes/{quote_id}/events",
     tag = "quotes",
-    params(("quote_id" = String, Path, description = "The quote id")),
+    params(("quote_id" = String, Path, format = Uuid, description = "The quote id", example = "019a0000-0000-7000-8000-000000000001")),
     responses(
         (status = 200, description = "The events", body = EventList),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such quote for this caller", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
@@ -497,22 +438,8 @@ pub async fn list_customer_quotes(
 pub async fn list_events(
     State(state): State<AppState>,
     principal: Principal,
-    Path(quote_id): Path<String>,
+    ApiPath(quote_id): ApiPath<String>,
 ) -> Result<Json<EventList>, ApiError> {
     let (_, events) = load_visible(&state, &principal, &quote_id, LoadBound::Latest).await?;
     Ok(Json(EventList { events }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fingerprint_ignores_key_order_and_whitespace() {
-        assert_eq!(
-            fingerprint(br#"{"a": 1, "b": [1, {"c": 2, "d": 3}]}"#),
-            fingerprint(br#"{"b":[1,{"d":3,"c":2}],"a":1}"#)
-        );
-        assert_ne!(fingerprint(br#"{"a": 1}"#), fingerprint(br#"{"a": 2}"#));
-    }
 }

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Fuzzes the API from its own OpenAPI document (schemathesis): starts event-source in embedded
+# memory mode on a free loopback port, mints an agent token, and runs schemathesis against the
+# served /openapi.json. Fails on any 5xx and on any answer the document does not describe
+# (undocumented status, content type, header or body). The number of generated cases per
+# operation is bounded (API_FUZZ_MAX_EXAMPLES, default 60): about 700 cases in about 15 s.
+#
+# Needs the binaries built (`cargo build -p event-source -p quotectl`); schemathesis is installed
+# once, pinned, into $EMULATOR_CACHE (default ~/.cache/quote-emulators), like the deployment
+# checks' tools.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CACHE=${EMULATOR_CACHE:-$HOME/.cache/quote-emulators}
+TARGET=${CARGO_TARGET_DIR:-target}
+EVENT_SOURCE=${EVENT_SOURCE_BIN:-$TARGET/debug/event-source}
+QUOTECTL=${QUOTECTL_BIN:-$TARGET/debug/quotectl}
+MAX_EXAMPLES=${API_FUZZ_MAX_EXAMPLES:-60}
+
+# venv NAME REQUIREMENTS: a virtualenv with exactly those pinned requirements (reinstalled when
+# the requirements file changes).
+venv() {
+  local dir=$CACHE/$1 requirements=$2
+  if ! cmp -s "$requirements" "$dir/.requirements" 2>/dev/null; then
+    echo "[api-fuzz] installing $requirements into $dir" >&2
+    rm -rf "$dir"
+    python3 -m venv "$dir"
+    "$dir/bin/pip" install --quiet --disable-pip-version-check -r "$requirements" >&2
+    cp "$requirements" "$dir/.requirements"
+  fi
+}
+
+for binary in "$EVENT_SOURCE" "$QUOTECTL"; do
+  [ -x "$binary" ] || { echo "[api-fuzz] $binary is missing: cargo build -p event-source -p quotectl" >&2; exit 1; }
+done
+mkdir -p "$CACHE"
+venv api-fuzz-venv tests/api-fuzz/requirements.txt
+
+work=$(mktemp -d)
+secret=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+env -u AUTH_JWKS_URL -u AUTH_ISSUER -u AUTH_AUDIENCE -u OTEL_EXPORTER_OTLP_ENDPOINT \
+  BACKEND=memory AUTH_HS256_SECRET="$secret" LISTEN_ADDR="127.0.0.1:$port" RUST_LOG=warn \
+  "$EVENT_SOURCE" >"$work/event-source.log" 2>&1 &
+pid=$!
+cleanup() {
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+token=$(env -u AUTH_ISSUER -u AUTH_AUDIENCE AUTH_HS256_SECRET="$secret" \
+  "$QUOTECTL" token --customer agent-fuzz --agent --ttl-secs 3600)
+
+status=0
+# From the scratch folder: schemathesis keeps a cache folder in its working directory.
+(cd "$work" && "$CACHE/api-fuzz-venv/bin/schemathesis" run "http://127.0.0.1:$port/openapi.json" \
+  --wait-for-schema 30 \
+  --header "Authorization: Bearer $token" \
+  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
+  --phases examples,coverage,fuzzing \
+  --max-examples "$MAX_EXAMPLES" \
+  --seed 20261207 \
+  --generation-database none \
+  --request-timeout 10 \
+  --workers 2 \
+  --no-color) || status=$?
+if [ "$status" != 0 ]; then
+  echo "[api-fuzz] event-source log:" >&2
+  tail -n 50 "$work/event-source.log" >&2
+fi
+exit "$status"
