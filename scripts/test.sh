@@ -34,7 +34,9 @@ cargo build --workspace --bins --locked
 
 echo "== deployment checks"
 scripts/deploy-checks.sh
-echo "== API fuzzing from the served OpenAPI document" && scripts/api-fuzz.sh
+
+echo "== API fuzzing from the served OpenAPI document (schemathesis)"
+scripts/api-fuzz.sh
 
 echo "== cargo tests"
 if command -v cargo-nextest >/dev/null 2>&1; then
