@@ -2,7 +2,7 @@
 //! clock: a transient failure is waited out however long it lasts (nothing dead-lettered); a
 //! permanent one is dead-lettered after the bounded attempts, and the later records of its
 //! partition key are set aside behind it (also after a restart) while other keys go on;
-//! shutdown interrupts a transient wait.
+//! shutdown and lease loss interrupt a transient wait.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
