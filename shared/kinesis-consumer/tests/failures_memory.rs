@@ -2,7 +2,7 @@
 //! clock: a transient failure is waited out however long it lasts (nothing dead-lettered); a
 //! permanent one is dead-lettered after the bounded attempts, and the later records of its
 //! partition key are set aside behind it (also after a restart) while other keys go on;
-//! shutdown interrupts a transient wait.
+//! shutdown and lease loss interrupt a transient wait.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -319,5 +319,51 @@ async fn shutdown_interrupts_a_transient_wait_and_checkpoints_only_what_was_proc
         })
         .await;
     assert_eq!(setup.script.processed("quote#a"), vec![0, 1, 2, 3, 4]);
+    setup.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn losing_the_lease_interrupts_a_transient_wait() {
+    let mut setup = Setup::new();
+    setup
+        .script
+        .with(|s| s.outage_until = Some(Instant::now() + Duration::from_secs(3_600)));
+    let metrics = setup.start();
+    setup.produce("quote#a", 0..3);
+    setup
+        .until("the shard is blocked", |s| {
+            s.script.with(|s| s.transient_failures) > 3
+        })
+        .await;
+    assert_eq!(metrics.snapshot().blocked_seconds.len(), 1);
+
+    // Another worker takes the lease (as after an expiry): the blocked consumer stops waiting.
+    let lease = setup.table.list().await.expect("list").remove(0);
+    setup.table.take(&lease, "w2").await.expect("take");
+    let lost_at = Instant::now();
+    for _ in 0..100 {
+        if metrics.snapshot().leases_lost == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        metrics.snapshot().leases_lost,
+        1,
+        "the lease loss was noticed"
+    );
+    let failures = setup.script.with(|s| s.transient_failures);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        lost_at.elapsed() < Duration::from_secs(6),
+        "before w1 could take the unrenewed lease back"
+    );
+    assert_eq!(
+        setup.script.with(|s| s.transient_failures),
+        failures,
+        "no more retries once the lease is lost"
+    );
+    assert!(metrics.snapshot().blocked_seconds.is_empty());
+    assert!(setup.letters.letters().is_empty());
     setup.stop().await;
 }
