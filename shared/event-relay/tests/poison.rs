@@ -13,8 +13,12 @@ use common::{
     assert_complete_and_ordered, aws_setup, commit_interleaved, fast_config, memory_setup, streams,
     wait_published, Target,
 };
-use event_relay::sink::Refusal;
-use event_relay::{CommitHint, EventSink, InMemorySink, Relay, RelayConfig, SinkError};
+use event_relay::dead_letter::create_relay_dead_letter_table;
+use event_relay::sink::{Refusal, MAX_RECORD_BYTES};
+use event_relay::{
+    CommitHint, DynamoRelayDeadLetters, EventSink, InMemoryRelayDeadLetters, InMemorySink,
+    KinesisSink, Relay, RelayConfig, RelayDeadLetters, RelayStats, SinkError,
+};
 use event_store::contract::event;
 use event_store::store::{AppendOutcome, EventPage, IdempotencyRecord, StreamHead};
 use event_store::{AppendRequest, EventEnvelope, EventStore, InMemoryEventStore, StoreError};
@@ -156,16 +160,31 @@ fn versions_published(published: &[EventEnvelope]) -> BTreeMap<String, Vec<u64>>
 }
 
 /// Version 2 of one stream is too large for Kinesis: the other streams publish, and so do
-/// versions 1 and 3 of that stream, in order; its head moves past version 2.
-async fn a_record_too_large_for_kinesis_lets_its_stream_move_on(setup: Setup) {
+/// versions 1 and 3 of that stream, in order; its head moves past version 2, which is set
+/// aside in the relay's dead letters (and counted).
+async fn a_record_too_large_for_kinesis_lets_its_stream_move_on(
+    setup: Setup,
+    dead_letters: Arc<dyn RelayDeadLetters>,
+) {
     let (inner, sink, target) = setup;
     let store = Arc::new(LegacyStore::new(inner));
     let ids = streams(5);
-    commit_interleaved(store.as_ref(), &ids, 3, |_stranded| {}).await;
+    let mut oversized_id = None;
     let poisoned = ids[2].clone();
+    commit_interleaved(store.as_ref(), &ids, 3, |events| {
+        for e in events {
+            if e.stream_id == poisoned && e.version == 2 {
+                oversized_id = Some(e.event_id);
+            }
+        }
+    })
+    .await;
     store.oversize(&poisoned, 2);
+    let relay =
+        Relay::new(store.clone(), sink, fast_config()).with_dead_letters(dead_letters.clone());
+    let stats = relay.stats();
     let shutdown = CancellationToken::new();
-    let (_handle, task) = Relay::new(store.clone(), sink, fast_config()).spawn(shutdown.clone());
+    let (_handle, task) = relay.spawn(shutdown.clone());
     wait_published(store.as_ref(), &ids, 3).await;
     shutdown.cancel();
     task.await.expect("relay task");
@@ -178,16 +197,42 @@ async fn a_record_too_large_for_kinesis_lets_its_stream_move_on(setup: Setup) {
         };
         assert_eq!(versions.get(id), Some(&expected), "{id}");
     }
+    let letters = dead_letters.list(100).await.expect("dead letters");
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    let letter = &letters[0];
+    assert_eq!(
+        (&letter.stream_id, letter.version, Some(letter.event_id)),
+        (&poisoned, 2, oversized_id)
+    );
+    assert!(letter.record_bytes > MAX_RECORD_BYTES, "{letter:?}");
+    assert!(letter.reason.contains("1048576"), "{}", letter.reason);
+    assert_eq!(RelayStats::get(&stats.dead_lettered), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_a_record_too_large_for_kinesis_lets_its_stream_move_on() {
-    a_record_too_large_for_kinesis_lets_its_stream_move_on(memory_setup().await).await;
+    a_record_too_large_for_kinesis_lets_its_stream_move_on(
+        memory_setup().await,
+        Arc::new(InMemoryRelayDeadLetters::new()),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aws_a_record_too_large_for_kinesis_lets_its_stream_move_on() {
-    a_record_too_large_for_kinesis_lets_its_stream_move_on(aws_setup().await).await;
+    let client = aws_sdk_dynamodb::Client::new(&testkit::aws_config().await);
+    let table = testkit::unique_name("relay-dead-letters");
+    assert!(create_relay_dead_letter_table(&client, &table)
+        .await
+        .expect("create table"));
+    assert!(!create_relay_dead_letter_table(&client, &table)
+        .await
+        .expect("table exists"));
+    a_record_too_large_for_kinesis_lets_its_stream_move_on(
+        aws_setup().await,
+        Arc::new(DynamoRelayDeadLetters::new(client, table)),
+    )
+    .await;
 }
 
 /// The target refuses every call carrying version 2 of one stream as invalid: the other
@@ -208,9 +253,10 @@ async fn a_record_refused_as_invalid_does_not_block_its_call_or_its_stream() {
     })
     .await;
     sink.refuse_event(invalid.expect("committed"), Some(Refusal::Invalid));
+    let relay = Relay::new(store.clone(), sink.clone(), fast_config());
+    let dead_letters = relay.dead_letters();
     let shutdown = CancellationToken::new();
-    let (_handle, task) =
-        Relay::new(store.clone(), sink.clone(), fast_config()).spawn(shutdown.clone());
+    let (_handle, task) = relay.spawn(shutdown.clone());
     wait_published(store.as_ref(), &ids, 3).await;
     shutdown.cancel();
     task.await.expect("relay task");
@@ -223,6 +269,19 @@ async fn a_record_refused_as_invalid_does_not_block_its_call_or_its_stream() {
         };
         assert_eq!(versions.get(id), Some(&expected), "{id}");
     }
+    let letters = dead_letters.list(100).await.expect("dead letters");
+    assert_eq!(
+        letters
+            .iter()
+            .map(|l| (l.stream_id.clone(), l.version))
+            .collect::<Vec<_>>(),
+        vec![(poisoned, 2)]
+    );
+    assert!(
+        letters[0].reason.contains("invalid"),
+        "{}",
+        letters[0].reason
+    );
 }
 
 /// A sink that refuses every record of one stream on its own, for ever (as a throttled
@@ -272,6 +331,7 @@ async fn a_stuck_stream_does_not_starve_the_others(setup: Setup) {
         ..fast_config()
     };
     let relay = Relay::new(store.clone(), sink, config);
+    let stats = relay.stats();
     let mut failed_sweeps = 0;
     for _ in 0..60 {
         if relay.sweep_once().await.is_err() {
@@ -286,6 +346,32 @@ async fn a_stuck_stream_does_not_starve_the_others(setup: Setup) {
         .expect("head")
         .expect("exists");
     assert_eq!(head.published_version, 0);
+    assert!(head.publish_failures >= 1, "{head:?}");
+    assert!(head
+        .pending_since
+        .is_some_and(|at| at > OffsetDateTime::now_utc()));
+    assert_eq!(
+        RelayStats::get(&stats.streams_deferred),
+        u64::from(head.publish_failures)
+    );
+
+    // The run loop counts failed sweeps (and logs them at error level).
+    let due = OffsetDateTime::now_utc() - time::Duration::seconds(1);
+    store
+        .defer_publication(&stuck[0], due)
+        .await
+        .expect("make due");
+    let shutdown = CancellationToken::new();
+    let (_handle, task) = relay.clone().spawn(shutdown.clone());
+    for _ in 0..200 {
+        if RelayStats::get(&stats.sweeps_failed) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    shutdown.cancel();
+    task.await.expect("relay task");
+    assert!(RelayStats::get(&stats.sweeps_failed) > 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -369,4 +455,67 @@ async fn memory_concurrent_quotes_with_big_request_ids_all_publish() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aws_concurrent_quotes_with_big_request_ids_all_publish() {
     concurrent_quotes_with_big_request_ids_all_publish(aws_setup().await).await;
+}
+
+/// Kinesis's answers sorted as the relay needs them: a missing stream is unavailable (a
+/// configuration or an outage, never a reason to set records aside); a record over the limit
+/// is never accepted (AWS refuses the call with `ValidationException`, which is permanent;
+/// kinesis-mock refuses the record alone). The relay never sends such a record anyway: it sets
+/// it aside before the call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_kinesis_refusals_are_sorted_into_invalid_and_unavailable() {
+    let config = testkit::aws_config().await;
+    let kinesis = aws_sdk_kinesis::Client::new(&config);
+    let stream = testkit::unique_name("quote-events");
+    testkit::create_stream(&kinesis, &stream, 1).await;
+    let sink = KinesisSink::new(kinesis.clone(), stream.clone());
+    let mut oversized = event(1).into_envelope("quote#oversized", 1, OffsetDateTime::now_utc());
+    oversized.tracestate = Some("t".repeat(MAX_RECORD_BYTES));
+    match sink.publish(std::slice::from_ref(&oversized)).await {
+        Err(err) => assert!(err.is_permanent(), "{err:?}"),
+        Ok(accepted) => assert_eq!(accepted, vec![false]),
+    }
+
+    let fine = event(1).into_envelope("quote#fine", 1, OffsetDateTime::now_utc());
+    let missing = KinesisSink::new(kinesis, testkit::unique_name("missing"));
+    let err = missing
+        .publish(std::slice::from_ref(&fine))
+        .await
+        .expect_err("no such stream");
+    assert!(!err.is_permanent(), "{err:?}");
+    assert_eq!(sink.publish(&[fine]).await.expect("published"), vec![true]);
+}
+
+/// The in-memory sink refuses whole calls over Kinesis's limits, as Kinesis does: over 500
+/// records, over 5 MiB, a record over 1 MiB.
+#[tokio::test]
+async fn the_in_memory_sink_refuses_what_kinesis_refuses() {
+    let sink = InMemorySink::new();
+    let envelope = |stream: &str, blob: usize| {
+        let mut new = event(1);
+        new.data = serde_json::json!({ "blob": "x".repeat(blob) });
+        new.into_envelope(stream, 1, OffsetDateTime::now_utc())
+    };
+    let many: Vec<EventEnvelope> = (0..501).map(|i| envelope(&format!("s{i}"), 1)).collect();
+    assert!(sink
+        .publish(&many)
+        .await
+        .expect_err("501 records")
+        .is_permanent());
+    assert_eq!(
+        sink.publish(&many[..500]).await.expect("500 records").len(),
+        500
+    );
+    let big: Vec<EventEnvelope> = (0..6)
+        .map(|i| envelope(&format!("b{i}"), 1000 * 1024))
+        .collect();
+    assert!(sink.publish(&big).await.expect_err("6 MB").is_permanent());
+    assert_eq!(sink.publish(&big[..5]).await.expect("5 MB").len(), 5);
+    let too_big = envelope("t", MAX_RECORD_BYTES);
+    assert!(sink
+        .publish(&[too_big])
+        .await
+        .expect_err("over 1 MiB")
+        .is_permanent());
+    assert_eq!(sink.records().len(), 505);
 }
