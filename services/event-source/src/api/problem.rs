@@ -224,7 +224,39 @@ impl From<event_store::StoreError> for ApiError {
             event_store::StoreError::Backend(_) => {
                 ApiError::Unavailable("the event store is unavailable; retry later".into())
             }
+            // The event this request would record (payload and metadata) could never be stored
+            // or published whole: nothing was written.
+            event_store::StoreError::EventTooLarge { .. }
+            | event_store::StoreError::AppendTooLarge { .. } => {
+                ApiError::Validation(vec![FieldError::new(
+                    "request",
+                    format!("the request is too large to record: {err}"),
+                )])
+            }
             other => ApiError::Internal(other.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_too_large_to_record_is_a_422_naming_the_request() {
+        let err = event_store::StoreError::EventTooLarge {
+            event_id: uuid::Uuid::nil(),
+            bytes: 500_000,
+            limit: event_store::SizeLimit::DynamoDbItem,
+        };
+        let problem = ApiError::from(err).problem();
+        assert_eq!(problem.status, 422);
+        assert_eq!(problem.errors.len(), 1);
+        assert_eq!(problem.errors[0].field, "request");
+        assert!(
+            problem.errors[0].reason.contains("DynamoDB item"),
+            "{}",
+            problem.errors[0].reason
+        );
     }
 }
