@@ -1,6 +1,7 @@
 # Alarms on the shared resources; each table has its throttle alarm (modules/dynamodb-table)
 # and each consumer service its dead-letter alarm (and lag alarm with enhanced fan-out)
-# (modules/consumer-service). All notify the alarm topic.
+# (modules/consumer-service); every service's relay has its dead-letter and sweep alarms (below).
+# All notify the alarm topic.
 
 # How old the oldest record read by GetRecords is: polling consumers falling behind.
 resource "aws_cloudwatch_metric_alarm" "stream_iterator_age" {
@@ -108,4 +109,52 @@ resource "aws_cloudwatch_metric_alarm" "api_5xx_rate" {
       dimensions  = { LoadBalancer = aws_lb.api.arn_suffix }
     }
   }
+}
+
+# Every process that appends events runs a relay (shared/event-relay): event-source and the
+# consumer services. The collector writes its `event_relay.*` counters to CloudWatch by
+# `application` (modules/fargate-service).
+locals {
+  relay_services = toset(concat(["event-source"], keys(local.consumers)))
+}
+
+# A record Kinesis can never accept was set aside (see `quotectl relay-dead-letters`): its
+# event is in the store but was not published; the stream's later events were.
+resource "aws_cloudwatch_metric_alarm" "relay_dead_letters" {
+  for_each = local.relay_services
+
+  alarm_name          = "${var.name_prefix}${each.key}-relay-dead-letters"
+  alarm_description   = "The relay of ${each.key} set aside a record Kinesis can never accept (quotectl relay-dead-letters lists them; table ${local.names.relay_dead_letter_table})."
+  namespace           = var.metrics_namespace
+  metric_name         = "event_relay.dead_lettered"
+  dimensions          = { application = each.key }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}
+
+# Outbox sweeps keep failing: streams stay unpublished (target down, unreadable events) and are
+# retried with backoff; consumers do not see those events until they publish.
+resource "aws_cloudwatch_metric_alarm" "relay_sweep_failures" {
+  for_each = local.relay_services
+
+  alarm_name          = "${var.name_prefix}${each.key}-relay-sweep-failures"
+  alarm_description   = "Outbox sweeps of the relay of ${each.key} keep failing: events stay unpublished (see the service's error logs, `outbox sweep failed`)."
+  namespace           = var.metrics_namespace
+  metric_name         = "event_relay.sweeps_failed"
+  dimensions          = { application = each.key }
+  statistic           = "Sum"
+  period              = 60
+  evaluation_periods  = 5
+  datapoints_to_alarm = 3
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
 }

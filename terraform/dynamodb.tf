@@ -88,6 +88,25 @@ module "dead_letter_table" {
   alarm_actions       = local.alarm_actions
 }
 
+# Records a relay set aside because Kinesis can never accept them
+# (shared/event-relay/src/dead_letter.rs); listed by `quotectl relay-dead-letters`.
+module "relay_dead_letter_table" {
+  source = "./modules/dynamodb-table"
+
+  name      = local.names.relay_dead_letter_table
+  hash_key  = "stream_id"
+  range_key = "version"
+  attributes = [
+    { name = "stream_id", type = "S" },
+    { name = "version", type = "N" },
+  ]
+
+  kms_key_arn         = aws_kms_key.platform.arn
+  deletion_protection = var.deletion_protection
+  replicas            = var.dynamodb_replicas
+  alarm_actions       = local.alarm_actions
+}
+
 # The notifier's ledger (services/notifier/src/ledger.rs); no TTL: a record is what prevents a
 # second send.
 module "notifications_table" {

@@ -3,12 +3,13 @@ locals {
   # the code's defaults (what `quotectl bootstrap` creates), so a deployment and a bootstrapped
   # emulator agree.
   names = {
-    events_table        = "${var.name_prefix}quote-events"
-    idempotency_table   = "${var.name_prefix}quote-idempotency"
-    read_model_table    = "${var.name_prefix}customer-quotes"
-    dead_letter_table   = "${var.name_prefix}quote-dead-letters"
-    notifications_table = "${var.name_prefix}quote-notifications"
-    event_stream        = "${var.name_prefix}quote-events"
+    events_table            = "${var.name_prefix}quote-events"
+    idempotency_table       = "${var.name_prefix}quote-idempotency"
+    read_model_table        = "${var.name_prefix}customer-quotes"
+    dead_letter_table       = "${var.name_prefix}quote-dead-letters"
+    relay_dead_letter_table = "${var.name_prefix}quote-relay-dead-letters"
+    notifications_table     = "${var.name_prefix}quote-notifications"
+    event_stream            = "${var.name_prefix}quote-events"
     lease_tables = {
       "vehicle-enricher" = "${var.name_prefix}vehicle-enricher-leases"
       "driver-history"   = "${var.name_prefix}driver-history-leases"

@@ -42,11 +42,12 @@ output "task_role_arns" {
 output "table_names" {
   description = "DynamoDB table names by the variable the services read them from."
   value = {
-    EVENTS_TABLE        = module.events_table.name
-    IDEMPOTENCY_TABLE   = module.idempotency_table.name
-    READ_MODEL_TABLE    = module.read_model_table.name
-    DEAD_LETTER_TABLE   = module.dead_letter_table.name
-    NOTIFICATIONS_TABLE = module.notifications_table.name
+    EVENTS_TABLE            = module.events_table.name
+    IDEMPOTENCY_TABLE       = module.idempotency_table.name
+    READ_MODEL_TABLE        = module.read_model_table.name
+    DEAD_LETTER_TABLE       = module.dead_letter_table.name
+    RELAY_DEAD_LETTER_TABLE = module.relay_dead_letter_table.name
+    NOTIFICATIONS_TABLE     = module.notifications_table.name
   }
 }
 

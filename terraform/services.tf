@@ -40,6 +40,7 @@ module "event_source" {
     EVENTS_TABLE                = module.events_table.name
     IDEMPOTENCY_TABLE           = module.idempotency_table.name
     READ_MODEL_TABLE            = module.read_model_table.name
+    RELAY_DEAD_LETTER_TABLE     = module.relay_dead_letter_table.name
     EVENT_STREAM                = aws_kinesis_stream.events.name
     AUTH_JWKS_URL               = var.auth_jwks_url
     AUTH_ISSUER                 = var.auth_issuer
@@ -70,6 +71,10 @@ module "event_source" {
       arn           = module.read_model_table.arn
       actions       = ["dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:Query"]
       index_actions = ["dynamodb:Query"]
+    }
+    RELAY_DEAD_LETTER_TABLE = {
+      arn     = module.relay_dead_letter_table.arn
+      actions = ["dynamodb:PutItem"]
     }
   }
   stream_arn     = aws_kinesis_stream.events.arn
@@ -191,6 +196,7 @@ module "consumer" {
     EVENT_STREAM                = aws_kinesis_stream.events.name
     LEASE_TABLE                 = module.lease_tables[each.key].name
     DEAD_LETTER_TABLE           = module.dead_letter_table.name
+    RELAY_DEAD_LETTER_TABLE     = module.relay_dead_letter_table.name
     CONSUMER_SOURCE             = var.consumer_source
     CONSUMER_INITIAL_POSITION   = var.consumer_initial_position
     LEASE_DURATION_MS           = var.lease_duration_ms
@@ -218,6 +224,10 @@ module "consumer" {
       arn           = module.dead_letter_table.arn
       actions       = ["dynamodb:PutItem", "dynamodb:Query"]
       index_actions = ["dynamodb:Query"]
+    }
+    RELAY_DEAD_LETTER_TABLE = {
+      arn     = module.relay_dead_letter_table.arn
+      actions = ["dynamodb:PutItem"]
     }
   }, try(each.value.dynamodb_tables, {}))
   stream_actions         = ["kinesis:ListShards", "kinesis:PutRecords"]

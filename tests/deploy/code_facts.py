@@ -67,9 +67,11 @@ DEPLOY_REQUIRED = {
         "IDEMPOTENCY_TABLE": "names the idempotency table explicitly",
         "EVENT_STREAM": "names the stream explicitly",
         "READ_MODEL_TABLE": "names the read model explicitly",
+        "RELAY_DEAD_LETTER_TABLE": "names the relay's dead-letter table explicitly",
     },
     "consumer": {
         "DEAD_LETTER_TABLE": "names the dead-letter table explicitly (default `quote-dead-letters`)",
+        "RELAY_DEAD_LETTER_TABLE": "names the relay's dead-letter table explicitly",
         "EVENTS_TABLE": "names the event store explicitly",
         "EVENT_STREAM": "names the stream explicitly",
         "LEASE_TABLE": "names the lease table explicitly",
@@ -286,6 +288,7 @@ RESOURCE_VARIABLES = [
     "IDEMPOTENCY_TABLE",
     "READ_MODEL_TABLE",
     "DEAD_LETTER_TABLE",
+    "RELAY_DEAD_LETTER_TABLE",
     "NOTIFICATIONS_TABLE",
     "LEASE_TABLE",
     "EVENT_STREAM",
@@ -365,6 +368,13 @@ CALLS: dict[str, dict[str, list[tuple[str, list[str]]]]] = {
     "shared/event-relay/src/sink.rs": {
         "put_records": [("EVENT_STREAM", ["PutRecords"])],
         "describe_stream_summary": [("EVENT_STREAM", ["DescribeStreamSummary"])],
+    },
+    "shared/event-relay/src/dead_letter.rs": {
+        "put_item": [("RELAY_DEAD_LETTER_TABLE", ["PutItem"])],
+        # `DynamoRelayDeadLetters::list` (operators' inspection, `quotectl relay-dead-letters`)
+        # and the table's creation (`quotectl bootstrap`), not the services.
+        "scan": [],
+        "describe_table": [],
     },
     "shared/kinesis-consumer/src/lease_table/dynamodb.rs": {
         op: [("LEASE_TABLE", [action])]

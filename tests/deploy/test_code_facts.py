@@ -54,6 +54,7 @@ def test_calls_are_attributed_to_resources():
         },
         "IDEMPOTENCY_TABLE": {"dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem"},
         "READ_MODEL_TABLE": {"dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:Query"},
+        "RELAY_DEAD_LETTER_TABLE": {"dynamodb:PutItem"},
         "EVENT_STREAM": {"kinesis:DescribeStreamSummary", "kinesis:PutRecords"},
     }
     notifier = code_facts.aws_calls("notifier")

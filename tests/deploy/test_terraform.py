@@ -710,6 +710,14 @@ CODE_TABLES = {
         {"by-key": ("application_key", "sequence_number")},
         None,
     ),
+    "RELAY_DEAD_LETTER_TABLE": (
+        "shared/event-relay/src/dead_letter.rs",
+        "stream_id",
+        "version",
+        {"stream_id": "S", "version": "N"},
+        {},
+        None,
+    ),
     "NOTIFICATIONS_TABLE": ("services/notifier/src/ledger.rs", "notification_id", None, {"notification_id": "S"}, {}, None),
     "LEASE_TABLE": ("shared/kinesis-consumer/src/lease_table/dynamodb/codec.rs", "leaseKey", None, {"leaseKey": "S"}, {}, None),
 }

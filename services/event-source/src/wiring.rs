@@ -4,7 +4,10 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use event_relay::{EventSink, InMemorySink, KinesisSink, Relay, RelayHandle};
+use event_relay::{
+    DynamoRelayDeadLetters, EventSink, InMemoryRelayDeadLetters, InMemorySink, KinesisSink, Relay,
+    RelayDeadLetters, RelayHandle,
+};
 use event_store::dynamodb::{DynamoEventStore, TableNames};
 use event_store::{EventStore, InMemoryEventStore};
 use quote_read_model::dynamodb::DynamoReadModel;
@@ -16,6 +19,15 @@ use crate::api::health::ReadinessCache;
 use crate::api::{self, ApiSettings, AppState};
 use crate::auth::Authenticator;
 use crate::config::{Backend, Config};
+
+/// The adapters a service runs on: event store, publication sink, read model, relay dead
+/// letters.
+type Adapters = (
+    Arc<dyn EventStore>,
+    Arc<dyn EventSink>,
+    Arc<dyn ReadModel>,
+    Arc<dyn RelayDeadLetters>,
+);
 
 /// A wired service: its router state and the relay task.
 #[derive(Debug)]
@@ -44,7 +56,8 @@ impl Service {
         )
     }
 
-    /// Wires the service on the given adapters and read model.
+    /// Wires the service on the given adapters and read model (the relay sets records that
+    /// can never be published aside in memory).
     pub fn with_read_model(
         config: &Config,
         store: Arc<dyn EventStore>,
@@ -52,8 +65,23 @@ impl Service {
         read_model: Arc<dyn ReadModel>,
         shutdown: CancellationToken,
     ) -> Self {
-        let (relay, relay_task): (RelayHandle, _) =
-            Relay::new(store.clone(), sink.clone(), config.relay.clone()).spawn(shutdown);
+        let dead_letters = Arc::new(InMemoryRelayDeadLetters::new());
+        Self::with_adapters(config, store, sink, read_model, dead_letters, shutdown)
+    }
+
+    /// Wires the service on the given adapters, read model and relay dead letters.
+    pub fn with_adapters(
+        config: &Config,
+        store: Arc<dyn EventStore>,
+        sink: Arc<dyn EventSink>,
+        read_model: Arc<dyn ReadModel>,
+        dead_letters: Arc<dyn RelayDeadLetters>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let relay = Relay::new(store.clone(), sink.clone(), config.relay.clone())
+            .with_dead_letters(dead_letters);
+        relay.stats().export_to_opentelemetry("event-source");
+        let (relay, relay_task): (RelayHandle, _) = relay.spawn(shutdown);
         let state = AppState {
             store,
             sink,
@@ -72,15 +100,12 @@ impl Service {
 
     /// Wires the service on the adapters the configuration names.
     pub async fn from_config(config: &Config, shutdown: CancellationToken) -> Self {
-        let (store, sink, read_model): (
-            Arc<dyn EventStore>,
-            Arc<dyn EventSink>,
-            Arc<dyn ReadModel>,
-        ) = match config.backend {
+        let (store, sink, read_model, dead_letters): Adapters = match config.backend {
             Backend::Memory => (
                 Arc::new(InMemoryEventStore::new()),
                 Arc::new(InMemorySink::new()),
                 Arc::new(InMemoryReadModel::new()),
+                Arc::new(InMemoryRelayDeadLetters::new()),
             ),
             Backend::Aws => {
                 let sdk = quote_runtime::aws::load_sdk_config().await;
@@ -96,13 +121,17 @@ impl Service {
                         config.event_stream.clone(),
                     )),
                     Arc::new(DynamoReadModel::new(
-                        dynamo,
+                        dynamo.clone(),
                         config.read_model_table.clone(),
+                    )),
+                    Arc::new(DynamoRelayDeadLetters::new(
+                        dynamo,
+                        config.relay.dead_letter_table.clone(),
                     )),
                 )
             }
         };
-        Self::with_read_model(config, store, sink, read_model, shutdown)
+        Self::with_adapters(config, store, sink, read_model, dead_letters, shutdown)
     }
 }
 

@@ -199,6 +199,15 @@ pub async fn bootstrap(
     report
         .resources
         .push(table_status(&resources.dead_letter_table, created));
+    let created = event_relay::dead_letter::create_relay_dead_letter_table(
+        &dynamodb,
+        &resources.relay_dead_letter_table,
+    )
+    .await
+    .map_err(|e| failed(&resources.relay_dead_letter_table, e.to_string()))?;
+    report
+        .resources
+        .push(table_status(&resources.relay_dead_letter_table, created));
     let created = notifier::create_notifications_table(&dynamodb, &resources.notifications_table)
         .await
         .map_err(|e| failed(&resources.notifications_table, e.to_string()))?;

@@ -26,6 +26,9 @@ pub enum Command {
     Token(TokenArgs),
     /// Print a consumer application's lease table: owner, counter, checkpoint, liveness.
     Leases(LeasesArgs),
+    /// Print the records the relays set aside because Kinesis can never accept them
+    /// (RELAY_DEAD_LETTER_TABLE): stream, version, event, size and reason.
+    RelayDeadLetters(RelayDeadLettersArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -43,6 +46,14 @@ pub struct TokenArgs {
     /// Lifetime in seconds.
     #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
     pub ttl_secs: u64,
+}
+
+/// `quotectl relay-dead-letters`.
+#[derive(Debug, Args)]
+pub struct RelayDeadLettersArgs {
+    /// Print at most this many entries.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub limit: u64,
 }
 
 /// `quotectl leases`.

@@ -9,6 +9,7 @@
 //! | `EVENT_STREAM_SHARDS` | `4` | bootstrap | shards of a newly created stream |
 //! | `READ_MODEL_TABLE` | `customer-quotes` | bootstrap | DynamoDB read model |
 //! | `DEAD_LETTER_TABLE` | `quote-dead-letters` | bootstrap | where consumers put poison records |
+//! | `RELAY_DEAD_LETTER_TABLE` | `quote-relay-dead-letters` | bootstrap, relay-dead-letters | where relays set aside records that can never be published |
 //! | `NOTIFICATIONS_TABLE` | `quote-notifications` | bootstrap | the notifier's ledger of sent notifications |
 //! | `NOTIFY_FROM_EMAIL` | — | bootstrap | when set, the SES identity to create (emulators; Terraform does it in AWS) |
 //! | `CONSUMER_APPLICATIONS` | `vehicle-enricher,driver-history,fulfillment,projector,notifier` | bootstrap | consumer applications; each gets the lease table `<application>-leases` |
@@ -19,6 +20,7 @@
 //! | `AWS_REGION`, `AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_KINESIS`, … | SDK defaults | bootstrap, bench | read by the AWS SDK itself |
 //! | `RUST_LOG` | `warn` | all | diagnostics, written to stderr |
 
+use event_relay::dead_letter::DEFAULT_RELAY_DEAD_LETTER_TABLE;
 use event_source::config::Backend;
 use event_store::dynamodb::TableNames;
 use quote_runtime::env::{optional, parse_or, string_or, EnvError};
@@ -49,6 +51,8 @@ pub struct Resources {
     pub read_model_table: String,
     /// The dead-letter table (`DEAD_LETTER_TABLE`).
     pub dead_letter_table: String,
+    /// The relays' dead-letter table (`RELAY_DEAD_LETTER_TABLE`).
+    pub relay_dead_letter_table: String,
     /// The notifier's ledger (`NOTIFICATIONS_TABLE`).
     pub notifications_table: String,
     /// The SES sender identity to create (`NOTIFY_FROM_EMAIL`), if any.
@@ -78,6 +82,10 @@ impl Resources {
         Ok(Self {
             read_model_table: string_or("READ_MODEL_TABLE", "customer-quotes"),
             dead_letter_table: string_or("DEAD_LETTER_TABLE", "quote-dead-letters"),
+            relay_dead_letter_table: string_or(
+                "RELAY_DEAD_LETTER_TABLE",
+                DEFAULT_RELAY_DEAD_LETTER_TABLE,
+            ),
             notifications_table: string_or("NOTIFICATIONS_TABLE", "quote-notifications"),
             notify_from_email: optional("NOTIFY_FROM_EMAIL"),
             lease_tables: applications

@@ -2,6 +2,8 @@
 //!
 //! - `quotectl bootstrap` creates the AWS resources idempotently ([`bootstrap`]);
 //! - `quotectl leases --app NAME` prints a consumer application's lease table ([`leases`]);
+//! - `quotectl relay-dead-letters` prints the records the relays set aside
+//!   ([`relay_dead_letters`]);
 //! - `quotectl token` mints a bearer token event-source accepts ([`token`]);
 //! - `quotectl bench ingest` measures `POST /v1/quotes` against a baseline of the same writes
 //!   made directly ([`bench`]).
@@ -15,6 +17,7 @@
 //! - [`config`]: environment variables and their defaults.
 //! - [`bootstrap`]: tables and stream, with a per-resource report.
 //! - [`leases`]: the lease table as a readable table.
+//! - [`relay_dead_letters`]: the relays' dead letters as a readable table.
 //! - [`token`]: HS256 token minting.
 //! - [`bench`]: the load generator, its baselines and statistics.
 
@@ -23,6 +26,7 @@ pub mod bootstrap;
 pub mod cli;
 pub mod config;
 pub mod leases;
+pub mod relay_dead_letters;
 pub mod token;
 
 /// Installs a log subscriber writing to stderr (stdout carries the command's output), filtered

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use quotectl::cli::{BenchCommand, Cli, Command, LeasesArgs, TokenArgs};
+use quotectl::cli::{BenchCommand, Cli, Command, LeasesArgs, RelayDeadLettersArgs, TokenArgs};
 use quotectl::config::{Resources, TokenSettings};
 
 #[tokio::main]
@@ -27,6 +27,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Bootstrap => bootstrap().await,
         Command::Token(args) => token(&args),
         Command::Leases(args) => leases(&args).await,
+        Command::RelayDeadLetters(args) => relay_dead_letters(&args).await,
         Command::Bench(BenchCommand::Ingest(args)) => {
             let report = quotectl::bench::run_ingest(&args.options())
                 .await
@@ -62,6 +63,22 @@ async fn leases(args: &LeasesArgs) -> anyhow::Result<()> {
     let text = quotectl::leases::show(&leases, Duration::from_millis(args.sample_ms))
         .await
         .with_context(|| format!("reading lease table {table}"))?;
+    print!("{text}");
+    Ok(())
+}
+
+async fn relay_dead_letters(args: &RelayDeadLettersArgs) -> anyhow::Result<()> {
+    let resources = Resources::from_env().context("reading the resource names")?;
+    let table = resources.relay_dead_letter_table;
+    let sdk = quote_runtime::aws::load_sdk_config().await;
+    let letters = event_relay::DynamoRelayDeadLetters::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        table.clone(),
+    );
+    let limit = usize::try_from(args.limit).unwrap_or(usize::MAX);
+    let text = quotectl::relay_dead_letters::show(&letters, limit)
+        .await
+        .with_context(|| format!("reading table {table}"))?;
     print!("{text}");
     Ok(())
 }

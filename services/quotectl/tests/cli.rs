@@ -109,6 +109,7 @@ async fn bootstrap_creates_then_finds_the_resources() {
     let stream = testkit::unique_name("qctl-stream");
     let read_model = testkit::unique_name("qctl-quotes");
     let dead_letters = testkit::unique_name("qctl-dlq");
+    let relay_dead_letters = testkit::unique_name("qctl-relay-dlq");
     let notifications = testkit::unique_name("qctl-notes");
     let sender = format!("{}@example.com", testkit::unique_name("quotes"));
     let app = testkit::unique_name("qctl-app");
@@ -123,6 +124,7 @@ async fn bootstrap_creates_then_finds_the_resources() {
             .env("EVENT_STREAM_SHARDS", "2")
             .env("READ_MODEL_TABLE", &read_model)
             .env("DEAD_LETTER_TABLE", &dead_letters)
+            .env("RELAY_DEAD_LETTER_TABLE", &relay_dead_letters)
             .env("NOTIFICATIONS_TABLE", &notifications)
             .env("NOTIFY_FROM_EMAIL", &sender)
             .env("CONSUMER_APPLICATIONS", &app);
@@ -137,6 +139,7 @@ async fn bootstrap_creates_then_finds_the_resources() {
             format!("created table {idempotency}"),
             format!("created table {read_model}"),
             format!("created table {dead_letters}"),
+            format!("created table {relay_dead_letters}"),
             format!("created table {notifications}"),
             format!("created table {leases}"),
             format!("created stream {stream} (2 shards)"),
@@ -152,6 +155,7 @@ async fn bootstrap_creates_then_finds_the_resources() {
             format!("exists  table {idempotency}"),
             format!("exists  table {read_model}"),
             format!("exists  table {dead_letters}"),
+            format!("exists  table {relay_dead_letters}"),
             format!("exists  table {notifications}"),
             format!("exists  table {leases}"),
             format!("exists  stream {stream} (2 shards)"),
@@ -166,6 +170,7 @@ async fn bootstrap_creates_then_finds_the_resources() {
         &idempotency,
         &read_model,
         &dead_letters,
+        &relay_dead_letters,
         &notifications,
         &leases,
     ] {

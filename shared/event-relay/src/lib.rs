@@ -13,12 +13,29 @@
 //! lost acknowledgement); consumers drop versions they have applied
 //! (`event_store::ordering::StreamPositions`).
 //!
+//! A record Kinesis can never accept (too large, or refused as invalid) is set aside in the
+//! relay's dead letters and the stream's later events publish after it: its version never
+//! reaches Kinesis, and consumers that read the stream from the store still see it
+//! (`docs/adr/0002-publication-outbox.md`).
+//!
 //! # Layout
-//! - [`sink`]: the publication target port, with the Kinesis and in-memory adapters.
-//! - [`relay`]: the relay task (hints, sweeps, ordered rounds, retries).
+//! - [`sink`]: the publication target port, with the Kinesis and in-memory adapters and
+//!   Kinesis's call limits.
+//! - [`relay`]: the relay task (hints, sweeps, ordered rounds, retries, deferral of failing
+//!   streams).
+//! - `calls`: packing a round's records into calls within the count and byte limits.
+//! - [`dead_letter`]: where records that can never be published are set aside.
+//! - [`metrics`]: the relay's counters and their OpenTelemetry export.
 
+mod calls;
+pub mod dead_letter;
+pub mod metrics;
 pub mod relay;
 pub mod sink;
 
-pub use relay::{CommitHint, Relay, RelayConfig, RelayHandle};
-pub use sink::{EventSink, InMemorySink, KinesisSink, SinkError};
+pub use dead_letter::{
+    DynamoRelayDeadLetters, InMemoryRelayDeadLetters, RelayDeadLetter, RelayDeadLetters,
+};
+pub use metrics::RelayStats;
+pub use relay::{CommitHint, Relay, RelayConfig, RelayError, RelayHandle};
+pub use sink::{EventSink, InMemorySink, KinesisSink, Refusal, SinkError};

@@ -9,29 +9,55 @@
 //!
 //! A hint is only an optimisation: when the hint queue is full the hint is dropped and the sweep
 //! publishes the events a little later. Nothing is ever lost because nothing leaves the outbox
-//! until the sink acknowledged it.
+//! until the sink acknowledged it (or, for a record the sink can never accept, until it was set
+//! aside in the dead-letter store).
+//!
+//! **Calls.** Each round sends the oldest pending record of every stream, packed into calls of
+//! at most 500 records and 5 MiB ([`crate::calls`]), so no call is refused for its size.
+//!
+//! **Records that can never be published** (over Kinesis's record limit, or refused as invalid
+//! when sent alone [`RelayConfig::max_invalid_attempts`] times) are set aside: an entry in the
+//! relay's dead-letter store ([`crate::dead_letter`]), the `event_relay.dead_lettered` counter
+//! and an error log; the stream's head then moves past the record, so the stream's later events
+//! still publish. A call refused as invalid is split in halves until the offending record is
+//! alone, so other streams' records in the same call are published. Outages and throttling
+//! never set anything aside.
+//!
+//! **Failing streams.** A sweep that leaves streams unpublished (the target refused them for
+//! `max_failed_rounds` rounds, their events could not be read, their heads not marked) defers
+//! each of them in the store ([`EventStore::defer_publication`]) for a backoff that doubles with
+//! the stream's consecutive failures, so a stuck stream leaves the head of every process's
+//! sweeps and cannot starve the others; and it returns an error, which the run loop logs at
+//! error level and counts (`event_relay.sweeps_failed`).
 //!
 //! The per-stream store calls around a publication (reading a stream's unpublished events,
-//! marking its head published) are independent across streams, and DynamoDB has no batch
-//! conditional update, so the relay makes up to [`RelayConfig::store_concurrency`] of them at
-//! once. Each stream appears once in a round's work, so a stream is never in two of these calls
-//! at the same time, and its head is marked only after all its records were acknowledged.
+//! marking its head published, deferring it) are independent across streams, and DynamoDB has
+//! no batch conditional update, so the relay makes up to [`RelayConfig::store_concurrency`] of
+//! them at once. Each stream appears once in a round's work, so a stream is never in two of
+//! these calls at the same time, and its head is marked only after all its records were
+//! acknowledged or set aside.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use event_store::{EventEnvelope, EventStore, LoadBound, StoreError};
 use quote_runtime::backoff::Backoff;
+use rand::Rng;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::sink::{EventSink, MAX_RECORDS_PER_CALL};
+use crate::calls::{pack, Outgoing};
+use crate::dead_letter::{
+    DeadLetterError, InMemoryRelayDeadLetters, RelayDeadLetter, RelayDeadLetters,
+    DEFAULT_RELAY_DEAD_LETTER_TABLE,
+};
+use crate::metrics::RelayStats;
+use crate::sink::{EventSink, SinkError, MAX_RECORDS_PER_CALL};
 
 /// The span of one publication call (kind producer).
 ///
@@ -86,6 +112,15 @@ pub struct RelayConfig {
     /// Per-stream store calls in flight at once (marking heads published, reading the
     /// unpublished events of swept streams), each for a different stream. At least 1.
     pub store_concurrency: usize,
+    /// Times a record sent alone must be refused as invalid before it is set aside (at most
+    /// `max_failed_rounds` count in one pass). Guards against a refusal misread as permanent.
+    pub max_invalid_attempts: u32,
+    /// Deferral of a stream after its first failed sweep; doubles with each consecutive failure.
+    pub stream_backoff_base: Duration,
+    /// Longest deferral of a failing stream.
+    pub stream_backoff_cap: Duration,
+    /// The DynamoDB table of the relay's dead letters, on AWS (`RELAY_DEAD_LETTER_TABLE`).
+    pub dead_letter_table: String,
 }
 
 impl Default for RelayConfig {
@@ -99,16 +134,21 @@ impl Default for RelayConfig {
             retry_base: Duration::from_millis(50),
             retry_cap: Duration::from_secs(2),
             store_concurrency: 16,
+            max_invalid_attempts: 3,
+            stream_backoff_base: Duration::from_secs(1),
+            stream_backoff_cap: Duration::from_secs(300),
+            dead_letter_table: DEFAULT_RELAY_DEAD_LETTER_TABLE.to_owned(),
         }
     }
 }
 
 impl RelayConfig {
     /// The defaults, with what the environment overrides: `RELAY_SWEEP_INTERVAL_MS` (1000),
-    /// `RELAY_SWEEP_GRACE_MS` (2000) and `RELAY_STORE_CONCURRENCY` (16, at least 1). Every
-    /// process with a relay (event-source and the consumer services) reads the same variables.
+    /// `RELAY_SWEEP_GRACE_MS` (2000), `RELAY_STORE_CONCURRENCY` (16, at least 1) and
+    /// `RELAY_DEAD_LETTER_TABLE` (`quote-relay-dead-letters`, used on AWS). Every process with
+    /// a relay (event-source and the consumer services) reads the same variables.
     pub fn from_env() -> Result<Self, quote_runtime::env::EnvError> {
-        use quote_runtime::env::{parse_or, EnvError};
+        use quote_runtime::env::{parse_or, string_or, EnvError};
         let defaults = Self::default();
         let store_concurrency = parse_or("RELAY_STORE_CONCURRENCY", defaults.store_concurrency)?;
         if store_concurrency == 0 {
@@ -122,8 +162,26 @@ impl RelayConfig {
             sweep_interval: Duration::from_millis(parse_or("RELAY_SWEEP_INTERVAL_MS", 1000)?),
             sweep_grace: Duration::from_millis(parse_or("RELAY_SWEEP_GRACE_MS", 2000)?),
             store_concurrency,
+            dead_letter_table: string_or(
+                "RELAY_DEAD_LETTER_TABLE",
+                DEFAULT_RELAY_DEAD_LETTER_TABLE,
+            ),
             ..defaults
         })
+    }
+
+    /// How long a stream is deferred after `failures` consecutive failed sweeps before this
+    /// one: a doubling ceiling, capped, with "equal jitter" (at least half the ceiling, so the
+    /// stream really leaves the head of the sweeps, and spread so relays do not align).
+    fn stream_backoff(&self, failures: u32) -> Duration {
+        let factor = 1u32.checked_shl(failures.min(20)).unwrap_or(u32::MAX);
+        let ceiling = self
+            .stream_backoff_base
+            .saturating_mul(factor)
+            .min(self.stream_backoff_cap);
+        let half = ceiling / 2;
+        let jitter = u64::try_from(half.as_millis()).unwrap_or(u64::MAX);
+        half + Duration::from_millis(rand::thread_rng().gen_range(0..=jitter))
     }
 }
 
@@ -132,21 +190,6 @@ impl RelayConfig {
 pub struct CommitHint {
     /// The envelopes just committed to one stream, in version order.
     pub events: Vec<EventEnvelope>,
-}
-
-/// Counters of the relay's work.
-#[derive(Debug, Default)]
-pub struct RelayStats {
-    /// Records acknowledged by the sink.
-    pub published: AtomicU64,
-    /// Records the sink refused or calls that failed, retried.
-    pub retried: AtomicU64,
-    /// Hints dropped because the queue was full (the sweep publishes their events).
-    pub hints_dropped: AtomicU64,
-    /// Batches left to the sweep after `max_failed_rounds`.
-    pub deferred: AtomicU64,
-    /// Sweeps that found work.
-    pub sweeps_with_work: AtomicU64,
 }
 
 /// The appender's handle on a running relay.
@@ -165,7 +208,7 @@ impl RelayHandle {
         }
         let sent = self.hints.try_send(CommitHint { events }).is_ok();
         if !sent {
-            self.stats.hints_dropped.fetch_add(1, Ordering::Relaxed);
+            RelayStats::add(&self.stats.hints_dropped, 1);
         }
         sent
     }
@@ -182,6 +225,49 @@ struct StreamWork {
     pending: VecDeque<EventEnvelope>,
     published_upto: u64,
     progressed: bool,
+    /// Times the oldest pending record was refused as invalid when sent alone.
+    invalid_refusals: u32,
+}
+
+impl StreamWork {
+    fn new(pending: VecDeque<EventEnvelope>, published_upto: u64) -> Self {
+        Self {
+            pending,
+            published_upto,
+            progressed: false,
+            invalid_refusals: 0,
+        }
+    }
+
+    /// The oldest pending record is done with (acknowledged or set aside).
+    fn advance(&mut self) {
+        if let Some(event) = self.pending.pop_front() {
+            self.published_upto = event.version;
+            self.progressed = true;
+            self.invalid_refusals = 0;
+        }
+    }
+}
+
+/// What the target did with one record of a call.
+#[derive(Debug)]
+enum Outcome {
+    /// Acknowledged.
+    Accepted,
+    /// Refused on its own (throttled, failed inside the target), or in a call that failed:
+    /// retried.
+    Retry,
+    /// Refused as invalid when sent alone.
+    Invalid(String),
+}
+
+/// What a publication pass left undone.
+#[derive(Debug, Default)]
+struct Unfinished {
+    /// Streams still unpublished (or not marked), to retry later.
+    streams: Vec<String>,
+    /// The first cause, for the caller's error.
+    first_error: Option<RelayError>,
 }
 
 /// Publishes the outbox to a sink.
@@ -189,6 +275,7 @@ struct StreamWork {
 pub struct Relay {
     store: Arc<dyn EventStore>,
     sink: Arc<dyn EventSink>,
+    dead_letters: Arc<dyn RelayDeadLetters>,
     config: RelayConfig,
     stats: Arc<RelayStats>,
 }
@@ -196,20 +283,57 @@ pub struct Relay {
 /// Why a relay operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
-    /// Reading or marking the outbox failed.
+    /// Reading, marking or deferring the outbox failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The publication target failed the calls.
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    /// A record that can never be published could not be set aside (it stays in the outbox).
+    #[error(transparent)]
+    DeadLetter(#[from] DeadLetterError),
+    /// The target kept refusing a stream's record on its own (throttled or failing inside).
+    #[error("the publication target kept refusing the record of {stream_id}")]
+    Refused {
+        /// The stream.
+        stream_id: String,
+    },
+    /// Some streams could not be published; they stay in the outbox.
+    #[error("{failed} of {streams} streams could not be published; they stay in the outbox")]
+    StreamsFailed {
+        /// Streams left unpublished.
+        failed: usize,
+        /// Streams attempted.
+        streams: usize,
+        /// The first cause.
+        #[source]
+        first: Box<RelayError>,
+    },
 }
 
 impl Relay {
-    /// A relay from `store`'s outbox to `sink`.
+    /// A relay from `store`'s outbox to `sink`, setting records that can never be published
+    /// aside in memory (see [`with_dead_letters`](Self::with_dead_letters)).
     pub fn new(store: Arc<dyn EventStore>, sink: Arc<dyn EventSink>, config: RelayConfig) -> Self {
         Self {
             store,
             sink,
+            dead_letters: Arc::new(InMemoryRelayDeadLetters::new()),
             config,
             stats: Arc::new(RelayStats::default()),
         }
+    }
+
+    /// Sets records that can never be published aside in `dead_letters` (on AWS: the DynamoDB
+    /// table `RELAY_DEAD_LETTER_TABLE`).
+    pub fn with_dead_letters(mut self, dead_letters: Arc<dyn RelayDeadLetters>) -> Self {
+        self.dead_letters = dead_letters;
+        self
+    }
+
+    /// Where records that can never be published are set aside.
+    pub fn dead_letters(&self) -> Arc<dyn RelayDeadLetters> {
+        self.dead_letters.clone()
     }
 
     /// The relay's counters.
@@ -245,12 +369,13 @@ impl Relay {
                         }
                     }
                     if let Err(err) = self.publish_hints(batch).await {
-                        tracing::warn!(error = %err, "publishing committed events failed; the sweep will retry");
+                        tracing::warn!(error = %err, cause = %root_cause(&err), "publishing committed events failed; the sweep will retry");
                     }
                 }
                 _ = sweep.tick() => {
                     if let Err(err) = self.sweep_once().await {
-                        tracing::warn!(error = %err, "outbox sweep failed");
+                        RelayStats::add(&self.stats.sweeps_failed, 1);
+                        tracing::error!(error = %err, cause = %root_cause(&err), "outbox sweep failed");
                     }
                 }
             }
@@ -269,6 +394,7 @@ impl Relay {
     }
 
     /// Publishes the events named by commit hints (and any unpublished events before them).
+    /// Streams it could not publish stay in the outbox for the sweep, and make it an error.
     pub async fn publish_hints(&self, hints: Vec<CommitHint>) -> Result<(), RelayError> {
         let mut by_stream: HashMap<String, Vec<EventEnvelope>> = HashMap::new();
         for hint in hints {
@@ -288,35 +414,21 @@ impl Relay {
             let contiguous = events.windows(2).all(|w| w[1].version == w[0].version + 1);
             if starts_stream && contiguous {
                 // A new stream: nothing before these events can be unpublished.
-                work.insert(
-                    stream_id,
-                    StreamWork {
-                        pending: events.into(),
-                        published_upto: 0,
-                        progressed: false,
-                    },
-                );
+                work.insert(stream_id, StreamWork::new(events.into(), 0));
             } else {
                 to_load.push(stream_id);
             }
         }
-        let store = self.store.clone();
-        let loaded = bounded(to_load, self.config.store_concurrency, move |stream_id| {
-            let store = store.clone();
-            async move {
-                let w = load_unpublished(store.as_ref(), &stream_id).await?;
-                Ok((stream_id, w))
-            }
-        })
-        .await;
-        // Streams that could not be read are left to the sweep; the others are published.
-        let first_error = add_loaded(&mut work, loaded);
-        self.publish(work).await?;
-        first_error.map_or(Ok(()), |err| Err(err.into()))
+        let streams = work.len() + to_load.len();
+        let mut unfinished = self.load_into(&mut work, to_load).await;
+        let published = self.publish(work).await;
+        unfinished.merge(published);
+        unfinished.into_result(streams)
     }
 
     /// Publishes streams whose unpublished commits are older than the grace period. Returns the
-    /// number of streams found.
+    /// number of streams found, or an error when the outbox could not be read or some streams
+    /// stay unpublished; those are deferred (backed off) in the store first.
     pub async fn sweep_once(&self) -> Result<usize, RelayError> {
         let before = OffsetDateTime::now_utc() - self.config.sweep_grace;
         let heads = self
@@ -326,110 +438,198 @@ impl Relay {
         if heads.is_empty() {
             return Ok(0);
         }
-        self.stats.sweeps_with_work.fetch_add(1, Ordering::Relaxed);
+        RelayStats::add(&self.stats.sweeps_with_work, 1);
         let found = heads.len();
         // One task per stream: never two calls for the same stream at once.
-        let mut seen = HashSet::new();
-        let heads: Vec<_> = heads
-            .into_iter()
-            .filter(|h| seen.insert(h.stream_id.clone()))
-            .collect();
+        let mut failures: HashMap<String, u32> = HashMap::new();
+        let mut ids = Vec::new();
+        for head in heads {
+            if failures
+                .insert(head.stream_id.clone(), head.publish_failures)
+                .is_none()
+            {
+                ids.push(head.stream_id);
+            }
+        }
+        tracing::info!(streams = found, "outbox sweep publishing stranded events");
+        let mut work = HashMap::new();
+        let mut unfinished = self.load_into(&mut work, ids).await;
+        unfinished.merge(self.publish(work).await);
+        if !unfinished.streams.is_empty() {
+            self.defer(&unfinished.streams, &failures).await;
+        }
+        unfinished.into_result(found).map(|()| found)
+    }
+
+    /// Reads the unpublished events of `streams` (up to `store_concurrency` at once) into
+    /// `work`; streams that could not be read are returned as unfinished.
+    async fn load_into(
+        &self,
+        work: &mut HashMap<String, StreamWork>,
+        streams: Vec<String>,
+    ) -> Unfinished {
         let store = self.store.clone();
-        let loaded = bounded(heads, self.config.store_concurrency, move |head| {
+        let loaded = bounded(streams, self.config.store_concurrency, move |stream_id| {
             let store = store.clone();
             async move {
-                let w = load_unpublished(store.as_ref(), &head.stream_id).await?;
-                if w.is_none() {
-                    // Fully published meanwhile; make sure the pending mark is gone.
-                    store.mark_published(&head.stream_id, head.version).await?;
-                }
-                Ok((head.stream_id, w))
+                let result = load_unpublished(store.as_ref(), &stream_id).await;
+                Ok((stream_id, result))
             }
         })
         .await;
-        // Streams that could not be read stay in the outbox for the next sweep; the others are
-        // published now.
-        let mut work = HashMap::new();
-        let first_error = add_loaded(&mut work, loaded);
-        tracing::info!(streams = found, "outbox sweep publishing stranded events");
-        self.publish(work).await?;
-        match first_error {
-            Some(err) => Err(err.into()),
-            None => Ok(found),
+        let mut unfinished = Unfinished::default();
+        for result in loaded {
+            match result {
+                Ok((stream_id, Ok(Some(w)))) => {
+                    work.insert(stream_id, w);
+                }
+                Ok((_, Ok(None))) => {}
+                Ok((stream_id, Err(err))) => unfinished.add(stream_id, err.into()),
+                // A cancelled task (runtime shutting down): its stream stays in the outbox.
+                Err(err) => {
+                    unfinished.first_error.get_or_insert(err.into());
+                }
+            }
+        }
+        unfinished
+    }
+
+    /// Defers the publication of failed streams, each for its own backoff, so that they leave
+    /// the head of the sweeps (in every process) while the other streams drain.
+    async fn defer(&self, streams: &[String], failures: &HashMap<String, u32>) {
+        let now = OffsetDateTime::now_utc();
+        let deferrals: Vec<(String, OffsetDateTime)> = streams
+            .iter()
+            .map(|id| {
+                let failed_before = failures.get(id).copied().unwrap_or(0);
+                (id.clone(), now + self.config.stream_backoff(failed_before))
+            })
+            .collect();
+        let store = self.store.clone();
+        let results = bounded(
+            deferrals,
+            self.config.store_concurrency,
+            move |(stream_id, until)| {
+                let store = store.clone();
+                async move { store.defer_publication(&stream_id, until).await }
+            },
+        )
+        .await;
+        let failed = results.iter().filter(|r| r.is_err()).count();
+        RelayStats::add(
+            &self.stats.streams_deferred,
+            (results.len() - failed) as u64,
+        );
+        if let Some(err) = results.into_iter().find_map(Result::err) {
+            tracing::warn!(failed, error = %err, "deferring failed streams failed; the next sweep may take them again");
         }
     }
 
     /// Records how far each stream was published, up to `store_concurrency` heads at once.
     /// Every mark is attempted; a failed one leaves its head unpublished (the sweep publishes
-    /// those events again: a duplicate, never a loss) and the first failure is returned.
-    async fn mark_all(&self, marks: Vec<(String, u64)>) -> Result<(), RelayError> {
+    /// those events again: a duplicate, never a loss) and is returned as unfinished.
+    async fn mark_all(&self, marks: Vec<(String, u64)>) -> Unfinished {
         let store = self.store.clone();
         let results = bounded(
             marks,
             self.config.store_concurrency,
             move |(stream_id, version)| {
                 let store = store.clone();
-                async move { store.mark_published(&stream_id, version).await }
+                async move {
+                    let result = store.mark_published(&stream_id, version).await;
+                    Ok((stream_id, result))
+                }
             },
         )
         .await;
-        let failed = results.iter().filter(|r| r.is_err()).count();
-        match results.into_iter().find_map(Result::err) {
-            Some(err) => {
-                tracing::warn!(
-                    failed,
-                    error = %err,
-                    "marking streams published failed; the sweep will publish them again"
-                );
-                Err(err.into())
+        let mut unfinished = Unfinished::default();
+        for result in results {
+            match result {
+                Ok((_, Ok(()))) => {}
+                Ok((stream_id, Err(err))) => unfinished.add(stream_id, err.into()),
+                Err(err) => {
+                    unfinished.first_error.get_or_insert(err.into());
+                }
             }
-            None => Ok(()),
         }
+        if let Some(err) = &unfinished.first_error {
+            tracing::warn!(
+                failed = unfinished.streams.len(),
+                error = %err,
+                "marking streams published failed; the sweep will publish them again"
+            );
+        }
+        unfinished
     }
 
     /// Publishes in rounds: each round sends the oldest pending event of every stream, so a
-    /// stream's next event goes out only after the previous one was acknowledged.
-    async fn publish(&self, mut work: HashMap<String, StreamWork>) -> Result<(), RelayError> {
+    /// stream's next event goes out only after the previous one was acknowledged (or set
+    /// aside). Returns the streams it could not finish.
+    async fn publish(&self, mut work: HashMap<String, StreamWork>) -> Unfinished {
         let mut backoff = Backoff::new(self.config.retry_base, self.config.retry_cap);
         let mut failed_rounds = 0;
+        let mut last_sink_error: Option<SinkError> = None;
+        let mut blocked: HashMap<String, RelayError> = HashMap::new();
+        let invalid_limit = self
+            .config
+            .max_invalid_attempts
+            .min(self.config.max_failed_rounds)
+            .max(1);
         loop {
-            let heads: Vec<(String, EventEnvelope)> = work
-                .iter()
-                .filter_map(|(id, w)| w.pending.front().map(|e| (id.clone(), e.clone())))
-                .collect();
-            if heads.is_empty() {
+            let mut progress = false;
+            let mut outgoing = Vec::new();
+            for (stream_id, w) in &work {
+                if blocked.contains_key(stream_id) {
+                    continue;
+                }
+                if let Some(event) = w.pending.front() {
+                    outgoing.push(Outgoing::new(event.clone()));
+                }
+            }
+            if outgoing.is_empty() {
                 break;
             }
-            let mut progress = false;
-            for chunk in heads.chunks(MAX_RECORDS_PER_CALL) {
-                let records: Vec<EventEnvelope> = chunk.iter().map(|(_, e)| e.clone()).collect();
-                let span = publication_span(self.sink.destination(), &records);
-                match self.sink.publish(&records).instrument(span.clone()).await {
-                    Ok(accepted) => {
-                        let refused = accepted.iter().filter(|ok| !**ok).count();
-                        if refused > 0 {
-                            span.record("refused", refused);
-                        }
-                        for ((stream_id, event), ok) in chunk.iter().zip(accepted) {
-                            if !ok {
-                                self.stats.retried.fetch_add(1, Ordering::Relaxed);
-                                continue;
-                            }
-                            if let Some(w) = work.get_mut(stream_id) {
-                                w.pending.pop_front();
-                                w.published_upto = event.version;
-                                w.progressed = true;
-                                progress = true;
-                                self.stats.published.fetch_add(1, Ordering::Relaxed);
-                            }
-                        }
+            // Records Kinesis can never accept are set aside without a call.
+            let mut sendable = Vec::with_capacity(outgoing.len());
+            for record in outgoing {
+                match record.never_publishable() {
+                    Some(reason) => {
+                        progress |= self
+                            .set_aside(&mut work, &mut blocked, &record, reason)
+                            .await;
                     }
-                    Err(err) => {
-                        span.record("otel.status_code", "error");
-                        self.stats
-                            .retried
-                            .fetch_add(records.len() as u64, Ordering::Relaxed);
-                        span.in_scope(|| tracing::debug!(error = %err, "publication call failed"));
+                    None => sendable.push(record),
+                }
+            }
+            for call in pack(sendable) {
+                let (outcomes, error) = self.send(call).await;
+                if let Some(err) = error {
+                    last_sink_error = Some(err);
+                }
+                for (record, outcome) in outcomes {
+                    let stream_id = record.event.stream_id.clone();
+                    match outcome {
+                        Outcome::Accepted => {
+                            if let Some(w) = work.get_mut(&stream_id) {
+                                w.advance();
+                                progress = true;
+                                RelayStats::add(&self.stats.published, 1);
+                            }
+                        }
+                        Outcome::Retry => RelayStats::add(&self.stats.retried, 1),
+                        Outcome::Invalid(reason) => {
+                            let refusals = work.get_mut(&stream_id).map_or(0, |w| {
+                                w.invalid_refusals += 1;
+                                w.invalid_refusals
+                            });
+                            if refusals >= invalid_limit {
+                                progress |= self
+                                    .set_aside(&mut work, &mut blocked, &record, reason)
+                                    .await;
+                            } else {
+                                RelayStats::add(&self.stats.retried, 1);
+                            }
+                        }
                     }
                 }
             }
@@ -439,7 +639,7 @@ impl Relay {
             } else {
                 failed_rounds += 1;
                 if failed_rounds >= self.config.max_failed_rounds {
-                    self.stats.deferred.fetch_add(1, Ordering::Relaxed);
+                    RelayStats::add(&self.stats.deferred, 1);
                     tracing::warn!(
                         streams = work.values().filter(|w| !w.pending.is_empty()).count(),
                         "publication target unavailable; leaving events in the outbox for the sweep"
@@ -449,13 +649,168 @@ impl Relay {
                 tokio::time::sleep(backoff.next_delay()).await;
             }
         }
+        let mut unfinished = Unfinished::default();
+        for (stream_id, err) in blocked {
+            unfinished.add(stream_id, err);
+        }
+        for (stream_id, w) in &work {
+            if !w.pending.is_empty() && !unfinished.streams.contains(stream_id) {
+                let cause = match last_sink_error.take() {
+                    Some(err) => RelayError::Sink(err),
+                    None => RelayError::Refused {
+                        stream_id: stream_id.clone(),
+                    },
+                };
+                unfinished.add(stream_id.clone(), cause);
+            }
+        }
         let marks = work
             .into_iter()
             .filter(|(_, w)| w.progressed)
             .map(|(stream_id, w)| (stream_id, w.published_upto))
             .collect();
-        self.mark_all(marks).await
+        unfinished.merge(self.mark_all(marks).await);
+        unfinished
     }
+
+    /// Sends one call. A call refused as invalid is split in halves until the offending
+    /// records are alone, so the rest of the call is still published. Returns each record's
+    /// outcome and the error of a call that failed for a reason other than its content.
+    async fn send(&self, call: Vec<Outgoing>) -> (Vec<(Outgoing, Outcome)>, Option<SinkError>) {
+        let mut outcomes = Vec::with_capacity(call.len());
+        let mut unavailable = None;
+        let mut calls = vec![call];
+        while let Some(call) = calls.pop() {
+            let records: Vec<EventEnvelope> = call.iter().map(|r| r.event.clone()).collect();
+            let span = publication_span(self.sink.destination(), &records);
+            match self.sink.publish(&records).instrument(span.clone()).await {
+                Ok(accepted) => {
+                    let refused = accepted.iter().filter(|ok| !**ok).count();
+                    if refused > 0 {
+                        span.record("refused", refused);
+                    }
+                    for (i, record) in call.into_iter().enumerate() {
+                        let outcome = if accepted.get(i).copied().unwrap_or(false) {
+                            Outcome::Accepted
+                        } else {
+                            Outcome::Retry
+                        };
+                        outcomes.push((record, outcome));
+                    }
+                }
+                Err(err) if err.is_permanent() && call.len() > 1 => {
+                    span.record("otel.status_code", "error");
+                    span.in_scope(|| tracing::debug!(error = %err, "call refused as invalid; narrowing it down"));
+                    let mut first = call;
+                    let second = first.split_off(first.len() / 2);
+                    calls.push(second);
+                    calls.push(first);
+                }
+                Err(err) if err.is_permanent() => {
+                    span.record("otel.status_code", "error");
+                    let reason = format!("{err} ({})", root_cause(&err));
+                    outcomes.extend(
+                        call.into_iter()
+                            .map(|record| (record, Outcome::Invalid(reason.clone()))),
+                    );
+                }
+                Err(err) => {
+                    span.record("otel.status_code", "error");
+                    span.in_scope(|| tracing::debug!(error = %err, cause = %root_cause(&err), "publication call failed"));
+                    outcomes.extend(call.into_iter().map(|record| (record, Outcome::Retry)));
+                    unavailable = Some(err);
+                }
+            }
+        }
+        (outcomes, unavailable)
+    }
+
+    /// Sets a record that can never be published aside (dead-letter entry, counter, error log)
+    /// and moves its stream past it. When the entry cannot be written the stream stops here
+    /// for this pass (its record stays in the outbox). Returns true when the record was set
+    /// aside.
+    async fn set_aside(
+        &self,
+        work: &mut HashMap<String, StreamWork>,
+        blocked: &mut HashMap<String, RelayError>,
+        record: &Outgoing,
+        reason: String,
+    ) -> bool {
+        let event = &record.event;
+        let letter = RelayDeadLetter {
+            stream_id: event.stream_id.clone(),
+            version: event.version,
+            event_id: event.event_id,
+            event_type: event.event_type.clone(),
+            record_bytes: record.bytes,
+            reason,
+            dead_lettered_at: OffsetDateTime::now_utc(),
+        };
+        match self.dead_letters.put(&letter).await {
+            Ok(()) => {
+                RelayStats::add(&self.stats.dead_lettered, 1);
+                tracing::error!(
+                    stream_id = %letter.stream_id,
+                    version = letter.version,
+                    event_id = %letter.event_id,
+                    event_type = %letter.event_type,
+                    record_bytes = letter.record_bytes,
+                    reason = %letter.reason,
+                    "record can never be published: set aside in the relay's dead letters; the stream's later events still publish"
+                );
+                if let Some(w) = work.get_mut(&event.stream_id) {
+                    w.advance();
+                }
+                true
+            }
+            Err(err) => {
+                tracing::error!(stream_id = %event.stream_id, version = event.version, error = %err, "could not set aside a record that can never be published; the stream waits");
+                blocked.insert(event.stream_id.clone(), err.into());
+                false
+            }
+        }
+    }
+}
+
+impl Unfinished {
+    fn add(&mut self, stream_id: String, cause: RelayError) {
+        if !self.streams.contains(&stream_id) {
+            self.streams.push(stream_id);
+        }
+        self.first_error.get_or_insert(cause);
+    }
+
+    fn merge(&mut self, other: Unfinished) {
+        for stream_id in other.streams {
+            if !self.streams.contains(&stream_id) {
+                self.streams.push(stream_id);
+            }
+        }
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+    }
+
+    /// Ok when everything of `streams` attempted streams was finished.
+    fn into_result(self, streams: usize) -> Result<(), RelayError> {
+        match self.first_error {
+            None => Ok(()),
+            Some(first) => Err(RelayError::StreamsFailed {
+                failed: self.streams.len(),
+                streams,
+                first: Box::new(first),
+            }),
+        }
+    }
+}
+
+/// The innermost cause of an error (what the backend said), for logs.
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = err;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
 }
 
 /// Reads the stream's head and its unpublished events, in order.
@@ -467,6 +822,10 @@ async fn load_unpublished(
         return Ok(None);
     };
     if !head.has_unpublished() {
+        if head.pending_since.is_some() {
+            // Fully published meanwhile; make sure the pending mark is gone.
+            store.mark_published(stream_id, head.version).await?;
+        }
         return Ok(None);
     }
     let events = store
@@ -476,37 +835,12 @@ async fn load_unpublished(
             LoadBound::UpToVersion(head.version),
         )
         .await?;
-    Ok(Some(StreamWork {
-        pending: events.into(),
-        published_upto: head.published_version,
-        progressed: false,
-    }))
+    Ok(Some(StreamWork::new(events.into(), head.published_version)))
 }
 
 /// Runs `call` on every item, at most `limit` (at least 1) at once, each in its own task (in the
 /// current span), and returns the results in completion order once all have finished. A task
 /// that panicked re-raises its panic here; one cancelled (the runtime shutting down) is an error.
-/// Adds the streams that were read and have unpublished events to `work`; returns the first
-/// read error (those streams stay in the outbox for the sweep).
-fn add_loaded(
-    work: &mut HashMap<String, StreamWork>,
-    loaded: Vec<Result<(String, Option<StreamWork>), StoreError>>,
-) -> Option<StoreError> {
-    let mut first_error = None;
-    for result in loaded {
-        match result {
-            Ok((stream_id, Some(w))) => {
-                work.insert(stream_id, w);
-            }
-            Ok((_, None)) => {}
-            Err(err) => {
-                first_error.get_or_insert(err);
-            }
-        }
-    }
-    first_error
-}
-
 async fn bounded<I, T, F, Fut>(items: I, limit: usize, mut call: F) -> Vec<Result<T, StoreError>>
 where
     I: IntoIterator,

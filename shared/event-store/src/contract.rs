@@ -29,6 +29,10 @@ macro_rules! event_store_contract {
             concurrent_appends_with_one_idempotency_key_commit_once,
             outbox_tracks_publication,
             rejects_empty_and_oversized_appends,
+            refuses_events_too_large_by_their_metadata,
+            accepts_events_just_under_the_limits,
+            refuses_appends_over_the_transaction_limit,
+            deferred_streams_leave_the_sweep_until_due,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -484,4 +488,126 @@ pub async fn rejects_empty_and_oversized_appends(store: Arc<dyn EventStore>) {
         .expect_err("too large");
     assert!(matches!(err, StoreError::EventTooLarge { .. }), "{err:?}");
     assert!(store.stream_head(&id).await.expect("head").is_none());
+}
+
+/// An event whose data is small but whose metadata (a correlation id, a causation id, a trace
+/// state: values that come from the client's request) make it larger than a DynamoDB item or a
+/// Kinesis record is refused before anything is written.
+pub async fn refuses_events_too_large_by_their_metadata(store: Arc<dyn EventStore>) {
+    let request_id = "r".repeat(210 * 1024);
+    let mut as_item = event(1);
+    as_item.correlation_id = request_id.clone();
+    as_item.causation_id = Some(request_id);
+    let mut as_tracestate = event(1);
+    as_tracestate.tracestate = Some(format!("vendor={}", "t".repeat(420 * 1024)));
+    // Fits an item (180 KB) but not a record: each control character is 6 bytes of JSON.
+    let mut as_record = event(1);
+    as_record.correlation_id = "\u{1}".repeat(180 * 1024);
+    for (case, big, limit) in [
+        ("correlation and causation ids", as_item, "DynamoDB item"),
+        ("tracestate", as_tracestate, "DynamoDB item"),
+        ("escaped correlation id", as_record, "Kinesis record"),
+    ] {
+        assert!(
+            serde_json::to_vec(&big.data).expect("json").len() < 100,
+            "{case}"
+        );
+        let id = stream();
+        let err = store
+            .append(request(&id, 0, vec![event(1), big]))
+            .await
+            .expect_err(case);
+        assert!(
+            matches!(err, StoreError::EventTooLarge { .. }),
+            "{case}: {err:?}"
+        );
+        assert!(err.to_string().contains(limit), "{case}: {err}");
+        assert!(
+            store.stream_head(&id).await.expect("head").is_none(),
+            "{case}: nothing is written"
+        );
+    }
+}
+
+/// Events close to the limits, by payload or by metadata, are stored and load back whole.
+pub async fn accepts_events_just_under_the_limits(store: Arc<dyn EventStore>) {
+    let mut big_data = event(1);
+    big_data.data = serde_json::json!({ "blob": "x".repeat(390 * 1024) });
+    let mut big_metadata = event(2);
+    big_metadata.correlation_id = "c".repeat(190 * 1024);
+    big_metadata.causation_id = Some("c".repeat(190 * 1024));
+    let sent = vec![big_data, big_metadata];
+    let id = stream();
+    store
+        .append(request(&id, 0, sent.clone()))
+        .await
+        .expect("append");
+    let loaded = store.load(&id, LoadBound::Latest).await.expect("load");
+    assert_eq!(loaded.len(), 2);
+    for (stored, new) in loaded.iter().zip(&sent) {
+        assert_eq!(stored.data, new.data);
+        assert_eq!(stored.correlation_id, new.correlation_id);
+        assert_eq!(stored.causation_id, new.causation_id);
+        assert!(crate::limits::record_bytes(stored) <= crate::limits::MAX_RECORD_BYTES);
+    }
+}
+
+/// An append whose events each fit but together exceed one DynamoDB transaction is refused
+/// before anything is written.
+pub async fn refuses_appends_over_the_transaction_limit(store: Arc<dyn EventStore>) {
+    let events = (0..12)
+        .map(|n| {
+            let mut big = event(n);
+            big.data = serde_json::json!({ "blob": "x".repeat(350 * 1024) });
+            big
+        })
+        .collect();
+    let id = stream();
+    let err = store
+        .append(request(&id, 0, events))
+        .await
+        .expect_err("over the transaction limit");
+    assert!(matches!(err, StoreError::AppendTooLarge { .. }), "{err:?}");
+    assert!(store.stream_head(&id).await.expect("head").is_none());
+}
+
+/// A stream whose publication is deferred leaves the sweep until its time comes, counts its
+/// failures, and is back to zero failures after any progress; a published stream is not
+/// deferred.
+pub async fn deferred_streams_leave_the_sweep_until_due(store: Arc<dyn EventStore>) {
+    let id = stream();
+    append_n(store.as_ref(), &id, 0, 2).await;
+    let soon = OffsetDateTime::now_utc() + Duration::seconds(5);
+    eventually_pending(store.as_ref(), &id, soon, true).await;
+
+    let until = OffsetDateTime::now_utc() + Duration::hours(1);
+    store.defer_publication(&id, until).await.expect("defer");
+    let head = store.stream_head(&id).await.expect("head").expect("exists");
+    assert_eq!(head.publish_failures, 1);
+    assert!(head.pending_since.is_some_and(|since| since > soon));
+    assert!(eventually_pending(store.as_ref(), &id, soon, false)
+        .await
+        .is_none());
+    let due = until + Duration::seconds(1);
+    assert_eq!(
+        eventually_pending(store.as_ref(), &id, due, true)
+            .await
+            .map(|h| h.publish_failures),
+        Some(1)
+    );
+    store.defer_publication(&id, until).await.expect("defer");
+    let head = store.stream_head(&id).await.expect("head").expect("exists");
+    assert_eq!(head.publish_failures, 2);
+
+    // Progress resets the count (and gives the rest its grace period from now).
+    store.mark_published(&id, 1).await.expect("mark");
+    let head = store.stream_head(&id).await.expect("head").expect("exists");
+    assert_eq!((head.published_version, head.publish_failures), (1, 0));
+    eventually_pending(store.as_ref(), &id, soon, true).await;
+
+    // Fully published: nothing to defer.
+    store.mark_published(&id, 2).await.expect("mark");
+    store.defer_publication(&id, until).await.expect("defer");
+    let head = store.stream_head(&id).await.expect("head").expect("exists");
+    assert_eq!((head.pending_since, head.publish_failures), (None, 0));
 }

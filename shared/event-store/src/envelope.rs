@@ -100,10 +100,3 @@ pub fn truncate_to_micros(at: OffsetDateTime) -> OffsetDateTime {
     let micros = at.microsecond();
     at.replace_microsecond(micros).unwrap_or(at)
 }
-
-/// Size in bytes of the envelope's JSON encoding (the Kinesis record size).
-pub fn encoded_len(envelope: &EventEnvelope) -> usize {
-    serde_json::to_vec(envelope)
-        .map(|v| v.len())
-        .unwrap_or(usize::MAX)
-}

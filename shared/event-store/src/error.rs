@@ -29,12 +29,22 @@ pub enum StoreError {
         /// The limit for this request.
         limit: usize,
     },
-    /// One event is larger than a stored item may be.
-    #[error("event {event_id} is {bytes} bytes; at most {limit} bytes fit in one item")]
+    /// One event (payload and metadata) is larger than a Kinesis record or a DynamoDB item may
+    /// be: it could never be stored or published, so it is refused before anything is written.
+    #[error("event {event_id} is {bytes} bytes as {limit}; at most {} bytes fit", .limit.bytes())]
     EventTooLarge {
         /// The offending event.
         event_id: uuid::Uuid,
-        /// Its encoded size.
+        /// Its size as measured for `limit`.
+        bytes: usize,
+        /// The limit it breaks.
+        limit: SizeLimit,
+    },
+    /// The idempotency record, or the items of one append together, exceed what one DynamoDB
+    /// item or transaction may hold.
+    #[error("the append needs {bytes} bytes where at most {limit} fit (DynamoDB item or transaction limit)")]
+    AppendTooLarge {
+        /// The aggregate size of the append's items.
         bytes: usize,
         /// The limit.
         limit: usize,
@@ -45,6 +55,34 @@ pub enum StoreError {
     /// The backend failed (after the SDK's own retries for throttling and 5xx).
     #[error("event store backend failed: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// The size limits an event must meet (see [`crate::limits`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SizeLimit {
+    /// A Kinesis record: the envelope's JSON plus the partition key.
+    KinesisRecord,
+    /// A DynamoDB item of the events table: attribute names and values.
+    DynamoDbItem,
+}
+
+impl SizeLimit {
+    /// The limit in bytes.
+    pub fn bytes(self) -> usize {
+        match self {
+            SizeLimit::KinesisRecord => crate::limits::MAX_RECORD_BYTES,
+            SizeLimit::DynamoDbItem => crate::limits::MAX_ITEM_BYTES,
+        }
+    }
+}
+
+impl std::fmt::Display for SizeLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SizeLimit::KinesisRecord => "a Kinesis record (envelope JSON and partition key)",
+            SizeLimit::DynamoDbItem => "a DynamoDB item (attribute names and values)",
+        })
+    }
 }
 
 impl StoreError {

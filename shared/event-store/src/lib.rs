@@ -13,6 +13,8 @@
 //! - [`envelope`]: the event envelope (the stored item and the Kinesis record) and new events.
 //! - [`store`]: the [`EventStore`] port and its request/response types.
 //! - [`error`]: the typed errors of the port.
+//! - [`limits`]: the size limits of an event (Kinesis record, DynamoDB item), checked on the
+//!   whole envelope before anything is written.
 //! - [`memory`]: the in-memory adapter (embedded mode, fast tests).
 //! - [`dynamodb`]: the DynamoDB adapter and table definitions.
 //! - [`ordering`]: per-stream position tracking for consumers (duplicates and gaps).
@@ -21,6 +23,7 @@
 pub mod dynamodb;
 pub mod envelope;
 pub mod error;
+pub mod limits;
 pub mod memory;
 pub mod ordering;
 pub mod store;
@@ -29,7 +32,7 @@ pub mod store;
 pub mod contract;
 
 pub use envelope::{EventEnvelope, NewEvent};
-pub use error::StoreError;
+pub use error::{SizeLimit, StoreError};
 pub use memory::InMemoryEventStore;
 pub use store::{
     AppendOutcome, AppendRequest, EventPage, EventStore, IdempotencyRecord, LoadBound, StreamHead,

@@ -20,6 +20,7 @@ struct Stream {
     events: Vec<EventEnvelope>,
     published_version: u64,
     pending_since: Option<OffsetDateTime>,
+    publish_failures: u32,
 }
 
 #[derive(Debug, Default)]
@@ -55,6 +56,7 @@ fn head_of(stream_id: &str, stream: &Stream) -> StreamHead {
         version: stream.events.len() as u64,
         published_version: stream.published_version,
         pending_since: stream.pending_since,
+        publish_failures: stream.publish_failures,
     }
 }
 
@@ -62,8 +64,8 @@ fn head_of(stream_id: &str, stream: &Stream) -> StreamHead {
 impl EventStore for InMemoryEventStore {
     #[tracing::instrument(name = "append", skip(self, request), fields(stream_id = %request.stream_id, expected = request.expected_version, events = request.events.len()))]
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError> {
-        request.validate()?;
         let now = OffsetDateTime::now_utc();
+        let committed = request.commit_envelopes(now)?;
         let mut state = self.lock();
         if let Some(record) = &request.idempotency {
             if let Some(existing) = state.idempotency.get(&record.key) {
@@ -85,12 +87,6 @@ impl EventStore for InMemoryEventStore {
             });
         }
         let stream = state.streams.entry(request.stream_id.clone()).or_default();
-        let committed: Vec<EventEnvelope> = request
-            .events
-            .into_iter()
-            .enumerate()
-            .map(|(i, event)| event.into_envelope(&request.stream_id, actual + 1 + i as u64, now))
-            .collect();
         stream.events.extend(committed.iter().cloned());
         stream.pending_since.get_or_insert(now);
         if let Some(record) = request.idempotency {
@@ -161,9 +157,30 @@ impl EventStore for InMemoryEventStore {
         let mut state = self.lock();
         if let Some(stream) = state.streams.get_mut(stream_id) {
             let committed = stream.events.len() as u64;
-            stream.published_version = stream.published_version.max(version.min(committed));
+            let target = version.min(committed);
+            if target > stream.published_version {
+                stream.published_version = target;
+                stream.publish_failures = 0;
+                // As on DynamoDB: newer commits get their own grace period from now.
+                stream.pending_since = Some(OffsetDateTime::now_utc());
+            }
             if stream.published_version == committed {
                 stream.pending_since = None;
+            }
+        }
+        Ok(())
+    }
+
+    async fn defer_publication(
+        &self,
+        stream_id: &str,
+        until: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if let Some(stream) = state.streams.get_mut(stream_id) {
+            if stream.published_version < stream.events.len() as u64 {
+                stream.pending_since = Some(until);
+                stream.publish_failures = stream.publish_failures.saturating_add(1);
             }
         }
         Ok(())

@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 
 use crate::envelope::{EventEnvelope, NewEvent};
 use crate::error::StoreError;
+use crate::limits;
 
 /// DynamoDB transactions take at most 100 actions; one goes to the stream head and one to the
 /// idempotency record, so at most 98 events are appended atomically when a key is given and 99
@@ -14,9 +15,6 @@ pub const MAX_TRANSACTION_ACTIONS: usize = 100;
 
 /// The largest number of events one append may carry (without an idempotency record).
 pub const MAX_EVENTS_PER_APPEND: usize = MAX_TRANSACTION_ACTIONS - 1;
-
-/// Largest encoded event accepted: a DynamoDB item holds 400 KB including attribute names.
-pub const MAX_EVENT_BYTES: usize = 380 * 1024;
 
 /// A request to append events to one stream.
 #[derive(Debug, Clone)]
@@ -39,7 +37,7 @@ impl AppendRequest {
         MAX_TRANSACTION_ACTIONS - 1 - usize::from(self.idempotency.is_some())
     }
 
-    /// Checks the limits every adapter enforces.
+    /// Checks the limits every adapter enforces on the request itself (event count).
     pub fn validate(&self) -> Result<(), StoreError> {
         if self.events.is_empty() {
             return Err(StoreError::EmptyAppend);
@@ -51,19 +49,55 @@ impl AppendRequest {
                 limit,
             });
         }
-        for event in &self.events {
-            let bytes = serde_json::to_vec(&event.data)
-                .map(|v| v.len())
-                .unwrap_or(0);
-            if bytes > MAX_EVENT_BYTES {
-                return Err(StoreError::EventTooLarge {
-                    event_id: event.event_id,
-                    bytes,
-                    limit: MAX_EVENT_BYTES,
+        Ok(())
+    }
+
+    /// The envelopes this append commits if it succeeds (versions after `expected_version`,
+    /// recorded at `recorded_at`), after checking every limit: the event count, each whole
+    /// envelope against the Kinesis record and DynamoDB item limits, and the transaction's
+    /// aggregate size ([`crate::limits`]). Every adapter calls this before writing anything.
+    pub fn commit_envelopes(
+        &self,
+        recorded_at: OffsetDateTime,
+    ) -> Result<Vec<EventEnvelope>, StoreError> {
+        self.validate()?;
+        let envelopes: Vec<EventEnvelope> = self
+            .events
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, event)| {
+                event.into_envelope(
+                    &self.stream_id,
+                    self.expected_version + 1 + i as u64,
+                    recorded_at,
+                )
+            })
+            .collect();
+        let mut transaction_bytes = crate::dynamodb::head_item_bytes(&self.stream_id);
+        for envelope in &envelopes {
+            let item_bytes =
+                crate::dynamodb::event_item_bytes(envelope, self.customer_id.as_deref())?;
+            limits::check_event(envelope, item_bytes)?;
+            transaction_bytes = transaction_bytes.saturating_add(item_bytes);
+        }
+        if let Some(record) = &self.idempotency {
+            let item_bytes = crate::dynamodb::idempotency_item_bytes(record)?;
+            transaction_bytes = transaction_bytes.saturating_add(item_bytes);
+            if item_bytes > limits::MAX_ITEM_BYTES {
+                return Err(StoreError::AppendTooLarge {
+                    bytes: item_bytes,
+                    limit: limits::MAX_ITEM_BYTES,
                 });
             }
         }
-        Ok(())
+        if transaction_bytes > limits::MAX_TRANSACTION_BYTES {
+            return Err(StoreError::AppendTooLarge {
+                bytes: transaction_bytes,
+                limit: limits::MAX_TRANSACTION_BYTES,
+            });
+        }
+        Ok(envelopes)
     }
 }
 
@@ -109,8 +143,13 @@ pub struct StreamHead {
     pub version: u64,
     /// Every version up to this one has been acknowledged by the publication target.
     pub published_version: u64,
-    /// When the oldest unpublished commit happened; `None` when fully published.
+    /// When the oldest unpublished commit happened, or until when its publication was
+    /// deferred after failures ([`EventStore::defer_publication`]); `None` when fully
+    /// published.
     pub pending_since: Option<OffsetDateTime>,
+    /// Consecutive sweeps that failed to publish the stream (reset by any progress); the relay
+    /// backs the stream off longer after each.
+    pub publish_failures: u32,
 }
 
 impl StreamHead {
@@ -173,9 +212,26 @@ pub trait EventStore: Send + Sync + std::fmt::Debug {
         limit: usize,
     ) -> Result<Vec<StreamHead>, StoreError>;
 
-    /// Records that every version up to `version` was published. Never moves backwards; clears
-    /// the pending mark when the stream is fully published.
+    /// Records that every version up to `version` was published (or, for a version that can
+    /// never be published, set aside by the relay). Never moves backwards; clears the pending
+    /// mark when the stream is fully published and the failure count on any progress.
     async fn mark_published(&self, stream_id: &str, version: u64) -> Result<(), StoreError>;
+
+    /// Moves a stream whose publication failed out of the sweep's way until `until`: its
+    /// pending mark becomes `until` (so [`unpublished_streams`](Self::unpublished_streams)
+    /// skips it until then, in every process) and its `publish_failures` grows by one. Does
+    /// nothing when the stream has no unpublished events (any more). The next progress
+    /// ([`mark_published`](Self::mark_published)) resets the count.
+    ///
+    /// The default does nothing: for test doubles without an outbox.
+    async fn defer_publication(
+        &self,
+        stream_id: &str,
+        until: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let _ = (stream_id, until);
+        Ok(())
+    }
 
     /// Checks that the backend answers (for readiness probes).
     async fn ping(&self) -> Result<(), StoreError> {

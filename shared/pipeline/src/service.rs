@@ -8,7 +8,7 @@
 //! | `IDEMPOTENCY_TABLE` | `quote-idempotency` | event store idempotency table |
 //! | `EVENT_STREAM` | `quote-events` | Kinesis stream read and published to |
 //! | `DEAD_LETTER_TABLE` | `quote-dead-letters` | where poison records go |
-//! | `RELAY_SWEEP_INTERVAL_MS`, `RELAY_SWEEP_GRACE_MS`, `RELAY_STORE_CONCURRENCY` | `1000`, `2000`, `16` | the relay that publishes the events the handler appends (`event_relay::RelayConfig::from_env`) |
+//! | `RELAY_SWEEP_INTERVAL_MS`, `RELAY_SWEEP_GRACE_MS`, `RELAY_STORE_CONCURRENCY`, `RELAY_DEAD_LETTER_TABLE` | `1000`, `2000`, `16`, `quote-relay-dead-letters` | the relay that publishes the events the handler appends (`event_relay::RelayConfig::from_env`) |
 //! | `LEASE_TABLE`, `WORKER_ID`, `CONSUMER_*`, `LEASE_*`, `CHECKPOINT_*`, `EFO_CONSUMER_NAME`, `MAX_PROCESSING_ATTEMPTS` | see `kinesis_consumer::config::ConsumerSettings` | consumer settings |
 
 use std::net::SocketAddr;
@@ -19,7 +19,9 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::http::StatusCode;
 use axum::routing::get;
-use event_relay::{EventSink, KinesisSink, Relay, RelayConfig, RelayHandle};
+use event_relay::{
+    DynamoRelayDeadLetters, EventSink, KinesisSink, Relay, RelayConfig, RelayHandle,
+};
 use event_store::dynamodb::{DynamoEventStore, TableNames};
 use event_store::EventStore;
 use kinesis_consumer::config::{ConsumerSettings, SourceKind};
@@ -114,9 +116,15 @@ pub async fn run_on_aws(
         },
     ));
     let sink: Arc<dyn EventSink> = Arc::new(KinesisSink::new(kinesis.clone(), stream_name.clone()));
+    let relay_config = RelayConfig::from_env()?;
+    let relay_dead_letters = Arc::new(DynamoRelayDeadLetters::new(
+        dynamo.clone(),
+        relay_config.dead_letter_table.clone(),
+    ));
+    let relay = Relay::new(store.clone(), sink, relay_config).with_dead_letters(relay_dead_letters);
+    relay.stats().export_to_opentelemetry(handler.name());
     let relay_shutdown = CancellationToken::new();
-    let (relay, relay_task) =
-        Relay::new(store.clone(), sink, RelayConfig::from_env()?).spawn(relay_shutdown.clone());
+    let (relay, relay_task) = relay.spawn(relay_shutdown.clone());
 
     let table: Arc<dyn LeaseTable> = Arc::new(DynamoLeaseTable::new(
         dynamo.clone(),

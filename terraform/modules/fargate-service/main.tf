@@ -20,8 +20,9 @@ locals {
 
   # The collector receives OTLP/HTTP from the service on the task's loopback, sends traces to
   # X-Ray and metrics to CloudWatch as EMF (cumulative counters become deltas there): the
-  # consumer library's `kinesis_consumer.*` by application (and shard), the API's request
-  # durations by route and method. Other metrics are dropped.
+  # consumer library's `kinesis_consumer.*` by application (and shard), the relay's
+  # `event_relay.*` by application, the API's request durations by route and method. Other
+  # metrics are dropped.
   collector_config = yamlencode({
     extensions = {
       health_check = { endpoint = "127.0.0.1:13133" }
@@ -48,6 +49,10 @@ locals {
           {
             dimensions            = [["application"], ["application", "shard_id"], ["application", "kind"]]
             metric_name_selectors = ["^kinesis_consumer\\..*$"]
+          },
+          {
+            dimensions            = [["application"]]
+            metric_name_selectors = ["^event_relay\\..*$"]
           },
           {
             dimensions            = [["http.route", "http.request.method"]]

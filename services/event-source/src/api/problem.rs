@@ -67,12 +67,14 @@ pub enum ApiError {
         limit: usize,
     },
     /// 413: the request would make an event larger than the store and the stream accept.
-    #[error("the request makes an event of {bytes} bytes; at most {limit} bytes are stored")]
+    #[error("the request makes an event of {bytes} bytes; {what} holds at most {limit} bytes")]
     EventTooLarge {
         /// The event's encoded size.
         bytes: usize,
-        /// The store's limit.
+        /// The limit it exceeds.
         limit: usize,
+        /// What the limit is of (a Kinesis record, a DynamoDB item, one append).
+        what: String,
     },
     /// 422: the request is well-formed JSON but some fields are invalid.
     #[error("{} invalid field(s)", .0.len())]
@@ -237,9 +239,16 @@ impl From<event_store::StoreError> for ApiError {
             StoreError::WrongExpectedVersion { .. } => ApiError::Conflict(
                 "another request changed this quote at the same time; retry".into(),
             ),
-            StoreError::EventTooLarge { bytes, limit, .. } => {
-                ApiError::EventTooLarge { bytes, limit }
-            }
+            StoreError::EventTooLarge { bytes, limit, .. } => ApiError::EventTooLarge {
+                bytes,
+                limit: limit.bytes(),
+                what: limit.to_string(),
+            },
+            StoreError::AppendTooLarge { bytes, limit } => ApiError::EventTooLarge {
+                bytes,
+                limit,
+                what: "one append (all its items together)".into(),
+            },
             StoreError::Backend(source) => {
                 tracing::warn!(error = %source, "event store unavailable");
                 ApiError::Unavailable("the event store is unavailable; retry later".into())
@@ -277,12 +286,13 @@ mod tests {
         let err: ApiError = event_store::StoreError::EventTooLarge {
             event_id: uuid::Uuid::nil(),
             bytes: 500_000,
-            limit: 400_000,
+            limit: event_store::SizeLimit::DynamoDbItem,
         }
         .into();
         let problem = err.problem();
         assert_eq!(problem.status, 413);
         assert!(problem.detail.contains("400000"), "{}", problem.detail);
+        assert!(problem.detail.contains("DynamoDB item"), "{}", problem.detail);
     }
 
     #[test]

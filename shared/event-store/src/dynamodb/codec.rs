@@ -171,6 +171,9 @@ pub(crate) fn head_from_item(item: &Item) -> Result<StreamHead, StoreError> {
         pending_since: get_i64(item, "pending_since")?
             .map(from_epoch_micros)
             .transpose()?,
+        publish_failures: get_i64(item, "publish_failures")?
+            .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+            .unwrap_or(0),
     })
 }
 

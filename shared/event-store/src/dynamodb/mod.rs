@@ -5,8 +5,13 @@
 //! - one item per event at versions 1, 2, 3…, holding the envelope's fields (`data` as a JSON
 //!   string) and, when known, `customer_id` for the sparse `by-customer` index;
 //! - the stream *head* at version 0: `head_version` (last committed), `published_version`
-//!   (acknowledged by Kinesis) and, while events await publication, `pending_bucket` and
-//!   `pending_since`, the keys of the sparse `unpublished` index that the relay sweeps.
+//!   (acknowledged by Kinesis, or set aside by the relay) and, while events await publication,
+//!   `pending_bucket` and `pending_since`, the keys of the sparse `unpublished` index that the
+//!   relay sweeps, and `publish_failures` once a sweep failed to publish the stream.
+//!
+//! Before writing, an append checks every envelope (payload and metadata) against the Kinesis
+//! record limit and the size of the item written here against DynamoDB's item limit
+//! ([`crate::limits`]).
 //!
 //! An append is one `TransactWriteItems`: the head update conditioned on the expected version,
 //! one conditional put per event, and the idempotency record (in its own table) when given.
@@ -149,21 +154,8 @@ impl DynamoEventStore {
 impl EventStore for DynamoEventStore {
     #[tracing::instrument(name = "append", skip(self, request), fields(otel.kind = "client", db.system.name = "aws.dynamodb", db.operation.name = "TransactWriteItems", stream_id = %request.stream_id, expected = request.expected_version, events = request.events.len()))]
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError> {
-        request.validate()?;
         let now = OffsetDateTime::now_utc();
-        let committed: Vec<EventEnvelope> = request
-            .events
-            .iter()
-            .cloned()
-            .enumerate()
-            .map(|(i, event)| {
-                event.into_envelope(
-                    &request.stream_id,
-                    request.expected_version + 1 + i as u64,
-                    now,
-                )
-            })
-            .collect();
+        let committed = request.commit_envelopes(now)?;
 
         let mut actions = Vec::with_capacity(committed.len() + 2);
         actions.push(
@@ -346,7 +338,10 @@ impl EventStore for DynamoEventStore {
             .table_name(&self.tables.events)
             .key("stream_id", s(stream_id))
             .key("version", n(0))
-            .update_expression("SET published_version = :v REMOVE pending_bucket, pending_since")
+            .update_expression(
+                "SET published_version = :v \
+                 REMOVE pending_bucket, pending_since, publish_failures",
+            )
             .condition_expression(
                 "attribute_exists(stream_id) AND head_version = :v AND published_version < :v",
             )
@@ -369,7 +364,9 @@ impl EventStore for DynamoEventStore {
             .table_name(&self.tables.events)
             .key("stream_id", s(stream_id))
             .key("version", n(0))
-            .update_expression("SET published_version = :v, pending_since = :now")
+            .update_expression(
+                "SET published_version = :v, pending_since = :now REMOVE publish_failures",
+            )
             .condition_expression(
                 "attribute_exists(stream_id) AND head_version > :v AND published_version < :v",
             )
@@ -388,4 +385,76 @@ impl EventStore for DynamoEventStore {
             Err(other) => Err(StoreError::backend(other.into_service_error())),
         }
     }
+
+    async fn defer_publication(
+        &self,
+        stream_id: &str,
+        until: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let deferred = self
+            .client
+            .update_item()
+            .table_name(&self.tables.events)
+            .key("stream_id", s(stream_id))
+            .key("version", n(0))
+            .update_expression("SET pending_since = :until ADD publish_failures :one")
+            .condition_expression(
+                "attribute_exists(pending_since) AND published_version < head_version",
+            )
+            .expression_attribute_values(":until", n(codec::epoch_micros(until)))
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await;
+        match deferred {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
+            {
+                // Published meanwhile: nothing to defer.
+                Ok(())
+            }
+            Err(other) => Err(StoreError::backend(other.into_service_error())),
+        }
+    }
+}
+
+/// Size of the item [`DynamoEventStore`] writes for `envelope` (see [`crate::limits`]).
+pub(crate) fn event_item_bytes(
+    envelope: &EventEnvelope,
+    customer_id: Option<&str>,
+) -> Result<usize, StoreError> {
+    Ok(crate::limits::item_bytes(&codec::event_to_item(
+        envelope,
+        customer_id,
+    )?))
+}
+
+/// Size of the item [`DynamoEventStore`] writes for an idempotency record.
+pub(crate) fn idempotency_item_bytes(record: &IdempotencyRecord) -> Result<usize, StoreError> {
+    Ok(crate::limits::item_bytes(&codec::idempotency_to_item(
+        record,
+    )?))
+}
+
+/// The largest the head item of `stream_id` can be (every attribute at its widest).
+pub(crate) fn head_item_bytes(stream_id: &str) -> usize {
+    let widest = n(u64::MAX);
+    let mut head = codec::Item::from([
+        ("stream_id".to_owned(), s(stream_id)),
+        ("version".to_owned(), n(0)),
+        (
+            "pending_bucket".to_owned(),
+            s(UNPUBLISHED_BUCKETS.to_string()),
+        ),
+    ]);
+    for name in [
+        "head_version",
+        "published_version",
+        "pending_since",
+        "updated_at",
+        "publish_failures",
+    ] {
+        head.insert(name.to_owned(), widest.clone());
+    }
+    crate::limits::item_bytes(&head)
 }

@@ -1,0 +1,111 @@
+//! Counters of a relay: readable by tests and the benchmarks, and exported as OpenTelemetry
+//! metrics (observable instruments on the global meter provider, exported over OTLP when
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` is set; the collector writes them to CloudWatch).
+//!
+//! | instrument | kind | unit | meaning |
+//! | --- | --- | --- | --- |
+//! | `event_relay.published` | counter | `{record}` | records acknowledged by the target |
+//! | `event_relay.retried` | counter | `{record}` | records refused or in a failed call, retried |
+//! | `event_relay.dead_lettered` | counter | `{record}` | records set aside as never publishable (alarmed) |
+//! | `event_relay.sweeps_failed` | counter | `{sweep}` | sweeps that left streams unpublished or could not read the outbox (alarmed) |
+//! | `event_relay.streams_deferred` | counter | `{stream}` | streams backed off after a failed sweep |
+//! | `event_relay.hints_dropped` | counter | `{hint}` | hints dropped on a full queue (the sweep covers them) |
+//!
+//! Every instrument carries the attribute `application` (the service running the relay).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use opentelemetry::KeyValue;
+
+/// Counters of the relay's work.
+#[derive(Debug, Default)]
+pub struct RelayStats {
+    /// Records acknowledged by the sink.
+    pub published: AtomicU64,
+    /// Records the sink refused or calls that failed, retried.
+    pub retried: AtomicU64,
+    /// Hints dropped because the queue was full (the sweep publishes their events).
+    pub hints_dropped: AtomicU64,
+    /// Batches left to the sweep after `max_failed_rounds`.
+    pub deferred: AtomicU64,
+    /// Sweeps that found work.
+    pub sweeps_with_work: AtomicU64,
+    /// Records set aside because the target can never accept them.
+    pub dead_lettered: AtomicU64,
+    /// Sweeps that failed: the outbox could not be read, or streams stayed unpublished.
+    pub sweeps_failed: AtomicU64,
+    /// Streams whose publication was deferred (backed off) after a failed sweep.
+    pub streams_deferred: AtomicU64,
+}
+
+/// Reads one counter of the stats.
+type CounterField = fn(&RelayStats) -> &AtomicU64;
+
+impl RelayStats {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The current value of a counter.
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+
+    /// Registers the counters as OpenTelemetry observable counters on the global meter provider
+    /// (a no-op provider unless telemetry installed one), with `application` as attribute.
+    pub fn export_to_opentelemetry(self: &Arc<Self>, application: &str) {
+        let meter = opentelemetry::global::meter("event-relay");
+        let attributes = vec![KeyValue::new("application", application.to_owned())];
+        let counters: [(&'static str, &'static str, &'static str, CounterField); 6] = [
+            (
+                "event_relay.published",
+                "Records acknowledged by the publication target",
+                "{record}",
+                |s| &s.published,
+            ),
+            (
+                "event_relay.retried",
+                "Records refused or in a failed call, retried",
+                "{record}",
+                |s| &s.retried,
+            ),
+            (
+                "event_relay.dead_lettered",
+                "Records set aside because the target can never accept them",
+                "{record}",
+                |s| &s.dead_lettered,
+            ),
+            (
+                "event_relay.sweeps_failed",
+                "Outbox sweeps that left streams unpublished or could not read the outbox",
+                "{sweep}",
+                |s| &s.sweeps_failed,
+            ),
+            (
+                "event_relay.streams_deferred",
+                "Streams backed off after a failed sweep",
+                "{stream}",
+                |s| &s.streams_deferred,
+            ),
+            (
+                "event_relay.hints_dropped",
+                "Commit hints dropped on a full queue",
+                "{hint}",
+                |s| &s.hints_dropped,
+            ),
+        ];
+        for (name, description, unit, field) in counters {
+            let stats = self.clone();
+            let attributes = attributes.clone();
+            meter
+                .u64_observable_counter(name)
+                .with_description(description)
+                .with_unit(unit)
+                .with_callback(move |observer| {
+                    observer.observe(field(&stats).load(Ordering::Relaxed), &attributes)
+                })
+                .build();
+        }
+    }
+}
