@@ -6,9 +6,11 @@
 # 2. checks formatting and lints;
 # 3. runs the deployment checks (scripts/deploy-checks.sh: hadolint, checkov, compose schema,
 #    compose and Terraform against the code);
-# 4. runs every test of the workspace (unit, property, contract, relay, crash, CLI, end to end);
-# 5. fails unless the tests that need the emulators really ran against them;
-# 6. stops the emulators it started.
+# 4. runs every test of the workspace (unit, property, contract, relay, crash, CLI, end to end,
+#    fault injection);
+# 5. runs the short chaos run (scripts/chaos.sh);
+# 6. fails unless the tests that need the emulators really ran against them;
+# 7. stops the emulators it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,9 +44,14 @@ else
   cargo test --workspace --locked --no-fail-fast
 fi
 
+# The short chaos run (docs/reliability.md): 150 quotes, 2 kills, 1 throttling window, 1 split.
+echo "== chaos run"
+scripts/chaos.sh --quotes 150 --rate 10 --kill-every 5 --kills 2 --throttle-windows 1 --reshards 1
+
 # Every suite that exercises an AWS adapter must have talked to the emulators.
 missing=0
-for suite in contract_dynamodb relay crash_process cli lease_table_dynamodb fleet_kinesis fanout_kinesis notifier e2e_processes traces_e2e; do
+for suite in contract_dynamodb relay relay_faults crash_process cli lease_table_dynamodb \
+  lease_table_faults fleet_kinesis fleet_faults fanout_kinesis notifier e2e_processes traces_e2e chaos; do
   if ! grep -q "^$suite " "$EMULATOR_TEST_LOG"; then
     echo "AWS-adapter suite '$suite' did not run against the emulators" >&2
     missing=1
