@@ -73,6 +73,14 @@ impl Proxies {
         }
     }
 
+    /// Calls the proxies could not forward (the emulator refused or dropped the connection).
+    pub fn upstream_failures(&self) -> u64 {
+        [self.dynamo.stats(), self.kinesis.stats()]
+            .iter()
+            .flat_map(|s| s.upstream_failures.values())
+            .sum()
+    }
+
     /// Faults injected so far, by label (`ProvisionedThroughputExceededException`,
     /// `partial_failure`, …), over both proxies.
     pub fn injected(&self) -> BTreeMap<String, u64> {

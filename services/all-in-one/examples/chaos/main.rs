@@ -152,7 +152,11 @@ async fn post(
                 let body: serde_json::Value = reply.json().await.ok()?;
                 return body["quote_id"].as_str().map(str::to_owned);
             }
-            Ok(reply) if reply.status().is_server_error() || reply.status() == 429 => {}
+            // Overloaded or timed out (408): the key makes a retry safe.
+            Ok(reply)
+                if reply.status().is_server_error()
+                    || reply.status() == 429
+                    || reply.status() == 408 => {}
             Ok(reply) => {
                 let status = reply.status();
                 eprintln!(
@@ -217,7 +221,10 @@ fn all_requests(n: usize) -> Vec<Request> {
 async fn main() -> ExitCode {
     let args = Args::parse();
     let started = Instant::now();
-    let sdk = testkit::aws_config().await;
+    // Checks the emulators are configured (and notes the run in $EMULATOR_TEST_LOG); the
+    // driver's own clients use the platform's retries and timeouts.
+    let _ = testkit::aws_config().await;
+    let sdk = quote_runtime::aws::load_sdk_config().await;
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
     let kinesis = aws_sdk_kinesis::Client::new(&sdk);
     let otlp = testkit::otlp::OtlpReceiver::start().await;
@@ -236,11 +243,14 @@ async fn main() -> ExitCode {
     let names = Names::of(&platform);
     platform.bootstrap();
     let requests = all_requests(args.quotes);
-    let mut processes = Processes::start(platform, args.workers).await;
+    let logs = std::env::temp_dir().join(testkit::unique_name("chaos-logs"));
+    std::fs::create_dir_all(&logs).expect("log folder");
+    let mut processes = Processes::start(platform, args.workers, logs.clone()).await;
     eprintln!(
-        "chaos: {} processes healthy after {:.1?}",
+        "chaos: {} processes healthy after {:.1?}; their logs are in {}",
         processes.len(),
-        started.elapsed()
+        started.elapsed(),
+        logs.display()
     );
 
     // Send at a steady rate while the faults happen.
@@ -319,6 +329,11 @@ async fn main() -> ExitCode {
     let finals = checks::wait_final(&read_model, &accepted, drain_limit).await;
     let drained = last_fault.elapsed();
     processes.check_crashes();
+    eprintln!(
+        "chaos: {} of {} final {drained:.1?} after the last fault; checking",
+        finals.len(),
+        accepted.len()
+    );
 
     let store = DynamoEventStore::new(dynamo.clone(), names.tables.clone());
     let mismatches =
@@ -389,6 +404,7 @@ async fn main() -> ExitCode {
         .collect();
     let (gaps, copies) = checks::stream_order(&envelopes);
     let dead_letters = checks::scan(&dynamo, &names.dead_letters).await.len();
+    eprintln!("chaos: store, read model, moto, ledger, stream and dead letters read");
 
     // What the consumers exported: lag and processed records.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -495,6 +511,10 @@ async fn main() -> ExitCode {
         Row::measure(
             "faults injected by the proxies",
             format!("{injected_total} {injected:?}"),
+        ),
+        Row::measure(
+            "calls the proxies could not forward (answered 502)",
+            proxies.upstream_failures(),
         ),
         Row::measure(
             "records on the stream / duplicate copies",

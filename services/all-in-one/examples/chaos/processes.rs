@@ -37,6 +37,8 @@ impl Slot {
 /// Every process of the run; each is killed (SIGKILL) when this is dropped.
 pub struct Processes {
     platform: Platform,
+    /// Where each process's output goes (`<label>.log`).
+    logs: std::path::PathBuf,
     slots: Vec<Slot>,
     /// Base URLs of the healthy event-source instances, shared with the load.
     api_urls: Arc<Mutex<Vec<String>>>,
@@ -47,9 +49,10 @@ pub struct Processes {
 impl Processes {
     /// Starts `workers` instances of event-source and of every consumer service and waits until
     /// every one is healthy.
-    pub async fn start(platform: Platform, workers: usize) -> Self {
+    pub async fn start(platform: Platform, workers: usize, logs: std::path::PathBuf) -> Self {
         let mut processes = Self {
             platform,
+            logs,
             slots: Vec::new(),
             api_urls: Arc::default(),
             crashed: Vec::new(),
@@ -78,6 +81,12 @@ impl Processes {
         let label = format!("{service}-{index}-g{generation}");
         let mut command = self.platform.command(service);
         command.env("LISTEN_ADDR", format!("127.0.0.1:{port}"));
+        let log = std::fs::File::create(self.logs.join(format!("{label}.log")));
+        if let Ok(log) = log {
+            if let Ok(copy) = log.try_clone() {
+                command.stdout(copy).stderr(log);
+            }
+        }
         if service == "event-source" {
             command
                 .env("BACKEND", "aws")
@@ -128,7 +137,8 @@ impl Processes {
     }
 
     /// SIGKILLs the process in slot `n` (of [`Processes::len`]), waits `pause`, and starts its
-    /// successor, which is healthy before this returns; returns the killed process's label.
+    /// successor; an event-source successor joins the API URLs once it is healthy. Returns the
+    /// killed process's label.
     pub async fn kill_and_restart(&mut self, n: usize, pause: Duration) -> String {
         let (victim, url, service, index, generation) = {
             let slot = &mut self.slots[n];
@@ -145,9 +155,12 @@ impl Processes {
         self.urls().retain(|u| *u != url);
         tokio::time::sleep(pause).await;
         let next = self.spawn(service, index, generation + 1);
-        wait_healthy(&next.label(), next.port).await;
         if service == "event-source" {
-            self.urls().push(next.url());
+            let (label, port, url, urls) = (next.label(), next.port, next.url(), self.api_urls());
+            tokio::spawn(async move {
+                wait_healthy(&label, port).await;
+                urls.lock().unwrap_or_else(|e| e.into_inner()).push(url);
+            });
         }
         self.slots[n] = next;
         victim

@@ -125,7 +125,10 @@ async fn start(mode: Mode) -> (Running, String) {
             let _sdk = testkit::aws_config().await;
             let platform = Platform::new();
             platform.bootstrap();
-            let processes = processes::Processes::start(platform, 1).await;
+            let logs = std::env::temp_dir().join(testkit::unique_name("soak-logs"));
+            std::fs::create_dir_all(&logs).expect("log folder");
+            eprintln!("soak: process logs in {}", logs.display());
+            let processes = processes::Processes::start(platform, 1, logs).await;
             let url = processes
                 .api_urls()
                 .lock()

@@ -320,18 +320,26 @@ async fn forward(
     parts.headers.remove(CONTENT_LENGTH);
     parts.headers.remove(TRANSFER_ENCODING);
     let request = Request::from_parts(parts, Full::new(body));
+    let target = request
+        .headers()
+        .get(TARGET)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
     let answer = match shared.client.request(request).await {
         Ok(answer) => answer,
         Err(_) => {
+            shared.book().upstream_failed(&target);
             return json_response(
                 StatusCode::BAD_GATEWAY,
                 None,
                 r#"{"message":"backend unreachable"}"#.into(),
-            )
+            );
         }
     };
     let (mut parts, body) = answer.into_parts();
     let Ok(body) = body.collect().await.map(|b| b.to_bytes()) else {
+        shared.book().upstream_failed(&target);
         return json_response(
             StatusCode::BAD_GATEWAY,
             None,

@@ -183,6 +183,11 @@ pub struct ProxyStats {
     pub forwarded: BTreeMap<String, u64>,
     /// Faults injected, by `X-Amz-Target` and then fault label.
     pub injected: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Forwarded requests the backend did not answer (the proxy answered 502), by
+    /// `X-Amz-Target`: not injected faults, but an emulator that refused or dropped the
+    /// connection.
+    #[serde(default)]
+    pub upstream_failures: BTreeMap<String, u64>,
 }
 
 impl ProxyStats {
@@ -232,6 +237,14 @@ impl RuleBook {
 
     pub(crate) fn rules(&self) -> Vec<(u64, Rule)> {
         self.rules.iter().map(|r| (r.id, r.rule.clone())).collect()
+    }
+
+    pub(crate) fn upstream_failed(&mut self, target: &str) {
+        *self
+            .stats
+            .upstream_failures
+            .entry(target.to_owned())
+            .or_insert(0) += 1;
     }
 
     pub(crate) fn stats(&self) -> ProxyStats {
