@@ -314,6 +314,7 @@ async fn main() -> ExitCode {
         tokio::time::sleep(every).await;
     }
     let _ = load.await;
+    let sending = started.elapsed();
 
     // The last quotes are still decided: the pipeline kept up to the end.
     let http = reqwest::Client::new();
@@ -340,8 +341,8 @@ async fn main() -> ExitCode {
     println!(
         "soak {mode}: {:.1} min, {sent} quotes accepted ({:.1}/s), {refused} not accepted, \
          {} of the last {} undecided after 60 s",
-        started.elapsed().as_secs_f64() / 60.0,
-        sent as f64 / started.elapsed().as_secs_f64(),
+        sending.as_secs_f64() / 60.0,
+        sent as f64 / sending.as_secs_f64(),
         undecided.len(),
         last.len()
     );
