@@ -7,9 +7,11 @@
 # 3. runs the deployment checks (scripts/deploy-checks.sh: hadolint, checkov, compose schema,
 #    compose and Terraform against the code) and fuzzes the API from its OpenAPI document
 #    (scripts/api-fuzz.sh, schemathesis);
-# 4. runs every test of the workspace (unit, property, contract, relay, crash, CLI, end to end);
-# 5. fails unless the tests that need the emulators really ran against them;
-# 6. stops the emulators it started.
+# 4. runs every test of the workspace (unit, property, contract, relay, crash, CLI, end to end,
+#    fault injection);
+# 5. runs the short chaos run (scripts/chaos.sh);
+# 6. fails unless the tests that need the emulators really ran against them;
+# 7. stops the emulators it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,21 +48,29 @@ else
   cargo test --workspace --locked --no-fail-fast
 fi
 
+# The short chaos run (docs/reliability.md): 150 quotes, 2 kills, 1 throttling window, 1 split.
+echo "== chaos run"
+scripts/chaos.sh --quotes 150 --rate 10 --kill-every 5 --kills 2 --throttle-windows 1 --reshards 1
+
 # Every suite that exercises an AWS adapter must have talked to the emulators.
 missing=0
 suites=(
   contract_dynamodb
   api_dynamodb
   relay
+  relay_faults
   crash_process
   cli
   lease_table_dynamodb
+  lease_table_faults
   dead_letter_dynamodb
   fleet_kinesis
+  fleet_faults
   fanout_kinesis
   notifier
   e2e_processes
   traces_e2e
+  chaos
 )
 for suite in "${suites[@]}"; do
   if ! grep -q "^$suite " "$EMULATOR_TEST_LOG"; then

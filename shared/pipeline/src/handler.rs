@@ -95,6 +95,7 @@ fn store_error_is_transient(err: &StoreError) -> bool {
         | StoreError::EmptyAppend
         | StoreError::TooManyEvents { .. }
         | StoreError::EventTooLarge { .. }
+        | StoreError::AppendTooLarge { .. }
         | StoreError::Corrupt(_) => false,
     }
 }

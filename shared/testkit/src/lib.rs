@@ -8,12 +8,15 @@
 
 //!
 //! [`otlp`] is an in-process OTLP/HTTP receiver for tests of the exported telemetry;
-//! [`fixtures`] holds quote-domain fixtures (a valid request, its `QuoteRequested`).
+//! [`fixtures`] holds quote-domain fixtures (a valid request, its `QuoteRequested`);
+//! [`fault_proxy`] is an HTTP proxy for DynamoDB and Kinesis that injects throttling, 5xx,
+//! latency, hangs and dropped connections per operation (also as the `fault-proxy` binary).
 
 use std::time::Duration;
 
 use aws_sdk_kinesis::types::{ShardIteratorType, StreamStatus};
 
+pub mod fault_proxy;
 pub mod fixtures;
 pub mod otlp;
 

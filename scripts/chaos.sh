@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The chaos run: every service as separate processes (two of each) on the emulators, behind the
+# fault proxy, with quotes at a steady rate while processes are killed with SIGKILL and
+# restarted, DynamoDB and Kinesis are throttled, and the stream is split and merged; then a table
+# of checks (docs/reliability.md). The driver is services/all-in-one/examples/chaos.
+#
+# Usage: scripts/chaos.sh [FLAGS]      e.g. --quotes 1000 --kill-every 5 --reshards 2
+#   Flags go to the driver (`scripts/chaos.sh --help`). Defaults: the short run of the test
+#   command (150 quotes at 10/s, 2 kills, 1 throttling window, 1 split).
+# Uses the emulators of the environment when AWS_ENDPOINT_URL_DYNAMODB is set (scripts/test.sh),
+# else starts its own set and stops it at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+work=$(mktemp -d)
+started_emulators=0
+cleanup() {
+  if [ "$started_emulators" = 1 ]; then scripts/emulators.sh stop "$work/env.sh" || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+if [ -z "${AWS_ENDPOINT_URL_DYNAMODB:-}" ]; then
+  scripts/emulators.sh start "$work/env.sh"
+  started_emulators=1
+  # shellcheck disable=SC1091
+  . "$work/env.sh"
+fi
+
+# The driver starts the workspace's binaries from target/debug, next to itself.
+cargo build --locked --bins -p event-source -p quotectl -p vehicle-enricher -p driver-history \
+  -p fulfillment -p projector -p notifier
+cargo build --locked -p all-in-one --example chaos
+"${CARGO_TARGET_DIR:-target}"/debug/examples/chaos "$@"

@@ -1,0 +1,252 @@
+//! What a chaos run checks once the faults have stopped, read directly from the emulators (not
+//! through the proxies): the read model, the event store, the stream, the notifier's ledger,
+//! the dead letters, and what moto's SES and SNS sent. Each check is a row of the final table.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use event_store::dynamodb::DynamoEventStore;
+use event_store::ordering::{Observation, StreamPositions};
+use event_store::{EventEnvelope, EventStore, LoadBound};
+use quote_domain::{Quote, QuoteEvent};
+use quote_read_model::dynamodb::DynamoReadModel;
+use quote_read_model::{QuoteSummary, ReadModel};
+use serde_json::Value;
+
+use crate::common::{Request, FINAL};
+
+/// One line of the final table: a check (`ok` is `Some`) or a measurement (`None`).
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub what: String,
+    pub expected: String,
+    pub observed: String,
+    pub ok: Option<bool>,
+}
+
+impl Row {
+    pub fn check(what: &str, expected: impl ToString, observed: impl ToString, ok: bool) -> Self {
+        Self {
+            what: what.to_owned(),
+            expected: expected.to_string(),
+            observed: observed.to_string(),
+            ok: Some(ok),
+        }
+    }
+
+    pub fn measure(what: &str, observed: impl ToString) -> Self {
+        Self {
+            what: what.to_owned(),
+            expected: String::new(),
+            observed: observed.to_string(),
+            ok: None,
+        }
+    }
+}
+
+/// The table as Markdown.
+pub fn table(rows: &[Row]) -> String {
+    let mut out =
+        String::from("| check | expected | observed | result |\n| --- | --- | --- | --- |\n");
+    for row in rows {
+        let result = match row.ok {
+            Some(true) => "ok",
+            Some(false) => "FAILED",
+            None => "",
+        };
+        out.push_str(&format!(
+            "| {} | {} | {} | {result} |\n",
+            row.what, row.expected, row.observed
+        ));
+    }
+    out
+}
+
+/// A quote the API accepted.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    pub quote_id: String,
+    pub request: Request,
+}
+
+/// The summary a fold of the quote's stream in the event store gives.
+pub async fn folded(store: &DynamoEventStore, quote_id: &str) -> Option<QuoteSummary> {
+    let events = store
+        .load(&format!("quote#{quote_id}"), LoadBound::Latest)
+        .await
+        .ok()?;
+    let decoded: Vec<(u64, QuoteEvent)> = events
+        .iter()
+        .map(|e| {
+            QuoteEvent::decode(&e.event_type, e.schema_version, &e.data).map(|d| (e.version, d))
+        })
+        .collect::<Result<_, _>>()
+        .ok()?;
+    let quote = Quote::fold(decoded.iter().map(|(v, e)| (*v, e))).ok()??;
+    let last = events.last()?.recorded_at;
+    Some(quote_read_model::projection::summarize(&quote, last))
+}
+
+/// Waits until every accepted quote is final in the read model, or `timeout`; returns the
+/// final summaries.
+pub async fn wait_final(
+    read_model: &DynamoReadModel,
+    accepted: &[Accepted],
+    timeout: Duration,
+) -> HashMap<String, QuoteSummary> {
+    let deadline = Instant::now() + timeout;
+    let mut finals = HashMap::new();
+    loop {
+        for quote in accepted {
+            if finals.contains_key(&quote.quote_id) {
+                continue;
+            }
+            if let Ok(Some(summary)) = read_model.get(&quote.quote_id).await {
+                if FINAL.contains(&summary.status.as_str()) {
+                    finals.insert(quote.quote_id.clone(), summary);
+                }
+            }
+        }
+        if finals.len() == accepted.len() || Instant::now() >= deadline {
+            return finals;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Quotes whose read-model summary differs from the fold of their stream (after up to
+/// `patience` for the projector to apply the last events).
+pub async fn fold_mismatches(
+    store: &DynamoEventStore,
+    read_model: &DynamoReadModel,
+    accepted: &[Accepted],
+    patience: Duration,
+) -> Vec<String> {
+    let deadline = Instant::now() + patience;
+    let mut pending: Vec<&Accepted> = accepted.iter().collect();
+    loop {
+        let mut still = Vec::new();
+        for quote in pending {
+            let expected = folded(store, &quote.quote_id).await;
+            let actual = read_model.get(&quote.quote_id).await.ok().flatten();
+            if expected.is_none() || actual != expected {
+                still.push(quote);
+            }
+        }
+        if still.is_empty() || Instant::now() >= deadline {
+            return still.into_iter().map(|q| q.quote_id.clone()).collect();
+        }
+        pending = still;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// E-mails and SMS moto's SES and SNS have recorded, by recipient.
+pub async fn sent_at_moto() -> (HashMap<String, usize>, HashMap<String, usize>) {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL (moto)");
+    let data: Value = reqwest::get(format!(
+        "{}/moto-api/data.json",
+        endpoint.trim_end_matches('/')
+    ))
+    .await
+    .expect("moto data")
+    .json()
+    .await
+    .expect("moto data json");
+    let mut emails = HashMap::new();
+    for message in data["ses"]["Message"].as_array().into_iter().flatten() {
+        for to in message["destinations"]["ToAddresses"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            *emails.entry(to.to_owned()).or_insert(0) += 1;
+        }
+    }
+    let mut sms = HashMap::new();
+    for message in data["sns"]["SMS"].as_array().into_iter().flatten() {
+        if let Some(phone) = message["phone_number"].as_str() {
+            *sms.entry(phone.to_owned()).or_insert(0) += 1;
+        }
+    }
+    (emails, sms)
+}
+
+/// How many e-mails and SMS the notifier's rules call for (services/notifier/src/rules.rs).
+pub fn expected_notifications(request: &Request, summary: &QuoteSummary) -> (usize, usize) {
+    let within_ceiling = summary.status != "quoted"
+        || summary
+            .annual_premium_cents
+            .is_some_and(|cents| cents <= request.max_premium_dollars * 100);
+    let email = usize::from(within_ceiling);
+    let sms = usize::from(within_ceiling && request.sms && request.phone.is_some());
+    (email, sms)
+}
+
+/// Every item of a table (a paginated scan).
+pub async fn scan(
+    dynamo: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Vec<HashMap<String, AttributeValue>> {
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let page = dynamo
+            .scan()
+            .table_name(table)
+            .set_exclusive_start_key(start)
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("scan {table}: {e:?}"));
+        items.extend(page.items.unwrap_or_default());
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return items;
+        }
+    }
+}
+
+/// The notifier ledger's records, counted by (channel, status).
+pub async fn ledger_counts(
+    dynamo: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> BTreeMap<(String, String), usize> {
+    let text = |item: &HashMap<String, AttributeValue>, name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default()
+    };
+    let mut counts = BTreeMap::new();
+    for item in scan(dynamo, table).await {
+        *counts
+            .entry((text(&item, "channel"), text(&item, "status")))
+            .or_insert(0) += 1;
+    }
+    counts
+}
+
+/// The order of first copies on the stream, per quote: `(gaps, duplicate copies)`. A gap is a
+/// version whose first copy came before a lower version of the same quote.
+pub fn stream_order(envelopes: &[EventEnvelope]) -> (Vec<String>, usize) {
+    let mut positions = StreamPositions::default();
+    let mut gaps = Vec::new();
+    let mut duplicates = 0;
+    for envelope in envelopes {
+        match positions.observe(&envelope.stream_id, envelope.version) {
+            Observation::Next => positions.applied(&envelope.stream_id, envelope.version),
+            Observation::Duplicate => duplicates += 1,
+            Observation::Gap { from, to } => {
+                gaps.push(format!(
+                    "{} v{} before v{from}..={to}",
+                    envelope.stream_id, envelope.version
+                ));
+                positions.applied(&envelope.stream_id, envelope.version);
+            }
+        }
+    }
+    (gaps, duplicates)
+}
