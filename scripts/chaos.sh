@@ -27,8 +27,8 @@ if [ -z "${AWS_ENDPOINT_URL_DYNAMODB:-}" ]; then
   . "$work/env.sh"
 fi
 
-# The driver starts the workspace's binaries from target/debug, next to itself.
-cargo build --locked --bins -p event-source -p quotectl -p vehicle-enricher -p driver-history \
-  -p fulfillment -p projector -p notifier
-cargo build --locked -p all-in-one --example chaos
+# The driver starts the workspace's binaries from target/debug, next to itself. Built for the
+# whole workspace, as the test command builds them (a `-p` subset unifies features differently
+# and would rebuild the dependencies).
+cargo build --locked --workspace --bins --examples
 "${CARGO_TARGET_DIR:-target}"/debug/examples/chaos "$@"

@@ -327,8 +327,6 @@ async fn throttled_reads_and_lease_writes_deliver_everything_and_leases_move() {
 /// worker's other leases' calls go through. The worker must lose at most that lease: its other
 /// leases stay its own, renewed on time, for the whole hang.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs fix from f9-consumer: renewals wait for each other, so one hung UpdateItem \
-            stalls every renewal of the worker and the other worker takes all its leases"]
 async fn one_hung_renewal_costs_a_worker_only_that_lease() {
     let mut fleet = Fleet::new(4).await;
     fleet.start("w1");

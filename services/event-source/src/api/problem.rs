@@ -292,7 +292,11 @@ mod tests {
         let problem = err.problem();
         assert_eq!(problem.status, 413);
         assert!(problem.detail.contains("400000"), "{}", problem.detail);
-        assert!(problem.detail.contains("DynamoDB item"), "{}", problem.detail);
+        assert!(
+            problem.detail.contains("DynamoDB item"),
+            "{}",
+            problem.detail
+        );
     }
 
     #[test]
