@@ -291,7 +291,8 @@ mod tests {
         .into();
         let problem = err.problem();
         assert_eq!(problem.status, 413);
-        assert!(problem.detail.contains("400000"), "{}", problem.detail);
+        let limit = event_store::SizeLimit::DynamoDbItem.bytes().to_string();
+        assert!(problem.detail.contains(&limit), "{}", problem.detail);
         assert!(
             problem.detail.contains("DynamoDB item"),
             "{}",
