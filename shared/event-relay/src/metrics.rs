@@ -39,9 +39,6 @@ pub struct RelayStats {
     pub streams_deferred: AtomicU64,
 }
 
-/// Reads one counter of the stats.
-type CounterField = fn(&RelayStats) -> &AtomicU64;
-
 impl RelayStats {
     pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
@@ -57,7 +54,7 @@ impl RelayStats {
     pub fn export_to_opentelemetry(self: &Arc<Self>, application: &str) {
         let meter = opentelemetry::global::meter("event-relay");
         let attributes = vec![KeyValue::new("application", application.to_owned())];
-        let counters: [(&'static str, &'static str, &'static str, CounterField); 6] = [
+        let counters: [quote_runtime::telemetry::ObservedCounter<Self>; 6] = [
             (
                 "event_relay.published",
                 "Records acknowledged by the publication target",
@@ -95,17 +92,6 @@ impl RelayStats {
                 |s| &s.hints_dropped,
             ),
         ];
-        for (name, description, unit, field) in counters {
-            let stats = self.clone();
-            let attributes = attributes.clone();
-            meter
-                .u64_observable_counter(name)
-                .with_description(description)
-                .with_unit(unit)
-                .with_callback(move |observer| {
-                    observer.observe(field(&stats).load(Ordering::Relaxed), &attributes)
-                })
-                .build();
-        }
+        quote_runtime::telemetry::observe_counters(&meter, self, &attributes, &counters);
     }
 }

@@ -23,8 +23,6 @@ use std::sync::{Arc, Mutex};
 use opentelemetry::KeyValue;
 use tokio::time::Instant;
 
-/// Reads one counter of the metrics.
-type CounterField = fn(&WorkerMetrics) -> &AtomicU64;
 /// Reads one per-shard gauge of the metrics.
 type ShardField = fn(&WorkerMetrics) -> &Mutex<BTreeMap<String, u64>>;
 
@@ -167,7 +165,7 @@ impl WorkerMetrics {
             KeyValue::new("application", application.to_owned()),
             KeyValue::new("worker_id", worker_id.to_owned()),
         ];
-        let counters: [(&'static str, &'static str, &'static str, CounterField); 10] = [
+        let counters: [quote_runtime::telemetry::ObservedCounter<Self>; 10] = [
             (
                 "kinesis_consumer.records_processed",
                 "Records processed",
@@ -229,18 +227,7 @@ impl WorkerMetrics {
                 |m| &m.lease_table_scans,
             ),
         ];
-        for (name, description, unit, field) in counters {
-            let metrics = self.clone();
-            let attributes = attributes.clone();
-            meter
-                .u64_observable_counter(name)
-                .with_description(description)
-                .with_unit(unit)
-                .with_callback(move |observer| {
-                    observer.observe(field(&metrics).load(Ordering::Relaxed), &attributes)
-                })
-                .build();
-        }
+        quote_runtime::telemetry::observe_counters(&meter, self, &attributes, &counters);
         let metrics = self.clone();
         let retry_attributes = attributes.clone();
         meter

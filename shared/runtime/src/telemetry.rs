@@ -367,6 +367,40 @@ impl Extractor for TraceContextCarrier<'_> {
     }
 }
 
+/// One observable counter read from an atomic field of a shared stats struct: name, description,
+/// unit, and the field.
+pub type ObservedCounter<T> = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&T) -> &std::sync::atomic::AtomicU64,
+);
+
+/// Registers each counter as an OpenTelemetry observable counter on `meter`, read from `stats`
+/// with `attributes` at every export.
+pub fn observe_counters<T: Send + Sync + 'static>(
+    meter: &opentelemetry::metrics::Meter,
+    stats: &std::sync::Arc<T>,
+    attributes: &[opentelemetry::KeyValue],
+    counters: &[ObservedCounter<T>],
+) {
+    for &(name, description, unit, field) in counters {
+        let stats = std::sync::Arc::clone(stats);
+        let attributes = attributes.to_vec();
+        meter
+            .u64_observable_counter(name)
+            .with_description(description)
+            .with_unit(unit)
+            .with_callback(move |observer| {
+                observer.observe(
+                    field(&stats).load(std::sync::atomic::Ordering::Relaxed),
+                    &attributes,
+                )
+            })
+            .build();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
