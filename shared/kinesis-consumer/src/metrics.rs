@@ -47,6 +47,9 @@ pub struct WorkerMetrics {
     pub retries_transient: AtomicU64,
     /// Retries of a batch after a permanent failure (bounded, then dead-lettered).
     pub retries_permanent: AtomicU64,
+    /// Failed reads of the stream (opening a shard's iterator, `GetRecords`) retried with the
+    /// lease kept, after the SDK's own attempts.
+    pub source_retries: AtomicU64,
     /// Checkpoints written.
     pub checkpoints: AtomicU64,
     /// Writes to the lease table (renewals, takes, checkpoints, releases, creations).
@@ -84,6 +87,8 @@ pub struct MetricsSnapshot {
     pub retries_transient: u64,
     /// See [`WorkerMetrics::retries_permanent`].
     pub retries_permanent: u64,
+    /// See [`WorkerMetrics::source_retries`].
+    pub source_retries: u64,
     /// See [`WorkerMetrics::checkpoints`].
     pub checkpoints: u64,
     /// See [`WorkerMetrics::lease_table_writes`].
@@ -165,7 +170,7 @@ impl WorkerMetrics {
             KeyValue::new("application", application.to_owned()),
             KeyValue::new("worker_id", worker_id.to_owned()),
         ];
-        let counters: [quote_runtime::telemetry::ObservedCounter<Self>; 10] = [
+        let counters: [quote_runtime::telemetry::ObservedCounter<Self>; 11] = [
             (
                 "kinesis_consumer.records_processed",
                 "Records processed",
@@ -207,6 +212,12 @@ impl WorkerMetrics {
                 "Records sent to the dead-letter store",
                 "{record}",
                 |m| &m.dead_lettered,
+            ),
+            (
+                "kinesis_consumer.source_retries",
+                "Failed reads of the stream retried with the lease kept",
+                "{retry}",
+                |m| &m.source_retries,
             ),
             (
                 "kinesis_consumer.checkpoints",
@@ -321,6 +332,7 @@ impl WorkerMetrics {
             dead_lettered: get(&self.dead_lettered),
             retries_transient: get(&self.retries_transient),
             retries_permanent: get(&self.retries_permanent),
+            source_retries: get(&self.source_retries),
             checkpoints: get(&self.checkpoints),
             lease_table_writes: get(&self.lease_table_writes),
             lease_table_scans: get(&self.lease_table_scans),

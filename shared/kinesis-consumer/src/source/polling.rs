@@ -8,12 +8,15 @@
 //! - after a response of `large_response_bytes` or more it pauses `large_response_pause`
 //!   (Kinesis throttles a shard for 5 s after a 10 MB read);
 //! - an expired iterator (5 minutes old) is renewed from the last record delivered;
-//! - throttling and 5xx are retried by the SDK's retry policy, not here.
+//! - throttling and 5xx are retried by the SDK's retry policy first; what is left reaches the
+//!   shard task, which retries with backoff while it holds the lease (`worker/shard.rs`).
 
 use std::time::Duration;
 
 use async_trait::async_trait;
+use aws_sdk_kinesis::error::DisplayErrorContext;
 use aws_sdk_kinesis::operation::get_records::GetRecordsError;
+use aws_sdk_kinesis::operation::get_shard_iterator::GetShardIteratorError;
 use aws_sdk_kinesis::types::ShardIteratorType;
 use aws_sdk_kinesis::Client;
 use time::OffsetDateTime;
@@ -94,10 +97,9 @@ pub async fn list_all_shards(
             Some(token) => client.list_shards().next_token(token),
             None => client.list_shards().stream_name(stream_name),
         };
-        let output =
-            request.max_results(1000).send().await.map_err(|e| {
-                SourceError::Backend(format!("ListShards: {}", e.into_service_error()))
-            })?;
+        let output = request.max_results(1000).send().await.map_err(|e| {
+            SourceError::Backend(format!("ListShards: {}", DisplayErrorContext(&e)))
+        })?;
         for shard in output.shards() {
             let mut parents = Vec::new();
             parents.extend(shard.parent_shard_id().map(str::to_owned));
@@ -193,11 +195,21 @@ impl PollingReader {
                 .starting_sequence_number(sequence),
         };
         let output = request.send().await.map_err(|e| {
-            let e = e.into_service_error();
-            if e.is_resource_not_found_exception() {
-                SourceError::NotFound(self.shard_id.clone())
-            } else {
-                SourceError::Backend(format!("GetShardIterator {}: {e}", self.shard_id))
+            // The text keeps the error code and its causes (the bare service error's `Display`
+            // is "unhandled error" for a code the model does not name, or a dispatch failure).
+            let described = format!(
+                "GetShardIterator {}: {}",
+                self.shard_id,
+                DisplayErrorContext(&e)
+            );
+            match e.into_service_error() {
+                GetShardIteratorError::ResourceNotFoundException(_) => {
+                    SourceError::NotFound(self.shard_id.clone())
+                }
+                GetShardIteratorError::ProvisionedThroughputExceededException(_) => {
+                    SourceError::Throttled(described)
+                }
+                _ => SourceError::Backend(described),
             }
         })?;
         output
@@ -232,26 +244,28 @@ impl ShardReader for PollingReader {
             Ok(output) => output,
             Err(err) => {
                 self.next_call_at = called_at + self.config.min_call_interval;
+                let described = format!(
+                    "GetRecords {}: {}",
+                    self.shard_id,
+                    DisplayErrorContext(&err)
+                );
                 return match err.into_service_error() {
                     GetRecordsError::ExpiredIteratorException(_) => {
                         tracing::debug!(shard = %self.shard_id, "iterator expired; renewing from the last record");
                         self.iterator = Some(self.fresh_iterator().await?);
                         Ok(Batch::default())
                     }
-                    GetRecordsError::ProvisionedThroughputExceededException(e) => {
+                    GetRecordsError::ProvisionedThroughputExceededException(_) => {
                         self.iterator = Some(iterator);
                         self.next_call_at = called_at + self.config.idle_max;
-                        Err(SourceError::Throttled(e.to_string()))
+                        Err(SourceError::Throttled(described))
                     }
                     GetRecordsError::ResourceNotFoundException(_) => {
                         Err(SourceError::NotFound(self.shard_id.clone()))
                     }
-                    other => {
+                    _ => {
                         self.iterator = Some(iterator);
-                        Err(SourceError::Backend(format!(
-                            "GetRecords {}: {other}",
-                            self.shard_id
-                        )))
+                        Err(SourceError::Backend(described))
                     }
                 };
             }

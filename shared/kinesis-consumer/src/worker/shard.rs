@@ -22,7 +22,7 @@ use crate::processor::{
     CheckpointError, Checkpointer, ProcessorFactory, RecordProcessor, ShardContext,
 };
 use crate::record::Record;
-use crate::source::{Batch, RecordSource, SourceError};
+use crate::source::{Batch, RecordSource, SourceError, StartPosition};
 
 /// How a shard consumer ended.
 #[derive(Debug)]
@@ -56,6 +56,18 @@ pub(crate) struct ShardTask {
     pub stop: CancellationToken,
 }
 
+/// Why a shard's reader was not opened.
+enum Opening {
+    /// The shard is past retention.
+    Trimmed,
+    /// The lease was lost while retrying.
+    LeaseLost,
+    /// Shutdown was requested while retrying (nothing was read, nothing to checkpoint).
+    Stopped,
+    /// Another worker asked for the lease while retrying.
+    HandOff,
+}
+
 type Fetched = Result<(Batch, Option<OwnedSemaphorePermit>), SourceError>;
 
 /// Reads ahead until stopped, holding at most `max_buffer_bytes` of unprocessed records.
@@ -65,6 +77,7 @@ async fn prefetch(
     max_bytes: usize,
     tx: mpsc::Sender<Fetched>,
     stop: CancellationToken,
+    metrics: Arc<WorkerMetrics>,
 ) {
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     loop {
@@ -91,6 +104,7 @@ async fn prefetch(
                 return;
             }
             Err(err) => {
+                WorkerMetrics::add(&metrics.source_retries, 1);
                 tracing::warn!(error = %err, "reading the shard failed; retrying");
                 tokio::select! {
                     () = stop.cancelled() => return,
@@ -133,10 +147,15 @@ impl ShardTask {
         if let Err(err) = processor.initialize(&context).await {
             return ShardOutcome::Failed(format!("initialize: {err}"));
         }
-        let reader = match self.source.open(&self.shard_id, start).await {
+        let reader = match self.open_reader(start).await {
             Ok(reader) => reader,
-            Err(SourceError::NotFound(_)) => return self.trimmed(processor, checkpointer).await,
-            Err(err) => return ShardOutcome::Failed(format!("open: {err}")),
+            Err(Opening::Trimmed) => return self.trimmed(processor, checkpointer).await,
+            Err(Opening::LeaseLost) => {
+                processor.lease_lost().await;
+                return ShardOutcome::LeaseLost;
+            }
+            Err(Opening::Stopped) => return ShardOutcome::Stopped,
+            Err(Opening::HandOff) => return ShardOutcome::HandOff,
         };
         let budget = Arc::new(Semaphore::new(self.config.max_buffer_bytes.max(1)));
         let (tx, mut rx) = mpsc::channel::<Fetched>(64);
@@ -147,6 +166,7 @@ impl ShardTask {
             self.config.max_buffer_bytes.max(1),
             tx,
             fetch_stop.clone(),
+            self.metrics.clone(),
         ));
         let _stop_fetching = fetch_stop.clone().drop_guard();
         tracing::info!(checkpoint = %lease.checkpoint, fencing_token = context.fencing_token, "processing shard");
@@ -244,6 +264,41 @@ impl ShardTask {
         let _ = fetcher.await;
         self.metrics.forget_shard(&self.shard_id);
         outcome
+    }
+
+    /// Opens the shard's reader, retrying a failed open (`GetShardIterator` throttled, a 5xx,
+    /// the emulator or network down) with capped, jittered backoff for as long as the lease is
+    /// held. Releasing the lease instead would send the shard to another worker that meets the
+    /// same failure, and re-deliver everything since the checkpoint each time.
+    async fn open_reader(
+        &self,
+        start: StartPosition,
+    ) -> Result<Box<dyn crate::source::ShardReader>, Opening> {
+        let mut backoff = Backoff::new(self.config.retry_base, self.config.retry_cap);
+        loop {
+            let opened = tokio::select! {
+                biased;
+                () = self.held.lost.cancelled() => return Err(Opening::LeaseLost),
+                () = self.stop.cancelled() => return Err(Opening::Stopped),
+                () = self.held.handoff.cancelled() => return Err(Opening::HandOff),
+                opened = self.source.open(&self.shard_id, start.clone()) => opened,
+            };
+            let err = match opened {
+                Ok(reader) => return Ok(reader),
+                Err(SourceError::NotFound(_)) => return Err(Opening::Trimmed),
+                Err(err) => err,
+            };
+            WorkerMetrics::add(&self.metrics.source_retries, 1);
+            let delay = backoff.next_delay();
+            tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "opening the shard failed; retrying while the lease is held");
+            tokio::select! {
+                biased;
+                () = self.held.lost.cancelled() => return Err(Opening::LeaseLost),
+                () = self.stop.cancelled() => return Err(Opening::Stopped),
+                () = self.held.handoff.cancelled() => return Err(Opening::HandOff),
+                () = tokio::time::sleep(delay) => {}
+            }
+        }
     }
 
     /// The shard no longer exists (trimmed after retention): treat it as finished.
