@@ -18,6 +18,7 @@
 //! | `MAX_CONCURRENT_REQUESTS` | `1024` | requests in flight before new ones are shed with 503 |
 //! | `RELAY_SWEEP_INTERVAL_MS` | `1000` | how often the publication outbox is swept |
 //! | `RELAY_SWEEP_GRACE_MS` | `2000` | age of an unpublished commit before the sweep takes it |
+//! | `RELAY_SWEEP_CLAIM_MS` | `10000` | how long a sweep's claim on a stranded stream keeps other processes' sweeps off it |
 //! | `RELAY_STORE_CONCURRENCY` | `16` | heads marked published (and swept streams read) at once |
 //! | `RELAY_DEAD_LETTER_TABLE` | `quote-relay-dead-letters` | DynamoDB table where the relay sets aside records that can never be published |
 

@@ -9,6 +9,7 @@
 //! | `event_relay.dead_lettered` | counter | `{record}` | records set aside as never publishable (alarmed) |
 //! | `event_relay.sweeps_failed` | counter | `{sweep}` | sweeps that left streams unpublished or could not read the outbox (alarmed) |
 //! | `event_relay.streams_deferred` | counter | `{stream}` | streams backed off after a failed sweep |
+//! | `event_relay.sweep_claims_lost` | counter | `{stream}` | swept streams left to the process that claimed them first |
 //! | `event_relay.hints_dropped` | counter | `{hint}` | hints dropped on a full queue (the sweep covers them) |
 //!
 //! Every instrument carries the attribute `application` (the service running the relay).
@@ -37,6 +38,8 @@ pub struct RelayStats {
     pub sweeps_failed: AtomicU64,
     /// Streams whose publication was deferred (backed off) after a failed sweep.
     pub streams_deferred: AtomicU64,
+    /// Swept streams another process claimed first (it publishes them; this one skips them).
+    pub sweep_claims_lost: AtomicU64,
 }
 
 impl RelayStats {
@@ -54,7 +57,7 @@ impl RelayStats {
     pub fn export_to_opentelemetry(self: &Arc<Self>, application: &str) {
         let meter = opentelemetry::global::meter("event-relay");
         let attributes = vec![KeyValue::new("application", application.to_owned())];
-        let counters: [quote_runtime::telemetry::ObservedCounter<Self>; 6] = [
+        let counters: [quote_runtime::telemetry::ObservedCounter<Self>; 7] = [
             (
                 "event_relay.published",
                 "Records acknowledged by the publication target",
@@ -84,6 +87,12 @@ impl RelayStats {
                 "Streams backed off after a failed sweep",
                 "{stream}",
                 |s| &s.streams_deferred,
+            ),
+            (
+                "event_relay.sweep_claims_lost",
+                "Swept streams left to the process that claimed them first",
+                "{stream}",
+                |s| &s.sweep_claims_lost,
             ),
             (
                 "event_relay.hints_dropped",

@@ -42,7 +42,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use event_store::{EventEnvelope, EventStore, LoadBound, StoreError};
+use event_store::{EventEnvelope, EventStore, LoadBound, StoreError, StreamHead};
 use quote_runtime::backoff::Backoff;
 use rand::Rng;
 use time::OffsetDateTime;
@@ -101,6 +101,9 @@ pub struct RelayConfig {
     pub sweep_interval: Duration,
     /// Commits younger than this are left to the relay that committed them.
     pub sweep_grace: Duration,
+    /// How long a sweep's claim on a stranded stream keeps other processes' sweeps off it
+    /// ([`EventStore::claim_publication`]); a claimant that died is replaced after this.
+    pub sweep_claim: Duration,
     /// Streams taken per sweep.
     pub sweep_batch: usize,
     /// Consecutive failed rounds before a batch is left to the next sweep.
@@ -129,6 +132,7 @@ impl Default for RelayConfig {
             hint_capacity: 10_000,
             sweep_interval: Duration::from_secs(1),
             sweep_grace: Duration::from_secs(2),
+            sweep_claim: Duration::from_secs(10),
             sweep_batch: 500,
             max_failed_rounds: 5,
             retry_base: Duration::from_millis(50),
@@ -144,7 +148,8 @@ impl Default for RelayConfig {
 
 impl RelayConfig {
     /// The defaults, with what the environment overrides: `RELAY_SWEEP_INTERVAL_MS` (1000),
-    /// `RELAY_SWEEP_GRACE_MS` (2000), `RELAY_STORE_CONCURRENCY` (16, at least 1) and
+    /// `RELAY_SWEEP_GRACE_MS` (2000), `RELAY_SWEEP_CLAIM_MS` (10000),
+    /// `RELAY_STORE_CONCURRENCY` (16, at least 1) and
     /// `RELAY_DEAD_LETTER_TABLE` (`quote-relay-dead-letters`, used on AWS). Every process with
     /// a relay (event-source and the consumer services) reads the same variables.
     pub fn from_env() -> Result<Self, quote_runtime::env::EnvError> {
@@ -161,6 +166,7 @@ impl RelayConfig {
         Ok(Self {
             sweep_interval: Duration::from_millis(parse_or("RELAY_SWEEP_INTERVAL_MS", 1000)?),
             sweep_grace: Duration::from_millis(parse_or("RELAY_SWEEP_GRACE_MS", 2000)?),
+            sweep_claim: Duration::from_millis(parse_or("RELAY_SWEEP_CLAIM_MS", 10_000)?),
             store_concurrency,
             dead_letter_table: string_or(
                 "RELAY_DEAD_LETTER_TABLE",
@@ -442,16 +448,24 @@ impl Relay {
         let found = heads.len();
         // One task per stream: never two calls for the same stream at once.
         let mut failures: HashMap<String, u32> = HashMap::new();
-        let mut ids = Vec::new();
+        let mut unique = Vec::new();
         for head in heads {
             if failures
                 .insert(head.stream_id.clone(), head.publish_failures)
                 .is_none()
             {
-                ids.push(head.stream_id);
+                unique.push(head);
             }
         }
-        tracing::info!(streams = found, "outbox sweep publishing stranded events");
+        let ids = self.claim(unique).await?;
+        if ids.is_empty() {
+            return Ok(found);
+        }
+        tracing::info!(
+            streams = ids.len(),
+            found,
+            "outbox sweep publishing stranded events"
+        );
         let mut work = HashMap::new();
         let mut unfinished = self.load_into(&mut work, ids).await;
         unfinished.merge(self.publish(work).await);
@@ -459,6 +473,51 @@ impl Relay {
             self.defer(&unfinished.streams, &failures).await;
         }
         unfinished.into_result(found).map(|()| found)
+    }
+
+    /// Claims the swept streams for this process (every process's sweep finds the same stranded
+    /// streams; without a claim each would publish them, one copy per process, and a slow
+    /// target would be sent more the slower it gets). Returns the streams won; an error only
+    /// when no claim could be made at all.
+    async fn claim(&self, heads: Vec<StreamHead>) -> Result<Vec<String>, RelayError> {
+        let until = OffsetDateTime::now_utc() + self.config.sweep_claim;
+        let store = self.store.clone();
+        let claims = bounded(heads, self.config.store_concurrency, move |head| {
+            let store = store.clone();
+            async move {
+                let won = match head.pending_since {
+                    Some(seen) => {
+                        store
+                            .claim_publication(&head.stream_id, seen, until)
+                            .await?
+                    }
+                    None => false,
+                };
+                Ok((head.stream_id, won))
+            }
+        })
+        .await;
+        let mut won = Vec::new();
+        let mut lost = 0u64;
+        let mut first_error = None;
+        for claim in claims {
+            match claim {
+                Ok((stream_id, true)) => won.push(stream_id),
+                Ok((_, false)) => lost += 1,
+                Err(err) => {
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        RelayStats::add(&self.stats.sweep_claims_lost, lost);
+        match first_error {
+            Some(err) if won.is_empty() && lost == 0 => Err(err.into()),
+            Some(err) => {
+                tracing::warn!(error = %err, "claiming some swept streams failed; the next sweep retries them");
+                Ok(won)
+            }
+            None => Ok(won),
+        }
     }
 
     /// Reads the unpublished events of `streams` (up to `store_concurrency` at once) into

@@ -145,6 +145,15 @@ impl EventStore for LegacyStore {
     ) -> Result<(), StoreError> {
         self.inner.defer_publication(stream_id, until).await
     }
+
+    async fn claim_publication(
+        &self,
+        stream_id: &str,
+        seen: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        self.inner.claim_publication(stream_id, seen, until).await
+    }
 }
 
 /// The first copy of each version published, per stream.

@@ -112,6 +112,74 @@ async fn outage_of_the_target_delays_but_loses_nothing() {
     assert_complete_and_ordered(&sink.records(), &ids, 4);
 }
 
+/// A target that answers every call `delay` late (Kinesis under load).
+#[derive(Debug)]
+struct SlowSink {
+    inner: Arc<dyn EventSink>,
+    delay: Duration,
+}
+
+#[async_trait]
+impl EventSink for SlowSink {
+    async fn publish(
+        &self,
+        records: &[event_store::EventEnvelope],
+    ) -> Result<Vec<bool>, event_relay::SinkError> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.publish(records).await
+    }
+
+    async fn ping(&self) -> Result<(), event_relay::SinkError> {
+        self.inner.ping().await
+    }
+}
+
+/// Stranded streams (their processes died before publishing) are found by the sweep of every
+/// process at once. With a target slower than the sweep interval, each sweep used to publish
+/// them all again until the first marks landed: one copy per process, more the slower the
+/// target. The sweeps' claims leave each stream to one process.
+async fn many_sweepers_publish_stranded_events_once(
+    setup: (Arc<dyn EventStore>, Arc<dyn EventSink>, Target),
+) {
+    let (store, sink, target) = setup;
+    let ids = streams(10);
+    commit_interleaved(store.as_ref(), &ids, 3, |_lost_with_the_process| {}).await;
+    let slow: Arc<dyn EventSink> = Arc::new(SlowSink {
+        inner: sink,
+        delay: Duration::from_millis(400),
+    });
+    let shutdown = CancellationToken::new();
+    let mut tasks = Vec::new();
+    for _ in 0..6 {
+        let (_handle, task) =
+            Relay::new(store.clone(), slow.clone(), fast_config()).spawn(shutdown.clone());
+        tasks.push(task);
+    }
+    wait_published(store.as_ref(), &ids, 3).await;
+    shutdown.cancel();
+    for task in tasks {
+        task.await.expect("relay task");
+    }
+    let published = target.published().await;
+    let duplicates = assert_complete_and_ordered(&published, &ids, 3);
+    assert_eq!(
+        duplicates,
+        0,
+        "every stranded event published once by six sweeping relays ({} records for 30 events)",
+        published.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_many_sweepers_publish_stranded_events_once() {
+    many_sweepers_publish_stranded_events_once(memory_setup().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_many_sweepers_publish_stranded_events_once() {
+    many_sweepers_publish_stranded_events_once(aws_setup().await).await;
+}
+
 /// Two relays racing on the same outbox (two event-source tasks) may duplicate records but never
 /// reorder the first copies.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -33,6 +33,7 @@ macro_rules! event_store_contract {
             accepts_events_just_under_the_limits,
             refuses_appends_over_the_transaction_limit,
             deferred_streams_leave_the_sweep_until_due,
+            concurrent_sweep_claims_exactly_one_wins,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -610,4 +611,56 @@ pub async fn deferred_streams_leave_the_sweep_until_due(store: Arc<dyn EventStor
     store.defer_publication(&id, until).await.expect("defer");
     let head = store.stream_head(&id).await.expect("head").expect("exists");
     assert_eq!((head.pending_since, head.publish_failures), (None, 0));
+}
+
+/// Many sweepers claiming one stranded stream at once (as every process's sweep does): exactly
+/// one claim wins; the claimed stream leaves the sweep until the claim's end, without counting
+/// a failure; a stale or published stream cannot be claimed.
+pub async fn concurrent_sweep_claims_exactly_one_wins(store: Arc<dyn EventStore>) {
+    let id = stream();
+    append_n(store.as_ref(), &id, 0, 2).await;
+    let soon = OffsetDateTime::now_utc() + Duration::seconds(5);
+    let seen = eventually_pending(store.as_ref(), &id, soon, true)
+        .await
+        .and_then(|head| head.pending_since)
+        .expect("the stream is pending");
+
+    let until = OffsetDateTime::now_utc() + Duration::hours(1);
+    let mut claims = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let store = store.clone();
+        let id = id.clone();
+        claims.spawn(async move { store.claim_publication(&id, seen, until).await });
+    }
+    let mut won = 0;
+    while let Some(claim) = claims.join_next().await {
+        if claim.expect("claim task").expect("claim") {
+            won += 1;
+        }
+    }
+    assert_eq!(won, 1, "exactly one of 16 concurrent claims wins");
+
+    let head = store.stream_head(&id).await.expect("head").expect("exists");
+    assert_eq!(head.publish_failures, 0, "a claim is not a failure");
+    assert!(head.pending_since.is_some_and(|since| since > soon));
+    assert!(
+        eventually_pending(store.as_ref(), &id, soon, false)
+            .await
+            .is_none(),
+        "a claimed stream leaves the sweep"
+    );
+    assert!(
+        !store
+            .claim_publication(&id, seen, until)
+            .await
+            .expect("claim"),
+        "the mark moved: a stale claim loses"
+    );
+
+    // Published: nothing to claim.
+    store.mark_published(&id, 2).await.expect("mark");
+    assert!(!store
+        .claim_publication(&id, until, until + Duration::hours(1))
+        .await
+        .expect("claim"));
 }

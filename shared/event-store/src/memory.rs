@@ -171,6 +171,26 @@ impl EventStore for InMemoryEventStore {
         Ok(())
     }
 
+    async fn claim_publication(
+        &self,
+        stream_id: &str,
+        seen: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        let Some(stream) = state.streams.get_mut(stream_id) else {
+            return Ok(false);
+        };
+        // Compared as DynamoDB stores the mark: whole microseconds.
+        let micros = |t: OffsetDateTime| t.unix_timestamp_nanos() / 1_000;
+        let unchanged = stream.pending_since.map(micros) == Some(micros(seen));
+        if unchanged && stream.published_version < stream.events.len() as u64 {
+            stream.pending_since = Some(until);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
     async fn defer_publication(
         &self,
         stream_id: &str,

@@ -233,6 +233,27 @@ pub trait EventStore: Send + Sync + std::fmt::Debug {
         Ok(())
     }
 
+    /// Claims the publication of a swept stream for the caller until `until`, if the stream's
+    /// pending mark is still `seen` (as [`unpublished_streams`](Self::unpublished_streams)
+    /// returned it) and it still has unpublished events: the mark becomes `until`, so the other
+    /// processes' sweeps skip the stream while the caller publishes it. `Ok(false)` when another
+    /// process claimed it first, or it was published, deferred or marked meanwhile.
+    ///
+    /// A claim needs no release: the caller's progress ([`mark_published`](Self::mark_published))
+    /// or failure ([`defer_publication`](Self::defer_publication)) moves the mark on, and the
+    /// claim of a process that died expires at `until`.
+    ///
+    /// The default always grants the claim: for test doubles without an outbox.
+    async fn claim_publication(
+        &self,
+        stream_id: &str,
+        seen: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let _ = (stream_id, seen, until);
+        Ok(true)
+    }
+
     /// Checks that the backend answers (for readiness probes).
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())

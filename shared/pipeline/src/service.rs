@@ -8,7 +8,7 @@
 //! | `IDEMPOTENCY_TABLE` | `quote-idempotency` | event store idempotency table |
 //! | `EVENT_STREAM` | `quote-events` | Kinesis stream read and published to |
 //! | `DEAD_LETTER_TABLE` | `quote-dead-letters` | where poison records go |
-//! | `RELAY_SWEEP_INTERVAL_MS`, `RELAY_SWEEP_GRACE_MS`, `RELAY_STORE_CONCURRENCY`, `RELAY_DEAD_LETTER_TABLE` | `1000`, `2000`, `16`, `quote-relay-dead-letters` | the relay that publishes the events the handler appends (`event_relay::RelayConfig::from_env`) |
+//! | `RELAY_SWEEP_INTERVAL_MS`, `RELAY_SWEEP_GRACE_MS`, `RELAY_SWEEP_CLAIM_MS`, `RELAY_STORE_CONCURRENCY`, `RELAY_DEAD_LETTER_TABLE` | `1000`, `2000`, `10000`, `16`, `quote-relay-dead-letters` | the relay that publishes the events the handler appends (`event_relay::RelayConfig::from_env`) |
 //! | `LEASE_TABLE`, `WORKER_ID`, `CONSUMER_*`, `LEASE_*`, `CHECKPOINT_*`, `EFO_CONSUMER_NAME`, `MAX_PROCESSING_ATTEMPTS` | see `kinesis_consumer::config::ConsumerSettings` | consumer settings |
 
 use std::net::SocketAddr;

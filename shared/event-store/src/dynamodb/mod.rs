@@ -386,6 +386,36 @@ impl EventStore for DynamoEventStore {
         }
     }
 
+    async fn claim_publication(
+        &self,
+        stream_id: &str,
+        seen: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let claimed = self
+            .client
+            .update_item()
+            .table_name(&self.tables.events)
+            .key("stream_id", s(stream_id))
+            .key("version", n(0))
+            .update_expression("SET pending_since = :until")
+            .condition_expression("pending_since = :seen AND published_version < head_version")
+            .expression_attribute_values(":seen", n(codec::epoch_micros(seen)))
+            .expression_attribute_values(":until", n(codec::epoch_micros(until)))
+            .send()
+            .await;
+        match claimed {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
+            {
+                // Claimed by another process, or published or moved meanwhile.
+                Ok(false)
+            }
+            Err(other) => Err(StoreError::backend(other.into_service_error())),
+        }
+    }
+
     async fn defer_publication(
         &self,
         stream_id: &str,
