@@ -93,6 +93,15 @@ stop() {
   # shellcheck disable=SC1090
   . "$envfile"
   for pid in $EMULATOR_PIDS; do kill "$pid" 2>/dev/null || true; done
+  # Up to 5 s to exit on SIGTERM (kinesis-mock's shutdown hooks and a busy moto can take
+  # longer, or never finish): then SIGKILL, so no emulator outlives the run that started it.
+  for _ in $(seq 1 50); do
+    local alive=0
+    for pid in $EMULATOR_PIDS; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && return 0
+    sleep 0.1
+  done
+  for pid in $EMULATOR_PIDS; do kill -9 "$pid" 2>/dev/null || true; done
 }
 
 case "${1:-}" in

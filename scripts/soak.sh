@@ -34,9 +34,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo build --locked --bins -p all-in-one -p event-source -p quotectl -p vehicle-enricher \
-  -p driver-history -p fulfillment -p projector -p notifier
-cargo build --locked -p all-in-one --example soak
+# Built for the whole workspace, as the test command builds them (a `-p` subset unifies
+# features differently and would rebuild the dependencies).
+cargo build --locked --workspace --bins --examples
 target_dir=${CARGO_TARGET_DIR:-target}
 
 status=0

@@ -236,7 +236,9 @@ async fn main() -> ExitCode {
         ("AWS_ENDPOINT_URL_KINESIS", proxies.kinesis.url()),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.endpoint().to_owned()),
         ("OTEL_METRIC_EXPORT_INTERVAL", "1000".to_owned()),
-        ("OTEL_BSP_SCHEDULE_DELAY", "1000".to_owned()),
+        // The checks read metrics only; exporting every span of 12 processes to the driver
+        // each second cost a sixth of a core on this 2-core machine.
+        ("OTEL_TRACES_EXPORTER", "none".to_owned()),
     ] {
         platform.env.push((name.to_owned(), value));
     }
@@ -245,6 +247,7 @@ async fn main() -> ExitCode {
     let requests = all_requests(args.quotes);
     let logs = std::env::temp_dir().join(testkit::unique_name("chaos-logs"));
     std::fs::create_dir_all(&logs).expect("log folder");
+    let lease_tables = platform.lease_tables.clone();
     let mut processes = Processes::start(platform, args.workers, logs.clone()).await;
     eprintln!(
         "chaos: {} processes healthy after {:.1?}; their logs are in {}",
@@ -336,6 +339,19 @@ async fn main() -> ExitCode {
     );
 
     let store = DynamoEventStore::new(dynamo.clone(), names.tables.clone());
+    let not_final: Vec<&Accepted> = accepted
+        .iter()
+        .filter(|q| !finals.contains_key(&q.quote_id))
+        .collect();
+    let stalled = checks::stalled_at(&store, &not_final).await;
+    if !not_final.is_empty() {
+        for service in common::SERVICES {
+            eprintln!("chaos: leases of {service}:");
+            for line in checks::lease_lines(&dynamo, &lease_tables[service]).await {
+                eprintln!("chaos:   {line}");
+            }
+        }
+    }
     let mismatches =
         checks::fold_mismatches(&store, &read_model, &accepted, Duration::from_secs(20)).await;
 
@@ -351,6 +367,13 @@ async fn main() -> ExitCode {
     let wanted: (usize, usize) = expectations
         .iter()
         .fold((0, 0), |(e, s), (_, (de, ds))| (e + de, s + ds));
+    // A notification whose ledger record is `unknown` may not have gone out (its notifier was
+    // killed between the send and the record): at most once, by design (ADR 0006), so its
+    // absence at moto is not "missing".
+    let ambiguous = checks::ledger_unknown(&dynamo, &names.notifications).await;
+    let is_ambiguous = |channel: &str, quote: &Accepted| {
+        ambiguous.contains(&(channel.to_owned(), quote.quote_id.clone()))
+    };
     let deadline = Instant::now() + Duration::from_secs(20);
     let (emails, sms, missing, duplicated) = loop {
         let (emails, sms) = checks::sent_at_moto().await;
@@ -361,7 +384,7 @@ async fn main() -> ExitCode {
             if got > 1 {
                 duplicated.push(quote.request.email.clone());
             }
-            if got < *email {
+            if got < *email && !is_ambiguous("email", quote) {
                 missing.push(quote.request.email.clone());
             }
             if let Some(phone) = &quote.request.phone {
@@ -369,7 +392,7 @@ async fn main() -> ExitCode {
                 if got > 1 {
                     duplicated.push(phone.clone());
                 }
-                if got < *text {
+                if got < *text && !is_ambiguous("sms", quote) {
                     missing.push(phone.clone());
                 }
             }
@@ -451,7 +474,15 @@ async fn main() -> ExitCode {
         Row::check(
             "accepted quotes final (quoted, declined, referred)",
             accepted.len(),
-            finals.len(),
+            if stalled.is_empty() {
+                finals.len().to_string()
+            } else {
+                // Last event in the store → (quotes, of which unpublished).
+                format!(
+                    "{}; the others' last event (quotes, unpublished): {stalled:?}",
+                    finals.len()
+                )
+            },
             finals.len() == accepted.len(),
         ),
         Row::check(
@@ -479,20 +510,35 @@ async fn main() -> ExitCode {
             duplicated.is_empty(),
         ),
         Row::check(
-            "moto = ledger `sent` (e-mail, SMS)",
+            "moto = ledger `sent` (+ up to the `unknown`) (e-mail, SMS)",
             format!(
-                "{}, {}",
+                "{} (+{}), {} (+{})",
                 in_ledger("email", "sent"),
-                in_ledger("sms", "sent")
+                in_ledger("email", "unknown"),
+                in_ledger("sms", "sent"),
+                in_ledger("sms", "unknown")
             ),
             format!("{emails_sent}, {sms_sent}"),
-            emails_sent == in_ledger("email", "sent") && sms_sent == in_ledger("sms", "sent"),
+            (in_ledger("email", "sent")
+                ..=in_ledger("email", "sent") + in_ledger("email", "unknown"))
+                .contains(&emails_sent)
+                && (in_ledger("sms", "sent")
+                    ..=in_ledger("sms", "sent") + in_ledger("sms", "unknown"))
+                    .contains(&sms_sent),
         ),
         Row::check(
-            "ledger records not `sent` (unknown, failed, sending)",
+            "ledger records `failed` or still `sending`",
             0,
-            format!("{:?}", ledger_not_sent(&ledger)),
-            ledger_not_sent(&ledger).is_empty(),
+            format!("{:?}", ledger_unfinished(&ledger)),
+            ledger_unfinished(&ledger).is_empty(),
+        ),
+        Row::measure(
+            "ambiguous sends (`unknown`: notifier killed between send and record; never resent)",
+            format!(
+                "{} e-mail, {} SMS",
+                in_ledger("email", "unknown"),
+                in_ledger("sms", "unknown")
+            ),
         ),
         Row::check(
             "per-quote order of first copies on Kinesis",
@@ -571,10 +617,12 @@ fn first(items: &[String]) -> Vec<&String> {
     items.iter().take(3).collect()
 }
 
-fn ledger_not_sent(ledger: &BTreeMap<(String, String), usize>) -> Vec<String> {
+/// Ledger records that are neither `sent` nor `unknown` (both final): `failed` ones were never
+/// retried to the end, `sending` ones never resolved.
+fn ledger_unfinished(ledger: &BTreeMap<(String, String), usize>) -> Vec<String> {
     ledger
         .iter()
-        .filter(|((_, status), _)| status != "sent")
+        .filter(|((_, status), _)| status != "sent" && status != "unknown")
         .map(|((channel, status), n)| format!("{channel} {status}: {n}"))
         .collect()
 }
