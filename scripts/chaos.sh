@@ -21,8 +21,10 @@ cleanup() {
 trap cleanup EXIT
 
 if [ -z "${AWS_ENDPOINT_URL_DYNAMODB:-}" ]; then
-  scripts/emulators.sh start "$work/env.sh"
+  # Set first: a start that fails half-way (an emulator that never answered) leaves the others
+  # running, and the env file naming them is written before the wait.
   started_emulators=1
+  scripts/emulators.sh start "$work/env.sh"
   # shellcheck disable=SC1091
   . "$work/env.sh"
 fi

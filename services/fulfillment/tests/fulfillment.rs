@@ -497,6 +497,15 @@ impl EventStore for RacingStore {
     async fn mark_published(&self, stream_id: &str, version: u64) -> Result<(), StoreError> {
         self.inner.mark_published(stream_id, version).await
     }
+
+    async fn claim_publication(
+        &self,
+        stream_id: &str,
+        seen: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        self.inner.claim_publication(stream_id, seen, until).await
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,6 +7,10 @@
 //!   unpublished commit is older than `sweep_grace`: commits whose process died before
 //!   publishing, and commits whose publication failed (Kinesis unavailable).
 //!
+//! Every process's sweep finds the same stranded streams, so a sweep first **claims** each
+//! ([`EventStore::claim_publication`], renewed between rounds while it publishes) and publishes
+//! only those it won: one process per stranded stream, however slow the target.
+//!
 //! A hint is only an optimisation: when the hint queue is full the hint is dropped and the sweep
 //! publishes the events a little later. Nothing is ever lost because nothing leaves the outbox
 //! until the sink acknowledged it (or, for a record the sink can never accept, until it was set
@@ -37,7 +41,7 @@
 //! these calls at the same time, and its head is marked only after all its records were
 //! acknowledged or set aside.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -276,6 +280,13 @@ struct Unfinished {
     first_error: Option<RelayError>,
 }
 
+/// A sweep's claim on the stranded streams it publishes: until when the other processes'
+/// sweeps leave them alone ([`EventStore::claim_publication`]).
+#[derive(Debug, Clone, Copy)]
+struct SweepClaim {
+    until: OffsetDateTime,
+}
+
 /// Publishes the outbox to a sink.
 #[derive(Debug, Clone)]
 pub struct Relay {
@@ -427,7 +438,7 @@ impl Relay {
         }
         let streams = work.len() + to_load.len();
         let mut unfinished = self.load_into(&mut work, to_load).await;
-        let published = self.publish(work).await;
+        let published = self.publish(work, None).await;
         unfinished.merge(published);
         unfinished.into_result(streams)
     }
@@ -457,7 +468,10 @@ impl Relay {
                 unique.push(head);
             }
         }
-        let ids = self.claim(unique).await?;
+        let mut claim = SweepClaim {
+            until: OffsetDateTime::now_utc() + self.config.sweep_claim,
+        };
+        let ids = self.claim(unique, claim.until).await?;
         if ids.is_empty() {
             return Ok(found);
         }
@@ -468,7 +482,7 @@ impl Relay {
         );
         let mut work = HashMap::new();
         let mut unfinished = self.load_into(&mut work, ids).await;
-        unfinished.merge(self.publish(work).await);
+        unfinished.merge(self.publish(work, Some(&mut claim)).await);
         if !unfinished.streams.is_empty() {
             self.defer(&unfinished.streams, &failures).await;
         }
@@ -479,8 +493,11 @@ impl Relay {
     /// streams; without a claim each would publish them, one copy per process, and a slow
     /// target would be sent more the slower it gets). Returns the streams won; an error only
     /// when no claim could be made at all.
-    async fn claim(&self, heads: Vec<StreamHead>) -> Result<Vec<String>, RelayError> {
-        let until = OffsetDateTime::now_utc() + self.config.sweep_claim;
+    async fn claim(
+        &self,
+        heads: Vec<StreamHead>,
+        until: OffsetDateTime,
+    ) -> Result<Vec<String>, RelayError> {
         let store = self.store.clone();
         let claims = bounded(heads, self.config.store_concurrency, move |head| {
             let store = store.clone();
@@ -513,11 +530,56 @@ impl Relay {
         match first_error {
             Some(err) if won.is_empty() && lost == 0 => Err(err.into()),
             Some(err) => {
-                tracing::warn!(error = %err, "claiming some swept streams failed; the next sweep retries them");
+                tracing::warn!(error = %err, cause = %root_cause(&err), "claiming some swept streams failed; the next sweep retries them");
                 Ok(won)
             }
             None => Ok(won),
         }
+    }
+
+    /// Extends a sweep's claim on the streams it is still publishing once half of it has run
+    /// (a slow target can make a sweep outlast its claim). A stream whose claim cannot be
+    /// extended (another process claimed it after all, or the store failed) is relinquished:
+    /// this sweep sends nothing more of it, and leaves it to its new claimant or the next sweep.
+    async fn renew(
+        &self,
+        claim: &mut SweepClaim,
+        work: &HashMap<String, StreamWork>,
+        relinquished: &mut HashSet<String>,
+    ) {
+        let now = OffsetDateTime::now_utc();
+        if now < claim.until - self.config.sweep_claim / 2 {
+            return;
+        }
+        let (seen, until) = (claim.until, now + self.config.sweep_claim);
+        let held: Vec<String> = work
+            .iter()
+            .filter(|(id, w)| !w.pending.is_empty() && !relinquished.contains(*id))
+            .map(|(id, _)| id.clone())
+            .collect();
+        let store = self.store.clone();
+        let renewals = bounded(held, self.config.store_concurrency, move |stream_id| {
+            let store = store.clone();
+            async move {
+                let kept = store.claim_publication(&stream_id, seen, until).await;
+                Ok((stream_id, kept))
+            }
+        })
+        .await;
+        let mut lost = 0u64;
+        for (stream_id, kept) in renewals.into_iter().flatten() {
+            match kept {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(err) => {
+                    tracing::warn!(stream_id, error = %err, cause = %root_cause(&err), "renewing a sweep's claim failed; leaving the stream to the next sweep");
+                }
+            }
+            relinquished.insert(stream_id);
+            lost += 1;
+        }
+        RelayStats::add(&self.stats.sweep_claims_lost, lost);
+        claim.until = until;
     }
 
     /// Reads the unpublished events of `streams` (up to `store_concurrency` at once) into
@@ -624,7 +686,11 @@ impl Relay {
     /// Publishes in rounds: each round sends the oldest pending event of every stream, so a
     /// stream's next event goes out only after the previous one was acknowledged (or set
     /// aside). Returns the streams it could not finish.
-    async fn publish(&self, mut work: HashMap<String, StreamWork>) -> Unfinished {
+    async fn publish(
+        &self,
+        mut work: HashMap<String, StreamWork>,
+        mut claim: Option<&mut SweepClaim>,
+    ) -> Unfinished {
         let mut backoff = Backoff::new(self.config.retry_base, self.config.retry_cap);
         let mut failed_rounds = 0;
         let mut last_sink_error: Option<SinkError> = None;
@@ -634,11 +700,15 @@ impl Relay {
             .max_invalid_attempts
             .min(self.config.max_failed_rounds)
             .max(1);
+        let mut relinquished: HashSet<String> = HashSet::new();
         loop {
+            if let Some(claim) = claim.as_deref_mut() {
+                self.renew(claim, &work, &mut relinquished).await;
+            }
             let mut progress = false;
             let mut outgoing = Vec::new();
             for (stream_id, w) in &work {
-                if blocked.contains_key(stream_id) {
+                if blocked.contains_key(stream_id) || relinquished.contains(stream_id) {
                     continue;
                 }
                 if let Some(event) = w.pending.front() {
@@ -713,7 +783,11 @@ impl Relay {
             unfinished.add(stream_id, err);
         }
         for (stream_id, w) in &work {
-            if !w.pending.is_empty() && !unfinished.streams.contains(stream_id) {
+            // A relinquished stream belongs to another sweep now: not ours to defer.
+            if !w.pending.is_empty()
+                && !unfinished.streams.contains(stream_id)
+                && !relinquished.contains(stream_id)
+            {
                 let cause = match last_sink_error.take() {
                     Some(err) => RelayError::Sink(err),
                     None => RelayError::Refused {

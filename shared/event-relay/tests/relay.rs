@@ -140,6 +140,7 @@ impl EventSink for SlowSink {
 /// target. The sweeps' claims leave each stream to one process.
 async fn many_sweepers_publish_stranded_events_once(
     setup: (Arc<dyn EventStore>, Arc<dyn EventSink>, Target),
+    config: RelayConfig,
 ) {
     let (store, sink, target) = setup;
     let ids = streams(10);
@@ -152,7 +153,7 @@ async fn many_sweepers_publish_stranded_events_once(
     let mut tasks = Vec::new();
     for _ in 0..6 {
         let (_handle, task) =
-            Relay::new(store.clone(), slow.clone(), fast_config()).spawn(shutdown.clone());
+            Relay::new(store.clone(), slow.clone(), config.clone()).spawn(shutdown.clone());
         tasks.push(task);
     }
     wait_published(store.as_ref(), &ids, 3).await;
@@ -172,12 +173,23 @@ async fn many_sweepers_publish_stranded_events_once(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_many_sweepers_publish_stranded_events_once() {
-    many_sweepers_publish_stranded_events_once(memory_setup().await).await;
+    many_sweepers_publish_stranded_events_once(memory_setup().await, fast_config()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aws_many_sweepers_publish_stranded_events_once() {
-    many_sweepers_publish_stranded_events_once(aws_setup().await).await;
+    many_sweepers_publish_stranded_events_once(aws_setup().await, fast_config()).await;
+}
+
+/// A sweep that outlasts its claim (three rounds of 400 ms against a 300 ms claim) extends it
+/// between rounds, so the other sweeps still leave its streams alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_a_sweep_slower_than_its_claim_keeps_it() {
+    let config = RelayConfig {
+        sweep_claim: Duration::from_millis(300),
+        ..fast_config()
+    };
+    many_sweepers_publish_stranded_events_once(memory_setup().await, config).await;
 }
 
 /// Two relays racing on the same outbox (two event-source tasks) may duplicate records but never
@@ -311,6 +323,15 @@ impl EventStore for ObservedStore {
             }
         })
         .await
+    }
+
+    async fn claim_publication(
+        &self,
+        stream_id: &str,
+        seen: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        self.inner.claim_publication(stream_id, seen, until).await
     }
 }
 

@@ -144,8 +144,8 @@ pub struct StreamHead {
     /// Every version up to this one has been acknowledged by the publication target.
     pub published_version: u64,
     /// When the oldest unpublished commit happened, or until when its publication was
-    /// deferred after failures ([`EventStore::defer_publication`]); `None` when fully
-    /// published.
+    /// deferred after failures ([`EventStore::defer_publication`]) or claimed by a sweep
+    /// ([`EventStore::claim_publication`]); `None` when fully published.
     pub pending_since: Option<OffsetDateTime>,
     /// Consecutive sweeps that failed to publish the stream (reset by any progress); the relay
     /// backs the stream off longer after each.
@@ -241,18 +241,17 @@ pub trait EventStore: Send + Sync + std::fmt::Debug {
     ///
     /// A claim needs no release: the caller's progress ([`mark_published`](Self::mark_published))
     /// or failure ([`defer_publication`](Self::defer_publication)) moves the mark on, and the
-    /// claim of a process that died expires at `until`.
+    /// claim of a process that died expires at `until`. A sweep that runs longer renews its
+    /// claim with `seen` = its current `until`.
     ///
-    /// The default always grants the claim: for test doubles without an outbox.
+    /// Required (no default): an adapter that granted every claim would silently bring back
+    /// one copy per sweeping process.
     async fn claim_publication(
         &self,
         stream_id: &str,
         seen: OffsetDateTime,
         until: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        let _ = (stream_id, seen, until);
-        Ok(true)
-    }
+    ) -> Result<bool, StoreError>;
 
     /// Checks that the backend answers (for readiness probes).
     async fn ping(&self) -> Result<(), StoreError> {

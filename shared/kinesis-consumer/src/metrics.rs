@@ -10,7 +10,8 @@
 //! | `kinesis_consumer.leases_taken` / `_stolen` / `_lost` / `_released` | counters | `{lease}` | application, worker_id |
 //! | `kinesis_consumer.dead_lettered` | counter | `{record}` | application, worker_id |
 //! | `kinesis_consumer.retries` | counter | `{retry}` | application, worker_id, kind (`transient` / `permanent`) |
-//! | `kinesis_consumer.shard_blocked_seconds` | gauge | `s` | application, worker_id, shard_id (only while the shard waits out a transient failure) |
+//! | `kinesis_consumer.source_retries` | counter | `{retry}` | application, worker_id (reads of the stream retried with the lease kept) |
+//! | `kinesis_consumer.shard_blocked_seconds` | gauge | `s` | application, worker_id, shard_id (only while the shard waits out a transient failure or a failing open) |
 //! | `kinesis_consumer.checkpoints` | counter | `{checkpoint}` | application, worker_id |
 //! | `kinesis_consumer.lease_table_writes` / `_scans` | counters | `{write}` / `{scan}` | application, worker_id |
 //! | `kinesis_consumer.millis_behind_latest` | gauge | `ms` | application, worker_id, shard_id |

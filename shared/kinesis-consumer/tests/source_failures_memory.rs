@@ -135,6 +135,11 @@ async fn a_shard_that_cannot_be_opened_for_a_while_keeps_its_lease_and_is_read_o
         "the retries are counted: {}",
         during.source_retries
     );
+    assert!(
+        during.blocked_seconds.values().any(|&s| s >= 20),
+        "the shard shows it is blocked: {:?}",
+        during.blocked_seconds
+    );
 
     for _ in 0..600 {
         if seen
@@ -159,7 +164,9 @@ async fn a_shard_that_cannot_be_opened_for_a_while_keeps_its_lease_and_is_read_o
         1,
         "one processor for the shard: the lease never changed hands"
     );
-    assert_eq!(metrics.snapshot().leases_taken, 1);
+    let after = metrics.snapshot();
+    assert_eq!(after.leases_taken, 1);
+    assert!(after.blocked_seconds.is_empty(), "no longer blocked");
     stop.cancel();
     task.await.expect("worker task");
 }

@@ -3,7 +3,7 @@
 //! worker gets a new `WORKER_ID` (`<service>-<slot>-g<generation>`), as a replaced container
 //! task would.
 
-use std::process::Child;
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,17 +15,22 @@ use crate::common::{free_port, wait_healthy, Platform, SERVICES};
 /// process at once. Raising a process's niceness needs no privilege.
 const SERVICE_NICENESS: &str = "10";
 
-/// Lowers the scheduling priority of a process just started (`renice`; best effort: without
-/// it the run is slower, not wrong).
-fn lower_priority(pid: u32) {
-    let lowered = std::process::Command::new("renice")
-        .args(["-n", SERVICE_NICENESS, "-p", &pid.to_string()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status();
-    if !lowered.is_ok_and(|status| status.success()) {
-        eprintln!("chaos: could not lower the priority of process {pid} (renice)");
+/// `command` run through `nice`, so every thread of the process starts at the lower priority
+/// (Linux keeps a niceness per thread: a `renice` after the start would miss the runtime's
+/// threads already running). `nice` execs the program, so the process id is the service's.
+fn niced(command: &Command) -> Command {
+    let mut niced = Command::new("nice");
+    niced
+        .args(["-n", SERVICE_NICENESS])
+        .arg(command.get_program())
+        .args(command.get_args());
+    for (name, value) in command.get_envs() {
+        match value {
+            Some(value) => niced.env(name, value),
+            None => niced.env_remove(name),
+        };
     }
+    niced
 }
 
 /// One slot: what runs there now.
@@ -98,7 +103,7 @@ impl Processes {
     fn spawn(&self, service: &'static str, index: usize, generation: u32) -> Slot {
         let port = free_port();
         let label = format!("{service}-{index}-g{generation}");
-        let mut command = self.platform.command(service);
+        let mut command = niced(&self.platform.command(service));
         command.env("LISTEN_ADDR", format!("127.0.0.1:{port}"));
         let log = std::fs::File::create(self.logs.join(format!("{label}.log")));
         if let Ok(log) = log {
@@ -123,7 +128,6 @@ impl Processes {
         let child = command
             .spawn()
             .unwrap_or_else(|e| panic!("start {label}: {e}"));
-        lower_priority(child.id());
         Slot {
             service,
             index,

@@ -154,8 +154,17 @@ impl ShardTask {
                 processor.lease_lost().await;
                 return ShardOutcome::LeaseLost;
             }
-            Err(Opening::Stopped) => return ShardOutcome::Stopped,
-            Err(Opening::HandOff) => return ShardOutcome::HandOff,
+            // Nothing was delivered, so the checkpoint is a no-op; the processor still hears of
+            // the shutdown (exactly one of lease_lost, shard_ended, shutdown_requested).
+            Err(Opening::Stopped) => {
+                return self.shutdown(processor.as_mut(), &mut checkpointer).await;
+            }
+            Err(Opening::HandOff) => {
+                return match self.shutdown(processor.as_mut(), &mut checkpointer).await {
+                    ShardOutcome::Stopped => ShardOutcome::HandOff,
+                    other => other,
+                };
+            }
         };
         let budget = Arc::new(Semaphore::new(self.config.max_buffer_bytes.max(1)));
         let (tx, mut rx) = mpsc::channel::<Fetched>(64);
@@ -269,8 +278,19 @@ impl ShardTask {
     /// Opens the shard's reader, retrying a failed open (`GetShardIterator` throttled, a 5xx,
     /// the emulator or network down) with capped, jittered backoff for as long as the lease is
     /// held. Releasing the lease instead would send the shard to another worker that meets the
-    /// same failure, and re-deliver everything since the checkpoint each time.
+    /// same failure, and re-deliver everything since the checkpoint each time. While it
+    /// retries the shard counts as blocked (`kinesis_consumer.shard_blocked_seconds`, alarmed),
+    /// so a shard that can never be opened (access denied, a missing key) is seen.
     async fn open_reader(
+        &self,
+        start: StartPosition,
+    ) -> Result<Box<dyn crate::source::ShardReader>, Opening> {
+        let opened = self.open_reader_retrying(start).await;
+        self.metrics.shard_unblocked(&self.shard_id);
+        opened
+    }
+
+    async fn open_reader_retrying(
         &self,
         start: StartPosition,
     ) -> Result<Box<dyn crate::source::ShardReader>, Opening> {
@@ -289,8 +309,9 @@ impl ShardTask {
                 Err(err) => err,
             };
             WorkerMetrics::add(&self.metrics.source_retries, 1);
+            self.metrics.shard_blocked(&self.shard_id);
             let delay = backoff.next_delay();
-            tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "opening the shard failed; retrying while the lease is held");
+            tracing::warn!(error = %err, retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX), "opening the shard failed; retrying while the lease is held");
             tokio::select! {
                 biased;
                 () = self.held.lost.cancelled() => return Err(Opening::LeaseLost),
