@@ -42,8 +42,9 @@ target_dir=${CARGO_TARGET_DIR:-target}
 status=0
 for mode in $modes; do
   if [ "$mode" = emulators ] && [ -z "${AWS_ENDPOINT_URL_DYNAMODB:-}" ]; then
-    scripts/emulators.sh start "$work/env.sh"
+    # Set first: a start that fails half-way leaves the others running (see chaos.sh).
     started_emulators=1
+    scripts/emulators.sh start "$work/env.sh"
     # shellcheck disable=SC1091
     . "$work/env.sh"
   fi
