@@ -380,7 +380,12 @@ async fn main() -> ExitCode {
     let is_ambiguous = |channel: &str, quote: &Accepted| {
         ambiguous.contains(&(channel.to_owned(), quote.quote_id.clone()))
     };
-    let deadline = Instant::now() + Duration::from_secs(20);
+    // The notifier drains after the read model (it sends through SES/SNS, one claim per
+    // notification): it gets what is left of the drain limit, at least 20 s.
+    let deadline = Instant::now()
+        + drain_limit
+            .saturating_sub(drained)
+            .max(Duration::from_secs(20));
     let (emails, sms, missing, duplicated) = loop {
         let (emails, sms) = checks::sent_at_moto().await;
         let mut missing = Vec::new();
