@@ -4,7 +4,8 @@
 //! For every quote event it loads the quote's whole stream from the store (so a record that
 //! arrives after a gap, or out of order across a reshard, is applied with everything before it),
 //! folds it, and upserts the summary guarded by version: a duplicate or late record can never
-//! move a quote backwards.
+//! move a quote backwards. Because the summary depends on the stream and not on the record,
+//! only the last record of each quote in a batch is handled (`covers_earlier_events`).
 
 use std::sync::Arc;
 
@@ -48,6 +49,12 @@ impl EventHandler for Projector {
 
     fn handles(&self, event_type: &str) -> bool {
         QuoteEvent::EVENT_TYPES.contains(&event_type)
+    }
+
+    /// The summary is a fold of the whole stream as stored, so the last event of a quote in a
+    /// batch covers the earlier ones: a shard catching up writes each quote once per batch.
+    fn covers_earlier_events(&self) -> bool {
+        true
     }
 
     async fn handle(

@@ -141,6 +141,16 @@ pub trait EventHandler: Send + Sync {
         context: &HandlerContext,
     ) -> Result<(), HandlerError>;
 
+    /// Whether handling an event also covers every earlier event of its stream: true for a
+    /// handler whose effect depends on the stream as stored, not on the event it is given (it
+    /// loads and folds the whole stream, like the projector). The processor then handles only
+    /// the last wanted event of each stream in a batch: one load and one write per stream
+    /// instead of one per event while a shard catches up. The events it skips get a span that
+    /// names the version that covered them.
+    fn covers_earlier_events(&self) -> bool {
+        false
+    }
+
     /// Checks the handler's own dependencies (for readiness probes).
     async fn ready(&self) -> Result<(), HandlerError> {
         Ok(())

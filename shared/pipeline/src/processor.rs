@@ -74,16 +74,44 @@ impl RecordProcessor for HandlerProcessor {
         records: &[Record],
         _checkpointer: &mut Checkpointer,
     ) -> Result<(), ProcessorError> {
-        for record in records {
-            let envelope: EventEnvelope = serde_json::from_slice(&record.data).map_err(|e| {
-                ProcessorError::permanent(NotAnEnvelope {
-                    sequence_number: record.sequence_number.clone(),
-                    shard_id: self.shard_id.clone(),
-                    source: e,
+        let envelopes = records
+            .iter()
+            .map(|record| {
+                serde_json::from_slice::<EventEnvelope>(&record.data).map_err(|e| {
+                    ProcessorError::permanent(NotAnEnvelope {
+                        sequence_number: record.sequence_number.clone(),
+                        shard_id: self.shard_id.clone(),
+                        source: e,
+                    })
                 })
-            })?;
-            if !self.handler.handles(&envelope.event_type) {
-                continue;
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let steps = plan_batch(
+            &envelopes,
+            |event_type| self.handler.handles(event_type),
+            self.handler.covers_earlier_events(),
+        );
+        for (envelope, step) in envelopes.iter().zip(steps) {
+            match step {
+                Step::Skip => continue,
+                Step::CoveredBy(version) => {
+                    let span = tracing::info_span!(
+                        "handle",
+                        otel.name = %format!("handle {}", envelope.event_type),
+                        otel.kind = "consumer",
+                        handler = self.handler.name(),
+                        event_type = %envelope.event_type,
+                        stream_id = %envelope.stream_id,
+                        version = envelope.version,
+                        covered_by_version = version,
+                        messaging.system = "aws_kinesis",
+                        messaging.operation.type = "process",
+                        messaging.destination.partition.id = %self.shard_id,
+                    );
+                    quote_runtime::telemetry::set_parent(&span, &carrier(envelope));
+                    continue;
+                }
+                Step::Handle => {}
             }
             // One consumer span per record, a child of the context the event carries (the
             // span that appended it): each record belongs to exactly one trace.
@@ -101,10 +129,10 @@ impl RecordProcessor for HandlerProcessor {
                 messaging.destination.partition.id = %self.shard_id,
                 otel.status_description = tracing::field::Empty,
             );
-            quote_runtime::telemetry::set_parent(&span, &carrier(&envelope));
+            quote_runtime::telemetry::set_parent(&span, &carrier(envelope));
             let handled = self
                 .handler
-                .handle(&envelope, &self.context)
+                .handle(envelope, &self.context)
                 .instrument(span.clone())
                 .await;
             if let Err(err) = handled {
@@ -119,5 +147,125 @@ impl RecordProcessor for HandlerProcessor {
             }
         }
         Ok(())
+    }
+}
+
+/// What the processor does with one record of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Not an event the handler wants.
+    Skip,
+    /// Handle it.
+    Handle,
+    /// A later event of its stream in the same batch, handled instead, covers it (the handler
+    /// [covers earlier events](EventHandler::covers_earlier_events)); the version of that event.
+    CoveredBy(u64),
+}
+
+/// The step for each envelope of a batch, in order: every wanted event is handled, except that
+/// for a handler that covers earlier events only the last wanted event of each stream is.
+fn plan_batch(
+    envelopes: &[EventEnvelope],
+    wants: impl Fn(&str) -> bool,
+    covers_earlier_events: bool,
+) -> Vec<Step> {
+    let wanted: Vec<bool> = envelopes.iter().map(|e| wants(&e.event_type)).collect();
+    let mut last_of_stream: std::collections::HashMap<&str, (usize, u64)> =
+        std::collections::HashMap::new();
+    if covers_earlier_events {
+        for (index, envelope) in envelopes.iter().enumerate() {
+            if wanted[index] {
+                last_of_stream.insert(envelope.stream_id.as_str(), (index, envelope.version));
+            }
+        }
+    }
+    envelopes
+        .iter()
+        .enumerate()
+        .map(|(index, envelope)| {
+            if !wanted[index] {
+                return Step::Skip;
+            }
+            match last_of_stream.get(envelope.stream_id.as_str()) {
+                Some(&(last, version)) if last != index => Step::CoveredBy(version),
+                _ => Step::Handle,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope(stream: &str, version: u64, event_type: &str) -> EventEnvelope {
+        let at = time::OffsetDateTime::UNIX_EPOCH;
+        EventEnvelope {
+            event_id: uuid::Uuid::new_v4(),
+            stream_id: stream.to_owned(),
+            version,
+            event_type: event_type.to_owned(),
+            schema_version: 1,
+            occurred_at: at,
+            recorded_at: at,
+            correlation_id: "c".into(),
+            causation_id: None,
+            traceparent: None,
+            tracestate: None,
+            actor: "test".into(),
+            data: serde_json::Value::Null,
+        }
+    }
+
+    fn wants(event_type: &str) -> bool {
+        event_type != "Ignored"
+    }
+
+    #[test]
+    fn every_wanted_event_is_handled_by_default() {
+        let batch = [
+            envelope("a", 1, "E"),
+            envelope("a", 2, "Ignored"),
+            envelope("a", 3, "E"),
+            envelope("b", 1, "E"),
+        ];
+        assert_eq!(
+            plan_batch(&batch, wants, false),
+            [Step::Handle, Step::Skip, Step::Handle, Step::Handle]
+        );
+    }
+
+    #[test]
+    fn a_covering_handler_handles_the_last_wanted_event_of_each_stream_only() {
+        let batch = [
+            envelope("a", 1, "E"),
+            envelope("b", 4, "E"),
+            envelope("a", 2, "E"),
+            envelope("b", 5, "E"),
+            envelope("a", 3, "Ignored"),
+            envelope("c", 1, "E"),
+        ];
+        assert_eq!(
+            plan_batch(&batch, wants, true),
+            [
+                Step::CoveredBy(2),
+                Step::CoveredBy(5),
+                Step::Handle,
+                Step::Handle,
+                Step::Skip,
+                Step::Handle,
+            ]
+        );
+    }
+
+    #[test]
+    fn a_redelivered_older_copy_after_the_last_event_is_handled_again_harmlessly() {
+        // Duplicate copies can follow the newest event on the stream; the last *position* of
+        // a stream in the batch is handled, and its load sees the whole stream regardless.
+        let batch = [envelope("a", 2, "E"), envelope("a", 1, "E")];
+        assert_eq!(
+            plan_batch(&batch, wants, true),
+            [Step::CoveredBy(1), Step::Handle]
+        );
     }
 }

@@ -159,14 +159,15 @@ pub async fn stalled_at(
 }
 
 /// Waits until every accepted quote is final in the read model, or `timeout`; returns the
-/// final summaries.
+/// final summaries, and the quotes in the order they were seen final (with when).
 pub async fn wait_final(
     read_model: &DynamoReadModel,
     accepted: &[Accepted],
     timeout: Duration,
-) -> HashMap<String, QuoteSummary> {
+) -> (HashMap<String, QuoteSummary>, Vec<(String, Instant)>) {
     let deadline = Instant::now() + timeout;
     let mut finals = HashMap::new();
+    let mut order = Vec::new();
     loop {
         for quote in accepted {
             if finals.contains_key(&quote.quote_id) {
@@ -175,17 +176,49 @@ pub async fn wait_final(
             if let Ok(Some(summary)) = read_model.get(&quote.quote_id).await {
                 if FINAL.contains(&summary.status.as_str()) {
                     finals.insert(quote.quote_id.clone(), summary);
+                    order.push((quote.quote_id.clone(), Instant::now()));
                 }
             }
         }
         if finals.len() == accepted.len() || Instant::now() >= deadline {
-            return finals;
+            return (finals, order);
         }
         // Each pass reads every quote not yet final: with hundreds pending, passes every 250 ms
         // made the observer a large share of DynamoDB Local's load. The drain time is measured
         // to within this pause.
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
+}
+
+/// The quotes seen final last, each with its events' commit times and the time it was seen
+/// final, in seconds relative to the last fault (`last_fault_wall`, `last_fault`): says which hop
+/// a slow drain waited on (a late commit: the consumer before it; a commit on time but a late
+/// final: the relay or the projector).
+pub async fn slowest(
+    store: &DynamoEventStore,
+    order: &[(String, Instant)],
+    last_fault: Instant,
+    last_fault_wall: time::OffsetDateTime,
+    count: usize,
+) -> Vec<String> {
+    let relative = |at: time::OffsetDateTime| (at - last_fault_wall).as_seconds_f64();
+    let mut lines = Vec::new();
+    for (quote_id, seen) in order.iter().rev().take(count) {
+        let events = store
+            .load(&format!("quote#{quote_id}"), LoadBound::Latest)
+            .await
+            .unwrap_or_default();
+        let committed: Vec<String> = events
+            .iter()
+            .map(|e| format!("{} {:+.1}s", e.event_type, relative(e.recorded_at)))
+            .collect();
+        let final_seen = seen.saturating_duration_since(last_fault).as_secs_f64();
+        lines.push(format!(
+            "{quote_id}: committed {}; final in the read model by {final_seen:+.1}s",
+            committed.join(", ")
+        ));
+    }
+    lines
 }
 
 /// Quotes whose read-model summary differs from the fold of their stream (after up to

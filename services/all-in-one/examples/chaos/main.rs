@@ -37,6 +37,9 @@ use common::{requests, token, Platform, Request};
 use faults::Proxies;
 use processes::Processes;
 
+/// How many of the quotes seen final last the run describes hop by hop.
+const SLOWEST_SHOWN: usize = 5;
+
 /// What the run does; the defaults are the short run of the test command.
 #[derive(Debug, Parser)]
 #[command(about = "Quotes under kills, throttling and resharding; checks nothing is lost.")]
@@ -335,8 +338,9 @@ async fn main() -> ExitCode {
     // Drain: every accepted quote final.
     let read_model = DynamoReadModel::new(dynamo.clone(), names.read_model.clone());
     let drain_limit = Duration::from_secs_f64(args.drain_goal.max(1.0) * 2.0);
-    let finals = checks::wait_final(&read_model, &accepted, drain_limit).await;
+    let (finals, final_order) = checks::wait_final(&read_model, &accepted, drain_limit).await;
     let drained = last_fault.elapsed();
+    let last_fault_wall = time::OffsetDateTime::now_utc() - drained;
     processes.check_crashes();
     eprintln!(
         "chaos: {} of {} final {drained:.1?} after the last fault; checking",
@@ -350,6 +354,17 @@ async fn main() -> ExitCode {
         .filter(|q| !finals.contains_key(&q.quote_id))
         .collect();
     let stalled = checks::stalled_at(&store, &not_final).await;
+    let slowest = checks::slowest(
+        &store,
+        &final_order,
+        last_fault,
+        last_fault_wall,
+        SLOWEST_SHOWN,
+    )
+    .await;
+    for line in &slowest {
+        eprintln!("chaos: final last: {line}");
+    }
     if !not_final.is_empty() {
         for service in common::SERVICES {
             eprintln!("chaos: leases of {service}:");
@@ -373,13 +388,6 @@ async fn main() -> ExitCode {
     let wanted: (usize, usize) = expectations
         .iter()
         .fold((0, 0), |(e, s), (_, (de, ds))| (e + de, s + ds));
-    // A notification whose ledger record is `unknown` may not have gone out (its notifier was
-    // killed between the send and the record): at most once, by design (ADR 0006), so its
-    // absence at moto is not "missing".
-    let ambiguous = checks::ledger_unknown(&dynamo, &names.notifications).await;
-    let is_ambiguous = |channel: &str, quote: &Accepted| {
-        ambiguous.contains(&(channel.to_owned(), quote.quote_id.clone()))
-    };
     // The notifier drains after the read model (it sends through SES/SNS, one claim per
     // notification): it gets what is left of the drain limit, at least 20 s.
     let deadline = Instant::now()
@@ -388,6 +396,14 @@ async fn main() -> ExitCode {
             .max(Duration::from_secs(20));
     let (emails, sms, missing, duplicated) = loop {
         let (emails, sms) = checks::sent_at_moto().await;
+        // A notification whose ledger record is `unknown` may not have gone out (its notifier
+        // was killed between the claim and the record): at most once, by design (ADR 0006), so
+        // its absence at moto is not "missing". Read on every pass: a claim becomes `unknown`
+        // only when a notifier finds it stale, which may be after the read model drained.
+        let ambiguous = checks::ledger_unknown(&dynamo, &names.notifications).await;
+        let is_ambiguous = |channel: &str, quote: &Accepted| {
+            ambiguous.contains(&(channel.to_owned(), quote.quote_id.clone()))
+        };
         let mut missing = Vec::new();
         let mut duplicated = Vec::new();
         for (quote, (email, text)) in &expectations {
@@ -613,6 +629,10 @@ async fn main() -> ExitCode {
         Row::measure(
             "longest consumer lag (millis behind latest)",
             format!("{longest_lag:.0} ms"),
+        ),
+        Row::measure(
+            "the quote seen final last (commit times relative to the last fault)",
+            slowest.first().cloned().unwrap_or_default(),
         ),
         Row::measure(
             "time to drain after the last fault",

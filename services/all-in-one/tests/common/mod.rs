@@ -100,7 +100,12 @@ impl Platform {
                     .join(","),
             ),
             ("AUTH_HS256_SECRET", SECRET.to_owned()),
-            ("RUST_LOG", "warn".to_owned()),
+            // `warn` unless the run asks for more (`RUST_LOG=info,kinesis_consumer=debug
+            // scripts/chaos.sh …` to follow leases and shards).
+            (
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_owned()),
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
@@ -117,7 +122,7 @@ impl Platform {
         }
     }
 
-    /// The binary `name` with the platform's environment. Its logs (stdout, at `RUST_LOG=warn`)
+    /// The binary `name` with the platform's environment. Its logs (stdout, at `RUST_LOG=warn` unless set)
     /// and stderr go to the test's output, which the test runner shows when the test fails.
     pub fn command(&self, name: &str) -> Command {
         let mut command = Command::new(binary(name));
