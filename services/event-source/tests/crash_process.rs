@@ -1,4 +1,4 @@
-//! The real binary on DynamoDB Local + kinesis-mock, killed with SIGKILL right after its
+//! The real binary on moto (DynamoDB) + kinesis-mock, killed with SIGKILL right after its
 //! DynamoDB commit (held there by the `event_source::after_commit` failpoint): the next process
 //! publishes the event to Kinesis, and the client's retry gets the original answer.
 

@@ -1,5 +1,5 @@
 //! The notification ledger's contract, run against the in-memory adapter and the DynamoDB
-//! adapter on DynamoDB Local: claims, records, re-claims after a failure, stale claims, and
+//! adapter on moto's DynamoDB: claims, records, re-claims after a failure, stale claims, and
 //! one winner among concurrent claimers.
 
 use std::sync::Arc;

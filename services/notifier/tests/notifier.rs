@@ -1,6 +1,6 @@
 //! The notifier handling outcome events: first with in-memory senders and ledger (rules,
 //! redelivery, retries after failures, crashed and concurrent senders), then on the emulators
-//! (SES v2 and SNS on moto, the ledger on DynamoDB Local), reading what moto recorded as sent
+//! (SES v2 and SNS on moto, the ledger on moto's DynamoDB), reading what moto recorded as sent
 //! from `GET {AWS_ENDPOINT_URL}/moto-api/data.json` (`ses.Message`, `sns.SMS`).
 
 use std::ops::Deref;
@@ -586,7 +586,7 @@ async fn a_delivery_in_progress_elsewhere_is_waited_for() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// On moto (SES v2, SNS) and DynamoDB Local.
+// On moto (SES v2, SNS) and moto's DynamoDB.
 // ---------------------------------------------------------------------------------------------
 
 /// What moto recorded as sent, from its model dump.

@@ -1,6 +1,6 @@
 //! Publication never stalls on what Kinesis refuses: calls are sized by bytes as well as by
 //! count, a record that can never be published lets its stream move on, and a stream that keeps
-//! failing does not starve the others. In memory and on DynamoDB Local + kinesis-mock.
+//! failing does not starve the others. In memory and on moto (DynamoDB) + kinesis-mock.
 
 mod common;
 

@@ -1,6 +1,6 @@
 //! The relay publishes every committed event exactly in stream order, survives a crash between
 //! commit and publication, and catches up after an outage of the target. Each scenario runs on
-//! the in-memory adapters and on DynamoDB Local + kinesis-mock.
+//! the in-memory adapters and on moto (DynamoDB) + kinesis-mock.
 
 mod common;
 

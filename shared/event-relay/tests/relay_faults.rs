@@ -1,4 +1,4 @@
-//! The relay on DynamoDB Local + kinesis-mock behind the fault proxy (`testkit::fault_proxy`):
+//! The relay on moto (DynamoDB) + kinesis-mock behind the fault proxy (`testkit::fault_proxy`):
 //! throttled and partially refused `PutRecords`, failing, dropped and hung `UpdateItem`s (the
 //! outbox marks) and hung publications delay publication but lose nothing, and the first copy
 //! of every event still arrives in version order per stream. The store and the sink use the

@@ -1,4 +1,4 @@
-//! The event store contract on the DynamoDB adapter, against DynamoDB Local over HTTP.
+//! The event store contract on the DynamoDB adapter, against moto's DynamoDB over HTTP.
 
 use std::sync::Arc;
 

@@ -1,4 +1,4 @@
-//! Worker processes (`kinesis-consumer-probe`) on kinesis-mock + DynamoDB Local, talking to
+//! Worker processes (`kinesis-consumer-probe`) on kinesis-mock + moto (DynamoDB), talking to
 //! both through the fault proxy (`testkit::fault_proxy`): throttled `GetRecords`,
 //! `GetShardIterator` and lease-table writes, a worker killed with SIGKILL, and one lease's
 //! renewal hung. Checked against what every worker recorded: every record delivered, the first
@@ -37,7 +37,7 @@ struct Fleet {
     lease_table: String,
     output: PathBuf,
     workers: BTreeMap<String, Child>,
-    /// In front of DynamoDB Local (the lease table).
+    /// In front of moto's DynamoDB (the lease table).
     dynamo_proxy: FaultProxy,
     /// In front of kinesis-mock.
     kinesis_proxy: FaultProxy,

@@ -1,4 +1,4 @@
-//! Worker processes on kinesis-mock + DynamoDB Local: kill -9, SIGTERM handoff, resharding and
+//! Worker processes on kinesis-mock + moto (DynamoDB): kill -9, SIGTERM handoff, resharding and
 //! poison records, checked against what every worker recorded (`kinesis-consumer-probe`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};

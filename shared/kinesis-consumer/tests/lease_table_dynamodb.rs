@@ -1,4 +1,4 @@
-//! The lease table contract on the DynamoDB adapter, against DynamoDB Local over HTTP (each case
+//! The lease table contract on the DynamoDB adapter, against moto's DynamoDB over HTTP (each case
 //! gets a fresh table, scanned in small pages so `list` crosses many pages), plus the wire
 //! format: the Java KCL's attribute names and types, both ways.
 

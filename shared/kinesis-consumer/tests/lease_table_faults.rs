@@ -1,4 +1,4 @@
-//! The DynamoDB lease table on DynamoDB Local behind the fault proxy (`testkit::fault_proxy`),
+//! The DynamoDB lease table on moto's DynamoDB behind the fault proxy (`testkit::fault_proxy`),
 //! with the platform's SDK policy (`quote_runtime::aws::load_sdk_config`: 6 attempts, 10 s per
 //! attempt): throttled, failing, hung and dropped-after-applying `UpdateItem`s never lose an
 //! acknowledged checkpoint, never let a fenced owner overwrite its successor, and leases still

@@ -1,4 +1,4 @@
-//! The read-model contract on DynamoDB Local.
+//! The read-model contract on moto's DynamoDB.
 
 use std::sync::Arc;
 

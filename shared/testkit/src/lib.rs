@@ -1,7 +1,8 @@
 //! Helpers for tests that run against the AWS emulators.
 //!
-//! `scripts/test.sh` (the project's one test command) installs and starts DynamoDB Local,
-//! kinesis-mock and moto, and exports the SDK's standard endpoint variables
+//! `scripts/test.sh` (the project's one test command) installs and starts moto (DynamoDB, SES, SNS;
+//! served one request at a time, see `tests/emulator_linearizable.rs`) and kinesis-mock, and
+//! exports the SDK's standard endpoint variables
 //! (`AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_KINESIS`, `AWS_ENDPOINT_URL`). Tests that need
 //! an emulator call [`aws_config`], which fails the test loudly when the variables are missing:
 //! an AWS-adapter test never skips silently.

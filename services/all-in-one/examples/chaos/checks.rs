@@ -184,7 +184,7 @@ pub async fn wait_final(
             return (finals, order);
         }
         // Each pass reads every quote not yet final: with hundreds pending, passes every 250 ms
-        // made the observer a large share of DynamoDB Local's load. The drain time is measured
+        // made the observer a large share of moto's load. The drain time is measured
         // to within this pause.
         tokio::time::sleep(Duration::from_secs(2)).await;
     }

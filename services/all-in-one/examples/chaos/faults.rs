@@ -10,7 +10,7 @@ use testkit::fault_proxy::{AwsError, Fault, FaultProxy, Rule};
 /// The two proxies every process of the run talks through.
 #[derive(Debug)]
 pub struct Proxies {
-    /// In front of DynamoDB Local (event store, read model, leases, ledger, dead letters).
+    /// In front of moto's DynamoDB (event store, read model, leases, ledger, dead letters).
     pub dynamo: FaultProxy,
     /// In front of kinesis-mock (the relays' `PutRecords`, the consumers' reads).
     pub kinesis: FaultProxy,

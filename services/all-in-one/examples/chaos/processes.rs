@@ -11,7 +11,7 @@ use crate::common::{free_port, wait_healthy, Platform, SERVICES};
 
 /// Niceness of the processes under test. The emulators stand in for AWS, which runs on its own
 /// machines; on a two-core machine twelve services would otherwise take most of the CPU from
-/// kinesis-mock (one node thread) and DynamoDB Local, whose answers then slow down for every
+/// kinesis-mock (one node thread) and moto's DynamoDB, whose answers then slow down for every
 /// process at once. Raising a process's niceness needs no privilege.
 const SERVICE_NICENESS: &str = "10";
 

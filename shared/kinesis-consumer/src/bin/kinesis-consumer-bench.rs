@@ -29,7 +29,7 @@ struct Cli {
 enum LeaseTableKind {
     /// `InMemoryLeaseTable`: measures the read path alone.
     Memory,
-    /// `DynamoLeaseTable` on DynamoDB Local (renewals and checkpoints go over HTTP).
+    /// `DynamoLeaseTable` on moto's DynamoDB (renewals and checkpoints go over HTTP).
     Dynamodb,
 }
 

@@ -38,7 +38,7 @@ pub struct Options {
     pub runs: usize,
     /// Payload bytes per record.
     pub record_bytes: usize,
-    /// Coordinate through DynamoDB Local instead of memory.
+    /// Coordinate through moto's DynamoDB instead of memory.
     pub dynamodb_leases: bool,
 }
 
