@@ -320,7 +320,7 @@ mod tests {
         async fn call(&mut self) -> Result<(), String> {
             self.0 += 1;
             tokio::time::sleep(Duration::from_millis(5)).await;
-            if self.0 % 4 == 0 {
+            if self.0.is_multiple_of(4) {
                 Err("every fourth".into())
             } else {
                 Ok(())

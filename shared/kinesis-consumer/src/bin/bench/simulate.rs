@@ -721,7 +721,7 @@ impl Sim {
         let target = if workers >= total {
             1
         } else {
-            total / workers + usize::from(total % workers != 0)
+            total / workers + usize::from(!total.is_multiple_of(workers))
         };
         let mine = counts.get(me.as_str()).copied().unwrap_or(0);
         let mut to_take: Vec<Lease> = Vec::new();
