@@ -92,27 +92,11 @@ impl RecordProcessor for HandlerProcessor {
             self.handler.covers_earlier_events(),
         );
         for (envelope, step) in envelopes.iter().zip(steps) {
-            match step {
+            let covering = match step {
                 Step::Skip => continue,
-                Step::CoveredBy(version) => {
-                    let span = tracing::info_span!(
-                        "handle",
-                        otel.name = %format!("handle {}", envelope.event_type),
-                        otel.kind = "consumer",
-                        handler = self.handler.name(),
-                        event_type = %envelope.event_type,
-                        stream_id = %envelope.stream_id,
-                        version = envelope.version,
-                        covered_by_version = version,
-                        messaging.system = "aws_kinesis",
-                        messaging.operation.type = "process",
-                        messaging.destination.partition.id = %self.shard_id,
-                    );
-                    quote_runtime::telemetry::set_parent(&span, &carrier(envelope));
-                    continue;
-                }
-                Step::Handle => {}
-            }
+                Step::CoveredBy(version) => Some(version),
+                Step::Handle => None,
+            };
             // One consumer span per record, a child of the context the event carries (the
             // span that appended it): each record belongs to exactly one trace.
             let span = tracing::info_span!(
@@ -124,12 +108,16 @@ impl RecordProcessor for HandlerProcessor {
                 stream_id = %envelope.stream_id,
                 version = envelope.version,
                 event_id = %envelope.event_id,
+                covered_by_version = covering,
                 messaging.system = "aws_kinesis",
                 messaging.operation.type = "process",
                 messaging.destination.partition.id = %self.shard_id,
                 otel.status_description = tracing::field::Empty,
             );
             quote_runtime::telemetry::set_parent(&span, &carrier(envelope));
+            if covering.is_some() {
+                continue;
+            }
             let handled = self
                 .handler
                 .handle(envelope, &self.context)

@@ -10,6 +10,7 @@
 //! Each test runs many trials of many concurrent writers on one fresh key and counts the
 //! winners; every trial must have exactly one (and a counter must lose no increment).
 
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put,
     ScalarAttributeType, TransactWriteItem,
@@ -67,6 +68,21 @@ fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
+/// How many writers of one trial won; every loser must have lost on its condition
+/// (`lost_by_condition`), not failed otherwise.
+fn winners<T, E: std::fmt::Debug, R: std::fmt::Debug>(
+    results: &[Result<T, SdkError<E, R>>],
+    lost_by_condition: impl Fn(&E) -> bool,
+) -> usize {
+    for error in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert!(
+            error.as_service_error().is_some_and(&lost_by_condition),
+            "a losing writer must lose on its condition, not fail otherwise: {error:?}"
+        );
+    }
+    results.iter().filter(|r| r.is_ok()).count()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_conditional_transactions_on_one_key_have_one_winner() {
     let (client, table) = client_and_table().await;
@@ -89,16 +105,7 @@ async fn concurrent_conditional_transactions_on_one_key_have_one_winner() {
                 .send()
         });
         let results = join_all(writers).await;
-        let winners = results.iter().filter(|r| r.is_ok()).count();
-        for result in &results {
-            if let Err(error) = result {
-                let service = error.as_service_error();
-                assert!(
-                    service.is_some_and(|e| e.is_transaction_canceled_exception()),
-                    "a losing writer must be cancelled by its condition, not fail otherwise: {error:?}"
-                );
-            }
-        }
+        let winners = winners(&results, |e| e.is_transaction_canceled_exception());
         if winners != 1 {
             bad_trials.push((trial, winners));
         }
@@ -113,6 +120,8 @@ async fn concurrent_conditional_transactions_on_one_key_have_one_winner() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_compare_and_set_updates_have_one_winner_per_version() {
     let (client, table) = client_and_table().await;
+    let sets: Vec<String> = (0..WIDTH).map(|i| format!("a{i} = :writer")).collect();
+    let update = format!("SET version = :next, writer = :writer, {}", sets.join(", "));
     let mut bad_trials = Vec::new();
     for trial in 0..TRIALS {
         let key = format!("cas-{trial}");
@@ -127,15 +136,11 @@ async fn concurrent_compare_and_set_updates_have_one_winner_per_version() {
         // Every writer read version 0 and tries to move it to 1, as a lease renewal or an
         // optimistic append does.
         let writers = (0..WRITERS).map(|writer| {
-            let sets: Vec<String> = (0..WIDTH).map(|i| format!("a{i} = :writer")).collect();
             client
                 .update_item()
                 .table_name(&table)
                 .key("pk", s(&key))
-                .update_expression(format!(
-                    "SET version = :next, writer = :writer, {}",
-                    sets.join(", ")
-                ))
+                .update_expression(&update)
                 .condition_expression("version = :seen")
                 .expression_attribute_values(":seen", AttributeValue::N("0".into()))
                 .expression_attribute_values(":next", AttributeValue::N("1".into()))
@@ -143,16 +148,7 @@ async fn concurrent_compare_and_set_updates_have_one_winner_per_version() {
                 .send()
         });
         let results = join_all(writers).await;
-        for result in &results {
-            if let Err(error) = result {
-                let service = error.as_service_error();
-                assert!(
-                    service.is_some_and(|e| e.is_conditional_check_failed_exception()),
-                    "a losing writer must fail its condition, not fail otherwise: {error:?}"
-                );
-            }
-        }
-        let winners = results.iter().filter(|r| r.is_ok()).count();
+        let winners = winners(&results, |e| e.is_conditional_check_failed_exception());
         if winners != 1 {
             bad_trials.push((trial, winners));
         }

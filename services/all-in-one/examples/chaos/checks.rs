@@ -13,6 +13,7 @@ use quote_domain::{Quote, QuoteEvent};
 use quote_read_model::dynamodb::DynamoReadModel;
 use quote_read_model::{QuoteSummary, ReadModel};
 use serde_json::Value;
+use time::OffsetDateTime;
 
 use crate::common::{Request, FINAL};
 
@@ -164,7 +165,7 @@ pub async fn wait_final(
     read_model: &DynamoReadModel,
     accepted: &[Accepted],
     timeout: Duration,
-) -> (HashMap<String, QuoteSummary>, Vec<(String, Instant)>) {
+) -> (HashMap<String, QuoteSummary>, Vec<(String, OffsetDateTime)>) {
     let deadline = Instant::now() + timeout;
     let mut finals = HashMap::new();
     let mut order = Vec::new();
@@ -176,7 +177,7 @@ pub async fn wait_final(
             if let Ok(Some(summary)) = read_model.get(&quote.quote_id).await {
                 if FINAL.contains(&summary.status.as_str()) {
                     finals.insert(quote.quote_id.clone(), summary);
-                    order.push((quote.quote_id.clone(), Instant::now()));
+                    order.push((quote.quote_id.clone(), OffsetDateTime::now_utc()));
                 }
             }
         }
@@ -191,17 +192,16 @@ pub async fn wait_final(
 }
 
 /// The quotes seen final last, each with its events' commit times and the time it was seen
-/// final, in seconds relative to the last fault (`last_fault_wall`, `last_fault`): says which hop
-/// a slow drain waited on (a late commit: the consumer before it; a commit on time but a late
-/// final: the relay or the projector).
+/// final, in seconds relative to the last fault: says which hop a slow drain waited on (a late
+/// commit: the consumer before it; a commit on time but a late final: the relay or the
+/// projector).
 pub async fn slowest(
     store: &DynamoEventStore,
-    order: &[(String, Instant)],
-    last_fault: Instant,
-    last_fault_wall: time::OffsetDateTime,
+    order: &[(String, OffsetDateTime)],
+    last_fault: OffsetDateTime,
     count: usize,
 ) -> Vec<String> {
-    let relative = |at: time::OffsetDateTime| (at - last_fault_wall).as_seconds_f64();
+    let relative = |at: OffsetDateTime| (at - last_fault).as_seconds_f64();
     let mut lines = Vec::new();
     for (quote_id, seen) in order.iter().rev().take(count) {
         let events = store
@@ -212,10 +212,10 @@ pub async fn slowest(
             .iter()
             .map(|e| format!("{} {:+.1}s", e.event_type, relative(e.recorded_at)))
             .collect();
-        let final_seen = seen.saturating_duration_since(last_fault).as_secs_f64();
         lines.push(format!(
-            "{quote_id}: committed {}; final in the read model by {final_seen:+.1}s",
-            committed.join(", ")
+            "{quote_id}: committed {}; final in the read model by {:+.1}s",
+            committed.join(", "),
+            relative(*seen)
         ));
     }
     lines

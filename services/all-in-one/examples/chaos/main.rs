@@ -354,14 +354,7 @@ async fn main() -> ExitCode {
         .filter(|q| !finals.contains_key(&q.quote_id))
         .collect();
     let stalled = checks::stalled_at(&store, &not_final).await;
-    let slowest = checks::slowest(
-        &store,
-        &final_order,
-        last_fault,
-        last_fault_wall,
-        SLOWEST_SHOWN,
-    )
-    .await;
+    let slowest = checks::slowest(&store, &final_order, last_fault_wall, SLOWEST_SHOWN).await;
     for line in &slowest {
         eprintln!("chaos: final last: {line}");
     }
