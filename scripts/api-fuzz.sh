@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Fuzzes the API from its own OpenAPI document (schemathesis): starts event-source in embedded
-# memory mode on a free loopback port, mints an agent token, and runs schemathesis against the
+# Fuzzes the API from its own OpenAPI document (schemathesis): starts the platform embedded
+# (`quotes run`, in memory) on a free loopback port, mints an agent token, and runs schemathesis against the
 # served /openapi.json. Fails on any 5xx and on any answer the document does not describe
 # (undocumented status, content type, header or body). The number of generated cases per
 # operation is bounded (API_FUZZ_MAX_EXAMPLES, default 60): about 700 cases in about 15 s.
 #
-# Needs the binaries built (`cargo build -p event-source -p quotectl`); schemathesis is installed
+# Needs the binary built (`cargo build`); schemathesis is installed
 # once, pinned, into $EMULATOR_CACHE (default ~/.cache/quote-emulators), like the deployment
 # checks' tools.
 set -euo pipefail
@@ -13,8 +13,7 @@ cd "$(dirname "$0")/.."
 
 CACHE=${EMULATOR_CACHE:-$HOME/.cache/quote-emulators}
 TARGET=${CARGO_TARGET_DIR:-target}
-EVENT_SOURCE=${EVENT_SOURCE_BIN:-$TARGET/debug/event-source}
-QUOTECTL=${QUOTECTL_BIN:-$TARGET/debug/quotectl}
+QUOTES=${QUOTES_BIN:-$TARGET/debug/quotes}
 MAX_EXAMPLES=${API_FUZZ_MAX_EXAMPLES:-60}
 
 # venv NAME REQUIREMENTS: a virtualenv with exactly those pinned requirements (reinstalled when
@@ -30,9 +29,7 @@ venv() {
   fi
 }
 
-for binary in "$EVENT_SOURCE" "$QUOTECTL"; do
-  [ -x "$binary" ] || { echo "[api-fuzz] $binary is missing: cargo build -p event-source -p quotectl" >&2; exit 1; }
-done
+[ -x "$QUOTES" ] || { echo "[api-fuzz] $QUOTES is missing: cargo build" >&2; exit 1; }
 mkdir -p "$CACHE"
 venv api-fuzz-venv tests/api-fuzz/requirements.txt
 
@@ -41,7 +38,7 @@ secret=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 env -u AUTH_JWKS_URL -u AUTH_ISSUER -u AUTH_AUDIENCE -u OTEL_EXPORTER_OTLP_ENDPOINT \
   BACKEND=memory AUTH_HS256_SECRET="$secret" LISTEN_ADDR="127.0.0.1:$port" RUST_LOG=warn \
-  "$EVENT_SOURCE" >"$work/event-source.log" 2>&1 &
+  "$QUOTES" run >"$work/quotes.log" 2>&1 &
 pid=$!
 cleanup() {
   kill "$pid" 2>/dev/null || true
@@ -51,7 +48,7 @@ cleanup() {
 trap cleanup EXIT
 
 token=$(env -u AUTH_ISSUER -u AUTH_AUDIENCE AUTH_HS256_SECRET="$secret" \
-  "$QUOTECTL" token --customer agent-fuzz --agent --ttl-secs 3600)
+  "$QUOTES" token --customer agent-fuzz --agent --ttl-secs 3600)
 
 status=0
 # From the scratch folder: schemathesis keeps a cache folder in its working directory.
@@ -70,7 +67,7 @@ status=0
   --workers 1 \
   --no-color) || status=$?
 if [ "$status" != 0 ]; then
-  echo "[api-fuzz] event-source log:" >&2
-  tail -n 50 "$work/event-source.log" >&2
+  echo "[api-fuzz] quotes run log:" >&2
+  tail -n 50 "$work/quotes.log" >&2
 fi
 exit "$status"

@@ -2,7 +2,7 @@
 # The chaos run: every service as separate processes (two of each) on the emulators, behind the
 # fault proxy, with quotes at a steady rate while processes are killed with SIGKILL and
 # restarted, DynamoDB and Kinesis are throttled, and the stream is split and merged; then a table
-# of checks (docs/reliability.md). The driver is services/all-in-one/examples/chaos.
+# of checks (docs/reliability.md). The driver is services/quotes/examples/chaos.
 #
 # Usage: scripts/chaos.sh [FLAGS]      e.g. --quotes 1000 --kill-every 5 --reshards 2
 #   Flags go to the driver (`scripts/chaos.sh --help`). Defaults: the short run of the test

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The soak run: steady quote load for a given time, embedded (one all-in-one process, in memory)
+# The soak run: steady quote load for a given time, embedded (one `quotes run` process, in memory)
 # and on the emulators (one process per service), sampling every process's resident memory and
 # CPU from /proc; writes a CSV per mode and one PNG plot (docs/reliability.md). The driver is
-# services/all-in-one/examples/soak; the plot is drawn with matplotlib from a cached venv.
+# services/quotes/examples/soak; the plot is drawn with matplotlib from a cached venv.
 #
 # Usage: scripts/soak.sh [--minutes N] [--rate R] [--modes "embedded emulators"] [--out DIR]
 #   --minutes  how long each mode runs (default 30)

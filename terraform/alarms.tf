@@ -118,13 +118,13 @@ locals {
   relay_services = toset(concat(["event-source"], keys(local.consumers)))
 }
 
-# A record Kinesis can never accept was set aside (see `quotectl relay-dead-letters`): its
+# A record Kinesis can never accept was set aside (see `quotes relay-dead-letters`): its
 # event is in the store but was not published; the stream's later events were.
 resource "aws_cloudwatch_metric_alarm" "relay_dead_letters" {
   for_each = local.relay_services
 
   alarm_name          = "${var.name_prefix}${each.key}-relay-dead-letters"
-  alarm_description   = "The relay of ${each.key} set aside a record Kinesis can never accept (quotectl relay-dead-letters lists them; table ${local.names.relay_dead_letter_table})."
+  alarm_description   = "The relay of ${each.key} set aside a record Kinesis can never accept (quotes relay-dead-letters lists them; table ${local.names.relay_dead_letter_table})."
   namespace           = var.metrics_namespace
   metric_name         = "event_relay.dead_lettered"
   dimensions          = { application = each.key }

@@ -1,4 +1,4 @@
-# The tables exactly as the code's create functions (and `quotectl bootstrap`) make them: same
+# The tables exactly as the code's create functions (and `quotes bootstrap`) make them: same
 # keys, same indexes, same TTL; on-demand, with point-in-time recovery, KMS and deletion
 # protection on top.
 
@@ -89,7 +89,7 @@ module "dead_letter_table" {
 }
 
 # Records a relay set aside because Kinesis can never accept them
-# (shared/event-relay/src/dead_letter.rs); listed by `quotectl relay-dead-letters`.
+# (shared/event-relay/src/dead_letter.rs); listed by `quotes relay-dead-letters`.
 module "relay_dead_letter_table" {
   source = "./modules/dynamodb-table"
 

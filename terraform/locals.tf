@@ -1,6 +1,6 @@
 locals {
   # Every name the services read from their environment. With an empty `name_prefix` they are
-  # the code's defaults (what `quotectl bootstrap` creates), so a deployment and a bootstrapped
+  # the code's defaults (what `quotes bootstrap` creates), so a deployment and a bootstrapped
   # emulator agree.
   names = {
     events_table            = "${var.name_prefix}quote-events"
@@ -40,11 +40,9 @@ locals {
   # The collector sidecar's OTLP/HTTP receiver, on the task's loopback.
   otlp_endpoint = "http://localhost:4318"
 
-  images = {
-    for service in local.services :
-    service => lookup(var.image_uris, service, "${aws_ecr_repository.service[service].repository_url}:${var.image_tag}")
-  }
-  ecr_repository_arns = { for service in local.services : service => [aws_ecr_repository.service[service].arn] }
+  # Every service runs from this image, with its own command (`run SERVICE`).
+  image               = coalesce(var.image_uri, "${aws_ecr_repository.quotes.repository_url}:${var.image_tag}")
+  ecr_repository_arns = [aws_ecr_repository.quotes.arn]
 
   adot_image = coalesce(
     var.adot_image,

@@ -135,10 +135,9 @@ module "network" {
 # Images and cluster
 # ---------------------------------------------------------------------------------------------
 
-resource "aws_ecr_repository" "service" {
-  for_each = toset(local.services)
-
-  name                 = "${local.names.ecr_namespace}/${each.key}"
+# One repository: every service runs from the one image (`quotes run SERVICE`).
+resource "aws_ecr_repository" "quotes" {
+  name                 = "${local.names.ecr_namespace}/quotes"
   image_tag_mutability = "IMMUTABLE"
 
   image_scanning_configuration {
@@ -151,10 +150,8 @@ resource "aws_ecr_repository" "service" {
   }
 }
 
-resource "aws_ecr_lifecycle_policy" "service" {
-  for_each = aws_ecr_repository.service
-
-  repository = each.value.name
+resource "aws_ecr_lifecycle_policy" "quotes" {
+  repository = aws_ecr_repository.quotes.name
   policy = jsonencode({
     rules = [
       {

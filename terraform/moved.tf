@@ -2,6 +2,19 @@
 # upgraded in place by the next plan and apply (nothing destroyed and recreated). Delete a block
 # once every state it concerns has been applied with it.
 
+# Every service had its own image repository before the one binary; event-source's is kept as
+# the repository of the one image (the others are destroyed: delete their images first, see the
+# README's teardown).
+moved {
+  from = aws_ecr_repository.service["event-source"]
+  to   = aws_ecr_repository.quotes
+}
+
+moved {
+  from = aws_ecr_lifecycle_policy.service["event-source"]
+  to   = aws_ecr_lifecycle_policy.quotes
+}
+
 # The consumer services had one module block each before `module "consumer"` (services.tf).
 moved {
   from = module.vehicle_enricher

@@ -13,9 +13,9 @@ output "alb_zone_id" {
   value       = aws_lb.api.zone_id
 }
 
-output "ecr_repository_urls" {
-  description = "ECR repository URL of each service's image (push `<url>:<image_tag>`)."
-  value       = { for service, repository in aws_ecr_repository.service : service => repository.repository_url }
+output "ecr_repository_url" {
+  description = "ECR repository URL of the `quotes` image every service runs (push `<url>:<image_tag>`)."
+  value       = aws_ecr_repository.quotes.repository_url
 }
 
 output "cluster_name" {

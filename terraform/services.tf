@@ -10,8 +10,8 @@ module "event_source" {
   service                          = "event-source"
   name_prefix                      = var.name_prefix
   cluster_arn                      = aws_ecs_cluster.this.arn
-  image                            = local.images["event-source"]
-  ecr_repository_arns              = local.ecr_repository_arns["event-source"]
+  image                            = local.image
+  ecr_repository_arns              = local.ecr_repository_arns
   ecr_pull_through_repository_arns = local.ecr_pull_through_repository_arns
   cpu                              = var.task_sizes["event-source"].cpu
   memory                           = var.task_sizes["event-source"].memory
@@ -35,7 +35,6 @@ module "event_source" {
   }
 
   environment = {
-    BACKEND                     = "aws"
     LISTEN_ADDR                 = "0.0.0.0:${local.container_port}"
     EVENTS_TABLE                = module.events_table.name
     IDEMPOTENCY_TABLE           = module.idempotency_table.name
@@ -161,8 +160,8 @@ module "consumer" {
   service                          = each.key
   name_prefix                      = var.name_prefix
   cluster_arn                      = aws_ecs_cluster.this.arn
-  image                            = local.images[each.key]
-  ecr_repository_arns              = local.ecr_repository_arns[each.key]
+  image                            = local.image
+  ecr_repository_arns              = local.ecr_repository_arns
   ecr_pull_through_repository_arns = local.ecr_pull_through_repository_arns
   cpu                              = var.task_sizes[each.key].cpu
   memory                           = var.task_sizes[each.key].memory

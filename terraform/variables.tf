@@ -108,14 +108,14 @@ variable "interface_endpoints" {
 # ---------------------------------------------------------------------------------------------
 
 variable "image_tag" {
-  description = "Tag of the service images in the ECR repositories created here (tags are immutable: use a release or commit id)."
+  description = "Tag of the `quotes` image in the ECR repository created here (tags are immutable: use a release or commit id)."
   type        = string
 }
 
-variable "image_uris" {
-  description = "Full image URIs by service, overriding `<repository>:<image_tag>` (e.g. an image pinned by digest)."
-  type        = map(string)
-  default     = {}
+variable "image_uri" {
+  description = "Full URI of the `quotes` image every service runs, overriding `<repository>:<image_tag>` (e.g. an image pinned by digest, or one published elsewhere)."
+  type        = string
+  default     = null
 }
 
 variable "cpu_architecture" {

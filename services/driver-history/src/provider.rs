@@ -25,6 +25,7 @@
 //! history (see `quote_domain::driver_simulation`). It says so in every log line and event
 //! (`source: simulated`).
 
+use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -83,8 +84,8 @@ impl DriverRecordProvider for SimulatedProvider {
 pub struct HttpProviderConfig {
     /// Base URL (`DRIVER_HISTORY_URL`).
     pub base_url: String,
-    /// Optional bearer token (`DRIVER_HISTORY_TOKEN`).
-    pub token: Option<String>,
+    /// Optional bearer token (`DRIVER_HISTORY_TOKEN`; never printed).
+    pub token: Option<SecretString>,
     /// Per-attempt timeout (`DRIVER_HISTORY_TIMEOUT_MS`, default 3000).
     pub timeout: Duration,
     /// Attempts per lookup (`DRIVER_HISTORY_ATTEMPTS`, default 3).
@@ -158,7 +159,7 @@ impl HttpProvider {
         );
         let mut request = self.http.get(url).header("accept", "application/json");
         if let Some(token) = &self.config.token {
-            request = request.bearer_auth(token);
+            request = request.bearer_auth(token.expose_secret());
         }
         let response = request
             .send()

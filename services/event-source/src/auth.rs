@@ -17,6 +17,7 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{
     decode, decode_header, Algorithm, DecodingKey, EncodingKey, Header, Validation,
 };
+use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use tokio::sync::RwLock;
 
@@ -185,7 +186,7 @@ impl Authenticator {
     pub fn new(config: &AuthConfig) -> Self {
         let keys = match &config.keys {
             AuthKeys::Hs256Secret(secret) => {
-                Keys::Hs256(DecodingKey::from_secret(secret.as_bytes()))
+                Keys::Hs256(DecodingKey::from_secret(secret.expose_secret().as_bytes()))
             }
             AuthKeys::JwksUrl(url) => Keys::Jwks(JwksCache {
                 url: url.clone(),
@@ -260,7 +261,7 @@ impl Authenticator {
     }
 }
 
-/// Mints an HS256 token for local use and tests (`quotectl token`).
+/// Mints an HS256 token for local use and tests (`quotes token`).
 pub fn mint_hs256(
     secret: &str,
     subject: &str,

@@ -143,7 +143,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             "BACKEND=memory: events live in this process only and are lost when it stops"
         );
     }
-    if config.auth.keys == crate::config::AuthKeys::Hs256Secret(crate::config::DEV_SECRET.into()) {
+    if config.auth.keys.is_dev_secret() {
         tracing::warn!(
             "accepting tokens signed with the public dev secret (AUTH_HS256_SECRET unset or set to it): anyone can mint tokens"
         );

@@ -23,7 +23,10 @@ async fn spans_continue_the_callers_trace_and_are_exported() {
     // This test binary holds only this test, so setting the variables cannot race another test.
     std::env::set_var("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint());
     std::env::set_var("OTEL_BSP_SCHEDULE_DELAY", "100");
-    let guard = quote_runtime::telemetry::init("event-source-test");
+    let guard = quote_runtime::telemetry::init(
+        "event-source-test",
+        &quote_runtime::telemetry::LogConfig::from_rust_log(),
+    );
 
     let store = Arc::new(InMemoryEventStore::new());
     let sink = Arc::new(InMemorySink::new());

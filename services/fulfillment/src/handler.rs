@@ -26,7 +26,7 @@ use quote_pipeline::{quote, EventHandler, HandlerContext, HandlerError, UpdateOu
 use quote_rating::RatingTables;
 
 use crate::outcome::decide;
-use crate::tables::{tables_from_env, TablesSource};
+use crate::tables::TablesSource;
 
 /// The derived-event key of the outcome.
 pub const OUTCOME_KEY: &str = "outcome";
@@ -57,11 +57,9 @@ impl Fulfillment {
         Self::new(Arc::new(RatingTables::default_tables().clone()))
     }
 
-    /// Configured from `RATING_TABLES_PATH` (optional): the table file is read and validated
-    /// now, and an unreadable or invalid file is an error naming the path and every problem.
-    /// Without it, the embedded tables.
-    pub fn from_env() -> anyhow::Result<Self> {
-        let (tables, source) = tables_from_env()?;
+    /// A handler rating with `tables` loaded from `source` (see [`crate::tables::load`]);
+    /// logs which tables, and warns when they are not effective yet.
+    pub fn loaded(tables: RatingTables, source: TablesSource) -> Self {
         let source = match source {
             TablesSource::Embedded => "embedded".to_owned(),
             TablesSource::File(path) => path.display().to_string(),
@@ -80,7 +78,7 @@ impl Fulfillment {
                 "the rating tables are not effective yet: quotes completed before that date are referred"
             );
         }
-        Ok(Self::new(Arc::new(tables)))
+        Self::new(Arc::new(tables))
     }
 
     /// The tables in use.

@@ -11,11 +11,9 @@
 //!
 //! # Configuration
 //!
-//! | variable | default | meaning |
-//! | --- | --- | --- |
-//! | `RATING_TABLES_PATH` | unset: the embedded tables (`2026-01`) | a rating table file (JSON, see `shared/rating/README.md`), read and validated at start; the service refuses to start when it cannot be read or is invalid, naming the path and every problem |
-//!
-//! plus the consumer settings of `quote_pipeline::service` (event store, stream, leases, …).
+//! `RATING_TABLES_PATH` (a rating table file, read and validated at start; the embedded
+//! `2026-01` tables without it) and the settings of every consumer service are declared in the
+//! `quotes` binary (`services/quotes/src/settings/`); `quotes settings fulfillment` lists them.
 //!
 //! # Layout
 //! - [`rating_input`]: the pure adapter from the quote's state to the rating input.

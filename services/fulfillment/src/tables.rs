@@ -1,5 +1,5 @@
-//! Loading the rating tables at start-up: a versioned JSON file named by `RATING_TABLES_PATH`,
-//! or the tables embedded in the binary.
+//! Loading the rating tables at start-up: a versioned JSON file (the `RATING_TABLES_PATH`
+//! setting of `quotes run`), or the tables embedded in the binary.
 //!
 //! The file is read and validated once, before the service consumes anything; a file that
 //! cannot be read or breaks any rule of the format stops the service from starting, with the
@@ -8,9 +8,6 @@
 use std::path::{Path, PathBuf};
 
 use quote_rating::{RatingTables, TableError};
-
-/// The variable naming the rating table file (optional; the embedded tables otherwise).
-pub const RATING_TABLES_PATH: &str = "RATING_TABLES_PATH";
 
 /// Why a rating table file cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -54,13 +51,10 @@ pub fn load_tables(path: &Path) -> Result<RatingTables, TablesFileError> {
     })
 }
 
-/// The tables named by `RATING_TABLES_PATH`, or the embedded ones when it is unset or empty.
-pub fn tables_from_env() -> Result<(RatingTables, TablesSource), TablesFileError> {
-    match quote_runtime::env::optional(RATING_TABLES_PATH) {
-        Some(path) => {
-            let path = PathBuf::from(path.trim());
-            Ok((load_tables(&path)?, TablesSource::File(path)))
-        }
+/// The tables in `path`, or the embedded ones without a path.
+pub fn load(path: Option<&Path>) -> Result<(RatingTables, TablesSource), TablesFileError> {
+    match path {
+        Some(path) => Ok((load_tables(path)?, TablesSource::File(path.to_owned()))),
         None => Ok((
             RatingTables::default_tables().clone(),
             TablesSource::Embedded,

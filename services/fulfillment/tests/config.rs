@@ -1,13 +1,10 @@
-//! `Fulfillment::from_env` and `RATING_TABLES_PATH`: the embedded tables by default, a valid
-//! file by its version, and a refusal naming the path and the problems for a missing, broken
-//! or invalid file.
-//!
-//! One test function only: it sets a process-wide environment variable, which no other test of
-//! this binary may race with.
+//! Loading the rating tables (`RATING_TABLES_PATH`): the embedded tables without a path, a
+//! valid file by its version, and a refusal naming the path and the problems for a missing,
+//! broken or invalid file.
 
 use std::path::PathBuf;
 
-use fulfillment::tables::{load_tables, TablesFileError, RATING_TABLES_PATH};
+use fulfillment::tables::{load, load_tables, TablesFileError};
 use fulfillment::Fulfillment;
 use quote_rating::DEFAULT_TABLES_JSON;
 
@@ -37,14 +34,9 @@ impl Drop for TempDir {
     }
 }
 
-fn from_env_with(path: Option<&PathBuf>) -> anyhow::Result<Fulfillment> {
-    match path {
-        Some(path) => std::env::set_var(RATING_TABLES_PATH, path),
-        None => std::env::remove_var(RATING_TABLES_PATH),
-    }
-    let result = Fulfillment::from_env();
-    std::env::remove_var(RATING_TABLES_PATH);
-    result
+fn loaded_from(path: Option<&PathBuf>) -> Result<Fulfillment, TablesFileError> {
+    let (tables, source) = load(path.map(PathBuf::as_path))?;
+    Ok(Fulfillment::loaded(tables, source))
 }
 
 #[test]
@@ -52,14 +44,14 @@ fn rating_tables_are_loaded_and_validated_at_start() {
     let dir = TempDir::new();
 
     // Unset: the embedded tables.
-    let fulfillment = from_env_with(None).expect("embedded tables");
+    let fulfillment = loaded_from(None).expect("embedded tables");
     assert_eq!(fulfillment.tables().version(), "2026-01");
 
     // A valid file of another version.
     let next =
         DEFAULT_TABLES_JSON.replacen("\"version\": \"2026-01\"", "\"version\": \"2026-07\"", 1);
     let path = dir.write("2026-07.json", &next);
-    let fulfillment = from_env_with(Some(&path)).expect("valid file");
+    let fulfillment = loaded_from(Some(&path)).expect("valid file");
     assert_eq!(fulfillment.tables().version(), "2026-07");
 
     // An invalid file: refused, naming the path and every problem with its location.
@@ -75,7 +67,7 @@ fn rating_tables_are_loaded_and_validated_at_start() {
             1,
         );
     let path = dir.write("invalid.json", &invalid);
-    let err = from_env_with(Some(&path))
+    let err = loaded_from(Some(&path))
         .expect_err("an invalid table must stop the service")
         .to_string();
     assert!(err.contains(&path.display().to_string()), "{err}");
@@ -91,7 +83,7 @@ fn rating_tables_are_loaded_and_validated_at_start() {
 
     // Not JSON at all.
     let path = dir.write("broken.json", "{ \"format_version\": 1, ");
-    let err = from_env_with(Some(&path))
+    let err = loaded_from(Some(&path))
         .expect_err("broken file")
         .to_string();
     assert!(err.contains(&path.display().to_string()), "{err}");
@@ -99,7 +91,7 @@ fn rating_tables_are_loaded_and_validated_at_start() {
 
     // Missing.
     let path = dir.0.join("missing.json");
-    let err = from_env_with(Some(&path))
+    let err = loaded_from(Some(&path))
         .expect_err("missing file")
         .to_string();
     assert!(err.contains("cannot read the rating tables"), "{err}");

@@ -24,11 +24,10 @@ use quote_pipeline::{quote, EventHandler, HandlerContext, HandlerError};
 use time::OffsetDateTime;
 
 use crate::ledger::{
-    notification_id, Claim, ClaimDetails, DynamoNotificationLedger, LedgerError,
-    NotificationLedger, Outcome, DEFAULT_CLAIM_TIMEOUT, DEFAULT_TABLE,
+    notification_id, Claim, ClaimDetails, LedgerError, NotificationLedger, Outcome,
 };
 use crate::rules::{self, Notification, Recipient};
-use crate::senders::{EmailSender, SendError, SesEmailSender, SmsSender, SnsSmsSender};
+use crate::senders::{EmailSender, SendError, SmsSender};
 
 /// Longest pause between two looks at a notification another delivery is sending.
 const MAX_POLL_INTERVAL: Duration = Duration::from_secs(2);
@@ -82,39 +81,6 @@ impl Notifier {
         sms: Arc<dyn SmsSender>,
     ) -> Self {
         Self { ledger, email, sms }
-    }
-
-    /// Configured from the environment (see the crate docs): SES v2, SNS and the DynamoDB
-    /// ledger, from the SDK's standard configuration. Fails without a valid
-    /// `NOTIFY_FROM_EMAIL`.
-    pub async fn from_env() -> anyhow::Result<Self> {
-        use anyhow::Context;
-        use quote_runtime::env::{optional, parse_or, string_or};
-        let from = optional("NOTIFY_FROM_EMAIL").context(
-            "NOTIFY_FROM_EMAIL is not set: the sender address of the e-mails (an SES identity)",
-        )?;
-        let from = quote_domain::types::Email::parse(&from)
-            .with_context(|| format!("NOTIFY_FROM_EMAIL={from:?} is not an e-mail address"))?;
-        let table = string_or("NOTIFICATIONS_TABLE", DEFAULT_TABLE);
-        let claim_timeout = Duration::from_secs(parse_or(
-            "NOTIFY_CLAIM_TIMEOUT_SECS",
-            DEFAULT_CLAIM_TIMEOUT.as_secs(),
-        )?);
-        let sdk = quote_runtime::aws::load_sdk_config().await;
-        tracing::info!(
-            table,
-            claim_timeout_secs = claim_timeout.as_secs(),
-            "notifier configured"
-        );
-        Ok(Self::new(
-            Arc::new(DynamoNotificationLedger::new(
-                aws_sdk_dynamodb::Client::new(&sdk),
-                table,
-                claim_timeout,
-            )),
-            Arc::new(SesEmailSender::from_sdk_config(&sdk, from)),
-            Arc::new(SnsSmsSender::from_sdk_config(&sdk)),
-        ))
     }
 
     /// Claims, sends and records one notification.

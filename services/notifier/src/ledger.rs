@@ -801,7 +801,7 @@ impl NotificationLedger for DynamoNotificationLedger {
 }
 
 /// Creates the ledger table unless it exists (on-demand billing), and waits until it is
-/// active. Idempotent; used by `quotectl bootstrap` and the tests.
+/// active. Idempotent; used by `quotes bootstrap` and the tests.
 pub async fn create_notifications_table(
     client: &aws_sdk_dynamodb::Client,
     name: &str,

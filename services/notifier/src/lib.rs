@@ -9,15 +9,10 @@
 //!
 //! # Configuration
 //!
-//! | variable | default | meaning |
-//! | --- | --- | --- |
-//! | `NOTIFY_FROM_EMAIL` | (required) | sender address of the e-mails; must be an SES identity (`quotectl bootstrap` creates it on the emulators, Terraform in AWS) |
-//! | `NOTIFICATIONS_TABLE` | `quote-notifications` | the notification ledger table (see [`create_notifications_table`]) |
-//! | `NOTIFY_CLAIM_TIMEOUT_SECS` | `120` | age after which a claim whose sender never recorded an outcome is resolved as "unknown, assumed sent" |
-//! | `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_SESV2`, `AWS_ENDPOINT_URL_SNS`, `AWS_ENDPOINT_URL_DYNAMODB`, `AWS_REGION`, … | SDK defaults | the AWS SDK's standard variables (moto serves SES v2 and SNS at `AWS_ENDPOINT_URL`) |
-//!
-//! The consumer settings (`EVENT_STREAM`, `LEASE_TABLE`, …) are those of
-//! `quote_pipeline::service`.
+//! Its settings (`NOTIFY_FROM_EMAIL`, `NOTIFICATIONS_TABLE`, `NOTIFY_CLAIM_TIMEOUT_SECS`, and
+//! those of every consumer service) are declared in the `quotes` binary
+//! (`services/quotes/src/settings/handlers.rs`); `quotes settings notifier` lists them. SES v2
+//! and SNS are reached through the AWS SDK's standard configuration.
 //!
 //! # Layout
 //! - [`rules`]: which notifications an outcome calls for (pure).

@@ -264,7 +264,7 @@ impl SmsSender for SnsSmsSender {
 }
 
 /// Creates the SES identity `identity` (an e-mail address or a domain) unless it exists. For
-/// `quotectl bootstrap` on the emulators; in AWS, Terraform owns the identity (and its
+/// `quotes bootstrap` on the emulators; in AWS, Terraform owns the identity (and its
 /// verification).
 #[tracing::instrument(skip(client))]
 pub async fn create_ses_identity(

@@ -13,7 +13,6 @@ use async_trait::async_trait;
 use event_store::EventEnvelope;
 use quote_domain::quote::QuoteEvent;
 use quote_pipeline::{quote, EventHandler, HandlerContext, HandlerError};
-use quote_read_model::dynamodb::DynamoReadModel;
 use quote_read_model::projection::summarize;
 use quote_read_model::{ReadModel, ReadModelError, Upsert};
 use tracing::Instrument;
@@ -28,16 +27,6 @@ impl Projector {
     /// A projector writing to `model`.
     pub fn new(model: Arc<dyn ReadModel>) -> Self {
         Self { model }
-    }
-
-    /// Configured from `READ_MODEL_TABLE` on the SDK's configured endpoint.
-    pub async fn from_env() -> anyhow::Result<Self> {
-        let sdk = quote_runtime::aws::load_sdk_config().await;
-        let table = quote_runtime::env::string_or("READ_MODEL_TABLE", "customer-quotes");
-        Ok(Self::new(Arc::new(DynamoReadModel::new(
-            aws_sdk_dynamodb::Client::new(&sdk),
-            table,
-        ))))
     }
 }
 

@@ -7,7 +7,7 @@ use quote_domain::quote::QuoteEvent;
 use quote_domain::vin_decode::fallback_enrichment;
 use quote_pipeline::{quote, EventHandler, HandlerContext, HandlerError};
 
-use crate::vpic::{VpicClient, VpicConfig, VpicError};
+use crate::vpic::{VpicClient, VpicError};
 
 /// Decodes VINs of requested quotes.
 #[derive(Debug, Clone)]
@@ -26,23 +26,6 @@ impl VehicleEnricher {
     /// from the VIN itself and recorded as `vin_fallback`.
     pub fn offline() -> Self {
         Self { vpic: None }
-    }
-
-    /// Configured from `VPIC_BASE_URL` (`off` for offline decoding only), `VPIC_TIMEOUT_MS` and
-    /// `VPIC_ATTEMPTS`.
-    pub fn from_env() -> anyhow::Result<Self> {
-        use quote_runtime::env::{parse_or, string_or};
-        if string_or("VPIC_BASE_URL", "") == "off" {
-            return Ok(Self::offline());
-        }
-        let defaults = VpicConfig::default();
-        let config = VpicConfig {
-            base_url: string_or("VPIC_BASE_URL", &defaults.base_url),
-            timeout: std::time::Duration::from_millis(parse_or("VPIC_TIMEOUT_MS", 3000)?),
-            attempts: parse_or("VPIC_ATTEMPTS", 3)?,
-            ..defaults
-        };
-        Ok(Self::new(VpicClient::new(config)?))
     }
 
     /// What is known about one VIN: vPIC's decode, or the offline fallback.

@@ -8,10 +8,10 @@
 //! the entry records which version of which stream was not published and why.
 //!
 //! The DynamoDB store keeps one item per record in `RELAY_DEAD_LETTER_TABLE` (default
-//! `quote-relay-dead-letters`, created by `quotectl bootstrap`): key `stream_id` (S) +
+//! `quote-relay-dead-letters`, created by `quotes bootstrap`): key `stream_id` (S) +
 //! `version` (N), with `event_id`, `event_type`, `record_bytes`, `reason` and
 //! `dead_lettered_at`. Writing the same record twice (two relays) overwrites the same item.
-//! `quotectl relay-dead-letters` lists them.
+//! `quotes relay-dead-letters` lists them.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -200,7 +200,7 @@ impl RelayDeadLetters for DynamoRelayDeadLetters {
     }
 
     /// A scan: the table holds the rare records that could never be published, read by
-    /// operators (`quotectl relay-dead-letters`), never by the services.
+    /// operators (`quotes relay-dead-letters`), never by the services.
     async fn list(&self, limit: usize) -> Result<Vec<RelayDeadLetter>, DeadLetterError> {
         let mut letters = Vec::new();
         let mut start: Option<Item> = None;

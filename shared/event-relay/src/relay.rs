@@ -126,7 +126,7 @@ pub struct RelayConfig {
     pub stream_backoff_base: Duration,
     /// Longest deferral of a failing stream.
     pub stream_backoff_cap: Duration,
-    /// The DynamoDB table of the relay's dead letters, on AWS (`RELAY_DEAD_LETTER_TABLE`).
+    /// The DynamoDB table of the relay's dead letters, on AWS.
     pub dead_letter_table: String,
 }
 
@@ -151,35 +151,6 @@ impl Default for RelayConfig {
 }
 
 impl RelayConfig {
-    /// The defaults, with what the environment overrides: `RELAY_SWEEP_INTERVAL_MS` (1000),
-    /// `RELAY_SWEEP_GRACE_MS` (2000), `RELAY_SWEEP_CLAIM_MS` (10000),
-    /// `RELAY_STORE_CONCURRENCY` (16, at least 1) and
-    /// `RELAY_DEAD_LETTER_TABLE` (`quote-relay-dead-letters`, used on AWS). Every process with
-    /// a relay (event-source and the consumer services) reads the same variables.
-    pub fn from_env() -> Result<Self, quote_runtime::env::EnvError> {
-        use quote_runtime::env::{parse_or, string_or, EnvError};
-        let defaults = Self::default();
-        let store_concurrency = parse_or("RELAY_STORE_CONCURRENCY", defaults.store_concurrency)?;
-        if store_concurrency == 0 {
-            return Err(EnvError {
-                name: "RELAY_STORE_CONCURRENCY".into(),
-                value: "0".into(),
-                reason: "at least one store call must be allowed".into(),
-            });
-        }
-        Ok(Self {
-            sweep_interval: Duration::from_millis(parse_or("RELAY_SWEEP_INTERVAL_MS", 1000)?),
-            sweep_grace: Duration::from_millis(parse_or("RELAY_SWEEP_GRACE_MS", 2000)?),
-            sweep_claim: Duration::from_millis(parse_or("RELAY_SWEEP_CLAIM_MS", 10_000)?),
-            store_concurrency,
-            dead_letter_table: string_or(
-                "RELAY_DEAD_LETTER_TABLE",
-                DEFAULT_RELAY_DEAD_LETTER_TABLE,
-            ),
-            ..defaults
-        })
-    }
-
     /// How long a stream is deferred after `failures` consecutive failed sweeps before this
     /// one: a doubling ceiling, capped, with "equal jitter" (at least half the ceiling, so the
     /// stream really leaves the head of the sweeps, and spread so relays do not align).

@@ -55,7 +55,10 @@ impl RecordProcessor for CountByKey {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let _telemetry = quote_runtime::telemetry::init("count-by-key");
+    let _telemetry = quote_runtime::telemetry::init(
+        "count-by-key",
+        &quote_runtime::telemetry::LogConfig::from_rust_log(),
+    );
     let counts = Arc::new(Mutex::new(HashMap::new()));
     let (table, source): (Arc<dyn LeaseTable>, Arc<dyn RecordSource>) =
         match (std::env::var("STREAM_NAME"), std::env::var("LEASE_TABLE")) {

@@ -195,12 +195,10 @@ impl WorkerConfig {
     }
 }
 
-/// `WORKER_ID`, or host name + process id.
+/// Host name and process id: a worker id unique on a host and readable in the lease table.
 pub fn default_worker_id() -> String {
-    if let Some(id) = quote_runtime::env::optional("WORKER_ID") {
-        return id;
-    }
-    let host = quote_runtime::env::optional("HOSTNAME")
+    let host = std::env::var("HOSTNAME")
+        .ok()
         .or_else(|| {
             std::fs::read_to_string("/etc/hostname")
                 .ok()
@@ -221,102 +219,6 @@ pub enum SourceKind {
         /// The stream consumer's name (one per application).
         consumer_name: String,
     },
-}
-
-/// Settings of a consumer application read from the environment (12-factor).
-///
-/// | variable | default | meaning |
-/// | --- | --- | --- |
-/// | `LEASE_TABLE` | `<application>-leases` | the application's lease table |
-/// | `WORKER_ID` | host name + process id | this worker's id |
-/// | `CONSUMER_INITIAL_POSITION` | `TRIM_HORIZON` | `TRIM_HORIZON`, `LATEST` or `AT_TIMESTAMP:<RFC 3339>` |
-/// | `LEASE_DURATION_MS` | `6000` | lease duration |
-/// | `LEASE_RENEW_INTERVAL_MS` | lease duration ÷ 3 | renewal interval |
-/// | `CHECKPOINT_EVERY_RECORDS` | `1000` | library checkpoint after this many records |
-/// | `CHECKPOINT_EVERY_MS` | `5000` | … or after this long |
-/// | `DEAD_LETTER_TABLE` | — | dead-letter poison records to this DynamoDB table |
-/// | `MAX_PROCESSING_ATTEMPTS` | `5` | attempts of a record failing permanently before it is dead-lettered (transient failures are retried until they succeed) |
-/// | `CONSUMER_SOURCE` | `polling` | `polling` or `fanout` |
-/// | `EFO_CONSUMER_NAME` | `<application>` | stream consumer name for `fanout` |
-#[derive(Debug, Clone, PartialEq)]
-pub struct ConsumerSettings {
-    /// The lease table.
-    pub lease_table: String,
-    /// The dead-letter table, when poison records are dead-lettered.
-    pub dead_letter_table: Option<String>,
-    /// Attempts of a permanently failing record before it is dead-lettered.
-    pub max_attempts: u32,
-    /// The record source.
-    pub source: SourceKind,
-}
-
-/// A consumer setting that cannot be used.
-#[derive(Debug, thiserror::Error)]
-#[error(transparent)]
-pub struct SettingsError(#[from] quote_runtime::env::EnvError);
-
-impl ConsumerSettings {
-    /// Reads the settings of `application` and fills `config` (a [`WorkerConfig::new`]) from
-    /// the environment.
-    pub fn from_env(config: &mut WorkerConfig) -> Result<Self, SettingsError> {
-        use quote_runtime::env::{optional, parse_or, string_or, EnvError};
-        let application = config.application.clone();
-        config.initial_position = match string_or("CONSUMER_INITIAL_POSITION", "TRIM_HORIZON")
-            .as_str()
-        {
-            "TRIM_HORIZON" => InitialPosition::TrimHorizon,
-            "LATEST" => InitialPosition::Latest,
-            other => match other.strip_prefix("AT_TIMESTAMP:") {
-                Some(at) => InitialPosition::AtTimestamp(
-                    OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
-                        .map_err(|e| EnvError {
-                            name: "CONSUMER_INITIAL_POSITION".into(),
-                            value: other.into(),
-                            reason: e.to_string(),
-                        })?,
-                ),
-                None => {
-                    return Err(EnvError {
-                        name: "CONSUMER_INITIAL_POSITION".into(),
-                        value: other.into(),
-                        reason: "expected TRIM_HORIZON, LATEST or AT_TIMESTAMP:<RFC 3339>".into(),
-                    }
-                    .into())
-                }
-            },
-        };
-        config.lease_duration = Duration::from_millis(parse_or("LEASE_DURATION_MS", 6000)?);
-        let default_renew = u64::try_from(config.lease_duration.as_millis() / 3).unwrap_or(2000);
-        config.renew_interval =
-            Duration::from_millis(parse_or("LEASE_RENEW_INTERVAL_MS", default_renew)?);
-        config.checkpoint = CheckpointPolicy {
-            every_records: Some(parse_or("CHECKPOINT_EVERY_RECORDS", 1000)?),
-            every: Some(Duration::from_millis(parse_or(
-                "CHECKPOINT_EVERY_MS",
-                5000,
-            )?)),
-        };
-        let source = match string_or("CONSUMER_SOURCE", "polling").as_str() {
-            "polling" => SourceKind::Polling,
-            "fanout" => SourceKind::FanOut {
-                consumer_name: string_or("EFO_CONSUMER_NAME", &application),
-            },
-            other => {
-                return Err(EnvError {
-                    name: "CONSUMER_SOURCE".into(),
-                    value: other.into(),
-                    reason: "expected `polling` or `fanout`".into(),
-                }
-                .into())
-            }
-        };
-        Ok(Self {
-            lease_table: string_or("LEASE_TABLE", &format!("{application}-leases")),
-            dead_letter_table: optional("DEAD_LETTER_TABLE"),
-            max_attempts: parse_or("MAX_PROCESSING_ATTEMPTS", 5)?,
-            source,
-        })
-    }
 }
 
 #[cfg(test)]

@@ -1,18 +1,9 @@
-//! Wiring a consumer service: from the environment on AWS (one process per service, scaled by
-//! adding tasks), or in process on the embedded adapters (the all-in-one).
-//!
-//! | variable | default | meaning |
-//! | --- | --- | --- |
-//! | `LISTEN_ADDR` | `0.0.0.0:8080` | health endpoints (`/healthz`, `/readyz`) |
-//! | `EVENTS_TABLE` | `quote-events` | event store table |
-//! | `IDEMPOTENCY_TABLE` | `quote-idempotency` | event store idempotency table |
-//! | `EVENT_STREAM` | `quote-events` | Kinesis stream read and published to |
-//! | `DEAD_LETTER_TABLE` | `quote-dead-letters` | where poison records go |
-//! | `RELAY_SWEEP_INTERVAL_MS`, `RELAY_SWEEP_GRACE_MS`, `RELAY_SWEEP_CLAIM_MS`, `RELAY_STORE_CONCURRENCY`, `RELAY_DEAD_LETTER_TABLE` | `1000`, `2000`, `10000`, `16`, `quote-relay-dead-letters` | the relay that publishes the events the handler appends (`event_relay::RelayConfig::from_env`) |
-//! | `LEASE_TABLE`, `WORKER_ID`, `CONSUMER_*`, `LEASE_*`, `CHECKPOINT_*`, `EFO_CONSUMER_NAME`, `MAX_PROCESSING_ATTEMPTS` | see `kinesis_consumer::config::ConsumerSettings` | consumer settings |
+//! Wiring a consumer service: against AWS (or the emulators) with [`AwsConsumer`], its own
+//! consumer application scaled by adding processes, configured by an [`AwsConsumerConfig`]
+//! (the `quotes` binary builds it from its settings); or in process on the embedded adapters
+//! ([`embedded_worker`]). [`serve_health`] serves the health endpoints of a process's services.
 
 use std::net::SocketAddr;
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +15,7 @@ use event_relay::{
 };
 use event_store::dynamodb::{DynamoEventStore, TableNames};
 use event_store::EventStore;
-use kinesis_consumer::config::{ConsumerSettings, SourceKind};
+use kinesis_consumer::config::SourceKind;
 use kinesis_consumer::dead_letter::{DeadLetterStore, DynamoDeadLetters, InMemoryDeadLetters};
 use kinesis_consumer::lease_table::{DynamoLeaseTable, InMemoryLeaseTable};
 use kinesis_consumer::source::fanout::{FanOutConfig, KinesisFanOut};
@@ -32,7 +23,6 @@ use kinesis_consumer::source::memory::InMemoryStream;
 use kinesis_consumer::source::polling::{KinesisPolling, PollingConfig};
 use kinesis_consumer::source::RecordSource;
 use kinesis_consumer::{FailurePolicy, LeaseTable, RecordProcessor, Worker, WorkerConfig};
-use quote_runtime::env::{parse_or, string_or};
 use tokio_util::sync::CancellationToken;
 
 use crate::handler::{EventHandler, HandlerContext};
@@ -85,181 +75,191 @@ pub fn embedded_worker(
     (worker, dead_letters)
 }
 
-/// Runs `handler` as its own consumer application on AWS (or emulators) until `shutdown`.
-pub async fn run_from_env(
-    handler: Arc<dyn EventHandler>,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    run_on_aws(handler, shutdown, true).await
+/// What a consumer service on AWS is configured from.
+#[derive(Debug, Clone)]
+pub struct AwsConsumerConfig {
+    /// The worker: application, worker id, leases, checkpoints (its failure policy is set
+    /// here, from `dead_letter_table` and `max_attempts`).
+    pub worker: WorkerConfig,
+    /// The application's lease table.
+    pub lease_table: String,
+    /// Where poison records go.
+    pub dead_letter_table: String,
+    /// Permanent failures of a record before it is dead-lettered.
+    pub max_attempts: u32,
+    /// How the stream is read.
+    pub source: SourceKind,
+    /// The stream.
+    pub event_stream: String,
+    /// The event store's tables.
+    pub tables: TableNames,
+    /// The relay publishing what the handler appends.
+    pub relay: RelayConfig,
 }
 
-/// Like [`run_from_env`]; `serve_health` false skips the health server (several services in
-/// one process, e.g. the all-in-one on AWS, share that process's endpoints).
-pub async fn run_on_aws(
-    handler: Arc<dyn EventHandler>,
-    shutdown: CancellationToken,
-    serve_health: bool,
-) -> anyhow::Result<()> {
-    let mut config = WorkerConfig::new(handler.name());
-    let settings = ConsumerSettings::from_env(&mut config)?;
-    let listen: SocketAddr = parse_or("LISTEN_ADDR", SocketAddr::from(([0, 0, 0, 0], 8080)))?;
-    let stream_name = string_or("EVENT_STREAM", "quote-events");
-    let sdk = quote_runtime::aws::load_sdk_config().await;
-    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-    let kinesis = aws_sdk_kinesis::Client::new(&sdk);
+/// A consumer service connected to AWS (or the emulators), ready to run: its relay is
+/// publishing, its record source is set up (enhanced fan-out registered), its worker built.
+#[derive(Debug)]
+pub struct AwsConsumer {
+    worker: Worker,
+    readiness: Readiness,
+    relay_shutdown: CancellationToken,
+    relay_task: tokio::task::JoinHandle<()>,
+}
 
-    let store: Arc<dyn EventStore> = Arc::new(DynamoEventStore::new(
-        dynamo.clone(),
-        TableNames {
-            events: string_or("EVENTS_TABLE", "quote-events"),
-            idempotency: string_or("IDEMPOTENCY_TABLE", "quote-idempotency"),
-        },
-    ));
-    let sink: Arc<dyn EventSink> = Arc::new(KinesisSink::new(kinesis.clone(), stream_name.clone()));
-    let relay_config = RelayConfig::from_env()?;
-    let relay_dead_letters = Arc::new(DynamoRelayDeadLetters::new(
-        dynamo.clone(),
-        relay_config.dead_letter_table.clone(),
-    ));
-    let relay = Relay::new(store.clone(), sink, relay_config).with_dead_letters(relay_dead_letters);
-    relay.stats().export_to_opentelemetry(handler.name());
-    let relay_shutdown = CancellationToken::new();
-    let (relay, relay_task) = relay.spawn(relay_shutdown.clone());
+impl AwsConsumer {
+    /// Connects `handler` as its own consumer application on the SDK configuration `sdk`.
+    pub async fn connect(
+        handler: Arc<dyn EventHandler>,
+        settings: AwsConsumerConfig,
+        sdk: &aws_config::SdkConfig,
+    ) -> anyhow::Result<Self> {
+        let mut config = settings.worker;
+        let stream_name = settings.event_stream;
+        let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+        let kinesis = aws_sdk_kinesis::Client::new(sdk);
 
-    let table: Arc<dyn LeaseTable> = Arc::new(DynamoLeaseTable::new(
-        dynamo.clone(),
-        settings.lease_table.clone(),
-    ));
-    let dead_letter_table = settings
-        .dead_letter_table
-        .clone()
-        .unwrap_or_else(|| "quote-dead-letters".to_owned());
-    let dead_letters: Arc<dyn DeadLetterStore> =
-        Arc::new(DynamoDeadLetters::new(dynamo, dead_letter_table));
-    config.failure = FailurePolicy::DeadLetter {
-        max_attempts: settings.max_attempts,
-        store: dead_letters,
-    };
-    let source: Arc<dyn RecordSource> = match &settings.source {
-        SourceKind::Polling => Arc::new(KinesisPolling::new(
-            kinesis,
-            stream_name,
-            PollingConfig::default(),
-        )),
-        SourceKind::FanOut { consumer_name } => {
-            let fanout = KinesisFanOut::new(
+        let store: Arc<dyn EventStore> =
+            Arc::new(DynamoEventStore::new(dynamo.clone(), settings.tables));
+        let sink: Arc<dyn EventSink> =
+            Arc::new(KinesisSink::new(kinesis.clone(), stream_name.clone()));
+        let relay_config = settings.relay;
+        let relay_dead_letters = Arc::new(DynamoRelayDeadLetters::new(
+            dynamo.clone(),
+            relay_config.dead_letter_table.clone(),
+        ));
+        let relay =
+            Relay::new(store.clone(), sink, relay_config).with_dead_letters(relay_dead_letters);
+        relay.stats().export_to_opentelemetry(handler.name());
+        let relay_shutdown = CancellationToken::new();
+        let (relay, relay_task) = relay.spawn(relay_shutdown.clone());
+
+        let table: Arc<dyn LeaseTable> = Arc::new(DynamoLeaseTable::new(
+            dynamo.clone(),
+            settings.lease_table.clone(),
+        ));
+        let dead_letters: Arc<dyn DeadLetterStore> =
+            Arc::new(DynamoDeadLetters::new(dynamo, settings.dead_letter_table));
+        config.failure = FailurePolicy::DeadLetter {
+            max_attempts: settings.max_attempts,
+            store: dead_letters,
+        };
+        let source: Arc<dyn RecordSource> = match &settings.source {
+            SourceKind::Polling => Arc::new(KinesisPolling::new(
                 kinesis,
                 stream_name,
-                consumer_name.clone(),
-                FanOutConfig::default(),
-            );
-            fanout
-                .register()
-                .await
-                .context("registering the enhanced fan-out consumer")?;
-            Arc::new(fanout)
-        }
-    };
-    tracing::info!(
-        service = handler.name(),
-        lease_table = %settings.lease_table,
-        worker_id = %config.worker_id,
-        source = ?settings.source,
-        "consumer service starting"
-    );
-
-    let health_task = if serve_health {
-        let health = health_router(handler.clone(), table.clone());
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("binding {listen}"))?;
-        let health_shutdown = shutdown.clone();
-        Some(tokio::spawn(async move {
-            axum::serve(listener, health)
-                .with_graceful_shutdown(health_shutdown.cancelled_owned())
-                .await
-        }))
-    } else {
-        None
-    };
-
-    worker(handler, config, table, source, store, relay)
-        .run(shutdown)
-        .await;
-    relay_shutdown.cancel();
-    relay_task.await.context("relay task")?;
-    if let Some(task) = health_task {
-        let _ = task.await;
+                PollingConfig::default(),
+            )),
+            SourceKind::FanOut { consumer_name } => {
+                let fanout = KinesisFanOut::new(
+                    kinesis,
+                    stream_name,
+                    consumer_name.clone(),
+                    FanOutConfig::default(),
+                );
+                fanout
+                    .register()
+                    .await
+                    .context("registering the enhanced fan-out consumer")?;
+                Arc::new(fanout)
+            }
+        };
+        tracing::info!(
+            service = handler.name(),
+            lease_table = %settings.lease_table,
+            worker_id = %config.worker_id,
+            source = ?settings.source,
+            "consumer service starting"
+        );
+        let readiness = Readiness {
+            handler: handler.clone(),
+            table: table.clone(),
+        };
+        Ok(Self {
+            worker: worker(handler, config, table, source, store, relay),
+            readiness,
+            relay_shutdown,
+            relay_task,
+        })
     }
-    Ok(())
+
+    /// What tells whether this service can work (for a `/readyz`).
+    pub fn readiness(&self) -> Readiness {
+        self.readiness.clone()
+    }
+
+    /// Runs the worker until `shutdown` (leases handed off), then stops the relay.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        self.worker.run(shutdown).await;
+        self.relay_shutdown.cancel();
+        self.relay_task.await.context("relay task")?;
+        Ok(())
+    }
 }
 
-fn health_router(handler: Arc<dyn EventHandler>, table: Arc<dyn LeaseTable>) -> axum::Router {
+/// Whether a consumer service can work: its lease table answers and its handler's own
+/// dependencies are ready.
+#[derive(Clone)]
+pub struct Readiness {
+    handler: Arc<dyn EventHandler>,
+    table: Arc<dyn LeaseTable>,
+}
+
+impl std::fmt::Debug for Readiness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Readiness")
+            .field("service", &self.handler.name())
+            .finish()
+    }
+}
+
+impl Readiness {
+    /// `Err` with the reason when the service cannot work now.
+    pub async fn check(&self) -> Result<(), String> {
+        let service = self.handler.name();
+        let leases = tokio::time::timeout(Duration::from_secs(2), self.table.list()).await;
+        if !matches!(leases, Ok(Ok(_))) {
+            return Err(format!("{service}: lease table not reachable"));
+        }
+        self.handler
+            .ready()
+            .await
+            .map_err(|_| format!("{service}: a dependency is not ready"))
+    }
+}
+
+/// Serves `/healthz` (the process is up) and `/readyz` (every service in `services` is ready)
+/// on `listen` until `shutdown`.
+pub async fn serve_health(
+    listen: SocketAddr,
+    services: Vec<Readiness>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    axum::serve(listener, health_router(services))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+        .context("serving the health endpoints")
+}
+
+fn health_router(services: Vec<Readiness>) -> axum::Router {
+    let services = Arc::new(services);
     axum::Router::new()
         .route("/healthz", get(|| async { (StatusCode::OK, "ok") }))
         .route(
             "/readyz",
             get(move || {
-                let handler = handler.clone();
-                let table = table.clone();
+                let services = services.clone();
                 async move {
-                    let leases = tokio::time::timeout(Duration::from_secs(2), table.list()).await;
-                    if !matches!(leases, Ok(Ok(_))) {
-                        return (StatusCode::SERVICE_UNAVAILABLE, "lease table not reachable");
+                    for service in services.iter() {
+                        if let Err(reason) = service.check().await {
+                            return (StatusCode::SERVICE_UNAVAILABLE, reason);
+                        }
                     }
-                    match handler.ready().await {
-                        Ok(()) => (StatusCode::OK, "ready"),
-                        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "a dependency is not ready"),
-                    }
+                    (StatusCode::OK, "ready".to_owned())
                 }
             }),
         )
-}
-
-/// The whole `main` of a consumer service binary: `<binary> healthcheck` probes a running
-/// instance; otherwise telemetry, the handler and [`run_from_env`] until SIGTERM.
-pub async fn service_main<F>(name: &'static str, make_handler: F) -> ExitCode
-where
-    F: FnOnce() -> anyhow::Result<Arc<dyn EventHandler>>,
-{
-    if std::env::args().nth(1).as_deref() == Some("healthcheck") {
-        return healthcheck().await;
-    }
-    let _telemetry = quote_runtime::telemetry::init(name);
-    let handler = match make_handler() {
-        Ok(handler) => handler,
-        Err(err) => {
-            eprintln!("{name}: configuration error: {err:#}");
-            return ExitCode::from(2);
-        }
-    };
-    match run_from_env(handler, quote_runtime::shutdown::on_signal()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            tracing::error!(error = format!("{err:#}"), "{name} failed");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// Exits 0 when `/healthz` on `LISTEN_ADDR`'s port answers 200.
-pub async fn healthcheck() -> ExitCode {
-    let port = parse_or("LISTEN_ADDR", SocketAddr::from(([0, 0, 0, 0], 8080)))
-        .map(|a| a.port())
-        .unwrap_or(8080);
-    let client = match reqwest::Client::builder()
-        .timeout(Duration::from_secs(2))
-        .build()
-    {
-        Ok(client) => client,
-        Err(_) => return ExitCode::FAILURE,
-    };
-    match client
-        .get(format!("http://127.0.0.1:{port}/healthz"))
-        .send()
-        .await
-    {
-        Ok(response) if response.status().is_success() => ExitCode::SUCCESS,
-        _ => ExitCode::FAILURE,
-    }
 }

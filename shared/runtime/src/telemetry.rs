@@ -1,12 +1,14 @@
 //! Logs, traces and metrics.
 //!
-//! - Logs: `tracing` events filtered by `RUST_LOG` (default `info`), human-readable on a
-//!   terminal and JSON lines when `LOG_FORMAT=json` (containers). A JSON line emitted inside a
-//!   span carries that span's OpenTelemetry ids as `trace_id` and `span_id` (lower-case hex), so
-//!   a log search by trace id finds every line of one quote request in every service.
-//! - Traces: every `tracing` span at `info` or above (`TRACES_FILTER`, same syntax as
-//!   `RUST_LOG`, default `info`) is also an OpenTelemetry span, whatever `RUST_LOG` says: the log
-//!   level never breaks a trace. Exported over OTLP/HTTP (protobuf) in batches when
+//! - Logs: `tracing` events on stderr (stdout is left to a command's output), filtered by
+//!   [`LogConfig::filter`] (`RUST_LOG`), human-readable text (coloured only when stderr is a
+//!   terminal) or JSON lines ([`LogFormat::Json`], `LOG_FORMAT=json`, for containers). A JSON
+//!   line emitted inside a span carries that span's OpenTelemetry ids as `trace_id` and
+//!   `span_id` (lower-case hex), so a log search by trace id finds every line of one quote
+//!   request in every service.
+//! - Traces: every `tracing` span the traces filter lets through ([`LogConfig::traces_filter`],
+//!   `TRACES_FILTER`, same syntax, `info` by default) is also an OpenTelemetry span, whatever the
+//!   log filter says: the log level never breaks a trace. Exported over OTLP/HTTP (protobuf) in batches when
 //!   `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set.
 //! - Metrics: instruments on the global meter provider (HTTP server latency, the consumer
 //!   library's lag, dead letters, leases) are exported over OTLP/HTTP every
@@ -41,8 +43,52 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{fmt, EnvFilter, Layer};
 
-/// Filter of the spans that become OpenTelemetry spans (`RUST_LOG` syntax).
-pub const TRACES_FILTER: &str = "TRACES_FILTER";
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, with the active span's trace and span ids.
+    Json,
+}
+
+/// What is logged, and how (the `quotes` binary's `LOG_FORMAT`, `RUST_LOG`, `TRACES_FILTER`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// Text or JSON lines.
+    pub format: LogFormat,
+    /// Which events are logged (`RUST_LOG` syntax).
+    pub filter: String,
+    /// Which spans become OpenTelemetry spans (`RUST_LOG` syntax).
+    pub traces_filter: String,
+}
+
+impl Default for LogConfig {
+    /// Text lines at `info`, spans at `info`.
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            filter: "info".to_owned(),
+            traces_filter: "info".to_owned(),
+        }
+    }
+}
+
+impl LogConfig {
+    /// The defaults, with the filter `RUST_LOG` names when set (tools outside the `quotes`
+    /// binary: the consumer library's probe and examples, tests).
+    pub fn from_rust_log() -> Self {
+        Self {
+            filter: std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned()),
+            ..Self::default()
+        }
+    }
+
+    /// The filter, or `default` when it does not parse (the binary validates it first).
+    fn env_filter(filter: &str, default: &str) -> EnvFilter {
+        EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new(default))
+    }
+}
 
 /// Flushes buffered spans and metrics when dropped (keep it alive for the life of `main`).
 #[derive(Debug)]
@@ -131,11 +177,37 @@ fn needs_service_name(var: impl Fn(&str) -> Option<String>) -> bool {
     !named && !in_attributes
 }
 
-/// Installs logging, tracing and metrics for the process `service`.
-pub fn init(service: &str) -> TelemetryGuard {
+/// Installs logs only (no traces, no metrics): for the operations commands.
+pub fn init_logs(config: &LogConfig) {
+    let filter = LogConfig::env_filter(&config.filter, "warn");
+    // A subscriber may already be installed (tests); keep it then.
+    let _ = match config.format {
+        LogFormat::Json => tracing_subscriber::registry()
+            .with(json_layer(std::io::stderr).with_filter(filter))
+            .try_init(),
+        LogFormat::Text => tracing_subscriber::registry()
+            .with(text_layer().with_filter(filter))
+            .try_init(),
+    };
+}
+
+/// Human-readable lines on stderr, coloured only when stderr is a terminal.
+fn text_layer<S>() -> fmt::Layer<S, fmt::format::DefaultFields, Format, fn() -> std::io::Stderr>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    use std::io::IsTerminal;
+    fmt::layer()
+        .with_writer(std::io::stderr as fn() -> std::io::Stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+}
+
+/// Installs logging, tracing and metrics for the process `service`. What is exported is
+/// decided by the OpenTelemetry SDK's standard variables (see the module documentation).
+pub fn init(service: &str, config: &LogConfig) -> TelemetryGuard {
     let env = |name: &str| std::env::var(name).ok();
     let plan = ExportPlan::from_env(env);
-    let json = env("LOG_FORMAT").is_some_and(|v| v.eq_ignore_ascii_case("json"));
+    let json = config.format == LogFormat::Json;
     let mut resource = Resource::builder();
     if needs_service_name(env) {
         resource = resource.with_service_name(service.to_owned());
@@ -171,16 +243,15 @@ pub fn init(service: &str) -> TelemetryGuard {
     }
     let provider = builder.build();
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-    let log_filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let trace_filter =
-        EnvFilter::try_from_env(TRACES_FILTER).unwrap_or_else(|_| EnvFilter::new("info"));
+    let log_filter = LogConfig::env_filter(&config.filter, "info");
+    let trace_filter = LogConfig::env_filter(&config.traces_filter, "info");
     let otel = tracing_opentelemetry::layer()
         .with_tracer(provider.tracer(service.to_owned()))
         .with_filter(trace_filter);
     let logs = if json {
-        json_layer(std::io::stdout).with_filter(log_filter).boxed()
+        json_layer(std::io::stderr).with_filter(log_filter).boxed()
     } else {
-        fmt::layer().with_filter(log_filter).boxed()
+        text_layer().with_filter(log_filter).boxed()
     };
     let installed = tracing_subscriber::registry()
         .with(logs)

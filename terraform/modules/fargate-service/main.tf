@@ -89,6 +89,7 @@ locals {
   service_container = {
     name                   = var.service
     image                  = var.image
+    command                = ["run", var.service]
     essential              = true
     readonlyRootFilesystem = true
     stopTimeout            = var.stop_timeout
@@ -100,7 +101,7 @@ locals {
     environment = [for name in sort(keys(local.environment)) : { name = name, value = local.environment[name] }]
     secrets     = [for name in sort(keys(local.secrets)) : { name = name, valueFrom = local.secrets[name] }]
     healthCheck = {
-      command     = ["CMD", "/service", "healthcheck"]
+      command     = ["CMD", "/usr/local/bin/quotes", "healthcheck"]
       interval    = 10
       timeout     = 3
       retries     = 3

@@ -5,7 +5,7 @@ variable "name_prefix" {
 }
 
 variable "service" {
-  description = "Service (binary) name, e.g. `event-source`: the container, the ECS service and the log group are named after it."
+  description = "Service name, e.g. `event-source`: the container runs `quotes run <service>`; the container, the ECS service and the log group are named after it."
   type        = string
 }
 
@@ -15,7 +15,7 @@ variable "cluster_arn" {
 }
 
 variable "image" {
-  description = "Container image of the service (repository URL and tag)."
+  description = "The `quotes` image (repository URL and tag); the container runs `quotes run <service>`."
   type        = string
 }
 

@@ -1,4 +1,4 @@
-//! Table definitions of the event store, created idempotently by `quotectl bootstrap` and tests.
+//! Table definitions of the event store, created idempotently by `quotes bootstrap` and tests.
 
 use std::time::Duration;
 

@@ -1,0 +1,291 @@
+//! The command line of `quotes` (clap derive). Subcommand and flag names, and the environment
+//! variables of the settings, are a fixed interface used by scripts, compose, the task
+//! definitions and CI. Every setting is declared once, in [`crate::settings`].
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::bench::pipeline::PipelineArgs;
+use crate::bench::{BaselineKind, IngestOptions};
+use crate::platform::Service;
+use crate::settings::api::{ApiSettings, AuthSettings, ProcessSettings};
+use crate::settings::consumer::{DeadLetterSettings, LeaseTableSettings};
+use crate::settings::event_store::{EventStoreSettings, ReadModelSettings};
+use crate::settings::handlers::NotifierSettings;
+use crate::settings::relay::{RelayDeadLetterSettings, RelaySettings};
+use crate::settings::telemetry::TelemetrySettings;
+use crate::settings::{BootstrapSettings, RunSettings, SDK_VARIABLES};
+
+/// The quote platform: its services and its operations commands.
+#[derive(Debug, Parser)]
+#[command(name = "quotes", version, about, long_about = None, after_help = SDK_VARIABLES)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+    /// Logs and traces (every command).
+    #[command(flatten)]
+    pub telemetry: TelemetrySettings,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run services: all of them in this process on in-memory adapters (no arguments), all of
+    /// them against AWS (`--aws`), or the named ones against AWS.
+    #[command(after_help = SDK_VARIABLES)]
+    Run(Box<RunArgs>),
+    /// Exit 0 when GET /healthz on LISTEN_ADDR's port answers 200 (the container health check).
+    Healthcheck(HealthcheckArgs),
+    /// List every setting (variable, default, meaning, who reads it), of the named services or
+    /// of every command.
+    Settings(SettingsArgs),
+    /// Create the tables, the stream, the lease tables and the SES sender identity the
+    /// settings name, unless they exist; wait until they are ACTIVE.
+    #[command(after_help = SDK_VARIABLES)]
+    Bootstrap(BootstrapArgs),
+    /// Print a bearer token signed with AUTH_HS256_SECRET (or the dev secret, with a note).
+    Token(TokenArgs),
+    /// Print a consumer application's lease table: owner, counter, checkpoint, liveness.
+    Leases(LeasesArgs),
+    /// Print the records the relays set aside because Kinesis can never accept them
+    /// (RELAY_DEAD_LETTER_TABLE): stream, version, event, size and reason.
+    RelayDeadLetters(RelayDeadLettersArgs),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// `quotes run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Run against the configured AWS endpoints (AWS, LocalStack or the emulators) instead of
+    /// the in-memory adapters (the same as BACKEND=aws). Implied when services are named.
+    #[arg(long)]
+    pub aws: bool,
+    /// The services to run in this process; none means every service.
+    #[arg(value_enum)]
+    pub services: Vec<Service>,
+    /// Every setting a service may read.
+    #[command(flatten)]
+    pub settings: RunSettings,
+}
+
+/// `quotes healthcheck`.
+#[derive(Debug, Args)]
+pub struct HealthcheckArgs {
+    /// The process to probe (its LISTEN_ADDR's port on this host).
+    #[command(flatten)]
+    pub process: ProcessSettings,
+}
+
+/// What `quotes settings` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SettingsFormat {
+    /// One block per setting, grouped.
+    Text,
+    /// A Markdown table (the README's).
+    Markdown,
+    /// A JSON array (for scripts and the deployment checks).
+    Json,
+}
+
+/// `quotes settings`.
+#[derive(Debug, Args)]
+pub struct SettingsArgs {
+    /// Only the settings these services read.
+    #[arg(value_enum)]
+    pub services: Vec<Service>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = SettingsFormat::Text)]
+    pub output: SettingsFormat,
+}
+
+/// Output of the operations commands that print a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Aligned text for a terminal.
+    Text,
+    /// JSON for scripts.
+    Json,
+}
+
+/// `quotes bootstrap`.
+#[derive(Debug, Args)]
+pub struct BootstrapArgs {
+    /// Tables and stream.
+    #[command(flatten)]
+    pub event_store: EventStoreSettings,
+    /// The read model.
+    #[command(flatten)]
+    pub read_model: ReadModelSettings,
+    /// The consumers' dead letters.
+    #[command(flatten)]
+    pub dead_letters: DeadLetterSettings,
+    /// The relays' dead letters.
+    #[command(flatten)]
+    pub relay_dead_letters: RelayDeadLetterSettings,
+    /// The notifier's ledger and sender identity.
+    #[command(flatten)]
+    pub notifier: NotifierSettings,
+    /// The lease tables and the stream's shards.
+    #[command(flatten)]
+    pub bootstrap: BootstrapSettings,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+/// `quotes token`.
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// The token's subject: the customer id.
+    #[arg(long)]
+    pub customer: String,
+    /// Add the agent scope (may act for any customer).
+    #[arg(long)]
+    pub agent: bool,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+    pub ttl_secs: u64,
+    /// The signing settings.
+    #[command(flatten)]
+    pub auth: AuthSettings,
+}
+
+/// `quotes relay-dead-letters`.
+#[derive(Debug, Args)]
+pub struct RelayDeadLettersArgs {
+    /// Print at most this many entries.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub limit: u64,
+    /// The table.
+    #[command(flatten)]
+    pub relay_dead_letters: RelayDeadLetterSettings,
+}
+
+/// `quotes leases`.
+#[derive(Debug, Args)]
+pub struct LeasesArgs {
+    /// The consumer application (its lease table is LEASE_TABLE, default `<app>-leases`).
+    #[arg(long)]
+    pub app: String,
+    /// Milliseconds between the two reads that show which leases are being renewed.
+    #[arg(long, default_value_t = 2500, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub sample_ms: u64,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// The lease table.
+    #[command(flatten)]
+    pub lease: LeaseTableSettings,
+}
+
+/// `quotes bench …`.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Load-test POST /v1/quotes and compare with the same writes made directly; prints one
+    /// JSON object.
+    Ingest(Box<IngestArgs>),
+    /// Time from POST /v1/quotes to the priced quote visible through GET, embedded or as
+    /// separate processes on the emulators; prints one JSON object.
+    Pipeline(PipelineArgs),
+}
+
+/// `quotes bench ingest`.
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Base URL of a running event-source (e.g. http://127.0.0.1:8080); without it one is
+    /// started in this process on 127.0.0.1 with the backend named by BACKEND.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Concurrent request loops.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub concurrency: u32,
+    /// Measured seconds per side.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub duration: u64,
+    /// Discarded warm-up seconds before each side's measurement.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=600))]
+    pub warmup: u64,
+    /// Baseline to compare with [default: aws when BACKEND=aws, else memory].
+    #[arg(long, value_enum)]
+    pub baseline: Option<BaselineKind>,
+    /// The backend of the in-process service.
+    #[command(flatten)]
+    pub process: ProcessSettings,
+    /// Tables and stream (the service's and the baseline's).
+    #[command(flatten)]
+    pub event_store: EventStoreSettings,
+    /// The read model of the in-process service.
+    #[command(flatten)]
+    pub read_model: ReadModelSettings,
+    /// The in-process service's relay.
+    #[command(flatten)]
+    pub relay: RelaySettings,
+    /// The in-process service's API settings (and the token's).
+    #[command(flatten)]
+    pub api: ApiSettings,
+}
+
+impl IngestArgs {
+    /// The benchmark options these arguments describe.
+    pub fn options(&self) -> IngestOptions {
+        IngestOptions {
+            url: self.url.clone(),
+            concurrency: self.concurrency as usize,
+            duration: Duration::from_secs(self.duration),
+            warmup: Duration::from_secs(self.warmup),
+            baseline: self.baseline,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn ingest_defaults() {
+        let cli = Cli::try_parse_from(["quotes", "bench", "ingest"]);
+        let Ok(Cli {
+            command: Command::Bench(BenchCommand::Ingest(args)),
+            ..
+        }) = cli
+        else {
+            panic!("bench ingest did not parse: {cli:?}");
+        };
+        let options = args.options();
+        assert_eq!(options.concurrency, 16);
+        assert_eq!(options.duration, Duration::from_secs(10));
+        assert_eq!(options.warmup, Duration::from_secs(2));
+        assert_eq!(options.baseline, None);
+        assert!(Cli::try_parse_from(["quotes", "bench", "ingest", "--baseline", "aws"]).is_ok());
+        assert!(Cli::try_parse_from(["quotes", "bench", "ingest", "--concurrency", "0"]).is_err());
+    }
+
+    #[test]
+    fn run_takes_any_set_of_services() {
+        let services = |args: &[&str]| match Cli::try_parse_from(args) {
+            Ok(Cli {
+                command: Command::Run(run),
+                ..
+            }) => Some((run.aws, run.services)),
+            _ => None,
+        };
+        assert_eq!(services(&["quotes", "run"]), Some((false, vec![])));
+        assert_eq!(services(&["quotes", "run", "--aws"]), Some((true, vec![])));
+        assert_eq!(
+            services(&["quotes", "run", "projector", "notifier"]),
+            Some((false, vec![Service::Projector, Service::Notifier]))
+        );
+        assert_eq!(services(&["quotes", "run", "nonsense"]), None);
+    }
+}

@@ -1,0 +1,143 @@
+//! Services against AWS (or LocalStack, or the emulators): event-source and any consumer
+//! services, each consumer service its own consumer application.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use aws_config::SdkConfig;
+use event_source::config::Config;
+use quote_pipeline::service::{serve_health, AwsConsumer};
+use quote_pipeline::EventHandler;
+use tokio_util::sync::CancellationToken;
+
+use super::{Consumer, Handler, Service};
+use crate::settings::handlers::ProviderConfig;
+
+/// The services of a `quotes run` process on AWS, their settings checked.
+#[derive(Debug)]
+pub struct AwsPlan {
+    /// Every service of the process, sorted, each once.
+    pub services: Vec<Service>,
+    /// event-source's configuration, when it runs here.
+    pub event_source: Option<Config>,
+    /// The consumer services that run here.
+    pub consumers: Vec<Consumer>,
+    /// Where the process answers health checks when event-source does not run here.
+    pub listen: SocketAddr,
+}
+
+impl AwsPlan {
+    /// Runs the services until `shutdown`. With event-source among them, its listener also
+    /// answers the health checks; otherwise the consumer services share one health server on
+    /// `listen`, ready when all of them are.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let banner = self.banner();
+        let sdk = quote_runtime::aws::load_sdk_config().await;
+        let mut connected = Vec::new();
+        for consumer in self.consumers {
+            let name = consumer.service.name();
+            let handler =
+                handler(consumer.handler, &sdk).with_context(|| format!("starting {name}"))?;
+            connected.push(
+                AwsConsumer::connect(handler, consumer.application, &sdk)
+                    .await
+                    .with_context(|| format!("starting {name}"))?,
+            );
+        }
+        let health = if self.event_source.is_some() {
+            None
+        } else {
+            let readiness = connected.iter().map(AwsConsumer::readiness).collect();
+            Some(tokio::spawn(serve_health(
+                self.listen,
+                readiness,
+                shutdown.clone(),
+            )))
+        };
+        print!("{banner}");
+        let mut tasks = Vec::new();
+        for consumer in connected {
+            tasks.push(tokio::spawn(consumer.run(shutdown.clone())));
+        }
+        if let Some(config) = self.event_source {
+            event_source::run(config, shutdown.clone()).await?;
+        }
+        if let Some(health) = health {
+            // The health server stops with `shutdown`; an early end (the port is taken) is fatal.
+            health.await.context("health server")??;
+        }
+        for task in tasks {
+            task.await.context("consumer service")??;
+        }
+        Ok(())
+    }
+}
+
+impl AwsPlan {
+    /// What runs and where it listens.
+    pub fn banner(&self) -> String {
+        let names: Vec<&str> = self.services.iter().map(|s| s.name()).collect();
+        let listen = self
+            .event_source
+            .as_ref()
+            .map_or(self.listen, |config| config.listen_addr);
+        format!(
+            "quotes: running {} against AWS\n  listening {}\n",
+            names.join(", "),
+            super::base_url(listen)
+        )
+    }
+}
+
+/// The handler of a consumer service on AWS.
+fn handler(handler: Handler, sdk: &SdkConfig) -> anyhow::Result<Arc<dyn EventHandler>> {
+    Ok(match handler {
+        Handler::VehicleEnricher(None) => Arc::new(vehicle_enricher::VehicleEnricher::offline()),
+        Handler::VehicleEnricher(Some(vpic)) => Arc::new(vehicle_enricher::VehicleEnricher::new(
+            vehicle_enricher::vpic::VpicClient::new(vpic).context("the vPIC client")?,
+        )),
+        Handler::DriverHistory(ProviderConfig::Simulated) => {
+            tracing::warn!(
+                "DRIVER_HISTORY_PROVIDER=simulated: driving histories are SIMULATED, not real records"
+            );
+            Arc::new(driver_history::DriverHistory::new(Arc::new(
+                driver_history::provider::SimulatedProvider,
+            )))
+        }
+        Handler::DriverHistory(ProviderConfig::Http(config)) => {
+            Arc::new(driver_history::DriverHistory::new(Arc::new(
+                driver_history::provider::HttpProvider::new(config)
+                    .context("the driving-record provider's client")?,
+            )))
+        }
+        Handler::Fulfillment(tables, source) => {
+            Arc::new(fulfillment::Fulfillment::loaded(*tables, source))
+        }
+        Handler::Projector(table) => Arc::new(projector::Projector::new(Arc::new(
+            quote_read_model::dynamodb::DynamoReadModel::new(
+                aws_sdk_dynamodb::Client::new(sdk),
+                table,
+            ),
+        ))),
+        Handler::Notifier(config) => {
+            tracing::info!(
+                table = %config.table,
+                claim_timeout_secs = config.claim_timeout.as_secs(),
+                "notifier configured"
+            );
+            Arc::new(notifier::Notifier::new(
+                Arc::new(notifier::ledger::DynamoNotificationLedger::new(
+                    aws_sdk_dynamodb::Client::new(sdk),
+                    config.table,
+                    config.claim_timeout,
+                )),
+                Arc::new(notifier::senders::SesEmailSender::from_sdk_config(
+                    sdk,
+                    config.from,
+                )),
+                Arc::new(notifier::senders::SnsSmsSender::from_sdk_config(sdk)),
+            ))
+        }
+    })
+}
