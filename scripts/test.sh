@@ -66,6 +66,7 @@ suites=(
   relay_faults
   crash_process
   cli
+  missing_resources
   lease_table_dynamodb
   lease_table_faults
   dead_letter_dynamodb

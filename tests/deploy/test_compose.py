@@ -578,3 +578,13 @@ def test_docker_compose_config_agrees(variant):
         assert theirs == {t: s["condition"] for t, s in variant.depends_on(name).items()}, name
         if "image" in mine:
             assert service["image"] == mine["image"], name
+
+
+def test_endpoints_are_read_from_the_sdks_own_variables():
+    """Compose passes the AWS SDK's own endpoint variables through, under their own names."""
+    for name in compose_files():
+        text = (ROOT / name).read_text()
+        for variable in re.findall(r"\$\{([A-Z0-9_]*ENDPOINT[A-Z0-9_]*)", text):
+            assert re.fullmatch(r"AWS_ENDPOINT_URL(_[A-Z0-9]+)?", variable), f"{name}: ${{{variable}}}"
+        for key, value in re.findall(r"^\s+(AWS_ENDPOINT_URL\w*): \$\{(\w+):-", text, re.MULTILINE):
+            assert key == value, f"{name}: {key} is read from ${{{value}}}"

@@ -160,7 +160,9 @@ impl JwksCache {
 }
 
 enum Keys {
-    Hs256(DecodingKey),
+    /// The secret's key; `None` when the library refuses the secret (an empty one, which the
+    /// settings never let through): every token is then refused.
+    Hs256(Option<DecodingKey>),
     Jwks(JwksCache),
 }
 
@@ -186,7 +188,11 @@ impl Authenticator {
     pub fn new(config: &AuthConfig) -> Self {
         let keys = match &config.keys {
             AuthKeys::Hs256Secret(secret) => {
-                Keys::Hs256(DecodingKey::from_secret(secret.expose_secret().as_bytes()))
+                let key = DecodingKey::from_secret(secret.expose_secret().as_bytes());
+                if let Err(err) = &key {
+                    tracing::error!(error = %err, "the HS256 secret is unusable: every token will be refused");
+                }
+                Keys::Hs256(key.ok())
             }
             AuthKeys::JwksUrl(url) => Keys::Jwks(JwksCache {
                 url: url.clone(),
@@ -228,7 +234,12 @@ impl Authenticator {
         }
         let header = decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
         let (key, algorithm) = match self.keys.as_ref() {
-            Keys::Hs256(key) => (key.clone(), Algorithm::HS256),
+            Keys::Hs256(Some(key)) => (key.clone(), Algorithm::HS256),
+            Keys::Hs256(None) => {
+                return Err(AuthError::Invalid(
+                    "the service's HS256 secret is unusable".to_owned(),
+                ))
+            }
             Keys::Jwks(cache) => {
                 if !JWKS_ALGORITHMS.contains(&header.alg) {
                     return Err(AuthError::Invalid(format!(
@@ -285,6 +296,6 @@ pub fn mint_hs256(
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
         &claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
+        &EncodingKey::from_secret(secret.as_bytes())?,
     )
 }

@@ -331,7 +331,7 @@ async fn v1_routes_need_a_valid_token() {
     let expired = jsonwebtoken::encode(
         &jsonwebtoken::Header::default(),
         &json!({"sub": "cust-42", "exp": time::OffsetDateTime::now_utc().unix_timestamp() - 600}),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()).expect("an HMAC key"),
     )
     .expect("token");
     assert_problem(
@@ -342,7 +342,7 @@ async fn v1_routes_need_a_valid_token() {
     let eternal = jsonwebtoken::encode(
         &jsonwebtoken::Header::default(),
         &json!({"sub": "cust-42"}),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()).expect("an HMAC key"),
     )
     .expect("token");
     assert_problem(
@@ -877,7 +877,7 @@ fn signed(claims: &Value) -> String {
     jsonwebtoken::encode(
         &jsonwebtoken::Header::default(),
         claims,
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()).expect("an HMAC key"),
     )
     .expect("token")
 }

@@ -75,7 +75,7 @@ async fn rs256_tokens_verify_against_the_jwks() {
     let hs = jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
         &claims("cust-42", None),
-        &EncodingKey::from_secret(JWKS.as_bytes()),
+        &EncodingKey::from_secret(JWKS.as_bytes()).expect("an HMAC key"),
     )
     .expect("token");
     assert!(auth.verify(&hs).await.is_err());

@@ -132,6 +132,9 @@ pub struct BootstrapArgs {
     /// The lease tables and the stream's shards.
     #[command(flatten)]
     pub bootstrap: BootstrapSettings,
+    /// A lease table named by LEASE_TABLE (a consumer service run with it) is created too.
+    #[command(flatten)]
+    pub lease: LeaseTableSettings,
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,

@@ -27,7 +27,8 @@ pub struct Resources {
     pub notifications_table: String,
     /// The SES sender identity to create (`NOTIFY_FROM_EMAIL`), if any.
     pub notify_from_email: Option<String>,
-    /// Lease tables, one per consumer application (`CONSUMER_APPLICATIONS`).
+    /// Lease tables, one per consumer application (`CONSUMER_APPLICATIONS`), and the one
+    /// `LEASE_TABLE` names.
     pub lease_tables: Vec<String>,
     /// The event store's tables (`EVENTS_TABLE`, `IDEMPOTENCY_TABLE`).
     pub tables: TableNames,
@@ -50,12 +51,20 @@ impl Resources {
                 .notify_from_email
                 .as_ref()
                 .map(|email| email.as_str().to_owned()),
-            lease_tables: args
-                .bootstrap
-                .consumer_applications
-                .iter()
-                .map(|application| lease_table_of(application))
-                .collect(),
+            lease_tables: {
+                let mut tables: Vec<String> = args
+                    .bootstrap
+                    .consumer_applications
+                    .iter()
+                    .map(|application| lease_table_of(application))
+                    .collect();
+                if let Some(named) = &args.lease.lease_table {
+                    if !tables.contains(named) {
+                        tables.push(named.clone());
+                    }
+                }
+                tables
+            },
             tables: args.event_store.tables(),
             event_stream: args.event_store.event_stream.clone(),
             stream_shards: args.bootstrap.event_stream_shards,

@@ -114,10 +114,13 @@ async fn bootstrap_creates_then_finds_the_resources() {
     let sender = format!("{}@example.com", testkit::unique_name("quotes"));
     let app = testkit::unique_name("qctl-app");
     let leases = format!("{app}-leases");
-    let bootstrap = || {
+    // A consumer service run with LEASE_TABLE uses that table: bootstrap creates it too.
+    let custom_leases = testkit::unique_name("qctl-custom-leases");
+    let bootstrap = |output: &str| {
         let mut command = quotes();
         command
-            .arg("bootstrap")
+            .args(["bootstrap", "--output", output])
+            .env("LEASE_TABLE", &custom_leases)
             .env("EVENTS_TABLE", &events)
             .env("IDEMPOTENCY_TABLE", &idempotency)
             .env("EVENT_STREAM", &stream)
@@ -131,7 +134,7 @@ async fn bootstrap_creates_then_finds_the_resources() {
         stdout(&run(&mut command))
     };
 
-    let first = bootstrap();
+    let first = bootstrap("text");
     assert_eq!(
         first.lines().collect::<Vec<_>>(),
         [
@@ -142,12 +145,13 @@ async fn bootstrap_creates_then_finds_the_resources() {
             format!("created table {relay_dead_letters}"),
             format!("created table {notifications}"),
             format!("created table {leases}"),
+            format!("created table {custom_leases}"),
             format!("created stream {stream} (2 shards)"),
             format!("created email identity {sender}"),
         ],
         "{first}"
     );
-    let second = bootstrap();
+    let second = bootstrap("text");
     assert_eq!(
         second.lines().collect::<Vec<_>>(),
         [
@@ -158,11 +162,23 @@ async fn bootstrap_creates_then_finds_the_resources() {
             format!("exists  table {relay_dead_letters}"),
             format!("exists  table {notifications}"),
             format!("exists  table {leases}"),
+            format!("exists  table {custom_leases}"),
             format!("exists  stream {stream} (2 shards)"),
             format!("exists  email identity {sender}"),
         ],
         "{second}"
     );
+
+    let third: serde_json::Value = serde_json::from_str(&bootstrap("json")).expect("JSON report");
+    let resources = third["resources"].as_array().expect("resources");
+    assert_eq!(resources.len(), 10, "{third}");
+    assert!(
+        resources.iter().all(|r| r["outcome"] == "exists"),
+        "{third}"
+    );
+    assert!(resources
+        .iter()
+        .any(|r| r["kind"] == "table" && r["name"] == custom_leases.as_str()));
 
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     for table in [
@@ -173,6 +189,7 @@ async fn bootstrap_creates_then_finds_the_resources() {
         &relay_dead_letters,
         &notifications,
         &leases,
+        &custom_leases,
     ] {
         let description = dynamodb
             .describe_table()
@@ -271,4 +288,20 @@ async fn leases_prints_the_lease_table() {
             && lines[2].contains("LATEST"),
         "{text}"
     );
+    let output = run(quotes().args([
+        "leases",
+        "--app",
+        &app,
+        "--sample-ms",
+        "100",
+        "--output",
+        "json",
+    ]));
+    let leases: serde_json::Value = serde_json::from_str(&stdout(&output)).expect("JSON");
+    let leases = leases.as_array().expect("one object per lease");
+    assert_eq!(leases.len(), 2);
+    assert_eq!(leases[0]["shard"], "shardId-000000000000");
+    assert_eq!(leases[0]["owner"], "worker-1");
+    assert!(leases[0]["state"].as_str().unwrap().starts_with("stalled"));
+    assert_eq!(leases[1]["state"], "unowned");
 }

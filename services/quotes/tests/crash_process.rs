@@ -15,6 +15,8 @@ const SECRET: &str = "test-secret-0123456789";
 struct Names {
     tables: TableNames,
     stream: String,
+    read_model: String,
+    relay_dead_letters: String,
 }
 
 fn start(names: &Names, port: u16, failpoints: Option<&str>) -> Child {
@@ -25,6 +27,8 @@ fn start(names: &Names, port: u16, failpoints: Option<&str>) -> Child {
         .env("EVENTS_TABLE", &names.tables.events)
         .env("IDEMPOTENCY_TABLE", &names.tables.idempotency)
         .env("EVENT_STREAM", &names.stream)
+        .env("READ_MODEL_TABLE", &names.read_model)
+        .env("RELAY_DEAD_LETTER_TABLE", &names.relay_dead_letters)
         .env("AUTH_HS256_SECRET", SECRET)
         .env("RELAY_SWEEP_INTERVAL_MS", "200")
         .env("RELAY_SWEEP_GRACE_MS", "300")
@@ -98,8 +102,16 @@ async fn kill_9_after_commit_loses_nothing() {
             idempotency: testkit::unique_name("idempotency"),
         },
         stream: testkit::unique_name("quote-events"),
+        read_model: testkit::unique_name("read-model"),
+        relay_dead_letters: testkit::unique_name("relay-dead-letters"),
     };
     create_tables(&dynamo, &names.tables).await.expect("tables");
+    quote_read_model::dynamodb::create_read_model_table(&dynamo, &names.read_model)
+        .await
+        .expect("read model table");
+    event_relay::dead_letter::create_relay_dead_letter_table(&dynamo, &names.relay_dead_letters)
+        .await
+        .expect("relay dead-letter table");
     testkit::create_stream(&kinesis, &names.stream, 4).await;
     let store = Arc::new(DynamoEventStore::new(dynamo, names.tables.clone()));
     let token = event_source::auth::mint_hs256(

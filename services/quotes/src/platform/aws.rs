@@ -1,6 +1,7 @@
 //! Services against AWS (or LocalStack, or the emulators): event-source and any consumer
 //! services, each consumer service its own consumer application.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -11,6 +12,7 @@ use quote_pipeline::service::{serve_health, AwsConsumer};
 use quote_pipeline::EventHandler;
 use tokio_util::sync::CancellationToken;
 
+use super::resources::{self, Resource};
 use super::{Consumer, Handler, Service};
 use crate::settings::handlers::ProviderConfig;
 
@@ -34,6 +36,13 @@ impl AwsPlan {
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let banner = self.banner();
         let sdk = quote_runtime::aws::load_sdk_config().await;
+        let listen = self
+            .event_source
+            .as_ref()
+            .map_or(self.listen, |config| config.listen_addr);
+        if !resources::wait_until_present(&sdk, &self.resources(), listen, &shutdown).await? {
+            return Ok(());
+        }
         let mut connected = Vec::new();
         for consumer in self.consumers {
             let name = consumer.service.name();
@@ -75,6 +84,41 @@ impl AwsPlan {
 }
 
 impl AwsPlan {
+    /// The tables and streams the services of this process need.
+    pub fn resources(&self) -> BTreeSet<Resource> {
+        let mut needed = BTreeSet::new();
+        if let Some(config) = &self.event_source {
+            needed.extend([
+                Resource::Table(config.events_table.clone()),
+                Resource::Table(config.idempotency_table.clone()),
+                Resource::Table(config.read_model_table.clone()),
+                Resource::Table(config.relay.dead_letter_table.clone()),
+                Resource::Stream(config.event_stream.clone()),
+            ]);
+        }
+        for consumer in &self.consumers {
+            let application = &consumer.application;
+            needed.extend([
+                Resource::Table(application.tables.events.clone()),
+                Resource::Table(application.tables.idempotency.clone()),
+                Resource::Table(application.lease_table.clone()),
+                Resource::Table(application.dead_letter_table.clone()),
+                Resource::Table(application.relay.dead_letter_table.clone()),
+                Resource::Stream(application.event_stream.clone()),
+            ]);
+            match &consumer.handler {
+                Handler::Projector(table) => {
+                    needed.insert(Resource::Table(table.clone()));
+                }
+                Handler::Notifier(config) => {
+                    needed.insert(Resource::Table(config.table.clone()));
+                }
+                _ => {}
+            }
+        }
+        needed
+    }
+
     /// What runs and where it listens.
     pub fn banner(&self) -> String {
         let names: Vec<&str> = self.services.iter().map(|s| s.name()).collect();

@@ -12,6 +12,7 @@
 
 pub mod aws;
 pub mod embedded;
+pub mod resources;
 
 use std::fmt;
 
