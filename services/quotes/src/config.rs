@@ -9,7 +9,6 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::cli::BootstrapArgs;
 use crate::settings::api::AuthSettings;
-use crate::settings::event_store::EventStoreSettings;
 
 pub use crate::settings::consumer::lease_table_of;
 pub use event_source::config::DEV_SECRET;
@@ -68,21 +67,6 @@ impl Resources {
             tables: args.event_store.tables(),
             event_stream: args.event_store.event_stream.clone(),
             stream_shards: args.bootstrap.event_stream_shards,
-        }
-    }
-
-    /// The event store's tables and stream only (the AWS baseline of `quotes bench ingest`).
-    pub fn of_event_store(event_store: &EventStoreSettings) -> Self {
-        Self {
-            read_model_table: String::new(),
-            dead_letter_table: String::new(),
-            relay_dead_letter_table: String::new(),
-            notifications_table: String::new(),
-            notify_from_email: None,
-            lease_tables: Vec::new(),
-            tables: event_store.tables(),
-            event_stream: event_store.event_stream.clone(),
-            stream_shards: 1,
         }
     }
 }

@@ -202,7 +202,7 @@ async fn bench_ingest(args: &IngestArgs) -> anyhow::Result<()> {
         backend,
         token: TokenSettings::new(&args.api.auth),
         service,
-        resources: Resources::of_event_store(&args.event_store),
+        event_store: args.event_store.clone(),
     };
     let report = quotes::bench::run_ingest(&args.options(), &target)
         .await

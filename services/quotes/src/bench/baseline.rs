@@ -37,7 +37,6 @@ use uuid::Uuid;
 
 use super::payload::{requested_event, PayloadGenerator, RequestedEvent};
 use super::{warm_then_measure, BenchError, IngestOptions, Phase, Worker};
-use crate::config::Resources;
 
 /// Distinct pre-built events the baseline cycles through.
 const EVENT_POOL: usize = 512;
@@ -333,17 +332,19 @@ impl Worker for AwsWorker {
     }
 }
 
-/// Runs the raw-SDK baseline against the configured endpoints, tables and stream.
+/// Runs the raw-SDK baseline against the configured endpoints, the event store's `tables` and
+/// `stream`.
 pub async fn run_aws(
     sdk: &aws_config::SdkConfig,
-    resources: &Resources,
+    tables: &TableNames,
+    stream: &str,
     options: &IngestOptions,
 ) -> Result<Phase, BenchError> {
     let pool = event_pool()?;
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
     let kinesis = aws_sdk_kinesis::Client::new(sdk);
-    let tables = Arc::new(resources.tables.clone());
-    let stream: Arc<str> = Arc::from(resources.event_stream.as_str());
+    let tables = Arc::new(tables.clone());
+    let stream: Arc<str> = Arc::from(stream);
     warm_then_measure(
         options.concurrency,
         options.warmup,

@@ -35,7 +35,8 @@ use event_source::config::{Backend, Config};
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::config::{Resources, TokenSettings};
+use crate::config::TokenSettings;
+use crate::settings::event_store::EventStoreSettings;
 use stats::{ratio, Recorder, StatsError, Summary};
 
 /// What the baseline side does.
@@ -91,8 +92,8 @@ pub struct IngestTarget {
     pub token: TokenSettings,
     /// The in-process service's configuration (unused with `--url`).
     pub service: Config,
-    /// The tables and stream of the AWS baseline.
-    pub resources: Resources,
+    /// The event store's tables and stream (the AWS baseline's).
+    pub event_store: EventStoreSettings,
 }
 
 /// The result of `bench ingest`, printed as one JSON object.
@@ -258,7 +259,7 @@ pub async fn run_ingest(
     // Long enough for the whole run.
     let token_ttl = options.warmup + options.duration + Duration::from_secs(600);
 
-    let resources = &target.resources;
+    let event_store = &target.event_store;
     let target = match &options.url {
         Some(url) => {
             let settings = &target.token;
@@ -291,7 +292,15 @@ pub async fn run_ingest(
         BaselineKind::Memory => Some(baseline::run_memory(options).await?),
         BaselineKind::Aws => {
             let sdk = quote_runtime::aws::load_sdk_config().await;
-            Some(baseline::run_aws(&sdk, resources, options).await?)
+            Some(
+                baseline::run_aws(
+                    &sdk,
+                    &event_store.tables(),
+                    &event_store.event_stream,
+                    options,
+                )
+                .await?,
+            )
         }
     };
     if let Some(reason) = baseline.as_ref().and_then(|b| b.recorder.first_error()) {

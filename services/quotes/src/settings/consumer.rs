@@ -181,13 +181,7 @@ fn worker_id(value: &str) -> Result<String, String> {
 
 /// An enhanced fan-out consumer name: 1–128 characters of `a-z A-Z 0-9 _ . -` (Kinesis's rule).
 fn efo_consumer_name(value: &str) -> Result<String, String> {
-    let valid = value
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    if value.is_empty() || value.len() > 128 || !valid {
-        return Err("use 1 to 128 letters, digits, `_`, `-` or `.`".to_owned());
-    }
-    Ok(value.to_owned())
+    super::parse::aws_name(value, 1..=128)
 }
 
 #[cfg(test)]

@@ -2,19 +2,26 @@
 
 use secrecy::SecretString;
 
-/// A DynamoDB table or Kinesis stream name: 3–255 (tables) characters of `a-z A-Z 0-9 _ - .`;
-/// the stricter of the two services' rules where they differ (a stream allows 1–128), so one
-/// parser fits both and an invalid name fails at start rather than at the first call.
+/// A DynamoDB table or Kinesis stream name: 3–128 characters of `a-z A-Z 0-9 _ - .` (the
+/// stricter of the two services' rules where they differ: tables allow 255, streams need 1),
+/// so one parser fits both and an invalid name fails at start rather than at the first call.
 pub fn resource_name(value: &str) -> Result<String, String> {
+    aws_name(value, 3..=128)
+}
+
+/// A name of `length` characters of `a-z A-Z 0-9 _ - .`, as AWS spells resource names.
+pub fn aws_name(value: &str, length: std::ops::RangeInclusive<usize>) -> Result<String, String> {
+    if !length.contains(&value.len()) {
+        return Err(format!(
+            "{} characters: use {} to {}",
+            value.len(),
+            length.start(),
+            length.end()
+        ));
+    }
     let valid = value
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    if !(3..=128).contains(&value.len()) {
-        return Err(format!(
-            "{} characters: use 3 to 128 (DynamoDB tables and Kinesis streams)",
-            value.len()
-        ));
-    }
     if !valid {
         return Err("use only letters, digits, `_`, `-` and `.`".to_owned());
     }
