@@ -147,20 +147,38 @@ pub enum BootstrapError {
     },
 }
 
+/// The report being written, shown as it grows.
+struct Progress<'a> {
+    report: BootstrapReport,
+    show: &'a mut dyn FnMut(&ResourceStatus),
+}
+
+impl Progress<'_> {
+    fn record(&mut self, status: ResourceStatus) {
+        (self.show)(&status);
+        self.report.resources.push(status);
+    }
+}
+
 /// Creates the tables and the stream named by `resources` unless they exist, and waits until
-/// they are ACTIVE.
+/// they are ACTIVE. `show` sees each resource as soon as it is done (a long bootstrap shows its
+/// progress); the report lists them all.
 pub async fn bootstrap(
     sdk: &aws_config::SdkConfig,
     resources: &Resources,
+    show: &mut dyn FnMut(&ResourceStatus),
 ) -> Result<BootstrapReport, BootstrapError> {
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
     let kinesis = aws_sdk_kinesis::Client::new(sdk);
-    let mut report = BootstrapReport::default();
+    let mut report = Progress {
+        report: BootstrapReport::default(),
+        show,
+    };
 
     for (name, created) in
         event_store::dynamodb::create_tables(&dynamodb, &resources.tables).await?
     {
-        report.resources.push(ResourceStatus {
+        report.record(ResourceStatus {
             kind: ResourceKind::Table,
             name,
             outcome: match created {
@@ -189,31 +207,25 @@ pub async fn bootstrap(
         quote_read_model::dynamodb::create_read_model_table(&dynamodb, &resources.read_model_table)
             .await
             .map_err(|e| failed(&resources.read_model_table, e.to_string()))?;
-    report
-        .resources
-        .push(table_status(&resources.read_model_table, created));
+    report.record(table_status(&resources.read_model_table, created));
     let created = kinesis_consumer::dead_letter::create_dead_letter_table(
         &dynamodb,
         &resources.dead_letter_table,
     )
     .await
     .map_err(|e| failed(&resources.dead_letter_table, e.to_string()))?;
-    report
-        .resources
-        .push(table_status(&resources.dead_letter_table, created));
+    report.record(table_status(&resources.dead_letter_table, created));
     let created = event_relay::dead_letter::create_relay_dead_letter_table(
         &dynamodb,
         &resources.relay_dead_letter_table,
     )
     .await
     .map_err(|e| failed(&resources.relay_dead_letter_table, e.to_string()))?;
-    report
-        .resources
-        .push(table_status(&resources.relay_dead_letter_table, created));
+    report.record(table_status(&resources.relay_dead_letter_table, created));
     let created = notifier::create_notifications_table(&dynamodb, &resources.notifications_table)
         .await
         .map_err(|e| failed(&resources.notifications_table, e.to_string()))?;
-    report.resources.push(table_status(
+    report.record(table_status(
         &resources.notifications_table,
         created == notifier::Created::Created,
     ));
@@ -221,18 +233,16 @@ pub async fn bootstrap(
         let created = kinesis_consumer::lease_table::create_lease_table(&dynamodb, lease_table)
             .await
             .map_err(|e| failed(lease_table, e.to_string()))?;
-        report.resources.push(table_status(lease_table, created));
+        report.record(table_status(lease_table, created));
     }
 
-    report
-        .resources
-        .push(ensure_stream(&kinesis, &resources.event_stream, resources.stream_shards).await?);
+    report.record(ensure_stream(&kinesis, &resources.event_stream, resources.stream_shards).await?);
     if let Some(identity) = &resources.notify_from_email {
         let ses = aws_sdk_sesv2::Client::new(sdk);
         let created = notifier::create_ses_identity(&ses, identity)
             .await
             .map_err(|e| failed(identity, e.to_string()))?;
-        report.resources.push(ResourceStatus {
+        report.record(ResourceStatus {
             kind: ResourceKind::EmailIdentity,
             name: identity.clone(),
             outcome: if created == notifier::Created::Created {
@@ -243,7 +253,7 @@ pub async fn bootstrap(
             detail: None,
         });
     }
-    Ok(report)
+    Ok(report.report)
 }
 
 /// Creates a stream with `shards` shards unless it exists, then waits until it is ACTIVE.

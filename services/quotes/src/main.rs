@@ -118,15 +118,21 @@ fn settings(args: &SettingsArgs) -> anyhow::Result<()> {
 async fn bootstrap(args: &BootstrapArgs) -> anyhow::Result<()> {
     let resources = Resources::of_bootstrap(args);
     let sdk = quote_runtime::aws::load_sdk_config().await;
-    let report = quotes::bootstrap::bootstrap(&sdk, &resources)
+    let text = args.output == OutputFormat::Text;
+    // Text: each resource as soon as it is done; JSON: the whole report at the end.
+    let mut show = |status: &quotes::bootstrap::ResourceStatus| {
+        if text {
+            println!("{status}");
+        }
+    };
+    let report = quotes::bootstrap::bootstrap(&sdk, &resources, &mut show)
         .await
         .context("bootstrap")?;
-    match args.output {
-        OutputFormat::Text => print!("{report}"),
-        OutputFormat::Json => println!(
+    if !text {
+        println!(
             "{}",
             serde_json::to_string_pretty(&report).context("encoding the report")?
-        ),
+        );
     }
     Ok(())
 }
