@@ -116,13 +116,14 @@ pub enum BootstrapError {
     /// Creating or describing a table failed.
     #[error("creating the event store tables failed")]
     Tables(#[from] StoreError),
-    /// Creating another table failed.
-    #[error("creating table {table} failed: {reason}")]
+    /// Creating another table (or the e-mail identity) failed.
+    #[error("creating {table} failed")]
     Table {
-        /// The table.
+        /// The table, or the identity.
         table: String,
         /// Why.
-        reason: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// A Kinesis call failed.
     #[error("Kinesis {operation} on stream {stream} failed")]
@@ -199,32 +200,36 @@ pub async fn bootstrap(
         },
         detail: None,
     };
-    let failed = |table: &str, reason: String| BootstrapError::Table {
-        table: table.to_owned(),
-        reason,
-    };
+    fn failed<E: std::error::Error + Send + Sync + 'static>(
+        table: &str,
+    ) -> impl FnOnce(E) -> BootstrapError + '_ {
+        move |source| BootstrapError::Table {
+            table: table.to_owned(),
+            source: Box::new(source),
+        }
+    }
     let created =
         quote_read_model::dynamodb::create_read_model_table(&dynamodb, &resources.read_model_table)
             .await
-            .map_err(|e| failed(&resources.read_model_table, e.to_string()))?;
+            .map_err(failed(&resources.read_model_table))?;
     report.record(table_status(&resources.read_model_table, created));
     let created = kinesis_consumer::dead_letter::create_dead_letter_table(
         &dynamodb,
         &resources.dead_letter_table,
     )
     .await
-    .map_err(|e| failed(&resources.dead_letter_table, e.to_string()))?;
+    .map_err(failed(&resources.dead_letter_table))?;
     report.record(table_status(&resources.dead_letter_table, created));
     let created = event_relay::dead_letter::create_relay_dead_letter_table(
         &dynamodb,
         &resources.relay_dead_letter_table,
     )
     .await
-    .map_err(|e| failed(&resources.relay_dead_letter_table, e.to_string()))?;
+    .map_err(failed(&resources.relay_dead_letter_table))?;
     report.record(table_status(&resources.relay_dead_letter_table, created));
     let created = notifier::create_notifications_table(&dynamodb, &resources.notifications_table)
         .await
-        .map_err(|e| failed(&resources.notifications_table, e.to_string()))?;
+        .map_err(failed(&resources.notifications_table))?;
     report.record(table_status(
         &resources.notifications_table,
         created == notifier::Created::Created,
@@ -232,7 +237,7 @@ pub async fn bootstrap(
     for lease_table in &resources.lease_tables {
         let created = kinesis_consumer::lease_table::create_lease_table(&dynamodb, lease_table)
             .await
-            .map_err(|e| failed(lease_table, e.to_string()))?;
+            .map_err(failed(lease_table))?;
         report.record(table_status(lease_table, created));
     }
 
@@ -241,7 +246,7 @@ pub async fn bootstrap(
         let ses = aws_sdk_sesv2::Client::new(sdk);
         let created = notifier::create_ses_identity(&ses, identity)
             .await
-            .map_err(|e| failed(identity, e.to_string()))?;
+            .map_err(failed(identity))?;
         report.record(ResourceStatus {
             kind: ResourceKind::EmailIdentity,
             name: identity.clone(),
