@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Static checks of what users deploy (no Docker engine or Terraform providers needed):
+# Checks of what users deploy (no Docker engine or AWS account needed):
 #   - hadolint on docker/Dockerfile;
 #   - checkov on terraform/ (zero failed checks; every skip is justified inline);
 #   - pytest tests/deploy: the compose file against the Compose Specification schema, every
 #     .tf file parses, and compose and Terraform agree with the code (variables, table and
-#     stream names, IAM actions). The code side needs the workspace binaries built.
+#     stream names, IAM actions). The code side needs the workspace binaries built. With the
+#     terraform CLI, a provider mirror and the emulators' variables (scripts/test.sh exports
+#     them) it also applies the root module to the emulators, prices a quote on what it
+#     created and destroys it (test_terraform_apply.py); a skipped test prints its reason (-rs).
 # Tools are installed once, pinned, into $EMULATOR_CACHE (default ~/.cache/quote-emulators).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,4 +39,4 @@ echo "== checkov -d terraform"
   --skip-download --download-external-modules false
 
 echo "== pytest tests/deploy"
-"$CACHE/deploy-venv/bin/pytest" -q tests/deploy
+"$CACHE/deploy-venv/bin/pytest" -q -rs tests/deploy

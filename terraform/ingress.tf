@@ -1,17 +1,29 @@
 # The API's front door: an Application Load Balancer terminating TLS with an ACM certificate,
 # behind AWS WAF. event-source verifies every token itself (see docs/adr/0007).
+#
+# Trial mode (no `certificate_arn`, `trial_http_cidrs` set): a plain-HTTP listener on port 80
+# instead, reachable only from those CIDR blocks, for trying the platform without a domain or
+# a certificate. Tokens then cross the network in clear text: never for production.
+
+locals {
+  trial_mode = var.certificate_arn == null
+
+  # The one listener's port and the clients allowed to reach it.
+  listener_port  = local.trial_mode ? 80 : 443
+  listener_cidrs = local.trial_mode ? var.trial_http_cidrs : var.alb_ingress_cidrs
+}
 
 resource "aws_security_group" "alb" {
   name_prefix = "${local.names.api}-alb-"
-  description = "${local.names.api} load balancer: HTTPS in, HTTP to the API tasks."
+  description = local.trial_mode ? "${local.names.api} load balancer (trial): HTTP in from trial CIDRs, HTTP to the API tasks." : "${local.names.api} load balancer: HTTPS in, HTTP to the API tasks."
   vpc_id      = module.network.vpc_id
 
   ingress {
-    description = "HTTPS from the allowed clients"
-    from_port   = 443
-    to_port     = 443
+    description = local.trial_mode ? "HTTP from the trial CIDR blocks only" : "HTTPS from the allowed clients"
+    from_port   = local.listener_port
+    to_port     = local.listener_port
     protocol    = "tcp"
-    cidr_blocks = var.alb_ingress_cidrs
+    cidr_blocks = local.listener_cidrs
   }
 
   egress {
@@ -30,6 +42,7 @@ resource "aws_security_group" "alb" {
 }
 
 resource "aws_lb" "api" {
+  #checkov:skip=CKV2_AWS_20:No HTTP-to-HTTPS redirect on purpose: production has no port 80 listener at all (a redirect would come after a token had crossed the network); only trial mode, without a certificate, listens on plain HTTP, restricted to trial_http_cidrs.
   #checkov:skip=CKV2_AWS_76:The Log4j protection this check is named for is there (AWSManagedRulesKnownBadInputsRuleSet, Log4JRCE rules); the check also demands AWSManagedRulesAnonymousIpList, which would block customers behind VPNs and privacy relays from requesting quotes.
   name                       = local.names.api
   internal                   = var.alb_internal
@@ -50,6 +63,7 @@ resource "aws_lb" "api" {
 }
 
 resource "aws_lb_target_group" "api" {
+  #checkov:skip=CKV_AWS_378:The load balancer terminates TLS and forwards to the tasks over HTTP inside the VPC (private subnets, reachable from the load balancer's security group only); the check fails because trial mode's listener is plain HTTP.
   name                 = local.names.api
   port                 = local.container_port
   protocol             = "HTTP"
@@ -70,11 +84,29 @@ resource "aws_lb_target_group" "api" {
 # HTTPS only: no port 80 listener, so a bearer token is never sent in clear text (an HTTP to
 # HTTPS redirect would come after the token had already crossed the network).
 resource "aws_lb_listener" "https" {
+  count = local.trial_mode ? 0 : 1
+
   load_balancer_arn = aws_lb.api.arn
   port              = 443
   protocol          = "HTTPS"
   ssl_policy        = var.alb_ssl_policy
   certificate_arn   = var.certificate_arn
+
+  default_action {
+    type             = "forward"
+    target_group_arn = aws_lb_target_group.api.arn
+  }
+}
+
+# Trial mode only: plain HTTP, reachable from `trial_http_cidrs` alone (the security group above).
+resource "aws_lb_listener" "http_trial" {
+  #checkov:skip=CKV_AWS_2:Trial mode only (no certificate_arn): plain HTTP restricted by the security group to trial_http_cidrs, which refuses 0.0.0.0/0; production mode has the HTTPS listener and no port 80 at all.
+  #checkov:skip=CKV_AWS_103:Trial mode only: a plain-HTTP listener has no TLS policy; production mode's HTTPS listener uses TLS 1.2+ (alb_ssl_policy).
+  count = local.trial_mode ? 1 : 0
+
+  load_balancer_arn = aws_lb.api.arn
+  port              = 80
+  protocol          = "HTTP"
 
   default_action {
     type             = "forward"

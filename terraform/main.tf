@@ -28,6 +28,10 @@ resource "terraform_data" "configuration_checks" {
       error_message = "With create_vpc = false, set vpc_id and at least two private_subnet_ids."
     }
     precondition {
+      condition     = (var.certificate_arn == null) == (length(var.trial_http_cidrs) > 0)
+      error_message = "Set certificate_arn (production: HTTPS) or trial_http_cidrs (trial mode: plain HTTP from those CIDR blocks only), not both and not neither."
+    }
+    precondition {
       condition     = var.create_vpc || var.alb_internal || length(var.public_subnet_ids) >= 2
       error_message = "An internet-facing load balancer in an existing VPC needs at least two public_subnet_ids."
     }
@@ -139,6 +143,7 @@ module "network" {
 resource "aws_ecr_repository" "quotes" {
   name                 = "${local.names.ecr_namespace}/quotes"
   image_tag_mutability = "IMMUTABLE"
+  force_delete         = var.force_destroy
 
   image_scanning_configuration {
     scan_on_push = true

@@ -40,3 +40,9 @@ moved {
   from = module.notifier
   to   = module.consumer["notifier"]
 }
+
+# The HTTPS listener became one of two (production's HTTPS, trial mode's HTTP).
+moved {
+  from = aws_lb_listener.https
+  to   = aws_lb_listener.https[0]
+}

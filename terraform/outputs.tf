@@ -1,6 +1,11 @@
 output "api_url" {
-  description = "Base URL of the API (point a DNS name covered by the certificate at `alb_dns_name`)."
-  value       = "https://${aws_lb.api.dns_name}"
+  description = "Base URL of the API (point a DNS name covered by the certificate at `alb_dns_name`); in trial mode `http://<alb_dns_name>`, reachable from `trial_http_cidrs` only."
+  value       = local.trial_mode ? "http://${aws_lb.api.dns_name}" : "https://${aws_lb.api.dns_name}"
+}
+
+output "trial_mode" {
+  description = "True when the API is served over plain HTTP to `trial_http_cidrs` (no certificate)."
+  value       = local.trial_mode
 }
 
 output "alb_dns_name" {

@@ -5,7 +5,8 @@
 resource "aws_s3_bucket" "archive" {
   #checkov:skip=CKV_AWS_144:Cross-region replication is a disaster-recovery choice left to the operator (a second region and key); versioning and Glacier already protect the archive in this region.
   #checkov:skip=CKV2_AWS_62:Nothing reacts to new archive objects; event notifications would have no consumer.
-  bucket = local.names.archive_bucket
+  bucket        = local.names.archive_bucket
+  force_destroy = var.force_destroy
 }
 
 resource "aws_s3_bucket_ownership_controls" "archive" {
@@ -81,6 +82,9 @@ resource "aws_s3_bucket_logging" "archive" {
 
   target_bucket = aws_s3_bucket.logs.id
   target_prefix = "s3/${aws_s3_bucket.archive.id}/"
+
+  # The log bucket lets the logging service write only once its policy is in place.
+  depends_on = [aws_s3_bucket_policy.logs]
 }
 
 data "aws_iam_policy_document" "archive" {
@@ -118,7 +122,8 @@ resource "aws_s3_bucket" "logs" {
   #checkov:skip=CKV_AWS_144:Access logs are kept in their region; replicating them elsewhere adds cost without a recovery need.
   #checkov:skip=CKV_AWS_145:ALB access logs and S3 server access logs can only be delivered to buckets encrypted with SSE-S3, not SSE-KMS.
   #checkov:skip=CKV2_AWS_62:Nothing reacts to new log objects; event notifications would have no consumer.
-  bucket = local.names.logs_bucket
+  bucket        = local.names.logs_bucket
+  force_destroy = var.force_destroy
 }
 
 resource "aws_s3_bucket_ownership_controls" "logs" {
@@ -208,10 +213,11 @@ data "aws_iam_policy_document" "logs" {
     }
   }
 
+  # Only under the archive's own prefix (the target prefix of aws_s3_bucket_logging.archive).
   statement {
     sid       = "S3ServerAccessLogs"
     actions   = ["s3:PutObject"]
-    resources = ["${aws_s3_bucket.logs.arn}/s3/*"]
+    resources = ["${aws_s3_bucket.logs.arn}/s3/${aws_s3_bucket.archive.id}/*"]
 
     principals {
       type        = "Service"

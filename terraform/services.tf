@@ -28,7 +28,8 @@ module "event_source" {
   metrics_log_group_name           = aws_cloudwatch_log_group.metrics.name
   metrics_log_group_arn            = aws_cloudwatch_log_group.metrics.arn
 
-  autoscaling = var.event_source_scaling
+  desired_count = var.event_source_scaling.min_tasks
+  autoscaling   = var.enable_autoscaling ? var.event_source_scaling : null
   load_balancer = {
     target_group_arn  = aws_lb_target_group.api.arn
     security_group_id = aws_security_group.alb.id
@@ -73,13 +74,16 @@ module "event_source" {
     }
     RELAY_DEAD_LETTER_TABLE = {
       arn     = module.relay_dead_letter_table.arn
-      actions = ["dynamodb:PutItem"]
+      actions = ["dynamodb:DescribeTable", "dynamodb:PutItem"]
     }
   }
   stream_arn     = aws_kinesis_stream.events.arn
   stream_actions = ["kinesis:DescribeStreamSummary", "kinesis:PutRecords"]
 
-  depends_on = [aws_lb_listener.https, terraform_data.configuration_checks]
+  # The service registers in the target group once a listener forwards to it (and after the
+  # configuration checks). Only the ECS service waits for these: see fargate-service's
+  # `service_dependencies`.
+  service_dependencies = concat(aws_lb_listener.https[*].arn, aws_lb_listener.http_trial[*].arn, [terraform_data.configuration_checks.id])
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -184,6 +188,7 @@ module "consumer" {
   shard_count     = var.stream_shard_count
   min_tasks       = var.consumer_scaling[each.key].min_tasks
   max_tasks       = var.consumer_scaling[each.key].max_tasks
+  autoscaling     = var.enable_autoscaling
 
   scale_out_lag_ms = var.scale_out_lag_ms
   scale_in_lag_ms  = var.scale_in_lag_ms
@@ -217,16 +222,16 @@ module "consumer" {
     }
     LEASE_TABLE = {
       arn     = module.lease_tables[each.key].arn
-      actions = ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan", "dynamodb:UpdateItem"]
+      actions = ["dynamodb:DeleteItem", "dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan", "dynamodb:UpdateItem"]
     }
     DEAD_LETTER_TABLE = {
       arn           = module.dead_letter_table.arn
-      actions       = ["dynamodb:PutItem", "dynamodb:Query"]
+      actions       = ["dynamodb:DescribeTable", "dynamodb:PutItem", "dynamodb:Query"]
       index_actions = ["dynamodb:Query"]
     }
     RELAY_DEAD_LETTER_TABLE = {
       arn     = module.relay_dead_letter_table.arn
-      actions = ["dynamodb:PutItem"]
+      actions = ["dynamodb:DescribeTable", "dynamodb:PutItem"]
     }
   }, try(each.value.dynamodb_tables, {}))
   stream_actions         = ["kinesis:ListShards", "kinesis:PutRecords"]

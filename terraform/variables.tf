@@ -179,8 +179,20 @@ variable "rust_log" {
 # ---------------------------------------------------------------------------------------------
 
 variable "certificate_arn" {
-  description = "ACM certificate (in `region`) served by the HTTPS listener."
+  description = "ACM certificate (in `region`) served by the HTTPS listener (production). Null: trial mode, a plain-HTTP listener reachable only from `trial_http_cidrs`."
   type        = string
+  default     = null
+}
+
+variable "trial_http_cidrs" {
+  description = "Trial mode only (no `certificate_arn`): the CIDR blocks allowed to reach the plain-HTTP listener on port 80, e.g. your own address as `203.0.113.7/32`. Bearer tokens cross the network in clear text: never for production. Must be empty with a certificate."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for cidr in var.trial_http_cidrs : can(cidrhost(cidr, 0)) && !can(regex("/0$", cidr))])
+    error_message = "trial_http_cidrs holds CIDR blocks (a.b.c.d/n), none of them /0: the trial listener is plain HTTP and must not be open to the internet."
+  }
 }
 
 variable "alb_internal" {
@@ -190,7 +202,7 @@ variable "alb_internal" {
 }
 
 variable "alb_ingress_cidrs" {
-  description = "CIDR blocks allowed to reach the HTTPS listener."
+  description = "CIDR blocks allowed to reach the HTTPS listener (production mode)."
   type        = list(string)
   default     = ["0.0.0.0/0"]
 }
@@ -202,7 +214,7 @@ variable "alb_ssl_policy" {
 }
 
 variable "alb_deletion_protection" {
-  description = "Deletion protection of the load balancer."
+  description = "Deletion protection of the load balancer. A teardown switch: set false and apply before `terraform destroy`."
   type        = bool
   default     = true
 }
@@ -332,6 +344,12 @@ variable "consumer_initial_position" {
   description = "CONSUMER_INITIAL_POSITION of the consumer services (TRIM_HORIZON, LATEST, AT_TIMESTAMP:<RFC 3339>), or null for the default (TRIM_HORIZON)."
   type        = string
   default     = null
+}
+
+variable "enable_autoscaling" {
+  description = "Application Auto Scaling of the services: the API on CPU (`event_source_scaling`), the consumer services on their lag (`consumer_scaling`). False: each service keeps its `min_tasks` tasks, with no scaling targets, policies or lag alarms (e.g. on an emulator without Application Auto Scaling)."
+  type        = bool
+  default     = true
 }
 
 variable "consumer_scaling" {
@@ -467,9 +485,15 @@ variable "sms_monthly_spend_limit" {
 # ---------------------------------------------------------------------------------------------
 
 variable "deletion_protection" {
-  description = "Deletion protection of the DynamoDB tables."
+  description = "Deletion protection of the DynamoDB tables. A teardown switch: set false and apply before `terraform destroy`."
   type        = bool
   default     = true
+}
+
+variable "force_destroy" {
+  description = "Let `terraform destroy` delete the archive and access-log buckets with every object version in them, and the image repository with its images. Off: destroy fails on a bucket or repository that is not empty (empty them first). A teardown switch: set true and apply before `terraform destroy`."
+  type        = bool
+  default     = false
 }
 
 variable "dynamodb_replicas" {

@@ -190,6 +190,83 @@ run "prefixed_fanout_on_demand" {
   }
 }
 
+run "trial_mode" {
+  variables {
+    certificate_arn    = null
+    trial_http_cidrs   = ["203.0.113.7/32"]
+    enable_autoscaling = false
+  }
+
+  assert {
+    condition     = length(aws_lb_listener.https) == 0 && aws_lb_listener.http_trial[0].port == 80 && aws_lb_listener.http_trial[0].protocol == "HTTP"
+    error_message = "Trial mode serves plain HTTP on port 80 and has no HTTPS listener."
+  }
+
+  assert {
+    condition     = one(aws_security_group.alb.ingress).from_port == 80 && one(aws_security_group.alb.ingress).cidr_blocks == tolist(["203.0.113.7/32"])
+    error_message = "Only the trial CIDR blocks reach the trial listener."
+  }
+
+  assert {
+    condition     = startswith(output.api_url, "http://") && output.trial_mode
+    error_message = "The trial API URL is plain HTTP."
+  }
+}
+
+run "production_mode_is_https_only" {
+  assert {
+    condition     = length(aws_lb_listener.http_trial) == 0 && aws_lb_listener.https[0].port == 443
+    error_message = "With a certificate there is an HTTPS listener and no plain-HTTP one."
+  }
+
+  assert {
+    condition     = one(aws_security_group.alb.ingress).from_port == 443 && startswith(output.api_url, "https://") && !output.trial_mode
+    error_message = "Production mode is reached over HTTPS only."
+  }
+}
+
+run "trial_mode_refuses_the_internet" {
+  command = plan
+
+  variables {
+    certificate_arn  = null
+    trial_http_cidrs = ["0.0.0.0/0"]
+  }
+
+  expect_failures = [var.trial_http_cidrs]
+}
+
+run "trial_cidrs_are_cidr_blocks" {
+  command = plan
+
+  variables {
+    certificate_arn  = null
+    trial_http_cidrs = ["203.0.113.7"]
+  }
+
+  expect_failures = [var.trial_http_cidrs]
+}
+
+run "certificate_or_trial_not_both" {
+  command = plan
+
+  variables {
+    trial_http_cidrs = ["203.0.113.7/32"]
+  }
+
+  expect_failures = [terraform_data.configuration_checks]
+}
+
+run "certificate_or_trial_not_neither" {
+  command = plan
+
+  variables {
+    certificate_arn = null
+  }
+
+  expect_failures = [terraform_data.configuration_checks]
+}
+
 # (max_tasks > shard_count is refused here too, and by the consumer-service module itself: see
 # modules/consumer-service/tests.)
 run "auth_needs_exactly_one_method" {

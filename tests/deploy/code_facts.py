@@ -52,6 +52,10 @@ CONSUMERS = SERVICES[1:]
 #: The operations commands (`quotes bootstrap`, `quotes token`, …): the `quotes` crate.
 OPERATIONS = "quotes"
 
+#: Files of the `quotes` crate every service runs: `quotes run` checks there, before starting a
+#: service, that the tables and the stream it needs exist.
+RUN_FILES = ["services/quotes/src/platform/resources.rs"]
+
 #: The binary (built by the test command before the deployment checks).
 BINARY = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "debug" / "quotes"
 
@@ -195,6 +199,9 @@ def sources_of(program: str) -> dict[str, str]:
             if crate != package_of(program) and relative.as_posix() == "main.rs":
                 continue
             files[path.relative_to(ROOT).as_posix()] = _strip_tests(path.read_text())
+    if program in SERVICES:
+        for relative in RUN_FILES:
+            files[relative] = _strip_tests((ROOT / relative).read_text())
     return files
 
 
@@ -399,6 +406,23 @@ CALLS: dict[str, dict[str, list[tuple[str, list[str]]]]] = {
         # `DynamoNotificationLedger::ready` (the notifier's /readyz).
         "describe_table": [("NOTIFICATIONS_TABLE", ["DescribeTable"])],
     },
+    # `quotes run` describes every table and the stream a service needs before starting it
+    # (only those the service reads count, see `aws_calls`).
+    "services/quotes/src/platform/resources.rs": {
+        "describe_table": [
+            (variable, ["DescribeTable"])
+            for variable in [
+                "EVENTS_TABLE",
+                "IDEMPOTENCY_TABLE",
+                "READ_MODEL_TABLE",
+                "DEAD_LETTER_TABLE",
+                "RELAY_DEAD_LETTER_TABLE",
+                "NOTIFICATIONS_TABLE",
+                "LEASE_TABLE",
+            ]
+        ],
+        "describe_stream_summary": [("EVENT_STREAM", ["DescribeStreamSummary"])],
+    },
     "services/notifier/src/senders.rs": {
         "send_email": [("ses", ["ses:SendEmail"])],
         "publish": [("sns", ["sns:Publish"])],
@@ -544,6 +568,8 @@ def aws_calls(service: str) -> dict[str, set[str]]:
             raise ValueError(f"{path}: operations {sorted(unknown)} are missing from CALLS")
         for operation in operations:
             for resource, actions in table[operation]:
+                if resource in RESOURCE_VARIABLES and resource not in env_reads(service):
+                    continue
                 grants.setdefault(resource, set()).update(_aws_action(operation, a) for a in actions)
     entry = "\n".join(
         text

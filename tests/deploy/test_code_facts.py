@@ -54,7 +54,7 @@ def test_calls_are_attributed_to_resources():
         },
         "IDEMPOTENCY_TABLE": {"dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem"},
         "READ_MODEL_TABLE": {"dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:Query"},
-        "RELAY_DEAD_LETTER_TABLE": {"dynamodb:PutItem"},
+        "RELAY_DEAD_LETTER_TABLE": {"dynamodb:DescribeTable", "dynamodb:PutItem"},
         "EVENT_STREAM": {"kinesis:DescribeStreamSummary", "kinesis:PutRecords"},
     }
     notifier = code_facts.aws_calls("notifier")
@@ -64,7 +64,10 @@ def test_calls_are_attributed_to_resources():
         calls = code_facts.aws_calls(consumer)
         assert {"kinesis:GetRecords", "kinesis:GetShardIterator", "kinesis:ListShards"} <= calls["EVENT_STREAM"]
         assert "dynamodb:UpdateItem" in calls["LEASE_TABLE"]
-        assert calls["DEAD_LETTER_TABLE"] == {"dynamodb:PutItem", "dynamodb:Query"}
+        assert calls["DEAD_LETTER_TABLE"] == {"dynamodb:DescribeTable", "dynamodb:PutItem", "dynamodb:Query"}
+        # `quotes run` checks that the lease table and the stream exist before starting.
+        assert "dynamodb:DescribeTable" in calls["LEASE_TABLE"]
+        assert "kinesis:DescribeStreamSummary" in calls["EVENT_STREAM"]
 
 
 def test_the_scanner_sees_builders_but_not_our_traits():

@@ -798,6 +798,64 @@ def test_workflow_runs_fmt_validate_and_tflint_with_pinned_actions():
     assert 'plugin "aws"' in config and re.search(r'version\s*=\s*"\d+\.\d+\.\d+"', config)
 
 
+WORKFLOWS = ROOT / ".github" / "workflows"
+
+
+def _workflow(name: str) -> tuple[dict, str]:
+    text = (WORKFLOWS / name).read_text()
+    workflow = yaml.safe_load(text)
+    # YAML 1.1 reads the key `on` as a boolean.
+    workflow["on"] = workflow.pop(True, workflow.get("on"))
+    return workflow, text
+
+
+def _workflow_steps(workflow: dict) -> list[dict]:
+    return [step for job in workflow["jobs"].values() for step in job["steps"]]
+
+
+@pytest.mark.parametrize("name", ["ci.yml", "release.yml"])
+def test_new_workflows_pin_their_actions(name):
+    workflow, _ = _workflow(name)
+    uses = [step["uses"] for step in _workflow_steps(workflow) if "uses" in step]
+    assert uses, f"{name} uses no actions?"
+    for action in uses:
+        assert re.search(r"@(v\d+\.\d+\.\d+|[0-9a-f]{40})$", action), f"{name}: {action} is not pinned to a version"
+
+
+def test_ci_workflow_runs_the_test_command_on_every_push():
+    workflow, text = _workflow("ci.yml")
+    assert "push" in workflow["on"] and "pull_request" in workflow["on"]
+    assert not (workflow["on"]["push"] or {}).get("branches"), "every push, not some branches"
+    runs = [step.get("run", "") for step in _workflow_steps(workflow)]
+    assert any(run.strip() == "bash .ci/run" for run in runs), "the workflow runs exactly the test command"
+    assert "terraform_version: 1.11.4" in text, "the Terraform the project's machines have"
+    assert "providers mirror" in text and "TF_PLUGIN_MIRROR" in text, "the apply test needs a provider mirror"
+    assert "rust-toolchain.toml" in text or "rustup" in text
+
+
+def test_release_workflow_pushes_the_image_to_ghcr_on_version_tags():
+    workflow, text = _workflow("release.yml")
+    assert workflow["on"] == {"push": {"tags": ["v*"]}}
+    assert workflow["permissions"].get("packages") == "write"
+    steps = {step["uses"].split("@")[0]: step for step in _workflow_steps(workflow) if "uses" in step}
+    assert steps["docker/metadata-action"]["with"]["images"] == "ghcr.io/${{ github.repository }}"
+    assert steps["docker/login-action"]["with"]["registry"] == "ghcr.io"
+    build = steps["docker/build-push-action"]["with"]
+    assert build["file"] == "docker/Dockerfile" and build["push"] is True
+    assert build["tags"] == "${{ steps.meta.outputs.tags }}"
+
+
+def test_tfvars_example_sets_declared_variables_only():
+    example = {k: v for k, v in hcl2.loads((TERRAFORM / "terraform.tfvars.example").read_text()).items()
+               if not k.startswith("__")}
+    variables = root().variables
+    unknown = sorted(set(example) - set(variables))
+    assert not unknown, f"terraform.tfvars.example sets undeclared variables {unknown}"
+    required = sorted(v for v, body in variables.items() if "default" not in body and v not in example)
+    assert not required, f"terraform.tfvars.example leaves required variables unset: {required}"
+    assert example.get("certificate_arn") and not example.get("trial_http_cidrs"), "the example is production (HTTPS)"
+
+
 def _terraform() -> str:
     terraform = shutil.which("terraform")
     if terraform is None:

@@ -66,16 +66,22 @@ module "service" {
   metrics_log_group_name = var.metrics_log_group_name
   metrics_log_group_arn  = var.metrics_log_group_arn
 
-  tags = var.tags
+  # The ECS service starts once its fan-out consumer is registered; only the service waits
+  # (a `depends_on` on this module block would defer the inner module's data sources whenever
+  # the stream, the key or a table changes, and so replace the task definition).
+  service_dependencies = aws_kinesis_stream_consumer.this[*].arn
 
-  depends_on = [aws_kinesis_stream_consumer.this]
+  tags = var.tags
 }
 
 # ---------------------------------------------------------------------------------------------
 # Autoscaling on lag: one task more while records wait, one fewer while the stream is idle
+# (`autoscaling = false`: a fixed `min_tasks`, and no scaling alarms)
 # ---------------------------------------------------------------------------------------------
 
 resource "aws_appautoscaling_target" "this" {
+  count = var.autoscaling ? 1 : 0
+
   service_namespace  = "ecs"
   scalable_dimension = "ecs:service:DesiredCount"
   resource_id        = module.service.autoscaling_resource_id
@@ -97,11 +103,13 @@ resource "aws_appautoscaling_target" "this" {
 }
 
 resource "aws_appautoscaling_policy" "scale_out" {
+  count = var.autoscaling ? 1 : 0
+
   name               = "${local.name}-lag-scale-out"
   policy_type        = "StepScaling"
-  service_namespace  = aws_appautoscaling_target.this.service_namespace
-  scalable_dimension = aws_appautoscaling_target.this.scalable_dimension
-  resource_id        = aws_appautoscaling_target.this.resource_id
+  service_namespace  = aws_appautoscaling_target.this[0].service_namespace
+  scalable_dimension = aws_appautoscaling_target.this[0].scalable_dimension
+  resource_id        = aws_appautoscaling_target.this[0].resource_id
 
   step_scaling_policy_configuration {
     adjustment_type         = "ChangeInCapacity"
@@ -116,11 +124,13 @@ resource "aws_appautoscaling_policy" "scale_out" {
 }
 
 resource "aws_appautoscaling_policy" "scale_in" {
+  count = var.autoscaling ? 1 : 0
+
   name               = "${local.name}-lag-scale-in"
   policy_type        = "StepScaling"
-  service_namespace  = aws_appautoscaling_target.this.service_namespace
-  scalable_dimension = aws_appautoscaling_target.this.scalable_dimension
-  resource_id        = aws_appautoscaling_target.this.resource_id
+  service_namespace  = aws_appautoscaling_target.this[0].service_namespace
+  scalable_dimension = aws_appautoscaling_target.this[0].scalable_dimension
+  resource_id        = aws_appautoscaling_target.this[0].resource_id
 
   step_scaling_policy_configuration {
     adjustment_type         = "ChangeInCapacity"
@@ -135,6 +145,8 @@ resource "aws_appautoscaling_policy" "scale_in" {
 }
 
 resource "aws_cloudwatch_metric_alarm" "lag_high" {
+  count = var.autoscaling ? 1 : 0
+
   alarm_name          = "${local.name}-lag-high"
   alarm_description   = "Scale ${local.name} out: ${local.lag_metric.name} above ${var.scale_out_lag_ms} ms."
   namespace           = "AWS/Kinesis"
@@ -146,12 +158,14 @@ resource "aws_cloudwatch_metric_alarm" "lag_high" {
   threshold           = var.scale_out_lag_ms
   comparison_operator = "GreaterThanThreshold"
   treat_missing_data  = "notBreaching"
-  alarm_actions       = [aws_appautoscaling_policy.scale_out.arn]
+  alarm_actions       = [aws_appautoscaling_policy.scale_out[0].arn]
 
   tags = var.tags
 }
 
 resource "aws_cloudwatch_metric_alarm" "lag_low" {
+  count = var.autoscaling ? 1 : 0
+
   alarm_name          = "${local.name}-lag-low"
   alarm_description   = "Scale ${local.name} in: ${local.lag_metric.name} below ${var.scale_in_lag_ms} ms (or no reads at all)."
   namespace           = "AWS/Kinesis"
@@ -163,7 +177,7 @@ resource "aws_cloudwatch_metric_alarm" "lag_low" {
   threshold           = var.scale_in_lag_ms
   comparison_operator = "LessThanThreshold"
   treat_missing_data  = "breaching"
-  alarm_actions       = [aws_appautoscaling_policy.scale_in.arn]
+  alarm_actions       = [aws_appautoscaling_policy.scale_in[0].arn]
 
   tags = var.tags
 }

@@ -214,6 +214,12 @@ variable "shard_count" {
   type        = number
 }
 
+variable "autoscaling" {
+  description = "Scale the service on its lag between `min_tasks` and `max_tasks` (Application Auto Scaling). False: a fixed `min_tasks` tasks, no scaling target, policies or lag alarms."
+  type        = bool
+  default     = true
+}
+
 variable "scale_out_lag_ms" {
   description = "Scale out by one task while the lag (iterator age, or MillisBehindLatest with fan-out) stays above this many milliseconds."
   type        = number

@@ -437,6 +437,15 @@ resource "aws_vpc_security_group_ingress_rule" "from_load_balancer" {
   tags = var.tags
 }
 
+# What the service must start after (the load balancer's listener, an enhanced fan-out
+# consumer), passed in as values rather than as `depends_on` on the module: a module-level
+# `depends_on` defers every data source of the module whenever anything upstream changes, so a
+# stream's retention or a table's setting would then replace the task definition and update
+# the roles. Only the ECS service waits for these.
+resource "terraform_data" "service_dependencies" {
+  input = var.service_dependencies
+}
+
 resource "aws_ecs_service" "this" {
   name                               = local.name
   cluster                            = var.cluster_arn
@@ -476,6 +485,8 @@ resource "aws_ecs_service" "this" {
     # Autoscaling owns the task count once the service exists.
     ignore_changes = [desired_count]
   }
+
+  depends_on = [terraform_data.service_dependencies]
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -165,6 +165,12 @@ variable "load_balancer" {
   default = null
 }
 
+variable "service_dependencies" {
+  description = "Values (ARNs, ids) of what the ECS service must be created after, e.g. the load balancer's listener or an enhanced fan-out consumer. Only the service waits for them: use this instead of `depends_on` on the module, which would defer the module's data sources (and replace its task definition) whenever anything upstream changes."
+  type        = list(string)
+  default     = []
+}
+
 variable "health_check_grace_period_seconds" {
   description = "Seconds the load balancer's health checks are ignored after a task starts."
   type        = number

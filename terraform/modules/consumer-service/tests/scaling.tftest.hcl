@@ -70,12 +70,12 @@ run "polling" {
   }
 
   assert {
-    condition     = aws_cloudwatch_metric_alarm.lag_high.metric_name == "GetRecords.IteratorAgeMilliseconds"
+    condition     = aws_cloudwatch_metric_alarm.lag_high[0].metric_name == "GetRecords.IteratorAgeMilliseconds"
     error_message = "Polling consumers scale on the stream's iterator age."
   }
 
   assert {
-    condition     = aws_appautoscaling_target.this.max_capacity == 4 && aws_appautoscaling_target.this.resource_id == "service/quote-platform/projector"
+    condition     = aws_appautoscaling_target.this[0].max_capacity == 4 && aws_appautoscaling_target.this[0].resource_id == "service/quote-platform/projector"
     error_message = "The scaling target is the service, up to max_tasks."
   }
 }
@@ -91,8 +91,24 @@ run "fanout" {
   }
 
   assert {
-    condition     = aws_cloudwatch_metric_alarm.lag_high.metric_name == "SubscribeToShardEvent.MillisBehindLatest" && aws_cloudwatch_metric_alarm.lag_high.dimensions["ConsumerName"] == "projector"
+    condition     = aws_cloudwatch_metric_alarm.lag_high[0].metric_name == "SubscribeToShardEvent.MillisBehindLatest" && aws_cloudwatch_metric_alarm.lag_high[0].dimensions["ConsumerName"] == "projector"
     error_message = "Fan-out consumers scale on their own MillisBehindLatest."
+  }
+}
+
+run "fixed_task_count" {
+  variables {
+    autoscaling = false
+  }
+
+  assert {
+    condition     = length(aws_appautoscaling_target.this) == 0 && length(aws_appautoscaling_policy.scale_out) == 0 && length(aws_cloudwatch_metric_alarm.lag_high) == 0
+    error_message = "Without autoscaling there is no scaling target, policy or lag alarm."
+  }
+
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.dead_letters.alarm_name == "projector-dead-letters"
+    error_message = "The alarms for people stay."
   }
 }
 
