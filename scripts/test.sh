@@ -67,6 +67,7 @@ suites=(
   crash_process
   cli
   missing_resources
+  readme
   lease_table_dynamodb
   lease_table_faults
   dead_letter_dynamodb

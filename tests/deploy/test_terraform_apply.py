@@ -112,16 +112,34 @@ def _prerequisites(capsys) -> tuple[str, Path, dict[str, str]]:
         _unavailable(f"no local mirror of the AWS provider at {mirror} (set TF_PLUGIN_MIRROR)", capsys)
     if not code_facts.BINARY.exists():
         _unavailable(f"{code_facts.BINARY} is missing (cargo build --workspace --bins)", capsys)
-    endpoints = {
-        "moto": os.environ.get("AWS_ENDPOINT_URL", ""),
-        "kinesis": os.environ.get("AWS_ENDPOINT_URL_KINESIS", ""),
-    }
-    for name, url in endpoints.items():
-        if not url:
-            _unavailable("the emulators are not running (scripts/emulators.sh start ENVFILE, then source ENVFILE)", capsys)
-        if not _reachable(url):
-            _unavailable(f"the {name} emulator does not answer at {url}", capsys)
-    return terraform, mirror, endpoints
+    return terraform, mirror
+
+
+class Emulators:
+    """A moto and a kinesis-mock of this test's own (`scripts/emulators.sh`): the module creates
+    some 170 resources across a dozen services, which must not reach the emulators the other
+    suites share (moto's state dump, which the notifier's tests read, fails on some of them)."""
+
+    def __init__(self, tmp_path: Path, capsys):
+        self.env_file = tmp_path / "emulators.env"
+        result = subprocess.run([str(ROOT / "scripts/emulators.sh"), "start", str(self.env_file)],
+                                cwd=ROOT, capture_output=True, text=True)
+        if result.returncode != 0:
+            _unavailable(f"the emulators did not start (scripts/emulators.sh):\n{result.stderr[-2000:]}", capsys)
+        self.env = {}
+        for line in self.env_file.read_text().splitlines():
+            if line.startswith("export ") and "=" in line:
+                key, value = line[len("export "):].split("=", 1)
+                self.env[key] = value.strip('"')
+        self.endpoints = {"moto": self.env["AWS_ENDPOINT_URL"], "kinesis": self.env["AWS_ENDPOINT_URL_KINESIS"]}
+        for name, url in self.endpoints.items():
+            if not _reachable(url):
+                self.stop()
+                _unavailable(f"the {name} emulator does not answer at {url}", capsys)
+
+    def stop(self) -> None:
+        subprocess.run([str(ROOT / "scripts/emulators.sh"), "stop", str(self.env_file)], cwd=ROOT,
+                       capture_output=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -177,7 +195,7 @@ def _variables(prefix: str) -> dict:
 
 
 class Terraform:
-    def __init__(self, binary: str, workdir: Path, mirror: Path, log: list[str]):
+    def __init__(self, binary: str, workdir: Path, mirror: Path, log: list[str], emulators: dict[str, str]):
         self.binary = binary
         self.workdir = workdir
         self.log = log
@@ -189,6 +207,7 @@ class Terraform:
         )
         self.env = dict(os.environ, TF_CLI_CONFIG_FILE=str(config), TF_IN_AUTOMATION="1",
                         CHECKPOINT_DISABLE="1", TF_INPUT="0")
+        self.env.update({k: v for k, v in emulators.items() if k != "EMULATOR_PIDS"})
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         started = time.monotonic()
@@ -306,10 +325,11 @@ class Fleet:
         return codes
 
 
-def _service_env(outputs: dict) -> dict[str, str]:
+def _service_env(outputs: dict, emulators: dict[str, str]) -> dict[str, str]:
     """What the outputs tell a service, on top of the emulators' variables (the SDK endpoints,
     region and credentials)."""
     env = {k: v for k, v in os.environ.items() if k not in {"LEASE_TABLE", "BACKEND", "LISTEN_ADDR"}}
+    env.update({k: v for k, v in emulators.items() if k != "EMULATOR_PIDS"})
     env.update(outputs["table_names"])
     env.update(
         EVENT_STREAM=outputs["event_stream_name"],
@@ -414,7 +434,9 @@ def _price_one_quote(port: int, env: dict[str, str]) -> tuple[str, dict]:
 
 
 def test_terraform_apply_on_the_emulators(tmp_path, capsys):
-    terraform_cli, mirror, endpoints = _prerequisites(capsys)
+    terraform_cli, mirror = _prerequisites(capsys)
+    emulators = Emulators(tmp_path, capsys)
+    endpoints = emulators.endpoints
     started = time.monotonic()
     timings: dict[str, float] = {}
     log: list[str] = []
@@ -425,7 +447,7 @@ def test_terraform_apply_on_the_emulators(tmp_path, capsys):
     (workdir / "emulator_override.tf").write_text(_override(endpoints))
     prefix = f"t{uuid.uuid4().hex[:6]}-"
     (workdir / "emulator.auto.tfvars.json").write_text(json.dumps(_variables(prefix), indent=2))
-    tf = Terraform(terraform_cli, workdir, mirror, log)
+    tf = Terraform(terraform_cli, workdir, mirror, log, emulators.env)
     fleet = Fleet(tmp_path)
     applied = destroyed = False
     report: dict = {"name_prefix": prefix, "kinesis": f"provider and services on kinesis-mock ({endpoints['kinesis']})"}
@@ -444,7 +466,7 @@ def test_terraform_apply_on_the_emulators(tmp_path, capsys):
 
         # 2. The services on what the outputs name, and one quote.
         t = time.monotonic()
-        env = _service_env(outputs)
+        env = _service_env(outputs, emulators.env)
         port = fleet.start("event-source", env)
         for service in code_facts.CONSUMERS:
             fleet.start(service, dict(env, LEASE_TABLE=outputs["lease_table_names"][service], WORKER_ID=f"{service}-apply-test"))
@@ -493,6 +515,7 @@ def test_terraform_apply_on_the_emulators(tmp_path, capsys):
         fleet.stop()
         if applied and not destroyed:
             tf.run("destroy", "-input=false", "-auto-approve", check=False)
+        emulators.stop()
         timings["total"] = time.monotonic() - started
         lines = ["", "=== terraform apply on the emulators ==="]
         lines += [f"{key}: {value}" for key, value in report.items()]
