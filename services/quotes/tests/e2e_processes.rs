@@ -10,7 +10,7 @@
 
 mod common;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use common::{
@@ -90,6 +90,39 @@ fn expected_notifications(request: &Request, summary: &QuoteSummary) -> (usize, 
 
 /// The scenario; `kill_one_of_each` runs two workers per service and SIGKILLs one of each
 /// after half the requests.
+/// The ledger's `unknown` entries as `(channel, quote id)`.
+async fn ledger_unknown(
+    dynamo: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> HashSet<(String, String)> {
+    let text = |item: &HashMap<String, aws_sdk_dynamodb::types::AttributeValue>, name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default()
+    };
+    let mut unknown = HashSet::new();
+    let mut start = None;
+    loop {
+        let page = dynamo
+            .scan()
+            .table_name(table)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .expect("scan the notification ledger");
+        for item in page.items() {
+            if text(item, "status") == "unknown" {
+                unknown.insert((text(item, "channel"), text(item, "quote_id")));
+            }
+        }
+        start = page.last_evaluated_key().cloned();
+        if start.is_none() {
+            return unknown;
+        }
+    }
+}
+
 async fn scenario(kill_one_of_each: bool) {
     let started = Instant::now();
     let sdk = testkit::aws_config().await;
@@ -115,7 +148,10 @@ async fn scenario(kill_one_of_each: bool) {
                 .env("WORKER_ID", &label)
                 .env("LEASE_DURATION_MS", "3000")
                 .env("VPIC_BASE_URL", "off")
-                .env("DRIVER_HISTORY_PROVIDER", "simulated");
+                .env("DRIVER_HISTORY_PROVIDER", "simulated")
+                // A notifier killed between its claim and its send leaves a claim that holds
+                // the shard until it is stale: short here, where a kill is the point.
+                .env("NOTIFY_CLAIM_TIMEOUT_SECS", "5");
             let port = fleet.spawn(label.clone(), c);
             ports.push((label, port));
         }
@@ -219,10 +255,33 @@ async fn scenario(kill_one_of_each: bool) {
         .map(|(request, id)| (request, expected_notifications(request, &summaries[id])))
         .collect();
     let wanted: usize = expectations.iter().map(|(_, (e, s))| e + s).sum();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let check = |emails: &HashMap<String, usize>, sms: &HashMap<String, usize>| {
+    let deadline = Instant::now() + Duration::from_secs(45);
+    let notifications_table = platform
+        .env
+        .iter()
+        .find(|(name, _)| name == "NOTIFICATIONS_TABLE")
+        .map(|(_, table)| table.clone())
+        .expect("the notifications table");
+    let check = |emails: &HashMap<String, usize>,
+                 sms: &HashMap<String, usize>,
+                 unknown: &HashSet<(String, String)>| {
         let mut missing = Vec::new();
-        for (request, (email, text)) in &expectations {
+        for ((request, (email, text)), id) in expectations.iter().zip(&ids) {
+            // A send whose worker was killed before it recorded the outcome is `unknown` in the
+            // ledger: assumed sent, never resent (at most once), so it may be missing.
+            let may_miss = |channel: &str| unknown.contains(&(channel.to_owned(), id.clone()));
+            let (email_least, text_least) = (
+                if may_miss("email") {
+                    email.saturating_sub(1)
+                } else {
+                    *email
+                },
+                if may_miss("sms") {
+                    text.saturating_sub(1)
+                } else {
+                    *text
+                },
+            );
             let got_email = emails.get(&request.email).copied().unwrap_or(0);
             assert!(
                 got_email <= *email,
@@ -230,7 +289,7 @@ async fn scenario(kill_one_of_each: bool) {
                 got_email,
                 request.email
             );
-            if got_email < *email {
+            if got_email < email_least {
                 missing.push(request.email.clone());
             }
             if let Some(phone) = &request.phone {
@@ -239,7 +298,7 @@ async fn scenario(kill_one_of_each: bool) {
                     got_sms <= *text,
                     "{got_sms} SMS to {phone} (expected {text})"
                 );
-                if got_sms < *text {
+                if got_sms < text_least {
                     missing.push(phone.clone());
                 }
             }
@@ -248,7 +307,8 @@ async fn scenario(kill_one_of_each: bool) {
     };
     loop {
         let (emails, sms) = sent().await;
-        let missing = check(&emails, &sms);
+        let unknown = ledger_unknown(&dynamo, &notifications_table).await;
+        let missing = check(&emails, &sms, &unknown);
         if missing.is_empty() {
             break;
         }
@@ -261,8 +321,13 @@ async fn scenario(kill_one_of_each: bool) {
     // No late duplicate either.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (emails, sms) = sent().await;
-    assert!(check(&emails, &sms).is_empty());
-    eprintln!("{wanted} notifications sent exactly once");
+    let unknown = ledger_unknown(&dynamo, &notifications_table).await;
+    assert!(check(&emails, &sms, &unknown).is_empty());
+    eprintln!(
+        "{wanted} notifications sent at most once, {} of them of unknown outcome (a notifier \
+         killed between sending and recording)",
+        unknown.len()
+    );
 
     // A customer reads their own quotes, not another's.
     let mine = &ids[0];
