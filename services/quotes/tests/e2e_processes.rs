@@ -10,7 +10,7 @@
 
 mod common;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use common::{
@@ -90,39 +90,6 @@ fn expected_notifications(request: &Request, summary: &QuoteSummary) -> (usize, 
 
 /// The scenario; `kill_one_of_each` runs two workers per service and SIGKILLs one of each
 /// after half the requests.
-/// The ledger's `unknown` entries as `(channel, quote id)`.
-async fn ledger_unknown(
-    dynamo: &aws_sdk_dynamodb::Client,
-    table: &str,
-) -> HashSet<(String, String)> {
-    let text = |item: &HashMap<String, aws_sdk_dynamodb::types::AttributeValue>, name: &str| {
-        item.get(name)
-            .and_then(|v| v.as_s().ok())
-            .cloned()
-            .unwrap_or_default()
-    };
-    let mut unknown = HashSet::new();
-    let mut start = None;
-    loop {
-        let page = dynamo
-            .scan()
-            .table_name(table)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .expect("scan the notification ledger");
-        for item in page.items() {
-            if text(item, "status") == "unknown" {
-                unknown.insert((text(item, "channel"), text(item, "quote_id")));
-            }
-        }
-        start = page.last_evaluated_key().cloned();
-        if start.is_none() {
-            return unknown;
-        }
-    }
-}
-
 async fn scenario(kill_one_of_each: bool) {
     let started = Instant::now();
     let sdk = testkit::aws_config().await;
@@ -264,7 +231,7 @@ async fn scenario(kill_one_of_each: bool) {
         .expect("the notifications table");
     let check = |emails: &HashMap<String, usize>,
                  sms: &HashMap<String, usize>,
-                 unknown: &HashSet<(String, String)>| {
+                 unknown: &BTreeSet<(String, String)>| {
         let mut missing = Vec::new();
         for ((request, (email, text)), id) in expectations.iter().zip(&ids) {
             // A send whose worker was killed before it recorded the outcome is `unknown` in the
@@ -307,7 +274,7 @@ async fn scenario(kill_one_of_each: bool) {
     };
     loop {
         let (emails, sms) = sent().await;
-        let unknown = ledger_unknown(&dynamo, &notifications_table).await;
+        let unknown = common::ledger_unknown(&dynamo, &notifications_table).await;
         let missing = check(&emails, &sms, &unknown);
         if missing.is_empty() {
             break;
@@ -321,7 +288,7 @@ async fn scenario(kill_one_of_each: bool) {
     // No late duplicate either.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (emails, sms) = sent().await;
-    let unknown = ledger_unknown(&dynamo, &notifications_table).await;
+    let unknown = common::ledger_unknown(&dynamo, &notifications_table).await;
     assert!(check(&emails, &sms, &unknown).is_empty());
     eprintln!(
         "{wanted} notifications sent at most once, {} of them of unknown outcome (a notifier \

@@ -2,7 +2,7 @@
 //! through the proxies): the read model, the event store, the stream, the notifier's ledger,
 //! the dead letters, and what moto's SES and SNS sent. Each check is a row of the final table.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -333,26 +333,6 @@ pub async fn ledger_counts(
             .or_insert(0) += 1;
     }
     counts
-}
-
-/// The ledger's `unknown` records as `(channel, quote id)`: sends whose outcome nobody knows (a
-/// notifier killed between sending and recording), assumed sent and never resent.
-pub async fn ledger_unknown(
-    dynamo: &aws_sdk_dynamodb::Client,
-    table: &str,
-) -> BTreeSet<(String, String)> {
-    let text = |item: &HashMap<String, AttributeValue>, name: &str| {
-        item.get(name)
-            .and_then(|v| v.as_s().ok())
-            .cloned()
-            .unwrap_or_default()
-    };
-    scan(dynamo, table)
-        .await
-        .iter()
-        .filter(|item| text(item, "status") == "unknown")
-        .map(|item| (text(item, "channel"), text(item, "quote_id")))
-        .collect()
 }
 
 /// The order of first copies on the stream, per quote: `(gaps, duplicate copies)`. A gap is a

@@ -393,7 +393,7 @@ async fn main() -> ExitCode {
         // was killed between the claim and the record): at most once, by design (ADR 0006), so
         // its absence at moto is not "missing". Read on every pass: a claim becomes `unknown`
         // only when a notifier finds it stale, which may be after the read model drained.
-        let ambiguous = checks::ledger_unknown(&dynamo, &names.notifications).await;
+        let ambiguous = common::ledger_unknown(&dynamo, &names.notifications).await;
         let is_ambiguous = |channel: &str, quote: &Accepted| {
             ambiguous.contains(&(channel.to_owned(), quote.quote_id.clone()))
         };

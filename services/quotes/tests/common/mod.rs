@@ -369,3 +369,37 @@ pub async fn post(http: &reqwest::Client, base: &str, request: &Request) -> Stri
     assert_eq!(status, 202, "{body}");
     body["quote_id"].as_str().expect("quote_id").to_owned()
 }
+
+/// The notification ledger's `unknown` entries as `(channel, quote id)`: sends whose outcome
+/// nobody knows (a notifier killed between sending and recording), assumed sent, never resent.
+pub async fn ledger_unknown(
+    dynamo: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> std::collections::BTreeSet<(String, String)> {
+    let text = |item: &HashMap<String, aws_sdk_dynamodb::types::AttributeValue>, name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default()
+    };
+    let mut unknown = std::collections::BTreeSet::new();
+    let mut start = None;
+    loop {
+        let page = dynamo
+            .scan()
+            .table_name(table)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .expect("scan the notification ledger");
+        for item in page.items() {
+            if text(item, "status") == "unknown" {
+                unknown.insert((text(item, "channel"), text(item, "quote_id")));
+            }
+        }
+        start = page.last_evaluated_key().cloned();
+        if start.is_none() {
+            return unknown;
+        }
+    }
+}
