@@ -50,25 +50,29 @@ impl Resources {
                 .notify_from_email
                 .as_ref()
                 .map(|email| email.as_str().to_owned()),
-            lease_tables: {
-                let mut tables: Vec<String> = args
-                    .bootstrap
-                    .consumer_applications
-                    .iter()
-                    .map(|application| lease_table_of(application))
-                    .collect();
-                if let Some(named) = &args.lease.lease_table {
-                    if !tables.contains(named) {
-                        tables.push(named.clone());
-                    }
-                }
-                tables
-            },
+            lease_tables: lease_tables(args),
             tables: args.event_store.tables(),
             event_stream: args.event_store.event_stream.clone(),
             stream_shards: args.bootstrap.event_stream_shards,
         }
     }
+}
+
+/// One lease table per consumer application, and the one `LEASE_TABLE` names (a consumer
+/// service run with it uses that table).
+fn lease_tables(args: &BootstrapArgs) -> Vec<String> {
+    let mut tables: Vec<String> = args
+        .bootstrap
+        .consumer_applications
+        .iter()
+        .map(|application| lease_table_of(application))
+        .collect();
+    if let Some(named) = &args.lease.lease_table {
+        if !tables.contains(named) {
+            tables.push(named.clone());
+        }
+    }
+    tables
 }
 
 /// How tokens are minted.

@@ -33,14 +33,26 @@ fn main() -> ExitCode {
 
 async fn dispatch(cli: Cli) -> ExitCode {
     let telemetry = cli.telemetry;
+    let operation = !matches!(
+        cli.command,
+        Command::Run(_) | Command::Healthcheck(_) | Command::Settings(_)
+    );
+    if operation {
+        // The operations commands log warnings (stderr) unless RUST_LOG says otherwise.
+        quote_runtime::telemetry::init_logs(&telemetry.config("warn"));
+    }
     let result = match cli.command {
         Command::Run(args) => return run(args, &telemetry).await,
         Command::Healthcheck(args) => return quotes::healthcheck::probe(&args.process).await,
         Command::Settings(args) => settings(&args),
-        command => {
-            quote_runtime::telemetry::init_logs(&telemetry.config("warn"));
-            operation(command).await
-        }
+        Command::Bootstrap(args) => bootstrap(&args).await,
+        Command::Token(args) => token(&args),
+        Command::Leases(args) => leases(&args).await,
+        Command::RelayDeadLetters(args) => relay_dead_letters(&args).await,
+        Command::Bench(BenchCommand::Ingest(args)) => bench_ingest(&args).await,
+        Command::Bench(BenchCommand::Pipeline(args)) => quotes::bench::pipeline::run(&args)
+            .await
+            .context("bench pipeline"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -58,7 +70,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
 }
 
 fn invalid_settings_status() -> ExitCode {
-    ExitCode::from(u8::try_from(INVALID_SETTINGS_STATUS).unwrap_or(2))
+    ExitCode::from(INVALID_SETTINGS_STATUS)
 }
 
 /// `quotes run`: the services until SIGTERM or Ctrl-C.
@@ -80,23 +92,6 @@ async fn run(args: Box<RunArgs>, telemetry: &TelemetrySettings) -> ExitCode {
         Err(err) => {
             tracing::error!(error = format!("{err:#}"), "quotes run failed");
             ExitCode::FAILURE
-        }
-    }
-}
-
-/// The commands other than `run`, `healthcheck` and `settings`.
-async fn operation(command: Command) -> anyhow::Result<()> {
-    match command {
-        Command::Bootstrap(args) => bootstrap(&args).await,
-        Command::Token(args) => token(&args),
-        Command::Leases(args) => leases(&args).await,
-        Command::RelayDeadLetters(args) => relay_dead_letters(&args).await,
-        Command::Bench(BenchCommand::Ingest(args)) => bench_ingest(&args).await,
-        Command::Bench(BenchCommand::Pipeline(args)) => quotes::bench::pipeline::run(&args)
-            .await
-            .context("bench pipeline"),
-        Command::Run(_) | Command::Healthcheck(_) | Command::Settings(_) => {
-            anyhow::bail!("not an operations command")
         }
     }
 }

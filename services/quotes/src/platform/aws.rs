@@ -25,7 +25,8 @@ pub struct AwsPlan {
     pub event_source: Option<Config>,
     /// The consumer services that run here.
     pub consumers: Vec<Consumer>,
-    /// Where the process answers health checks when event-source does not run here.
+    /// Where the process listens (`LISTEN_ADDR`): event-source's API and health checks, or the
+    /// consumer services' health checks.
     pub listen: SocketAddr,
 }
 
@@ -36,11 +37,7 @@ impl AwsPlan {
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let banner = self.banner();
         let sdk = quote_runtime::aws::load_sdk_config().await;
-        let listen = self
-            .event_source
-            .as_ref()
-            .map_or(self.listen, |config| config.listen_addr);
-        if !resources::wait_until_present(&sdk, &self.resources(), listen, &shutdown).await? {
+        if !resources::wait_until_present(&sdk, &self.resources(), self.listen, &shutdown).await? {
             return Ok(());
         }
         let mut connected = Vec::new();
@@ -122,14 +119,10 @@ impl AwsPlan {
     /// What runs and where it listens.
     pub fn banner(&self) -> String {
         let names: Vec<&str> = self.services.iter().map(|s| s.name()).collect();
-        let listen = self
-            .event_source
-            .as_ref()
-            .map_or(self.listen, |config| config.listen_addr);
         format!(
             "quotes: running {} against AWS\n  listening {}\n",
             names.join(", "),
-            super::base_url(listen)
+            super::base_url(self.listen)
         )
     }
 }

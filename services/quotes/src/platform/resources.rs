@@ -43,30 +43,16 @@ pub async fn missing(sdk: &SdkConfig, resources: &BTreeSet<Resource>) -> Vec<Res
     let mut missing = Vec::new();
     for resource in resources {
         let absent = match resource {
-            Resource::Table(name) => dynamodb
-                .describe_table()
-                .table_name(name)
-                .send()
-                .await
-                .err()
-                .and_then(|err| {
-                    err.into_service_error()
-                        .is_resource_not_found_exception()
-                        .then_some(())
-                }),
-            Resource::Stream(name) => kinesis
-                .describe_stream_summary()
-                .stream_name(name)
-                .send()
-                .await
-                .err()
-                .and_then(|err| {
-                    err.into_service_error()
-                        .is_resource_not_found_exception()
-                        .then_some(())
-                }),
+            Resource::Table(name) => matches!(
+                dynamodb.describe_table().table_name(name).send().await,
+                Err(err) if err.as_service_error().is_some_and(|e| e.is_resource_not_found_exception())
+            ),
+            Resource::Stream(name) => matches!(
+                kinesis.describe_stream_summary().stream_name(name).send().await,
+                Err(err) if err.as_service_error().is_some_and(|e| e.is_resource_not_found_exception())
+            ),
         };
-        if absent.is_some() {
+        if absent {
             missing.push(resource.clone());
         }
     }

@@ -36,7 +36,7 @@ impl fmt::Display for InvalidSettings {
 impl std::error::Error for InvalidSettings {}
 
 /// Exit status of settings that cannot run (as clap's usage errors).
-pub const INVALID_SETTINGS_STATUS: i32 = 2;
+pub const INVALID_SETTINGS_STATUS: u8 = 2;
 
 /// Parses the command line and the environment. clap stops at the first value it cannot
 /// parse; when that happens, every value of the chosen command's variables is checked, the
@@ -85,7 +85,7 @@ pub fn parse_cli() -> Cli {
         }
     }
     eprintln!("quotes: {}", InvalidSettings(problems));
-    std::process::exit(INVALID_SETTINGS_STATUS)
+    std::process::exit(i32::from(INVALID_SETTINGS_STATUS))
 }
 
 /// An environment value its argument refuses.
