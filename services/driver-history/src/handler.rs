@@ -9,6 +9,7 @@ use quote_domain::quote::QuoteEvent;
 use quote_pipeline::{quote, EventHandler, HandlerContext, HandlerError};
 
 use crate::provider::DriverRecordProvider;
+use quote_runtime::error_chain::chain;
 
 /// Retrieves driving histories of requested quotes.
 #[derive(Debug, Clone)]
@@ -50,7 +51,7 @@ impl EventHandler for DriverHistory {
             {
                 Ok(history) => Enrichment::DriverHistoryRetrieved(history),
                 Err(err) => {
-                    tracing::warn!(license_state = %driver.license_state, error = %err, "driving history unavailable");
+                    tracing::warn!(license_state = %driver.license_state, error = %chain(&err), "driving history unavailable");
                     Enrichment::DriverHistoryUnavailable(DriverHistoryUnavailable {
                         license_state: driver.license_state,
                         license_number: driver.license_number.clone(),

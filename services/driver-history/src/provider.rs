@@ -39,14 +39,14 @@ use quote_runtime::resilience::{call_with_retries, CallError, CircuitBreaker, Re
 use serde::Deserialize;
 
 /// Why no history could be had.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
     /// The provider has no record of the licence.
     #[error("no driving record found for this licence")]
     NoRecord,
     /// The provider is unavailable (after retries, or the circuit is open).
-    #[error("driver-record provider unavailable: {0}")]
-    Unavailable(String),
+    #[error("driver-record provider unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// Looks up driving records.
@@ -107,17 +107,26 @@ struct RecordBody {
 
 #[derive(Debug, thiserror::Error)]
 enum AttemptError {
-    #[error("{0}")]
-    Transient(String),
+    #[error("no answer from the provider")]
+    Unreachable(#[source] reqwest::Error),
+    #[error("the provider answered {0}")]
+    Status(reqwest::StatusCode),
     #[error("no record")]
     NoRecord,
-    #[error("{0}")]
-    Permanent(String),
+    #[error("unreadable record")]
+    Unreadable(#[source] reqwest::Error),
 }
 
 impl Retryable for AttemptError {
+    /// No answer, throttling and 5xx may go away; any other answer stays.
     fn is_retryable(&self) -> bool {
-        matches!(self, AttemptError::Transient(_))
+        match self {
+            AttemptError::Unreachable(_) => true,
+            AttemptError::Status(status) => {
+                status.is_server_error() || *status == reqwest::StatusCode::TOO_MANY_REQUESTS
+            }
+            AttemptError::NoRecord | AttemptError::Unreadable(_) => false,
+        }
     }
 }
 
@@ -131,11 +140,8 @@ pub struct HttpProvider {
 
 impl HttpProvider {
     /// A provider client.
-    pub fn new(config: HttpProviderConfig) -> Result<Self, ProviderError> {
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .build()
-            .map_err(|e| ProviderError::Unavailable(e.to_string()))?;
+    pub fn new(config: HttpProviderConfig) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder().timeout(config.timeout).build()?;
         Ok(Self {
             http,
             breaker: Arc::new(CircuitBreaker::new(
@@ -161,28 +167,18 @@ impl HttpProvider {
         if let Some(token) = &self.config.token {
             request = request.bearer_auth(token.expose_secret());
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| AttemptError::Transient(e.to_string()))?;
+        let response = request.send().await.map_err(AttemptError::Unreachable)?;
         let status = response.status();
         if status.as_u16() == 404 {
             return Err(AttemptError::NoRecord);
         }
-        if status.is_server_error() || status.as_u16() == 429 {
-            return Err(AttemptError::Transient(format!(
-                "provider answered {status}"
-            )));
-        }
         if !status.is_success() {
-            return Err(AttemptError::Permanent(format!(
-                "provider answered {status}"
-            )));
+            return Err(AttemptError::Status(status));
         }
         response
             .json::<RecordBody>()
             .await
-            .map_err(|e| AttemptError::Permanent(format!("unreadable record: {e}")))
+            .map_err(AttemptError::Unreadable)
     }
 }
 
@@ -204,7 +200,7 @@ impl DriverRecordProvider for HttpProvider {
             Err(CallError::Permanent(AttemptError::NoRecord)) => {
                 return Err(ProviderError::NoRecord)
             }
-            Err(other) => return Err(ProviderError::Unavailable(other.to_string())),
+            Err(other) => return Err(ProviderError::Unavailable(Box::new(other))),
         };
         Ok(DriverHistoryRetrieved {
             license_state: state,

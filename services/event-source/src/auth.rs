@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::RwLock;
 
 use crate::config::{AuthConfig, AuthKeys};
+use quote_runtime::error_chain::chain;
 
 /// The scope that lets a token act for any customer.
 pub const AGENT_SCOPE: &str = "quotes:agent";
@@ -89,12 +90,15 @@ pub enum AuthError {
     /// No `Authorization: Bearer` header.
     #[error("missing bearer token")]
     Missing,
-    /// The token failed verification.
+    /// The token failed one of our checks.
     #[error("invalid token: {0}")]
     Invalid(String),
+    /// The token failed verification (its reason is what the caller is told).
+    #[error("invalid token: {0}")]
+    Rejected(#[source] jsonwebtoken::errors::Error),
     /// The key set could not be fetched.
-    #[error("signing keys unavailable: {0}")]
-    KeysUnavailable(String),
+    #[error("signing keys unavailable")]
+    KeysUnavailable(#[source] reqwest::Error),
 }
 
 /// Asymmetric algorithms accepted from a JWKS (never HS*, to rule out algorithm confusion).
@@ -129,10 +133,10 @@ impl JwksCache {
             .send()
             .await
             .and_then(|r| r.error_for_status())
-            .map_err(|e| AuthError::KeysUnavailable(e.to_string()))?
+            .map_err(AuthError::KeysUnavailable)?
             .json::<JwkSet>()
             .await
-            .map_err(|e| AuthError::KeysUnavailable(e.to_string()))?;
+            .map_err(AuthError::KeysUnavailable)?;
         *self.cached.write().await = Some((set.clone(), Instant::now()));
         Ok(set)
     }
@@ -155,7 +159,7 @@ impl JwksCache {
             _ => find(&self.fetch().await?)
                 .ok_or_else(|| AuthError::Invalid("unknown signing key".into()))?,
         };
-        DecodingKey::from_jwk(&jwk).map_err(|e| AuthError::Invalid(e.to_string()))
+        DecodingKey::from_jwk(&jwk).map_err(AuthError::Rejected)
     }
 }
 
@@ -190,7 +194,7 @@ impl Authenticator {
             AuthKeys::Hs256Secret(secret) => {
                 let key = DecodingKey::from_secret(secret.expose_secret().as_bytes());
                 if let Err(err) = &key {
-                    tracing::error!(error = %err, "the HS256 secret is unusable: every token will be refused");
+                    tracing::error!(error = %chain(err), "the HS256 secret is unusable: every token will be refused");
                 }
                 Keys::Hs256(key.ok())
             }
@@ -232,7 +236,7 @@ impl Authenticator {
                 "token longer than {MAX_TOKEN_BYTES} bytes"
             )));
         }
-        let header = decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        let header = decode_header(token).map_err(AuthError::Rejected)?;
         let (key, algorithm) = match self.keys.as_ref() {
             Keys::Hs256(Some(key)) => (key.clone(), Algorithm::HS256),
             Keys::Hs256(None) => {
@@ -251,7 +255,7 @@ impl Authenticator {
             }
         };
         let data = decode::<Claims>(token, &key, &self.validation(algorithm))
-            .map_err(|e| AuthError::Invalid(e.to_string()))?;
+            .map_err(AuthError::Rejected)?;
         let agent = data
             .claims
             .scope

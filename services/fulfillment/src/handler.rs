@@ -105,13 +105,13 @@ impl EventHandler for Fulfillment {
         let outcome = context
             .update_stream(&event.stream_id, event, |events| {
                 let Some(state) = quote::fold(events)? else {
-                    return Err(HandlerError::Invalid(format!(
+                    return Err(HandlerError::invalid(format!(
                         "{} is empty",
                         event.stream_id
                     )));
                 };
                 match decide(&self.tables, &state, event.recorded_at)
-                    .map_err(|e| HandlerError::Invalid(format!("{}: {e}", event.stream_id)))?
+                    .map_err(|e| HandlerError::invalid(format!("{}: {e}", event.stream_id)))?
                 {
                     Some(decided) => Ok(vec![quote::derived(OUTCOME_KEY, &decided)?]),
                     None => Ok(Vec::new()),

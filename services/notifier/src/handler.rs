@@ -28,6 +28,7 @@ use crate::ledger::{
 };
 use crate::rules::{self, Notification, Recipient};
 use crate::senders::{EmailSender, SendError, SmsSender};
+use quote_runtime::error_chain::chain;
 
 /// Longest pause between two looks at a notification another delivery is sending.
 const MAX_POLL_INTERVAL: Duration = Duration::from_secs(2);
@@ -129,7 +130,7 @@ impl Notifier {
             tracing::error!(
                 attempt,
                 status = outcome.status().as_str(),
-                error = %err,
+                error = %chain(&err),
                 "outcome not recorded; the claim will go stale and be resolved as unknown"
             );
             return Err(err.into());
@@ -140,11 +141,11 @@ impl Notifier {
                 Ok(())
             }
             Err(err) if err.may_have_been_sent() => {
-                tracing::error!(attempt, error = %err, "notification outcome unknown; assumed sent, not retried");
+                tracing::error!(attempt, error = %chain(&err), "notification outcome unknown; assumed sent, not retried");
                 Ok(())
             }
             Err(err) => {
-                tracing::warn!(attempt, error = %err, "notification not sent; the retry sends it again");
+                tracing::warn!(attempt, error = %chain(&err), "notification not sent; the retry sends it again");
                 Err(NotifyError::Send(err))
             }
         }
@@ -219,13 +220,13 @@ impl EventHandler for Notifier {
             .load(&event.stream_id, LoadBound::UpToVersion(event.version))
             .await?;
         if events.last().map(|e| e.event_id) != Some(event.event_id) {
-            return Err(HandlerError::Invalid(format!(
+            return Err(HandlerError::invalid(format!(
                 "{} has no event {} at version {}",
                 event.stream_id, event.event_id, event.version
             )));
         }
         let Some(state) = quote::fold(&events)? else {
-            return Err(HandlerError::Invalid(format!(
+            return Err(HandlerError::invalid(format!(
                 "{} is empty",
                 event.stream_id
             )));

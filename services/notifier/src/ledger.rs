@@ -231,6 +231,9 @@ pub enum LedgerError {
         id: Uuid,
         /// What is wrong.
         reason: String,
+        /// The parser's error, when there is one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
     /// Concurrent claimers kept winning.
     #[error("notification {0} kept changing under concurrent claims")]
@@ -508,7 +511,17 @@ impl LedgerError {
 
 /// Reads a stored record.
 fn decode_entry(id: Uuid, item: &Item) -> Result<LedgerEntry, LedgerError> {
-    let corrupt = |reason: String| LedgerError::Corrupt { id, reason };
+    let corrupt = |reason: String| LedgerError::Corrupt {
+        id,
+        reason,
+        source: None,
+    };
+    let unparsable =
+        |reason: String, source: Box<dyn std::error::Error + Send + Sync>| LedgerError::Corrupt {
+            id,
+            reason,
+            source: Some(source),
+        };
     let text = |name: &str| -> Result<String, LedgerError> {
         item.get(name)
             .and_then(|v| v.as_s().ok())
@@ -517,7 +530,7 @@ fn decode_entry(id: Uuid, item: &Item) -> Result<LedgerEntry, LedgerError> {
     };
     let optional = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
     let time = |value: &str| {
-        OffsetDateTime::parse(value, &Rfc3339).map_err(|e| corrupt(format!("{value}: {e}")))
+        OffsetDateTime::parse(value, &Rfc3339).map_err(|e| unparsable(value.to_owned(), e.into()))
     };
     let status_name = text("status")?;
     let status =
@@ -532,8 +545,9 @@ fn decode_entry(id: Uuid, item: &Item) -> Result<LedgerEntry, LedgerError> {
         Channel::parse(&channel_name).ok_or_else(|| corrupt(format!("channel {channel_name}")))?;
     let quote_id = text("quote_id")?
         .parse::<QuoteId>()
-        .map_err(|e| corrupt(e.to_string()))?;
-    let event_id = Uuid::parse_str(&text("event_id")?).map_err(|e| corrupt(e.to_string()))?;
+        .map_err(|e| unparsable("quote_id".to_owned(), e.into()))?;
+    let event_id = Uuid::parse_str(&text("event_id")?)
+        .map_err(|e| unparsable("event_id".to_owned(), e.into()))?;
     let outcome = match status {
         Status::Sending => None,
         Status::Sent => Some(Outcome::Sent {

@@ -53,7 +53,7 @@ impl EventHandler for Projector {
     ) -> Result<(), HandlerError> {
         let events = context.load(&event.stream_id).await?;
         let Some(state) = quote::fold(&events)? else {
-            return Err(HandlerError::Invalid(format!(
+            return Err(HandlerError::invalid(format!(
                 "{} v{} was published but the stream is empty",
                 event.stream_id, event.version
             )));
@@ -106,7 +106,7 @@ impl EventHandler for Projector {
 fn read_model_failure(err: ReadModelError) -> HandlerError {
     match err {
         ReadModelError::Backend(_) => HandlerError::unavailable("the read model", err),
-        ReadModelError::Corrupt(_) | ReadModelError::InvalidPageToken => {
+        ReadModelError::Corrupt { .. } | ReadModelError::InvalidPageToken => {
             HandlerError::refused("the read model", err)
         }
     }

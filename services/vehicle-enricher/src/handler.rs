@@ -8,6 +8,7 @@ use quote_domain::vin_decode::fallback_enrichment;
 use quote_pipeline::{quote, EventHandler, HandlerContext, HandlerError};
 
 use crate::vpic::{VpicClient, VpicError};
+use quote_runtime::error_chain::chain;
 
 /// Decodes VINs of requested quotes.
 #[derive(Debug, Clone)]
@@ -48,7 +49,7 @@ impl VehicleEnricher {
                     VpicError::Unknown(_) => "vPIC does not know the VIN",
                     VpicError::Unavailable(_) => "vPIC is unavailable",
                 };
-                tracing::warn!(vin = %vin, error = %err, "{why}; decoding from the VIN itself");
+                tracing::warn!(vin = %vin, error = %chain(&err), "{why}; decoding from the VIN itself");
                 fallback_enrichment(vin)
             }
         }

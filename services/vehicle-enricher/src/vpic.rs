@@ -58,24 +58,38 @@ pub struct VpicDecode {
 #[derive(Debug, thiserror::Error)]
 pub enum VpicError {
     /// vPIC answered but does not know the VIN.
-    #[error("vPIC does not know this VIN: {0}")]
-    Unknown(String),
+    #[error("vPIC does not know this VIN")]
+    Unknown(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// vPIC could not be reached or failed (after retries), or the circuit is open.
-    #[error("vPIC unavailable: {0}")]
-    Unavailable(String),
+    #[error("vPIC unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// Why one call to vPIC failed.
 #[derive(Debug, thiserror::Error)]
 enum AttemptError {
-    #[error("{0}")]
-    Transient(String),
-    #[error("{0}")]
-    Permanent(String),
+    #[error("no answer from vPIC")]
+    Unreachable(#[source] reqwest::Error),
+    #[error("vPIC answered {0}")]
+    Status(reqwest::StatusCode),
+    #[error("unreadable vPIC answer")]
+    Unreadable(#[source] reqwest::Error),
+    #[error("vPIC returned no result")]
+    NoResult,
+    #[error("vPIC cannot decode the VIN: {0}")]
+    NotDecoded(String),
 }
 
 impl Retryable for AttemptError {
+    /// No answer, an unreadable one, throttling and 5xx may go away; any other answer stays.
     fn is_retryable(&self) -> bool {
-        matches!(self, AttemptError::Transient(_))
+        match self {
+            AttemptError::Unreachable(_) | AttemptError::Unreadable(_) => true,
+            AttemptError::Status(status) => {
+                status.is_server_error() || *status == reqwest::StatusCode::TOO_MANY_REQUESTS
+            }
+            AttemptError::NoResult | AttemptError::NotDecoded(_) => false,
+        }
     }
 }
 
@@ -117,11 +131,8 @@ pub struct VpicClient {
 
 impl VpicClient {
     /// A client with `config`.
-    pub fn new(config: VpicConfig) -> Result<Self, VpicError> {
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .build()
-            .map_err(|e| VpicError::Unavailable(e.to_string()))?;
+    pub fn new(config: VpicConfig) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder().timeout(config.timeout).build()?;
         Ok(Self {
             http,
             breaker: Arc::new(CircuitBreaker::new(
@@ -147,23 +158,17 @@ impl VpicClient {
             .get(&url)
             .send()
             .await
-            .map_err(|e| AttemptError::Transient(e.to_string()))?;
+            .map_err(AttemptError::Unreachable)?;
         let status = response.status();
-        if status.is_server_error() || status.as_u16() == 429 {
-            return Err(AttemptError::Transient(format!("vPIC answered {status}")));
-        }
         if !status.is_success() {
-            return Err(AttemptError::Permanent(format!("vPIC answered {status}")));
+            return Err(AttemptError::Status(status));
         }
-        let body: Response = response
-            .json()
-            .await
-            .map_err(|e| AttemptError::Transient(format!("unreadable vPIC answer: {e}")))?;
+        let body: Response = response.json().await.map_err(AttemptError::Unreadable)?;
         let row = body
             .results
             .into_iter()
             .next()
-            .ok_or_else(|| AttemptError::Permanent("vPIC returned no result".into()))?;
+            .ok_or(AttemptError::NoResult)?;
         let make = non_empty(row.make);
         let model = non_empty(row.model);
         match (make, model) {
@@ -174,7 +179,7 @@ impl VpicClient {
                 body_class: non_empty(row.body_class),
                 vehicle_type: non_empty(row.vehicle_type),
             }),
-            _ => Err(AttemptError::Permanent(
+            _ => Err(AttemptError::NotDecoded(
                 non_empty(row.error_text)
                     .or_else(|| non_empty(row.error_code))
                     .unwrap_or_else(|| "no make or model".to_owned()),
@@ -192,8 +197,8 @@ impl VpicClient {
         .await
         {
             Ok(decode) => Ok(decode),
-            Err(CallError::Permanent(err)) => Err(VpicError::Unknown(err.to_string())),
-            Err(other) => Err(VpicError::Unavailable(other.to_string())),
+            Err(CallError::Permanent(err)) => Err(VpicError::Unknown(Box::new(err))),
+            Err(other) => Err(VpicError::Unavailable(Box::new(other))),
         }
     }
 }

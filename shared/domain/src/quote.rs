@@ -70,7 +70,7 @@ pub struct QuoteId(Uuid);
 pub enum QuoteIdError {
     /// Not a UUID.
     #[error("not a valid quote id (a UUID): {0}")]
-    InvalidUuid(String),
+    InvalidUuid(#[source] uuid::Error),
     /// A stream id without the `quote#` prefix.
     #[error("not a quote stream id (expected quote#<uuid>)")]
     NotAQuoteStream,
@@ -126,7 +126,7 @@ impl FromStr for QuoteId {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Uuid::parse_str(s.trim())
             .map(Self)
-            .map_err(|e| QuoteIdError::InvalidUuid(e.to_string()))
+            .map_err(QuoteIdError::InvalidUuid)
     }
 }
 

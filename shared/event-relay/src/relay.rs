@@ -62,6 +62,7 @@ use crate::dead_letter::{
 };
 use crate::metrics::RelayStats;
 use crate::sink::{EventSink, SinkError, MAX_RECORDS_PER_CALL};
+use quote_runtime::error_chain::chain;
 
 /// The span of one publication call (kind producer).
 ///
@@ -357,13 +358,13 @@ impl Relay {
                         }
                     }
                     if let Err(err) = self.publish_hints(batch).await {
-                        tracing::warn!(error = %err, cause = %root_cause(&err), "publishing committed events failed; the sweep will retry");
+                        tracing::warn!(error = %chain(&err), "publishing committed events failed; the sweep will retry");
                     }
                 }
                 _ = sweep.tick() => {
                     if let Err(err) = self.sweep_once().await {
                         RelayStats::add(&self.stats.sweeps_failed, 1);
-                        tracing::error!(error = %err, cause = %root_cause(&err), "outbox sweep failed");
+                        tracing::error!(error = %chain(&err), "outbox sweep failed");
                     }
                 }
             }
@@ -375,7 +376,7 @@ impl Relay {
         }
         if !rest.is_empty() {
             if let Err(err) = self.publish_hints(rest).await {
-                tracing::warn!(error = %err, "could not publish queued events at shutdown; they stay in the outbox");
+                tracing::warn!(error = %chain(&err), "could not publish queued events at shutdown; they stay in the outbox");
             }
         }
         tracing::info!("relay stopped");
@@ -501,7 +502,7 @@ impl Relay {
         match first_error {
             Some(err) if won.is_empty() && lost == 0 => Err(err.into()),
             Some(err) => {
-                tracing::warn!(error = %err, cause = %root_cause(&err), "claiming some swept streams failed; the next sweep retries them");
+                tracing::warn!(error = %chain(&err), "claiming some swept streams failed; the next sweep retries them");
                 Ok(won)
             }
             None => Ok(won),
@@ -543,7 +544,7 @@ impl Relay {
                 Ok(true) => continue,
                 Ok(false) => {}
                 Err(err) => {
-                    tracing::warn!(stream_id, error = %err, cause = %root_cause(&err), "renewing a sweep's claim failed; leaving the stream to the next sweep");
+                    tracing::warn!(stream_id, error = %chain(&err), "renewing a sweep's claim failed; leaving the stream to the next sweep");
                 }
             }
             relinquished.insert(stream_id);
@@ -613,7 +614,7 @@ impl Relay {
             (results.len() - failed) as u64,
         );
         if let Some(err) = results.into_iter().find_map(Result::err) {
-            tracing::warn!(failed, error = %err, "deferring failed streams failed; the next sweep may take them again");
+            tracing::warn!(failed, error = %chain(&err), "deferring failed streams failed; the next sweep may take them again");
         }
     }
 
@@ -647,7 +648,7 @@ impl Relay {
         if let Some(err) = &unfinished.first_error {
             tracing::warn!(
                 failed = unfinished.streams.len(),
-                error = %err,
+                error = %chain(err),
                 "marking streams published failed; the sweep will publish them again"
             );
         }
@@ -804,7 +805,7 @@ impl Relay {
                 }
                 Err(err) if err.is_permanent() && call.len() > 1 => {
                     span.record("otel.status_code", "error");
-                    span.in_scope(|| tracing::debug!(error = %err, "call refused as invalid; narrowing it down"));
+                    span.in_scope(|| tracing::debug!(error = %chain(&err), "call refused as invalid; narrowing it down"));
                     let mut first = call;
                     let second = first.split_off(first.len() / 2);
                     calls.push(second);
@@ -812,7 +813,7 @@ impl Relay {
                 }
                 Err(err) if err.is_permanent() => {
                     span.record("otel.status_code", "error");
-                    let reason = format!("{err} ({})", root_cause(&err));
+                    let reason = chain(&err).to_string();
                     outcomes.extend(
                         call.into_iter()
                             .map(|record| (record, Outcome::Invalid(reason.clone()))),
@@ -820,7 +821,9 @@ impl Relay {
                 }
                 Err(err) => {
                     span.record("otel.status_code", "error");
-                    span.in_scope(|| tracing::debug!(error = %err, cause = %root_cause(&err), "publication call failed"));
+                    span.in_scope(
+                        || tracing::debug!(error = %chain(&err), "publication call failed"),
+                    );
                     outcomes.extend(call.into_iter().map(|record| (record, Outcome::Retry)));
                     unavailable = Some(err);
                 }
@@ -868,7 +871,7 @@ impl Relay {
                 true
             }
             Err(err) => {
-                tracing::error!(stream_id = %event.stream_id, version = event.version, error = %err, "could not set aside a record that can never be published; the stream waits");
+                tracing::error!(stream_id = %event.stream_id, version = event.version, error = %chain(&err), "could not set aside a record that can never be published; the stream waits");
                 blocked.insert(event.stream_id.clone(), err.into());
                 false
             }
@@ -906,15 +909,6 @@ impl Unfinished {
             }),
         }
     }
-}
-
-/// The innermost cause of an error (what the backend said), for logs.
-fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause = err;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    cause.to_string()
 }
 
 /// Reads the stream's head and its unpublished events, in order.

@@ -315,7 +315,7 @@ impl EventStore for ObservedStore {
         };
         self.slow_call(stream_id, async {
             if fail {
-                Err(StoreError::Corrupt(format!(
+                Err(StoreError::corrupt(format!(
                     "injected failure marking {stream_id}"
                 )))
             } else {

@@ -49,12 +49,47 @@ pub enum StoreError {
         /// The limit.
         limit: usize,
     },
-    /// A stored item could not be decoded.
-    #[error("stored item is corrupt: {0}")]
-    Corrupt(String),
+    /// A stored item could not be decoded, or an event could not be encoded into one.
+    #[error("stored item is corrupt: {what}")]
+    Corrupt {
+        /// Which attribute or value.
+        what: String,
+        /// The parser's or encoder's own error, when there is one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
     /// The backend failed (after the SDK's own retries for throttling and 5xx).
     #[error("event store backend failed: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    /// A corrupt item whose attribute `what` is missing or has the wrong type.
+    pub fn corrupt(what: impl Into<String>) -> Self {
+        StoreError::Corrupt {
+            what: what.into(),
+            source: None,
+        }
+    }
+
+    /// The value `what` failed to parse or encode, for the reason `source`.
+    pub fn unreadable(
+        what: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        StoreError::Corrupt {
+            what: what.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+
+    /// A `map_err` adapter for [`StoreError::unreadable`] with a fixed description.
+    pub fn corrupt_by<E>(what: &'static str) -> impl FnOnce(E) -> Self
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        move |source| Self::unreadable(what, source)
+    }
 }
 
 /// The size limits an event must meet (see [`crate::limits`]).

@@ -61,8 +61,15 @@ pub struct DeadLetter {
 
 /// Why a dead letter could not be stored or looked up.
 #[derive(Debug, thiserror::Error)]
-#[error("dead-letter store failed: {0}")]
-pub struct DeadLetterError(pub String);
+#[error("dead-letter store failed")]
+pub struct DeadLetterError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+
+impl DeadLetterError {
+    /// Wraps the backend's error.
+    pub fn backend(err: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self(Box::new(err))
+    }
+}
 
 /// Stores dead letters.
 #[async_trait]
@@ -214,7 +221,7 @@ impl DynamoDeadLetters {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| DeadLetterError(e.into_service_error().to_string()))?;
+            .map_err(|e| DeadLetterError::backend(e.into_service_error()))?;
         let get = |item: &std::collections::HashMap<String, AttributeValue>, name: &str| {
             item.get(name)
                 .and_then(|v| v.as_s().ok())
@@ -260,7 +267,7 @@ impl DeadLetterStore for DynamoDeadLetters {
         let failed_at = letter
             .failed_at
             .format(&time::format_description::well_known::Rfc3339)
-            .map_err(|e| DeadLetterError(e.to_string()))?;
+            .map_err(DeadLetterError::backend)?;
         let request = self
             .client
             .put_item()
@@ -298,7 +305,7 @@ impl DeadLetterStore for DynamoDeadLetters {
         request
             .send()
             .await
-            .map_err(|e| DeadLetterError(e.into_service_error().to_string()))?;
+            .map_err(|e| DeadLetterError::backend(e.into_service_error()))?;
         self.key_answers.blocked(
             application_key(&letter.application, &letter.record.partition_key),
             &letter.record.sequence_number,
@@ -327,7 +334,7 @@ impl DeadLetterStore for DynamoDeadLetters {
             .limit(1)
             .send()
             .await
-            .map_err(|e| DeadLetterError(e.into_service_error().to_string()))?;
+            .map_err(|e| DeadLetterError::backend(e.into_service_error()))?;
         let first = output
             .items()
             .first()
@@ -346,7 +353,6 @@ pub async fn create_dead_letter_table(
     client: &aws_sdk_dynamodb::Client,
     table: &str,
 ) -> Result<bool, DeadLetterError> {
-    let err = |e: &dyn std::fmt::Display| DeadLetterError(e.to_string());
     if client
         .describe_table()
         .table_name(table)
@@ -365,21 +371,21 @@ pub async fn create_dead_letter_table(
                 .attribute_name("source")
                 .attribute_type(ScalarAttributeType::S)
                 .build()
-                .map_err(|e| err(&e))?,
+                .map_err(DeadLetterError::backend)?,
         )
         .attribute_definitions(
             AttributeDefinition::builder()
                 .attribute_name("sequence_number")
                 .attribute_type(ScalarAttributeType::S)
                 .build()
-                .map_err(|e| err(&e))?,
+                .map_err(DeadLetterError::backend)?,
         )
         .attribute_definitions(
             AttributeDefinition::builder()
                 .attribute_name("application_key")
                 .attribute_type(ScalarAttributeType::S)
                 .build()
-                .map_err(|e| err(&e))?,
+                .map_err(DeadLetterError::backend)?,
         )
         .global_secondary_indexes(
             GlobalSecondaryIndex::builder()
@@ -389,14 +395,14 @@ pub async fn create_dead_letter_table(
                         .attribute_name("application_key")
                         .key_type(KeyType::Hash)
                         .build()
-                        .map_err(|e| err(&e))?,
+                        .map_err(DeadLetterError::backend)?,
                 )
                 .key_schema(
                     KeySchemaElement::builder()
                         .attribute_name("sequence_number")
                         .key_type(KeyType::Range)
                         .build()
-                        .map_err(|e| err(&e))?,
+                        .map_err(DeadLetterError::backend)?,
                 )
                 .projection(
                     Projection::builder()
@@ -404,21 +410,21 @@ pub async fn create_dead_letter_table(
                         .build(),
                 )
                 .build()
-                .map_err(|e| err(&e))?,
+                .map_err(DeadLetterError::backend)?,
         )
         .key_schema(
             KeySchemaElement::builder()
                 .attribute_name("source")
                 .key_type(KeyType::Hash)
                 .build()
-                .map_err(|e| err(&e))?,
+                .map_err(DeadLetterError::backend)?,
         )
         .key_schema(
             KeySchemaElement::builder()
                 .attribute_name("sequence_number")
                 .key_type(KeyType::Range)
                 .build()
-                .map_err(|e| err(&e))?,
+                .map_err(DeadLetterError::backend)?,
         )
         .send()
         .await;
@@ -429,7 +435,7 @@ pub async fn create_dead_letter_table(
             if e.is_resource_in_use_exception() {
                 false
             } else {
-                return Err(err(&e));
+                return Err(DeadLetterError::backend(e));
             }
         }
     };
@@ -448,7 +454,7 @@ pub async fn create_dead_letter_table(
         }
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
-    Err(DeadLetterError(format!(
-        "table {table} did not become ACTIVE"
-    )))
+    Err(DeadLetterError(
+        format!("table {table} did not become ACTIVE").into(),
+    ))
 }

@@ -64,13 +64,8 @@ impl ProcessorError {
 /// The error and its sources, `: `-separated (what a dead letter and the logs record).
 impl std::fmt::Display for ProcessorError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.source)?;
-        let mut next = self.source.source();
-        while let Some(cause) = next {
-            write!(f, ": {cause}")?;
-            next = cause.source();
-        }
-        Ok(())
+        let source: &(dyn std::error::Error + 'static) = self.source.as_ref();
+        write!(f, "{}", quote_runtime::error_chain::chain(source))
     }
 }
 

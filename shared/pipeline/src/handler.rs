@@ -30,8 +30,14 @@ pub enum HandlerError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The event could not be understood (permanent).
-    #[error("cannot handle event: {0}")]
-    Invalid(String),
+    #[error("cannot handle event: {what}")]
+    Invalid {
+        /// What is wrong with it.
+        what: String,
+        /// The decoder's or the domain's own error, when there is one.
+        #[source]
+        source: Option<DependencyError>,
+    },
     /// A dependency is unavailable: throttling, 5xx, a timeout, no connection, its circuit
     /// open (transient).
     #[error("{what} is unavailable")]
@@ -65,6 +71,22 @@ impl HandlerError {
         }
     }
 
+    /// An event that cannot be understood (permanent): `what` is wrong with it.
+    pub fn invalid(what: impl Into<String>) -> Self {
+        Self::Invalid {
+            what: what.into(),
+            source: None,
+        }
+    }
+
+    /// An event that cannot be understood (permanent), because of `source`.
+    pub fn invalid_because(what: impl Into<String>, source: impl Into<DependencyError>) -> Self {
+        Self::Invalid {
+            what: what.into(),
+            source: Some(source.into()),
+        }
+    }
+
     /// A permanent refusal by `what`.
     pub fn refused(what: impl Into<String>, source: impl Into<DependencyError>) -> Self {
         Self::Refused {
@@ -79,7 +101,7 @@ impl HandlerError {
         match self {
             HandlerError::Store(err) => store_error_is_transient(err),
             HandlerError::Unavailable { .. } | HandlerError::Contended(_) => true,
-            HandlerError::Invalid(_) | HandlerError::Refused { .. } => false,
+            HandlerError::Invalid { .. } | HandlerError::Refused { .. } => false,
         }
     }
 }
@@ -96,7 +118,7 @@ fn store_error_is_transient(err: &StoreError) -> bool {
         | StoreError::TooManyEvents { .. }
         | StoreError::EventTooLarge { .. }
         | StoreError::AppendTooLarge { .. }
-        | StoreError::Corrupt(_) => false,
+        | StoreError::Corrupt { .. } => false,
     }
 }
 

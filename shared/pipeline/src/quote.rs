@@ -14,10 +14,13 @@ pub fn decode(envelope: &EventEnvelope) -> Result<QuoteEvent, HandlerError> {
         &envelope.data,
     )
     .map_err(|e| {
-        HandlerError::Invalid(format!(
-            "{} v{} ({}): {e}",
-            envelope.stream_id, envelope.version, envelope.event_type
-        ))
+        HandlerError::invalid_because(
+            format!(
+                "{} v{} ({})",
+                envelope.stream_id, envelope.version, envelope.event_type
+            ),
+            e,
+        )
     })
 }
 
@@ -28,7 +31,7 @@ pub fn fold(events: &[EventEnvelope]) -> Result<Option<Quote>, HandlerError> {
         .map(|e| decode(e).map(|event| (e.version, event)))
         .collect::<Result<Vec<_>, _>>()?;
     Quote::fold(decoded.iter().map(|(version, event)| (*version, event)))
-        .map_err(|e| HandlerError::Invalid(e.to_string()))
+        .map_err(|e| HandlerError::invalid_because("folding the quote", e))
 }
 
 /// The `DerivedEvent` for a domain event, keyed so redelivery derives the same id.
@@ -42,7 +45,7 @@ pub fn derived(
         schema_version: event.schema_version(),
         data: event
             .to_data()
-            .map_err(|e| HandlerError::Invalid(e.to_string()))?,
+            .map_err(|e| HandlerError::invalid_because("encoding a derived event", e))?,
     })
 }
 
@@ -57,7 +60,7 @@ pub async fn record_enrichments(
     context
         .update_stream(&cause.stream_id, cause, |events| {
             let Some(mut state) = fold(events)? else {
-                return Err(HandlerError::Invalid(format!(
+                return Err(HandlerError::invalid(format!(
                     "{} is empty",
                     cause.stream_id
                 )));
@@ -68,7 +71,7 @@ pub async fn record_enrichments(
                     Ok(Some(event)) => {
                         state
                             .apply(state.version + 1, &event)
-                            .map_err(|e| HandlerError::Invalid(e.to_string()))?;
+                            .map_err(|e| HandlerError::invalid_because("recording a fact", e))?;
                         derived_events.push(derived(key.clone(), &event)?);
                     }
                     Ok(None) | Err(FoldError::InvalidTransition { .. }) => {}
@@ -81,7 +84,9 @@ pub async fn record_enrichments(
                             "already recorded with another outcome; keeping the first"
                         );
                     }
-                    Err(other) => return Err(HandlerError::Invalid(other.to_string())),
+                    Err(other) => {
+                        return Err(HandlerError::invalid_because("recording a fact", other))
+                    }
                 }
             }
             Ok(derived_events)

@@ -264,8 +264,7 @@ impl RatingTables {
     pub fn from_json(json: &str) -> Result<RatingTables, TableError> {
         // Read the format version first, so that a file in a newer format is reported as such
         // rather than as a list of unknown fields.
-        let header: RawHeader =
-            serde_json::from_str(json).map_err(|e| TableError::Parse(e.to_string()))?;
+        let header: RawHeader = serde_json::from_str(json).map_err(TableError::Parse)?;
         match header.format_version {
             Some(FORMAT_VERSION) => {}
             Some(other) => {
@@ -281,8 +280,7 @@ impl RatingTables {
                 )]))
             }
         }
-        let raw: RawTables =
-            serde_json::from_str(json).map_err(|e| TableError::Parse(e.to_string()))?;
+        let raw: RawTables = serde_json::from_str(json).map_err(TableError::Parse)?;
         let mut issues = Issues::default();
         let tables = validate(raw, &mut issues);
         if issues.0.is_empty() {
@@ -407,12 +405,12 @@ impl fmt::Display for TableIssue {
 }
 
 /// Why a table file was rejected.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum TableError {
     /// Not JSON, or not the shape of the format (a missing, misspelt or mistyped field); the
     /// message is serde's, with the line and column.
     #[error("rating tables do not parse: {0}")]
-    Parse(String),
+    Parse(#[source] serde_json::Error),
     /// Well-formed but breaking the rules; every problem found, in file order.
     #[error("invalid rating tables: {}", join_issues(.0))]
     Invalid(Vec<TableIssue>),

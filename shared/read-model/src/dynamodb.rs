@@ -28,16 +28,22 @@ pub struct DynamoReadModel {
     table: String,
 }
 
-fn backend(err: impl std::fmt::Display) -> ReadModelError {
-    ReadModelError::Backend(err.to_string())
+fn backend(err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> ReadModelError {
+    ReadModelError::Backend(err.into())
 }
 
 fn summary_of(item: &HashMap<String, AttributeValue>) -> Result<QuoteSummary, ReadModelError> {
     let json = item
         .get("summary")
         .and_then(|v| v.as_s().ok())
-        .ok_or_else(|| ReadModelError::Corrupt("missing summary".into()))?;
-    serde_json::from_str(json).map_err(|e| ReadModelError::Corrupt(e.to_string()))
+        .ok_or(ReadModelError::Corrupt {
+            what: "missing summary",
+            source: None,
+        })?;
+    serde_json::from_str(json).map_err(|source| ReadModelError::Corrupt {
+        what: "summary",
+        source: Some(source),
+    })
 }
 
 impl DynamoReadModel {
@@ -54,8 +60,10 @@ impl DynamoReadModel {
 impl ReadModel for DynamoReadModel {
     #[tracing::instrument(level = "debug", skip(self, summary), fields(quote_id = %summary.quote_id, version = summary.version))]
     async fn upsert(&self, summary: &QuoteSummary) -> Result<Upsert, ReadModelError> {
-        let json =
-            serde_json::to_string(summary).map_err(|e| ReadModelError::Corrupt(e.to_string()))?;
+        let json = serde_json::to_string(summary).map_err(|source| ReadModelError::Corrupt {
+            what: "summary does not encode",
+            source: Some(source),
+        })?;
         let result = self
             .client
             .put_item()

@@ -88,12 +88,18 @@ pub enum ReadModelError {
     /// The page token is not one this read model issued.
     #[error("invalid page token")]
     InvalidPageToken,
-    /// A stored item could not be decoded.
-    #[error("read model item is corrupt: {0}")]
-    Corrupt(String),
+    /// A stored item could not be decoded, or a summary could not be encoded.
+    #[error("read model item is corrupt: {what}")]
+    Corrupt {
+        /// Which part of the item.
+        what: &'static str,
+        /// The decoder's own error, when there is one.
+        #[source]
+        source: Option<serde_json::Error>,
+    },
     /// The backend failed (after the SDK's retries).
-    #[error("read model backend failed: {0}")]
-    Backend(String),
+    #[error("read model backend failed")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// The read-model port.

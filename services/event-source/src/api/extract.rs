@@ -70,7 +70,7 @@ where
             Err(PathRejection::FailedToDeserializePathParams(_)) => {
                 Err(ApiError::NotFound("no such resource".into()))
             }
-            Err(other) => Err(ApiError::Internal(other.body_text())),
+            Err(other) => Err(ApiError::internal(other.body_text())),
         }
     }
 }

@@ -112,8 +112,9 @@ pub fn replay(record: &IdempotencyRecord, fingerprint: &str) -> Result<Response,
     if record.request_hash != fingerprint {
         return Err(ApiError::IdempotencyKeyReused);
     }
-    let stored: StoredResponse = serde_json::from_value(record.response.clone())
-        .map_err(|e| ApiError::Internal(format!("stored idempotent response: {e}")))?;
+    let stored: StoredResponse = serde_json::from_value(record.response.clone()).map_err(
+        ApiError::internal_by("decoding the stored idempotent response"),
+    )?;
     Ok(stored.to_response(true))
 }
 

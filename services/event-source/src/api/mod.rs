@@ -28,6 +28,7 @@ use axum::{BoxError, Router};
 use event_relay::{EventSink, RelayHandle};
 use event_store::EventStore;
 use quote_read_model::ReadModel;
+use quote_runtime::error_chain::chain;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -83,9 +84,9 @@ impl FromRequestParts<AppState> for Principal {
                 scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
             })
             .ok_or_else(|| ApiError::Unauthorized(AuthError::Missing.to_string()))?;
-        state.auth.verify(token).await.map_err(|err| match err {
-            AuthError::KeysUnavailable(reason) => {
-                tracing::warn!(%reason, "cannot fetch token signing keys");
+        state.auth.verify(token).await.map_err(|err| match &err {
+            AuthError::KeysUnavailable(_) => {
+                tracing::warn!(error = %chain(&err), "cannot fetch token signing keys");
                 ApiError::Unavailable("token signing keys unavailable; retry later".into())
             }
             other => ApiError::Unauthorized(other.to_string()),
@@ -107,12 +108,15 @@ async fn handle_layer_error(err: BoxError) -> ApiError {
     } else if err.is::<tower::load_shed::error::Overloaded>() {
         ApiError::Unavailable("too many requests in flight; retry with backoff".into())
     } else {
-        ApiError::Internal(err.to_string())
+        ApiError::Internal {
+            what: "a middleware failed".into(),
+            source: Some(err),
+        }
     }
 }
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    ApiError::Internal("handler panicked".into()).into_response()
+    ApiError::internal("handler panicked").into_response()
 }
 
 /// The whole HTTP application.

@@ -7,6 +7,7 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use quote_domain::request::FieldError;
+use quote_runtime::error_chain::chain;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -100,11 +101,44 @@ pub enum ApiError {
     #[error("request timed out")]
     Timeout,
     /// 500: a bug or an unexpected failure (details are logged, not sent).
-    #[error("internal error: {0}")]
-    Internal(String),
+    #[error("internal error: {what}")]
+    Internal {
+        /// What failed.
+        what: String,
+        /// Its cause, when there is one (logged with the whole chain, never sent).
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
 }
 
 impl ApiError {
+    /// A 500 for `what`, with no further cause.
+    pub fn internal(what: impl Into<String>) -> Self {
+        ApiError::Internal {
+            what: what.into(),
+            source: None,
+        }
+    }
+
+    /// A 500 for `what`, caused by `source`.
+    pub fn internal_because(
+        what: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        ApiError::Internal {
+            what: what.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+
+    /// A `map_err` adapter for [`ApiError::internal_because`] with a fixed description.
+    pub fn internal_by<E>(what: &'static str) -> impl FnOnce(E) -> Self
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        move |source| Self::internal_because(what, source)
+    }
+
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         use ApiError::*;
         match self {
@@ -154,7 +188,7 @@ impl ApiError {
                 "Service unavailable",
             ),
             Timeout => (StatusCode::REQUEST_TIMEOUT, "timeout", "Request timed out"),
-            Internal(_) => (
+            Internal { .. } => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
                 "Internal server error",
@@ -184,7 +218,9 @@ impl ApiError {
             _ => Vec::new(),
         };
         let detail = match self {
-            ApiError::Internal(_) => "an unexpected error occurred; it has been logged".to_owned(),
+            ApiError::Internal { .. } => {
+                "an unexpected error occurred; it has been logged".to_owned()
+            }
             ApiError::Validation(fields) => match fields.first() {
                 Some(first) if fields.len() == 1 => format!("{}: {}", first.field, first.reason),
                 Some(first) => format!(
@@ -209,8 +245,8 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let ApiError::Internal(cause) = &self {
-            tracing::error!(%cause, "request failed");
+        if let ApiError::Internal { .. } = &self {
+            tracing::error!(error = %chain(&self), "request failed");
         }
         let problem = self.problem();
         let status =
@@ -235,25 +271,28 @@ impl From<event_store::StoreError> for ApiError {
     /// a fixed sentence.
     fn from(err: event_store::StoreError) -> Self {
         use event_store::StoreError;
-        match err {
+        match &err {
             StoreError::WrongExpectedVersion { .. } => ApiError::Conflict(
                 "another request changed this quote at the same time; retry".into(),
             ),
             StoreError::EventTooLarge { bytes, limit, .. } => ApiError::EventTooLarge {
-                bytes,
+                bytes: *bytes,
                 limit: limit.bytes(),
                 what: limit.to_string(),
             },
             StoreError::AppendTooLarge { bytes, limit } => ApiError::EventTooLarge {
-                bytes,
-                limit,
+                bytes: *bytes,
+                limit: *limit,
                 what: "one append (all its items together)".into(),
             },
-            StoreError::Backend(source) => {
-                tracing::warn!(error = %source, "event store unavailable");
+            StoreError::Backend(_) => {
+                tracing::warn!(error = %chain(&err), "event store unavailable");
                 ApiError::Unavailable("the event store is unavailable; retry later".into())
             }
-            other => ApiError::Internal(other.to_string()),
+            _ => ApiError::Internal {
+                what: "the event store".into(),
+                source: Some(Box::new(err)),
+            },
         }
     }
 }
@@ -270,7 +309,7 @@ impl From<quote_read_model::ReadModelError> for ApiError {
                 }])
             }
             other => {
-                tracing::warn!(error = %other, "read model unavailable");
+                tracing::warn!(error = %chain(&other), "read model unavailable");
                 ApiError::Unavailable("the read model is unavailable; retry later".into())
             }
         }

@@ -26,6 +26,7 @@ use super::problem::{ApiError, Problem};
 use super::AppState;
 use crate::auth::Principal;
 use crate::trace_context::TraceContext;
+use quote_runtime::error_chain::chain;
 
 /// The answer to an accepted quote request.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -120,9 +121,7 @@ pub async fn request_quote(
             // A crash here (after the commit, before publication) must lose nothing: the event
             // is in the outbox and the relay's sweep publishes it.
             fail::fail_point!("event_source::after_commit", |_| {
-                Err(ApiError::Internal(
-                    "failpoint event_source::after_commit".into(),
-                ))
+                Err(ApiError::internal("failpoint event_source::after_commit"))
             });
             state.relay.notify(outcome.events);
             Ok(accepted.to_response(false))
@@ -180,9 +179,9 @@ impl QuoteSubmission {
             request: self.request,
             requested_at: self.now,
         });
-        let data = event
-            .to_data()
-            .map_err(|e| ApiError::Internal(format!("encoding {}: {e}", event.event_type())))?;
+        let data = event.to_data().map_err(|e| {
+            ApiError::internal_because(format!("encoding {}", event.event_type()), e)
+        })?;
         let new_event = NewEvent {
             event_id: Uuid::new_v4(),
             event_type: event.event_type().to_owned(),
@@ -209,7 +208,7 @@ impl QuoteSubmission {
                 request_hash,
                 stream_id: quote_id.stream_id(),
                 response: serde_json::to_value(&accepted)
-                    .map_err(|e| ApiError::Internal(e.to_string()))?,
+                    .map_err(ApiError::internal_by("encoding the idempotent response"))?,
                 created_at: self.now,
                 expires_at: self.now + self.idempotency_ttl,
             }),
@@ -232,10 +231,16 @@ fn decode_events(events: &[EventEnvelope]) -> Result<Option<Quote>, ApiError> {
         .map(|e| {
             QuoteEvent::decode(&e.event_type, e.schema_version, &e.data)
                 .map(|event| (e.version, event))
-                .map_err(|err| ApiError::Internal(format!("{} v{}: {err}", e.stream_id, e.version)))
+                .map_err(|err| {
+                    ApiError::internal_because(
+                        format!("decoding {} v{}", e.stream_id, e.version),
+                        err,
+                    )
+                })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    Quote::fold(decoded.iter().map(|(v, e)| (*v, e))).map_err(|e| ApiError::Internal(e.to_string()))
+    Quote::fold(decoded.iter().map(|(v, e)| (*v, e)))
+        .map_err(ApiError::internal_by("folding the quote's events"))
 }
 
 async fn load_visible(
@@ -317,7 +322,7 @@ pub async fn get_quote(
                 }
                 Ok(None) => {}
                 Err(err) => {
-                    tracing::warn!(error = %err, "read model unavailable; folding the event store")
+                    tracing::warn!(error = %chain(&err), "read model unavailable; folding the event store")
                 }
             }
         }

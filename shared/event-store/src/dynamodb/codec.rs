@@ -29,7 +29,7 @@ pub(crate) fn epoch_micros(at: OffsetDateTime) -> i64 {
 
 fn from_epoch_micros(micros: i64) -> Result<OffsetDateTime, StoreError> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
-        .map_err(|e| StoreError::Corrupt(format!("timestamp {micros}: {e}")))
+        .map_err(|e| StoreError::unreadable(format!("timestamp {micros}"), e))
 }
 
 /// Fixed-width UTC timestamp (`2026-11-27T16:29:25.123456Z`), so strings sort by time.
@@ -49,7 +49,7 @@ pub(crate) fn sortable_timestamp(at: OffsetDateTime) -> String {
 
 fn parse_timestamp(value: &str) -> Result<OffsetDateTime, StoreError> {
     OffsetDateTime::parse(value, &Rfc3339)
-        .map_err(|e| StoreError::Corrupt(format!("timestamp {value:?}: {e}")))
+        .map_err(|e| StoreError::unreadable(format!("timestamp {value:?}"), e))
 }
 
 /// The bucket of the `unpublished` index a stream's head goes to (FNV-1a, stable across builds).
@@ -65,7 +65,7 @@ pub(crate) fn pending_bucket(stream_id: &str) -> String {
 fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
     match item.get(name) {
         Some(AttributeValue::S(value)) => Ok(value),
-        _ => Err(StoreError::Corrupt(format!(
+        _ => Err(StoreError::corrupt(format!(
             "missing string attribute {name}"
         ))),
     }
@@ -82,8 +82,8 @@ pub(crate) fn get_u64(item: &Item, name: &str) -> Result<u64, StoreError> {
     match item.get(name) {
         Some(AttributeValue::N(value)) => value
             .parse()
-            .map_err(|e| StoreError::Corrupt(format!("attribute {name}={value}: {e}"))),
-        _ => Err(StoreError::Corrupt(format!(
+            .map_err(|e| StoreError::unreadable(format!("attribute {name}={value}"), e)),
+        _ => Err(StoreError::corrupt(format!(
             "missing number attribute {name}"
         ))),
     }
@@ -94,7 +94,7 @@ fn get_i64(item: &Item, name: &str) -> Result<Option<i64>, StoreError> {
         Some(AttributeValue::N(value)) => value
             .parse()
             .map(Some)
-            .map_err(|e| StoreError::Corrupt(format!("attribute {name}={value}: {e}"))),
+            .map_err(|e| StoreError::unreadable(format!("attribute {name}={value}"), e)),
         _ => Ok(None),
     }
 }
@@ -104,11 +104,11 @@ pub(crate) fn event_to_item(
     customer_id: Option<&str>,
 ) -> Result<Item, StoreError> {
     let data = serde_json::to_string(&envelope.data)
-        .map_err(|e| StoreError::Corrupt(format!("event data does not encode: {e}")))?;
+        .map_err(StoreError::corrupt_by("event data does not encode"))?;
     let occurred_at = envelope
         .occurred_at
         .format(&Rfc3339)
-        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        .map_err(StoreError::corrupt_by("occurred_at does not format"))?;
     let mut item = Item::from([
         ("stream_id".to_owned(), s(&envelope.stream_id)),
         ("version".to_owned(), n(envelope.version)),
@@ -145,12 +145,12 @@ pub(crate) fn event_from_item(item: &Item) -> Result<EventEnvelope, StoreError> 
     Ok(EventEnvelope {
         event_id: event_id
             .parse()
-            .map_err(|e| StoreError::Corrupt(format!("event_id {event_id}: {e}")))?,
+            .map_err(|e| StoreError::unreadable(format!("event_id {event_id}"), e))?,
         stream_id: get_s(item, "stream_id")?.to_owned(),
         version: get_u64(item, "version")?,
         event_type: get_s(item, "event_type")?.to_owned(),
         schema_version: u32::try_from(get_u64(item, "schema_version")?)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            .map_err(StoreError::corrupt_by("schema_version"))?,
         occurred_at: parse_timestamp(get_s(item, "occurred_at")?)?,
         recorded_at: parse_timestamp(get_s(item, "recorded_at")?)?,
         correlation_id: get_s(item, "correlation_id")?.to_owned(),
@@ -158,8 +158,7 @@ pub(crate) fn event_from_item(item: &Item) -> Result<EventEnvelope, StoreError> 
         traceparent: get_opt_s(item, "traceparent"),
         tracestate: get_opt_s(item, "tracestate"),
         actor: get_s(item, "actor")?.to_owned(),
-        data: serde_json::from_str(data)
-            .map_err(|e| StoreError::Corrupt(format!("event data: {e}")))?,
+        data: serde_json::from_str(data).map_err(StoreError::corrupt_by("event data"))?,
     })
 }
 
@@ -178,12 +177,13 @@ pub(crate) fn head_from_item(item: &Item) -> Result<StreamHead, StoreError> {
 }
 
 pub(crate) fn idempotency_to_item(record: &IdempotencyRecord) -> Result<Item, StoreError> {
-    let response = serde_json::to_string(&record.response)
-        .map_err(|e| StoreError::Corrupt(format!("idempotent response does not encode: {e}")))?;
+    let response = serde_json::to_string(&record.response).map_err(StoreError::corrupt_by(
+        "idempotent response does not encode",
+    ))?;
     let created_at = record
         .created_at
         .format(&Rfc3339)
-        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        .map_err(StoreError::corrupt_by("created_at does not format"))?;
     Ok(Item::from([
         ("idempotency_key".to_owned(), s(&record.key)),
         ("request_hash".to_owned(), s(&record.request_hash)),
@@ -198,17 +198,17 @@ pub(crate) fn idempotency_to_item(record: &IdempotencyRecord) -> Result<Item, St
 }
 
 pub(crate) fn idempotency_from_item(item: &Item) -> Result<IdempotencyRecord, StoreError> {
-    let expires = get_i64(item, "expires_at")?
-        .ok_or_else(|| StoreError::Corrupt("missing expires_at".to_owned()))?;
+    let expires =
+        get_i64(item, "expires_at")?.ok_or_else(|| StoreError::corrupt("missing expires_at"))?;
     Ok(IdempotencyRecord {
         key: get_s(item, "idempotency_key")?.to_owned(),
         request_hash: get_s(item, "request_hash")?.to_owned(),
         stream_id: get_s(item, "stream_id")?.to_owned(),
         response: serde_json::from_str(get_s(item, "response")?)
-            .map_err(|e| StoreError::Corrupt(format!("idempotent response: {e}")))?,
+            .map_err(StoreError::corrupt_by("idempotent response"))?,
         created_at: parse_timestamp(get_s(item, "created_at")?)?,
         expires_at: OffsetDateTime::from_unix_timestamp(expires)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            .map_err(StoreError::corrupt_by("expires_at"))?,
     })
 }
 

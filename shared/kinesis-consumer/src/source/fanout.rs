@@ -61,6 +61,7 @@ use super::polling::list_all_shards;
 use super::{Batch, RecordSource, ShardInfo, ShardReader, SourceError, StartPosition};
 use crate::lease::compare_sequence_numbers;
 use crate::record::Record;
+use quote_runtime::error_chain::chain;
 
 /// Tuning of enhanced fan-out readers.
 #[derive(Debug, Clone)]
@@ -854,7 +855,7 @@ impl Pump {
         let shards = match list_all_shards(&self.client, &self.stream_name).await {
             Ok(shards) => shards,
             Err(err) => {
-                tracing::debug!(error = %err, "closed-shard probe failed");
+                tracing::debug!(error = %chain(&err), "closed-shard probe failed");
                 return None;
             }
         };
@@ -877,7 +878,7 @@ impl Pump {
         match list_all_shards(&self.client, &self.stream_name).await {
             Ok(shards) => Some(self.children_in(&shards)),
             Err(err) => {
-                tracing::warn!(error = %err, "could not list the children of the ended shard");
+                tracing::warn!(error = %chain(&err), "could not list the children of the ended shard");
                 None
             }
         }

@@ -16,6 +16,7 @@ use crate::coordination::{decide_handoff, HandoffPoll};
 use crate::lease::Lease;
 use crate::lease_table::LeaseTableError;
 use crate::metrics::WorkerMetrics;
+use quote_runtime::error_chain::chain;
 
 /// How a lease came to this worker (for counters and logs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,7 +34,7 @@ impl WorkerActor {
         let leases = match self.table.list().await {
             Ok(leases) => leases,
             Err(err) => {
-                tracing::warn!(error = %err, "lease table scan failed");
+                tracing::warn!(error = %chain(&err), "lease table scan failed");
                 return;
             }
         };
@@ -109,7 +110,7 @@ impl WorkerActor {
             }
             Err(LeaseTableError::Lost(_)) => {}
             Err(err) => {
-                tracing::warn!(shard_id = %seen.lease_key, error = %err, "handoff request failed")
+                tracing::warn!(shard_id = %seen.lease_key, error = %chain(&err), "handoff request failed")
             }
         }
     }
@@ -129,7 +130,7 @@ impl WorkerActor {
             let current = match self.table.get(&key).await {
                 Ok(current) => current,
                 Err(err) => {
-                    tracing::warn!(shard_id = %key, error = %err, "reading a lease asked for failed");
+                    tracing::warn!(shard_id = %key, error = %chain(&err), "reading a lease asked for failed");
                     if asked_at.elapsed() >= self.config.lease_duration {
                         self.asked.remove(&key);
                     }
@@ -167,7 +168,7 @@ impl WorkerActor {
             Ok(lease) => lease,
             Err(LeaseTableError::Lost(_)) => return,
             Err(err) => {
-                tracing::warn!(shard_id = %seen.lease_key, error = %err, "taking lease failed");
+                tracing::warn!(shard_id = %seen.lease_key, error = %chain(&err), "taking lease failed");
                 return;
             }
         };

@@ -11,6 +11,7 @@ use super::WorkerActor;
 use crate::coordination::finished_leases_to_delete;
 use crate::lease::Lease;
 use crate::metrics::WorkerMetrics;
+use quote_runtime::error_chain::chain;
 
 impl WorkerActor {
     /// Acts on a consumer's outcome, then forgets the lease and stops its renewer.
@@ -31,7 +32,7 @@ impl WorkerActor {
                     match self.table.add_children(shard_id, &children).await {
                         Ok(()) => WorkerMetrics::add(&self.metrics.lease_table_writes, 1),
                         Err(err) => {
-                            tracing::warn!(shard_id, error = %err, "recording the children failed")
+                            tracing::warn!(shard_id, error = %chain(&err), "recording the children failed")
                         }
                     }
                 }
@@ -68,7 +69,9 @@ impl WorkerActor {
                 WorkerMetrics::add(&self.metrics.lease_table_writes, 1);
                 tracing::info!(shard_id, to = ?lease.handoff_owner, "lease handed over");
             }
-            Err(err) => tracing::warn!(shard_id, error = %err, "handing the lease over failed"),
+            Err(err) => {
+                tracing::warn!(shard_id, error = %chain(&err), "handing the lease over failed")
+            }
         }
         held.mark_lost();
     }
@@ -85,7 +88,7 @@ impl WorkerActor {
                 tracing::info!(shard_id, "lease released");
             }
             Err(err) => {
-                tracing::warn!(shard_id, error = %err, "releasing lease failed; it will expire")
+                tracing::warn!(shard_id, error = %chain(&err), "releasing lease failed; it will expire")
             }
         }
         held.mark_lost();
@@ -107,7 +110,7 @@ impl WorkerActor {
                 }
                 self.shards = Some(synced.shards);
             }
-            Err(err) => tracing::warn!(error = %err, "shard sync failed"),
+            Err(err) => tracing::warn!(error = %chain(&err), "shard sync failed"),
         }
     }
 
@@ -138,7 +141,7 @@ impl WorkerActor {
                     }
                 }
                 Err(err) => {
-                    tracing::warn!(%shard_id, error = %err, "cleaning up a finished lease failed")
+                    tracing::warn!(%shard_id, error = %chain(&err), "cleaning up a finished lease failed")
                 }
             }
         }

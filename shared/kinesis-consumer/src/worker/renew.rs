@@ -21,6 +21,7 @@ use super::held::HeldLease;
 use super::Report;
 use crate::lease_table::{LeaseTable, LeaseTableError};
 use crate::metrics::WorkerMetrics;
+use quote_runtime::error_chain::chain;
 
 /// Why a renewer gave a lease up.
 #[derive(Debug)]
@@ -73,7 +74,7 @@ impl Renewer {
                 }
                 Ok(Err(LeaseTableError::Lost(_))) => return self.give_up(GaveUp::Taken),
                 Ok(Err(err)) => {
-                    tracing::warn!(error = %err, "lease renewal failed; retrying");
+                    tracing::warn!(error = %chain(&err), "lease renewal failed; retrying");
                     last_error = Some(err);
                     next = Instant::now() + self.interval / 4;
                 }

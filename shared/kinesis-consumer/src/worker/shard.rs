@@ -23,6 +23,7 @@ use crate::processor::{
 };
 use crate::record::Record;
 use crate::source::{Batch, RecordSource, SourceError, StartPosition};
+use quote_runtime::error_chain::chain;
 
 /// How a shard consumer ended.
 #[derive(Debug)]
@@ -105,7 +106,7 @@ async fn prefetch(
             }
             Err(err) => {
                 WorkerMetrics::add(&metrics.source_retries, 1);
-                tracing::warn!(error = %err, "reading the shard failed; retrying");
+                tracing::warn!(error = %chain(&err), "reading the shard failed; retrying");
                 tokio::select! {
                     () = stop.cancelled() => return,
                     () = tokio::time::sleep(backoff.next_delay()) => {}
@@ -311,7 +312,7 @@ impl ShardTask {
             WorkerMetrics::add(&self.metrics.source_retries, 1);
             self.metrics.shard_blocked(&self.shard_id);
             let delay = backoff.next_delay();
-            tracing::warn!(error = %err, retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX), "opening the shard failed; retrying while the lease is held");
+            tracing::warn!(error = %chain(&err), retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX), "opening the shard failed; retrying while the lease is held");
             tokio::select! {
                 biased;
                 () = self.held.lost.cancelled() => return Err(Opening::LeaseLost),
@@ -386,7 +387,7 @@ impl ShardTask {
                     if self.held.is_lost() {
                         return Err(ShardOutcome::LeaseLost);
                     }
-                    tracing::warn!(error = %err, "checkpoint failed; retrying");
+                    tracing::warn!(error = %chain(&err), "checkpoint failed; retrying");
                     tokio::time::sleep(backoff.next_delay()).await;
                 }
             }
@@ -598,7 +599,7 @@ impl ShardTask {
             {
                 Ok(first) => return Ok(first),
                 Err(err) => {
-                    tracing::warn!(error = %err, "dead-letter store lookup failed; retrying (the shard waits)");
+                    tracing::warn!(error = %chain(&err), "dead-letter store lookup failed; retrying (the shard waits)");
                     WorkerMetrics::add(&self.metrics.retries_transient, 1);
                     self.metrics.shard_blocked(&self.shard_id);
                     self.pause(backoff.next_delay()).await?;
@@ -646,7 +647,7 @@ impl ShardTask {
                     if self.held.is_lost() {
                         return Err(Interrupted::LeaseLost);
                     }
-                    tracing::warn!(error = %err, "dead-letter store failed; retrying (the shard waits)");
+                    tracing::warn!(error = %chain(&err), "dead-letter store failed; retrying (the shard waits)");
                     WorkerMetrics::add(&self.metrics.retries_transient, 1);
                     self.metrics.shard_blocked(&self.shard_id);
                     self.pause(backoff.next_delay()).await?;
