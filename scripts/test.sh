@@ -75,6 +75,9 @@ suites=(
   fleet_faults
   fanout_kinesis
   notifier
+  archive_aws
+  archiver_aws
+  dlq
   e2e_processes
   traces_e2e
   chaos

@@ -1,7 +1,7 @@
 # Alarms on the shared resources; each table has its throttle alarm (modules/dynamodb-table)
-# and each consumer service its dead-letter alarm (and lag alarm with enhanced fan-out)
-# (modules/consumer-service); every service's relay has its dead-letter and sweep alarms (below).
-# All notify the alarm topic.
+# and each consumer service its blocked-shard alarm, a dead-letter alarm if it dead-letters (not
+# the archiver) and, with enhanced fan-out, a lag alarm (modules/consumer-service); every
+# service's relay has its dead-letter and sweep alarms (below). All notify the alarm topic.
 
 # How old the oldest record read by GetRecords is: polling consumers falling behind.
 resource "aws_cloudwatch_metric_alarm" "stream_iterator_age" {
@@ -112,10 +112,10 @@ resource "aws_cloudwatch_metric_alarm" "api_5xx_rate" {
 }
 
 # Every process that appends events runs a relay (shared/event-relay): event-source and the
-# consumer services. The collector writes its `event_relay.*` counters to CloudWatch by
-# `application` (modules/fargate-service).
+# consumer services that handle events (not the archiver). The collector writes its
+# `event_relay.*` counters to CloudWatch by `application` (modules/fargate-service).
 locals {
-  relay_services = toset(concat(["event-source"], keys(local.consumers)))
+  relay_services = toset(concat(["event-source"], [for service, consumer in local.consumers : service if consumer.event_handler]))
 }
 
 # A record Kinesis can never accept was set aside (see `quotes relay-dead-letters`): its

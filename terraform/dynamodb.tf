@@ -122,6 +122,25 @@ module "notifications_table" {
   alarm_actions       = local.alarm_actions
 }
 
+# The archive's manifest (shared/archive/src/dynamodb.rs): per shard of the stream, its head
+# (how far it is archived, by which lease owner) and its committed segments, in the archive
+# bucket (s3.tf). Not replicated, like the bucket: shards and fencing tokens are this region's.
+module "archive_manifest_table" {
+  source = "./modules/dynamodb-table"
+
+  name      = local.names.archive_manifest_table
+  hash_key  = "stream"
+  range_key = "entry"
+  attributes = [
+    { name = "stream", type = "S" },
+    { name = "entry", type = "S" },
+  ]
+
+  kms_key_arn         = aws_kms_key.platform.arn
+  deletion_protection = var.deletion_protection
+  alarm_actions       = local.alarm_actions
+}
+
 # One lease table per consumer application
 # (shared/kinesis-consumer/src/lease_table/dynamodb/schema.rs). Not replicated: leases and
 # checkpoints refer to this region's stream.

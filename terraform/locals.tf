@@ -9,6 +9,7 @@ locals {
     dead_letter_table       = "${var.name_prefix}quote-dead-letters"
     relay_dead_letter_table = "${var.name_prefix}quote-relay-dead-letters"
     notifications_table     = "${var.name_prefix}quote-notifications"
+    archive_manifest_table  = "${var.name_prefix}quote-archive-manifest"
     event_stream            = "${var.name_prefix}quote-events"
     lease_tables = {
       "vehicle-enricher" = "${var.name_prefix}vehicle-enricher-leases"
@@ -16,6 +17,7 @@ locals {
       "fulfillment"      = "${var.name_prefix}fulfillment-leases"
       "projector"        = "${var.name_prefix}projector-leases"
       "notifier"         = "${var.name_prefix}notifier-leases"
+      "archiver"         = "${var.name_prefix}archiver-leases"
     }
 
     platform         = "${var.name_prefix}quote-platform"
@@ -30,7 +32,7 @@ locals {
     logs_bucket      = "${var.name_prefix}quote-logs-${local.account_id}-${local.region}"
   }
 
-  services = ["event-source", "vehicle-enricher", "driver-history", "fulfillment", "projector", "notifier"]
+  services = ["event-source", "vehicle-enricher", "driver-history", "fulfillment", "projector", "notifier", "archiver"]
 
   account_id = data.aws_caller_identity.current.account_id
   region     = data.aws_region.current.name

@@ -53,6 +53,7 @@ output "table_names" {
     DEAD_LETTER_TABLE       = module.dead_letter_table.name
     RELAY_DEAD_LETTER_TABLE = module.relay_dead_letter_table.name
     NOTIFICATIONS_TABLE     = module.notifications_table.name
+    ARCHIVE_MANIFEST_TABLE  = module.archive_manifest_table.name
   }
 }
 
@@ -72,8 +73,18 @@ output "event_stream_arn" {
 }
 
 output "archive_bucket" {
-  description = "Name of the archive bucket."
+  description = "Name of the archive bucket (the archiver's ARCHIVE_BUCKET)."
   value       = aws_s3_bucket.archive.id
+}
+
+output "archive_prefix" {
+  description = "Key prefix of the archiver's segments in the archive bucket (ARCHIVE_PREFIX)."
+  value       = var.archive_prefix
+}
+
+output "archive_manifest_table" {
+  description = "Name of the archive's manifest table (ARCHIVE_MANIFEST_TABLE): per shard, how far it is archived and its committed segments."
+  value       = module.archive_manifest_table.name
 }
 
 output "logs_bucket" {

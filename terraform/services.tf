@@ -1,4 +1,4 @@
-# The six services: event-source in its own module block, the five consumer services in one
+# The seven services: event-source in its own module block, the six consumer services in one
 # `module "consumer"` over `local.consumers`. Together they spell out each service's environment
 # and its task role's grants: tests/deploy/test_terraform.py checks them against what the code
 # reads and calls (tests/deploy/code_facts.py).
@@ -90,14 +90,17 @@ module "event_source" {
 # The consumer services
 # ---------------------------------------------------------------------------------------------
 
-# What is specific to each consumer service: its environment besides what every consumer gets
-# (`module "consumer"` below), its secrets, its grants on tables besides the event store, its
-# lease table and the dead letters (keyed by the variable naming the table), and SES/SNS. No
-# consumer gets a grant on the idempotency table: handlers append without idempotency records.
+# What is specific to each consumer service: whether it handles events (`event_handler`: it
+# then gets `local.event_handler` below), its environment besides what every consumer gets
+# (`module "consumer"` below), its secrets, its grants on tables besides its lease table and
+# those of `local.event_handler` (keyed by the variable naming the table), on S3 buckets (keyed
+# by the variable naming the bucket), and SES/SNS. No consumer gets a grant on the idempotency
+# table: handlers append without idempotency records.
 locals {
   consumers = {
     # Decodes VINs (vPIC over the internet, or offline with VPIC_BASE_URL=off).
     "vehicle-enricher" = {
+      event_handler = true
       environment = {
         VPIC_BASE_URL = var.vpic_base_url
       }
@@ -105,6 +108,7 @@ locals {
 
     # Fetches driving records (an HTTP provider, or the simulated one).
     "driver-history" = {
+      event_handler = true
       environment = {
         DRIVER_HISTORY_PROVIDER = var.driver_history_provider
         DRIVER_HISTORY_URL      = var.driver_history_url
@@ -116,6 +120,7 @@ locals {
 
     # Rates quotes and decides their outcome.
     "fulfillment" = {
+      event_handler = true
       environment = {
         RATING_TABLES_PATH = var.rating_tables_path
       }
@@ -123,6 +128,7 @@ locals {
 
     # Keeps the customer-quotes read model.
     "projector" = {
+      event_handler = true
       environment = {
         READ_MODEL_TABLE = module.read_model_table.name
       }
@@ -136,6 +142,7 @@ locals {
 
     # Sends quote notifications: e-mail through SES, SMS through SNS.
     "notifier" = {
+      event_handler = true
       environment = {
         NOTIFICATIONS_TABLE       = module.notifications_table.name
         NOTIFY_FROM_EMAIL         = var.notify_from_email
@@ -152,11 +159,80 @@ locals {
       ses_from_address  = var.notify_from_email
       sns_publish       = true
     }
+
+    # Writes every record of the stream to the archive bucket, one gzip JSON Lines segment per
+    # shard at a time, each committed to the manifest before the shard is checkpointed. A record
+    # service, not an event handler: no event store, relay or dead letters (its failures are
+    # retried until they pass), and it checkpoints by itself. On SIGTERM it stores and commits
+    # each shard's open segment within `stop_timeout`; what it cannot is read again by the next
+    # owner from the last checkpoint.
+    "archiver" = {
+      event_handler = false
+      environment = {
+        ARCHIVE_BUCKET         = aws_s3_bucket.archive.id
+        ARCHIVE_PREFIX         = var.archive_prefix
+        ARCHIVE_SEGMENT_BYTES  = var.archive_segment_bytes
+        ARCHIVE_SEGMENT_SECS   = var.archive_segment_secs
+        ARCHIVE_MANIFEST_TABLE = module.archive_manifest_table.name
+      }
+      dynamodb_tables = {
+        # Segment commits are TransactWriteItems of a PutItem and an UpdateItem.
+        ARCHIVE_MANIFEST_TABLE = {
+          arn     = module.archive_manifest_table.arn
+          actions = ["dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"]
+        }
+      }
+      s3_buckets = {
+        # Segments are written, listed and (uncommitted ones, after a crash) deleted, never
+        # read back; `quotes run` checks with HeadBucket (s3:ListBucket) that the bucket exists.
+        ARCHIVE_BUCKET = {
+          arn            = aws_s3_bucket.archive.arn
+          prefix         = var.archive_prefix
+          bucket_actions = ["s3:ListBucket"]
+          object_actions = ["s3:DeleteObject", "s3:PutObject"]
+          kms_key_arn    = aws_kms_key.platform.arn
+        }
+      }
+    }
+  }
+
+  # What a consumer service that handles events (`event_handler = true`) gets besides what every
+  # consumer gets: the event store it reads and appends derived events to, the relay that
+  # publishes them (PutRecords, its dead letters), the dead letters of the records it gives up
+  # on, and the library's checkpoint and dead-letter settings.
+  event_handler = {
+    environment = {
+      EVENTS_TABLE             = module.events_table.name
+      IDEMPOTENCY_TABLE        = module.idempotency_table.name
+      DEAD_LETTER_TABLE        = module.dead_letter_table.name
+      RELAY_DEAD_LETTER_TABLE  = module.relay_dead_letter_table.name
+      CHECKPOINT_EVERY_RECORDS = var.checkpoint_every_records
+      CHECKPOINT_EVERY_MS      = var.checkpoint_every_ms
+      MAX_PROCESSING_ATTEMPTS  = var.max_processing_attempts
+    }
+    dynamodb_tables = {
+      EVENTS_TABLE = {
+        arn           = module.events_table.arn
+        actions       = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"]
+        index_actions = ["dynamodb:Query"]
+      }
+      DEAD_LETTER_TABLE = {
+        arn           = module.dead_letter_table.arn
+        actions       = ["dynamodb:DescribeTable", "dynamodb:PutItem", "dynamodb:Query"]
+        index_actions = ["dynamodb:Query"]
+      }
+      RELAY_DEAD_LETTER_TABLE = {
+        arn     = module.relay_dead_letter_table.arn
+        actions = ["dynamodb:DescribeTable", "dynamodb:PutItem"]
+      }
+    }
+    stream_actions = ["kinesis:PutRecords"]
   }
 }
 
-# Every consumer service: the arguments, environment and grants they all share, merged with
-# the service's entry in `local.consumers` (which adds to them, never overrides them).
+# Every consumer service: the arguments, environment and grants they all share, those of
+# `local.event_handler` for the services that handle events, and the service's entry in
+# `local.consumers` (which adds to them, never overrides them).
 module "consumer" {
   source   = "./modules/consumer-service"
   for_each = local.consumers
@@ -190,51 +266,32 @@ module "consumer" {
   max_tasks       = var.consumer_scaling[each.key].max_tasks
   autoscaling     = var.enable_autoscaling
 
-  scale_out_lag_ms = var.scale_out_lag_ms
-  scale_in_lag_ms  = var.scale_in_lag_ms
-  alarm_actions    = local.alarm_actions
+  scale_out_lag_ms  = var.scale_out_lag_ms
+  scale_in_lag_ms   = var.scale_in_lag_ms
+  dead_letter_alarm = each.value.event_handler
+  alarm_actions     = local.alarm_actions
 
   environment = merge({
-    EVENTS_TABLE                = module.events_table.name
-    IDEMPOTENCY_TABLE           = module.idempotency_table.name
     EVENT_STREAM                = aws_kinesis_stream.events.name
     LEASE_TABLE                 = module.lease_tables[each.key].name
-    DEAD_LETTER_TABLE           = module.dead_letter_table.name
-    RELAY_DEAD_LETTER_TABLE     = module.relay_dead_letter_table.name
     CONSUMER_SOURCE             = var.consumer_source
     CONSUMER_INITIAL_POSITION   = var.consumer_initial_position
     LEASE_DURATION_MS           = var.lease_duration_ms
-    CHECKPOINT_EVERY_RECORDS    = var.checkpoint_every_records
-    CHECKPOINT_EVERY_MS         = var.checkpoint_every_ms
-    MAX_PROCESSING_ATTEMPTS     = var.max_processing_attempts
     OTEL_EXPORTER_OTLP_ENDPOINT = local.otlp_endpoint
     OTEL_SERVICE_NAME           = each.key
     LOG_FORMAT                  = "json"
     RUST_LOG                    = var.rust_log
-  }, each.value.environment)
+  }, { for name, value in local.event_handler.environment : name => value if each.value.event_handler }, each.value.environment)
   secrets = try(each.value.secrets, {})
 
   dynamodb_tables = merge({
-    EVENTS_TABLE = {
-      arn           = module.events_table.arn
-      actions       = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"]
-      index_actions = ["dynamodb:Query"]
-    }
     LEASE_TABLE = {
       arn     = module.lease_tables[each.key].arn
       actions = ["dynamodb:DeleteItem", "dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan", "dynamodb:UpdateItem"]
     }
-    DEAD_LETTER_TABLE = {
-      arn           = module.dead_letter_table.arn
-      actions       = ["dynamodb:DescribeTable", "dynamodb:PutItem", "dynamodb:Query"]
-      index_actions = ["dynamodb:Query"]
-    }
-    RELAY_DEAD_LETTER_TABLE = {
-      arn     = module.relay_dead_letter_table.arn
-      actions = ["dynamodb:DescribeTable", "dynamodb:PutItem"]
-    }
-  }, try(each.value.dynamodb_tables, {}))
-  stream_actions         = ["kinesis:ListShards", "kinesis:PutRecords"]
+  }, { for name, table in local.event_handler.dynamodb_tables : name => table if each.value.event_handler }, try(each.value.dynamodb_tables, {}))
+  s3_buckets             = try(each.value.s3_buckets, {})
+  stream_actions         = concat(["kinesis:ListShards"], each.value.event_handler ? local.event_handler.stream_actions : [])
   stream_polling_actions = ["kinesis:GetRecords", "kinesis:GetShardIterator"]
   stream_fanout_actions  = ["kinesis:DescribeStreamSummary", "kinesis:RegisterStreamConsumer"]
   efo_consumer_actions   = ["kinesis:DescribeStreamConsumer", "kinesis:SubscribeToShard"]

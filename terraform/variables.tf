@@ -137,16 +137,17 @@ variable "task_sizes" {
     "fulfillment"      = { cpu = 512, memory = 1024 }
     "projector"        = { cpu = 512, memory = 1024 }
     "notifier"         = { cpu = 512, memory = 1024 }
+    "archiver"         = { cpu = 512, memory = 1024 }
   }
 
   validation {
-    condition     = length(setsubtract(["event-source", "vehicle-enricher", "driver-history", "fulfillment", "projector", "notifier"], keys(var.task_sizes))) == 0
-    error_message = "task_sizes needs an entry for each of the six services."
+    condition     = length(setsubtract(["event-source", "vehicle-enricher", "driver-history", "fulfillment", "projector", "notifier", "archiver"], keys(var.task_sizes))) == 0
+    error_message = "task_sizes needs an entry for each of the seven services."
   }
 }
 
 variable "stop_timeout" {
-  description = "Seconds between SIGTERM and SIGKILL for every service: the API finishes requests and publishes what is queued, consumers release leases and checkpoint (60–120)."
+  description = "Seconds between SIGTERM and SIGKILL for every service: the API finishes requests and publishes what is queued, consumers release leases and checkpoint, the archiver first stores and commits each shard's open segment (60–120)."
   type        = number
   default     = 90
 
@@ -364,11 +365,12 @@ variable "consumer_scaling" {
     "fulfillment"      = { min_tasks = 1, max_tasks = 4 }
     "projector"        = { min_tasks = 1, max_tasks = 4 }
     "notifier"         = { min_tasks = 1, max_tasks = 4 }
+    "archiver"         = { min_tasks = 1, max_tasks = 4 }
   }
 
   validation {
-    condition     = length(setsubtract(["vehicle-enricher", "driver-history", "fulfillment", "projector", "notifier"], keys(var.consumer_scaling))) == 0
-    error_message = "consumer_scaling needs an entry for each of the five consumer services."
+    condition     = length(setsubtract(["vehicle-enricher", "driver-history", "fulfillment", "projector", "notifier", "archiver"], keys(var.consumer_scaling))) == 0
+    error_message = "consumer_scaling needs an entry for each of the six consumer services."
   }
 
   validation {
@@ -396,19 +398,19 @@ variable "lease_duration_ms" {
 }
 
 variable "checkpoint_every_records" {
-  description = "CHECKPOINT_EVERY_RECORDS of the consumer services, or null for the default."
+  description = "CHECKPOINT_EVERY_RECORDS of the consumer services that handle events (the archiver checkpoints each segment it commits), or null for the default."
   type        = number
   default     = null
 }
 
 variable "checkpoint_every_ms" {
-  description = "CHECKPOINT_EVERY_MS of the consumer services, or null for the default."
+  description = "CHECKPOINT_EVERY_MS of the consumer services that handle events (the archiver checkpoints each segment it commits), or null for the default."
   type        = number
   default     = null
 }
 
 variable "max_processing_attempts" {
-  description = "MAX_PROCESSING_ATTEMPTS of a permanently failing record before it is dead-lettered (transient failures are retried until they pass), or null for the default."
+  description = "MAX_PROCESSING_ATTEMPTS of a permanently failing record before it is dead-lettered (transient failures are retried until they pass; the archiver dead-letters nothing), or null for the default."
   type        = number
   default     = null
 }
@@ -497,12 +499,45 @@ variable "force_destroy" {
 }
 
 variable "dynamodb_replicas" {
-  description = "Global Tables replicas of the durable tables (events, idempotency, read model, notifications, dead letters): region and a KMS key in that region. Lease tables stay regional (they track this region's stream)."
+  description = "Global Tables replicas of the durable tables (events, idempotency, read model, notifications, dead letters): region and a KMS key in that region. Lease tables and the archive manifest stay regional (they track this region's stream; the manifest describes this region's archive bucket)."
   type = list(object({
     region_name = string
     kms_key_arn = string
   }))
   default = []
+}
+
+variable "archive_prefix" {
+  description = "ARCHIVE_PREFIX of the archiver: the key prefix of every segment in the archive bucket (`<prefix>stream=<name>/shard=<id>/<first>-<last>.jsonl.gz`); the archiver's object grants are limited to it."
+  type        = string
+  default     = "events/"
+
+  validation {
+    condition     = length(var.archive_prefix) <= 256 && !startswith(var.archive_prefix, "/") && can(regex("^[!-~]*$", var.archive_prefix))
+    error_message = "archive_prefix: at most 256 printable ASCII characters without spaces, not starting with /."
+  }
+}
+
+variable "archive_segment_bytes" {
+  description = "ARCHIVE_SEGMENT_BYTES of the archiver: a segment closes once its JSON Lines (before compression) reach this many bytes (1 KiB–512 MiB); one open segment per shard is held in memory, compressed."
+  type        = number
+  default     = 8388608
+
+  validation {
+    condition     = var.archive_segment_bytes >= 1024 && var.archive_segment_bytes <= 536870912
+    error_message = "archive_segment_bytes must be between 1024 and 536870912."
+  }
+}
+
+variable "archive_segment_secs" {
+  description = "ARCHIVE_SEGMENT_SECS of the archiver: a segment closes once it is this many seconds old (1–3600), so each shard with traffic costs at most one S3 PUT and one manifest commit per this many seconds (more when segments fill up first)."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.archive_segment_secs >= 1 && var.archive_segment_secs <= 3600
+    error_message = "archive_segment_secs must be between 1 and 3600."
+  }
 }
 
 variable "archive_glacier_after_days" {

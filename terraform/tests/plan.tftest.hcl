@@ -164,6 +164,26 @@ run "defaults" {
   }
 
   assert {
+    condition     = module.archive_manifest_table.name == "quote-archive-manifest" && module.lease_tables["archiver"].name == "archiver-leases"
+    error_message = "The archive manifest and the archiver's lease table have the code's default names."
+  }
+
+  assert {
+    condition     = module.consumer["archiver"].dead_letter_alarm_arn == null && module.consumer["projector"].dead_letter_alarm_arn != null
+    error_message = "The archiver dead-letters nothing: no dead-letter alarm (the event handlers keep theirs)."
+  }
+
+  assert {
+    condition     = !contains(keys(aws_cloudwatch_metric_alarm.relay_dead_letters), "archiver") && contains(keys(aws_cloudwatch_metric_alarm.relay_sweep_failures), "notifier")
+    error_message = "The archiver runs no relay: no relay alarms."
+  }
+
+  assert {
+    condition     = output.archive_manifest_table == "quote-archive-manifest" && output.archive_prefix == "events/" && output.table_names["ARCHIVE_MANIFEST_TABLE"] == "quote-archive-manifest"
+    error_message = "The outputs name the archive's manifest and prefix."
+  }
+
+  assert {
     condition     = length(module.network.private_subnet_ids) == 2
     error_message = "The created VPC has two private subnets by default."
   }

@@ -21,6 +21,11 @@ How the facts are found:
   file, which resource (by the variable that names it) and which IAM actions each operation
   needs; the scanner refuses a file or an operation the table does not cover, so a new call
   cannot slip past the IAM check.
+- A record service (the archiver, `RECORD_SERVICES`) is a consumer whose processors checkpoint
+  by themselves and never dead-letter: it runs no event store, relay or dead letters although
+  its settings groups (Event store, Consumer services) parse their variables. Those variables
+  are left out of what it reads (`UNUSED_BY_RECORD_SERVICES`), with the code that proves it
+  (`record_service_proof`): a deployment neither needs nor gets them.
 """
 
 from __future__ import annotations
@@ -44,10 +49,26 @@ SERVICES = [
     "fulfillment",
     "projector",
     "notifier",
+    "archiver",
 ]
 
 #: The consumer services (Kinesis consumer applications with a lease table each).
 CONSUMERS = SERVICES[1:]
+
+#: Consumer services that are record services (`quote_pipeline::service::RecordService`, wired
+#: as `Consumption::Records`), not event handlers: no event store, relay or dead letters.
+RECORD_SERVICES = ["archiver"]
+
+#: Settings a record service's groups parse but it never uses, with the reason; each is proven
+#: by `record_service_proof`, and left out of `env_reads`.
+UNUSED_BY_RECORD_SERVICES = {
+    "EVENTS_TABLE": "no event store: the event store is built only for `Consumption::Events`",
+    "IDEMPOTENCY_TABLE": "no event store: the event store is built only for `Consumption::Events`",
+    "DEAD_LETTER_TABLE": "nothing is dead-lettered (`FailurePolicy::RetryForever`)",
+    "MAX_PROCESSING_ATTEMPTS": "nothing is dead-lettered (`FailurePolicy::RetryForever`)",
+    "CHECKPOINT_EVERY_RECORDS": "its processors checkpoint by themselves (`CheckpointPolicy::MANUAL`)",
+    "CHECKPOINT_EVERY_MS": "its processors checkpoint by themselves (`CheckpointPolicy::MANUAL`)",
+}
 
 #: The operations commands (`quotes bootstrap`, `quotes token`, …): the `quotes` crate.
 OPERATIONS = "quotes"
@@ -86,14 +107,21 @@ DEPLOY_REQUIRED = {
         "RELAY_DEAD_LETTER_TABLE": "names the relay's dead-letter table explicitly",
     },
     "consumer": {
-        "DEAD_LETTER_TABLE": "names the dead-letter table explicitly (default `quote-dead-letters`)",
-        "RELAY_DEAD_LETTER_TABLE": "names the relay's dead-letter table explicitly",
-        "EVENTS_TABLE": "names the event store explicitly",
         "EVENT_STREAM": "names the stream explicitly",
         "LEASE_TABLE": "names the lease table explicitly",
     },
+    # The consumer services that handle events (every consumer but the record services).
+    "event handler": {
+        "DEAD_LETTER_TABLE": "names the dead-letter table explicitly (default `quote-dead-letters`)",
+        "RELAY_DEAD_LETTER_TABLE": "names the relay's dead-letter table explicitly",
+        "EVENTS_TABLE": "names the event store explicitly",
+    },
     "projector": {"READ_MODEL_TABLE": "names the read model explicitly"},
     "notifier": {"NOTIFICATIONS_TABLE": "names the ledger explicitly"},
+    "archiver": {
+        "ARCHIVE_BUCKET": "names the archive bucket explicitly (in AWS its name carries account and region)",
+        "ARCHIVE_MANIFEST_TABLE": "names the manifest explicitly",
+    },
 }
 
 #: Variables the code refuses to start without (each proven by `test_code_facts.py`, which
@@ -240,14 +268,22 @@ def env_reads(program: str) -> dict[str, EnvRead]:
         chosen = [s for s in settings() if set(s["commands"]) - {"run", "healthcheck", "settings"}]
     else:
         raise KeyError(program)
+    unused: set[str] = set()
+    if program in RECORD_SERVICES:
+        record_service_proof(program)
+        unused = set(UNUSED_BY_RECORD_SERVICES)
     required = set(CODE_REQUIRED.get(program, set()))
     if program in SERVICES:
         required |= set(DEPLOY_REQUIRED["*"]) | set(DEPLOY_REQUIRED.get(program, {}))
     if program in CONSUMERS:
         required |= set(DEPLOY_REQUIRED["consumer"])
+        if program not in RECORD_SERVICES:
+            required |= set(DEPLOY_REQUIRED["event handler"])
     reads = {}
     for setting in chosen:
         name = setting["variable"]
+        if name in unused:
+            continue
         reads[name] = EnvRead(
             name=name,
             default=setting["default"] or _computed_default(setting["meaning"]),
@@ -278,7 +314,7 @@ def is_external(name: str) -> bool:
 # Resource names
 # ---------------------------------------------------------------------------------------------
 
-#: Variables that name an AWS resource (a table or the stream).
+#: Variables that name an AWS resource (a table, the stream or a bucket).
 RESOURCE_VARIABLES = [
     "EVENTS_TABLE",
     "IDEMPOTENCY_TABLE",
@@ -286,9 +322,15 @@ RESOURCE_VARIABLES = [
     "DEAD_LETTER_TABLE",
     "RELAY_DEAD_LETTER_TABLE",
     "NOTIFICATIONS_TABLE",
+    "ARCHIVE_MANIFEST_TABLE",
     "LEASE_TABLE",
     "EVENT_STREAM",
+    "ARCHIVE_BUCKET",
 ]
+
+#: Variables naming an S3 bucket → the variable holding the key prefix of the service's objects
+#: in it (the object grants are limited to `<bucket ARN>/<prefix>*`).
+BUCKET_VARIABLES = {"ARCHIVE_BUCKET": "ARCHIVE_PREFIX"}
 
 #: How the settings state the lease table's default.
 _LEASE_DEFAULT = "`<service>-leases`"
@@ -332,6 +374,7 @@ def default_lease_tables() -> dict[str, str]:
 #: Operations done by `quotes bootstrap` or Terraform, never by a running service.
 PROVISIONING = {
     "create_table",
+    "create_bucket",
     "update_time_to_live",
     "create_stream",
     "create_email_identity",
@@ -381,6 +424,10 @@ CALLS: dict[str, dict[str, list[tuple[str, list[str]]]]] = {
         # `DynamoDeadLetters::list` (operators' inspection, `quotes`).
         "query": [("DEAD_LETTER_TABLE", ["Query"])],
         "describe_table": [],
+        # `quotes dlq` (operators: list, redrive, purge), never a service: the worker neither
+        # lists a whole application's letters nor removes any.
+        "scan": [],
+        "delete_item": [],
     },
     "shared/kinesis-consumer/src/source/polling.rs": {
         "get_records": [("EVENT_STREAM", ["GetRecords"])],
@@ -398,6 +445,25 @@ CALLS: dict[str, dict[str, list[tuple[str, list[str]]]]] = {
         "put_item": [("READ_MODEL_TABLE", ["PutItem"])],
         "query": [("READ_MODEL_TABLE", ["Query"])],
         "describe_table": [("READ_MODEL_TABLE", ["DescribeTable"])],
+    },
+    # The archive (shared/archive): segments in S3, the manifest in DynamoDB.
+    "shared/archive/src/s3.rs": {
+        "put_object": [("ARCHIVE_BUCKET", ["PutObject"])],
+        # `quote_archive::reader` (reading the archive back), not the archiver: see NOT_REACHED.
+        "get_object": [("ARCHIVE_BUCKET", ["GetObject"])],
+        "list_objects_v2": [("ARCHIVE_BUCKET", ["ListBucket"])],
+        "delete_object": [("ARCHIVE_BUCKET", ["DeleteObject"])],
+        # `create_bucket` (`quotes bootstrap`) asks first whether the bucket exists.
+        "head_bucket": [],
+    },
+    "shared/archive/src/dynamodb.rs": {
+        "get_item": [("ARCHIVE_MANIFEST_TABLE", ["GetItem"])],
+        "update_item": [("ARCHIVE_MANIFEST_TABLE", ["UpdateItem"])],
+        "query": [("ARCHIVE_MANIFEST_TABLE", ["Query"])],
+        # A commit: the segment's item (Put) and the shard head's update, in one transaction.
+        "transact_write_items": [("ARCHIVE_MANIFEST_TABLE", ["PutItem", "UpdateItem"])],
+        # `create_manifest_table` (`quotes bootstrap`).
+        "describe_table": [],
     },
     "services/notifier/src/ledger.rs": {
         "get_item": [("NOTIFICATIONS_TABLE", ["GetItem"])],
@@ -418,10 +484,13 @@ CALLS: dict[str, dict[str, list[tuple[str, list[str]]]]] = {
                 "DEAD_LETTER_TABLE",
                 "RELAY_DEAD_LETTER_TABLE",
                 "NOTIFICATIONS_TABLE",
+                "ARCHIVE_MANIFEST_TABLE",
                 "LEASE_TABLE",
             ]
         ],
         "describe_stream_summary": [("EVENT_STREAM", ["DescribeStreamSummary"])],
+        # HeadBucket is authorised as s3:ListBucket.
+        "head_bucket": [("ARCHIVE_BUCKET", ["s3:ListBucket"])],
     },
     "services/notifier/src/senders.rs": {
         "send_email": [("ses", ["ses:SendEmail"])],
@@ -469,15 +538,38 @@ NOT_REACHED = [
         r"store\s*\.ping\(",
         "only event-source's readiness probe pings the event store (DescribeTable)",
     ),
+    (
+        RECORD_SERVICES,
+        "EVENT_STREAM",
+        ["kinesis:PutRecords"],
+        r"Relay::new|KinesisSink::new",
+        "a record service publishes nothing: the relay is built only for `Consumption::Events`",
+    ),
+    (
+        RECORD_SERVICES,
+        "ARCHIVE_BUCKET",
+        ["s3:GetObject"],
+        r"reader::|read_shard\(|read_segment\(|objects\s*\.get\(",
+        "the archiver never reads a segment back (`quote_archive::reader` is for readers of the archive)",
+    ),
 ]
 
-#: Crates whose code decides which calls a consumer service reaches, besides its own.
+#: Crates whose code decides which calls a consumer service reaches, besides its own. For a
+#: record service, the event handlers' arm of `AwsConsumer::connect` is left out of it (it
+#: never runs that arm: `record_service_proof`).
 ENTRY_CRATES = {"quote-pipeline"}
+
+#: Where `AwsConsumer::connect` builds an event handler's or a record service's worker.
+PIPELINE_SERVICE = "shared/pipeline/src/service.rs"
+
+#: Where `quotes run` wires each consumer service on AWS and lists the resources it checks.
+RUN_AWS = "services/quotes/src/platform/aws.rs"
 
 #: The AWS SDK crates the services use, and the IAM service prefix of their operations.
 SDK_CRATES = {
     "aws-sdk-dynamodb": "dynamodb",
     "aws-sdk-kinesis": "kinesis",
+    "aws-sdk-s3": "s3",
     "aws-sdk-sesv2": "ses",
     "aws-sdk-sns": "sns",
 }
@@ -571,11 +663,7 @@ def aws_calls(service: str) -> dict[str, set[str]]:
                 if resource in RESOURCE_VARIABLES and resource not in env_reads(service):
                     continue
                 grants.setdefault(resource, set()).update(_aws_action(operation, a) for a in actions)
-    entry = "\n".join(
-        text
-        for path, text in sources_of(service).items()
-        if any(path.startswith(_crate_prefix(crate)) for crate in _entry_crates(service))
-    )
+    entry = _entry_text(service)
     for services, resource, actions, pattern, _reason in NOT_REACHED:
         if service not in services:
             continue
@@ -593,3 +681,77 @@ def _entry_crates(service: str) -> list[str]:
 def _crate_prefix(crate: str) -> str:
     directory = _workspace()[crate]["dir"]
     return directory.relative_to(ROOT).as_posix() + "/"
+
+
+def _entry_text(service: str) -> str:
+    """The code that decides which calls `service` reaches: its own crate and the entry crates
+    it runs (for a record service without the event handlers' arm of `AwsConsumer::connect`)."""
+    parts = []
+    for path, text in sources_of(service).items():
+        if not any(path.startswith(_crate_prefix(crate)) for crate in _entry_crates(service)):
+            continue
+        if service in RECORD_SERVICES and path == PIPELINE_SERVICE:
+            events, _ = _consumption_arms(text)
+            text = text.replace(events, "")
+        parts.append(text)
+    return "\n".join(parts)
+
+
+def _block_after(text: str, start: int) -> str:
+    """The `{ … }` block that opens at or after `start`, braces included."""
+    opening = text.index("{", start)
+    depth = 0
+    for index in range(opening, len(text)):
+        if text[index] == "{":
+            depth += 1
+        elif text[index] == "}":
+            depth -= 1
+            if depth == 0:
+                return text[opening : index + 1]
+    raise ValueError("unbalanced braces")
+
+
+def _consumption_arms(pipeline: str) -> tuple[str, str]:
+    """The `Consumption::Events(…) => { … }` and `Consumption::Records(…) => { … }` arms of
+    `AwsConsumer::connect`."""
+    connect = pipeline.find("pub async fn connect(")
+    arms = []
+    for variant in ("Events", "Records"):
+        match = re.compile(rf"Consumption::{variant}\(\w+\)\s*=>\s*\{{").search(pipeline, connect)
+        if connect < 0 or match is None:
+            raise ValueError(f"{PIPELINE_SERVICE}: no `Consumption::{variant}(…) => {{` arm in AwsConsumer::connect")
+        arms.append(_block_after(pipeline, match.start()))
+    return arms[0], arms[1]
+
+
+@functools.cache
+def record_service_proof(service: str) -> None:
+    """Proves what `UNUSED_BY_RECORD_SERVICES` says of `service`, or raises `ValueError`:
+
+    - its crate implements `RecordService` (and not `EventHandler`), and `quotes run` wires it as
+      `Consumption::Records`, checking its own resources and none of the event store's or the
+      dead letters' before it starts;
+    - the record services' arm of `AwsConsumer::connect` makes the processors checkpoint by
+      themselves (`CheckpointPolicy::MANUAL`) and retry every failure (`RetryForever`), and the
+      pipeline outside the event handlers' arm uses no event store, relay or dead letters."""
+    own = "\n".join(text for path, text in sources_of(service).items() if path.startswith(_crate_prefix(package_of(service))))
+    if not re.search(r"impl\s+[\w:]*RecordService\s+for\s", own) or re.search(r"impl\s+[\w:]*EventHandler\s+for\s", own):
+        raise ValueError(f"{service} is no longer a record service (RecordService, not EventHandler): update RECORD_SERVICES")
+    aws = _strip_tests((ROOT / RUN_AWS).read_text())
+    crate = package_of(service).replace("-", "_")
+    if not re.search(rf"Consumption::Records\(\s*Arc::new\(\s*{crate}::", aws):
+        raise ValueError(f"{RUN_AWS} no longer wires {service} as Consumption::Records")
+    variant = "".join(part.capitalize() for part in service.split("-"))
+    own_resources = re.search(rf"if let Handler::{variant}\(\w+\) = &consumer\.handler \{{.*?continue;", aws, re.S)
+    events_table = aws.find("application.tables.events")
+    if own_resources is None or not 0 <= own_resources.end() < events_table:
+        raise ValueError(f"{RUN_AWS}: `quotes run` may check the event store's tables for {service} before starting it")
+    pipeline = _strip_tests((ROOT / PIPELINE_SERVICE).read_text())
+    events, records = _consumption_arms(pipeline)
+    for needed in ("CheckpointPolicy::MANUAL", "FailurePolicy::RetryForever"):
+        if needed not in records:
+            raise ValueError(f"{PIPELINE_SERVICE}: the record services' arm no longer sets {needed}")
+    outside = pipeline.replace(events, "")
+    used = re.findall(r"settings\.(?:tables|relay|dead_letter_table|max_attempts)\b|DynamoEventStore::new|DynamoDeadLetters::new|Relay::new", outside)
+    if used:
+        raise ValueError(f"{PIPELINE_SERVICE}: {sorted(set(used))} outside the event handlers' arm: a record service may use them")

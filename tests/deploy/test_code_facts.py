@@ -24,13 +24,32 @@ def binary(name: str) -> Path:
 def test_every_service_reads_the_shared_configuration():
     for service in code_facts.SERVICES:
         reads = code_facts.env_reads(service)
-        for name in ["EVENTS_TABLE", "EVENT_STREAM", "LISTEN_ADDR", "OTEL_EXPORTER_OTLP_ENDPOINT", "LOG_FORMAT"]:
+        for name in ["EVENT_STREAM", "LISTEN_ADDR", "OTEL_EXPORTER_OTLP_ENDPOINT", "LOG_FORMAT"]:
             assert name in reads, f"{service} should read {name}"
     for consumer in code_facts.CONSUMERS:
         reads = code_facts.env_reads(consumer)
         assert reads["LEASE_TABLE"].defaulted
         assert code_facts.default_names(consumer)["LEASE_TABLE"] == f"{consumer}-leases"
+        if consumer in code_facts.RECORD_SERVICES:
+            continue
+        assert "EVENTS_TABLE" in reads and reads["EVENTS_TABLE"].required
         assert "DEAD_LETTER_TABLE" in reads and reads["DEAD_LETTER_TABLE"].required
+
+
+def test_a_record_service_uses_no_event_store_relay_or_dead_letters():
+    """The archiver's settings groups parse the event store's and the dead letters' variables,
+    but it never uses them (proven from the code by `record_service_proof`)."""
+    assert code_facts.RECORD_SERVICES == ["archiver"]
+    reads = code_facts.env_reads("archiver")
+    assert not set(code_facts.UNUSED_BY_RECORD_SERVICES) & set(reads)
+    assert "RELAY_DEAD_LETTER_TABLE" not in reads and "RELAY_STORE_CONCURRENCY" not in reads
+    assert {"ARCHIVE_BUCKET", "ARCHIVE_MANIFEST_TABLE", "EVENT_STREAM", "LEASE_TABLE"} <= {
+        name for name, read in reads.items() if read.required
+    }
+    # The binary's own list still has them: that is what the proof is for.
+    parsed = {s["variable"] for s in code_facts.settings() if "archiver" in s["services"]}
+    assert set(code_facts.UNUSED_BY_RECORD_SERVICES) <= parsed
+    code_facts.record_service_proof("archiver")
 
 
 def test_defaults_agree_between_services_and_bootstrap():
@@ -57,6 +76,34 @@ def test_calls_are_attributed_to_resources():
         "RELAY_DEAD_LETTER_TABLE": {"dynamodb:DescribeTable", "dynamodb:PutItem"},
         "EVENT_STREAM": {"kinesis:DescribeStreamSummary", "kinesis:PutRecords"},
     }
+    assert code_facts.aws_calls("archiver") == {
+        "EVENT_STREAM": {
+            "kinesis:DescribeStreamSummary",
+            "kinesis:GetRecords",
+            "kinesis:GetShardIterator",
+            "kinesis:ListShards",
+            "kinesis:RegisterStreamConsumer",
+        },
+        "EFO_CONSUMER": {"kinesis:DescribeStreamConsumer", "kinesis:SubscribeToShard"},
+        "LEASE_TABLE": {
+            "dynamodb:DeleteItem",
+            "dynamodb:DescribeTable",
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:Scan",
+            "dynamodb:UpdateItem",
+        },
+        # Commits are TransactWriteItems (PutItem + UpdateItem); `quotes run` describes the table.
+        "ARCHIVE_MANIFEST_TABLE": {
+            "dynamodb:DescribeTable",
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:Query",
+            "dynamodb:UpdateItem",
+        },
+        # Never GetObject (the reader's); HeadBucket and ListObjectsV2 are s3:ListBucket.
+        "ARCHIVE_BUCKET": {"s3:DeleteObject", "s3:ListBucket", "s3:PutObject"},
+    }
     notifier = code_facts.aws_calls("notifier")
     assert notifier["ses"] == {"ses:SendEmail"} and notifier["sns"] == {"sns:Publish"}
     assert "IDEMPOTENCY_TABLE" not in notifier
@@ -64,10 +111,13 @@ def test_calls_are_attributed_to_resources():
         calls = code_facts.aws_calls(consumer)
         assert {"kinesis:GetRecords", "kinesis:GetShardIterator", "kinesis:ListShards"} <= calls["EVENT_STREAM"]
         assert "dynamodb:UpdateItem" in calls["LEASE_TABLE"]
-        assert calls["DEAD_LETTER_TABLE"] == {"dynamodb:DescribeTable", "dynamodb:PutItem", "dynamodb:Query"}
         # `quotes run` checks that the lease table and the stream exist before starting.
         assert "dynamodb:DescribeTable" in calls["LEASE_TABLE"]
         assert "kinesis:DescribeStreamSummary" in calls["EVENT_STREAM"]
+        if consumer in code_facts.RECORD_SERVICES:
+            assert "DEAD_LETTER_TABLE" not in calls and "EVENTS_TABLE" not in calls
+            continue
+        assert calls["DEAD_LETTER_TABLE"] == {"dynamodb:DescribeTable", "dynamodb:PutItem", "dynamodb:Query"}
 
 
 def test_the_scanner_sees_builders_but_not_our_traits():

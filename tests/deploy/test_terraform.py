@@ -12,7 +12,10 @@
   `name_prefix`; the prefix is prepended otherwise).
 - Each task role grants exactly what the service's code can call (`code_facts.aws_calls`), on
   the resource the service's variable names: table actions on the table, `Query` on the table's
-  indexes when it has some, stream and fan-out consumer actions, SES and SNS.
+  indexes when it has some, stream and fan-out consumer actions, bucket and object actions (the
+  objects under the prefix the service writes to, the bucket's KMS key through S3), SES and SNS.
+  Only the consumers that handle events get the event store, the relay and the dead letters
+  (`event_handler`); a record service (the archiver) gets none of them.
 - Consumer services never scale past the stream's shards, and every service gets a stop
   timeout long enough to drain (60–120 s).
 - The tables have the keys, indexes and TTL of the code's create functions.
@@ -61,6 +64,9 @@ TABLE_VARIABLES = [v for v in RESOURCE_VARIABLES if v.endswith("_TABLE")]
 
 #: Actions on a table that DynamoDB authorises on an index ARN (`<table>/index/<name>`).
 INDEX_ACTIONS = {"dynamodb:Query", "dynamodb:Scan"}
+
+#: S3 actions authorised on the bucket ARN (the others our code calls are on object ARNs).
+BUCKET_LEVEL_ACTIONS = {"s3:ListBucket"}
 
 #: Variables holding credentials: they must come from `secrets`, never from `environment`.
 SECRET_VARIABLES = re.compile(r"(SECRET|TOKEN|PASSWORD|PRIVATE_KEY)")
@@ -170,11 +176,40 @@ class _NotInEntry(Exception):
     """`each.value.<attribute>` of an entry without that attribute (an error but under `try`)."""
 
 
-_CALL = re.compile(r"\$\{(merge|try)\((.*)\)\}", re.S)
+_CALL = re.compile(r"\$\{(merge|try|concat)\((.*)\)\}", re.S)
+
+#: `{ for k, v in local.<path> : k => v if each.value.<flag> }`: the local's entries if the
+#: service's entry has the flag set, else none (python-hcl2 writes it with doubled braces).
+_FILTERED_LOCAL = re.compile(
+    r"\$\{\{?\s*for (\w+), (\w+) in local\.([\w.]+)\s*:\s*\1 => \2 if each\.value\.(\w+)\s*\}?\}"
+)
+
+#: `each.value.<flag> ? <a> : <b>`, each of `a` and `b` a `local.<path>`, `[]` or `{}`.
+_CONDITIONAL = re.compile(r"\$\{each\.value\.(\w+) \? (.+) : (.+)\}")
+
+
+def _local(path: str):
+    """The raw value of `local.<path>` in the root module."""
+    value = root().locals
+    for step in path.split("."):
+        value = value[step]
+    return value
+
+
+def _branch(text: str):
+    """One result of a conditional: `local.<path>` (its raw value), `[]` or `{}`."""
+    text = text.strip()
+    if text in ("[]", "{}"):
+        return [] if text == "[]" else {}
+    match = re.fullmatch(r"local\.([\w.]+)", text)
+    if match is None:
+        raise Unresolvable(f"module.{CONSUMER_MODULE}: cannot resolve the conditional result {text}")
+    return _local(match.group(1))
 
 
 def _call(raw) -> tuple[str, list] | None:
-    """`merge(…)` or `try(…)` as written in an argument: the function and its parsed arguments."""
+    """`merge(…)`, `try(…)` or `concat(…)` as written in an argument: the function and its parsed
+    arguments."""
     match = _CALL.fullmatch(raw) if isinstance(raw, str) else None
     if match is None:
         return None
@@ -184,7 +219,9 @@ def _call(raw) -> tuple[str, list] | None:
 def _resolve(raw, service: str, entry: dict):
     """One argument of `module "consumer"` for one service, as Terraform computes it: `each.key`
     is the service, `each.value` its entry in `local.consumers`; `merge(a, b)` is `a` with `b`'s
-    keys added (or overriding), `try(each.value.x, default)` is the entry's `x` if it has one."""
+    keys added (or overriding), `try(each.value.x, default)` is the entry's `x` if it has one,
+    `concat(a, b)` is `a` then `b`; `{ for k, v in local.x : k => v if each.value.f }` and
+    `each.value.f ? local.x : []` are `local.x` if the entry's `f` is true."""
     if isinstance(raw, dict):
         return {k: _resolve(v, service, entry) for k, v in raw.items()}
     if isinstance(raw, list):
@@ -194,11 +231,20 @@ def _resolve(raw, service: str, entry: dict):
     if raw == "${each.key}":
         return f'"{service}"'
     raw = raw.replace("[each.key]", f'["{service}"]')
-    match = re.fullmatch(r"\$\{each\.value\.([a-z_]+)\}", raw)
+    match = re.fullmatch(r"\$\{each\.value\.([a-z0-9_]+)\}", raw)
     if match:
         if match.group(1) not in entry:
             raise _NotInEntry(f"local.consumers[{service!r}] has no {match.group(1)}")
         return entry[match.group(1)]
+    for pattern, flag_group in ((_FILTERED_LOCAL, 4), (_CONDITIONAL, 1)):
+        match = pattern.fullmatch(raw)
+        if match is None:
+            continue
+        flag = match.group(flag_group)
+        assert isinstance(entry.get(flag), bool), f"local.consumers[{service!r}].{flag} must be true or false"
+        if pattern is _FILTERED_LOCAL:
+            return _resolve(_local(match.group(3)), service, entry) if entry[flag] else {}
+        return _resolve(_branch(match.group(2) if entry[flag] else match.group(3)), service, entry)
     call = _call(raw)
     if call is None:
         if "each." in raw:
@@ -211,6 +257,13 @@ def _resolve(raw, service: str, entry: dict):
             return _resolve(first, service, entry)
         except _NotInEntry:
             return _resolve(default, service, entry)
+    if function == "concat":
+        joined = []
+        for argument in arguments:
+            value = _resolve(argument, service, entry)
+            assert isinstance(value, list), f"module.{CONSUMER_MODULE}: concat() of {argument!r}"
+            joined.extend(value)
+        return joined
     merged = {}
     for argument in arguments:
         value = _resolve(argument, service, entry)
@@ -483,9 +536,32 @@ def test_consumer_entries_only_add_to_what_every_consumer_gets(argument):
     assert call is not None and call[0] == "merge", f"module.{CONSUMER_MODULE}: {argument} is not a merge()"
     common, *rest = call[1]
     assert isinstance(common, dict) and rest, f"module.{CONSUMER_MODULE}: merge({{what every consumer gets}}, the entry's)"
+    handlers = root().locals["event_handler"][argument]
+    assert not set(common) & set(handlers), f"local.event_handler.{argument} restates what every consumer gets"
     for service, entry in root().locals["consumers"].items():
-        overlap = sorted(set(common) & set(entry.get(argument, {})))
+        overlap = sorted((set(common) | set(handlers)) & set(entry.get(argument, {})))
         assert not overlap, f"local.consumers[{service!r}].{argument} restates {overlap}"
+
+
+def test_only_event_handlers_get_the_event_store_relay_and_dead_letters():
+    """Each entry says whether the service handles events; a record service (the archiver) gets
+    no event store, relay or dead-letter table, variable or grant, and no dead-letter alarm."""
+    for service, entry in root().locals["consumers"].items():
+        handler = service not in code_facts.RECORD_SERVICES
+        assert entry.get("event_handler") is handler, (
+            f"local.consumers[{service!r}].event_handler must be {str(handler).lower()}"
+        )
+        block = service_block(service)
+        assert block["dead_letter_alarm"] is handler, service
+        shared = {"EVENTS_TABLE", "IDEMPOTENCY_TABLE", "DEAD_LETTER_TABLE", "RELAY_DEAD_LETTER_TABLE"}
+        if handler:
+            assert shared <= set(block["environment"]), service
+            assert '"kinesis:PutRecords"' in block["stream_actions"], service
+        else:
+            assert not shared & (set(block["environment"]) | set(block["dynamodb_tables"])), service
+            assert '"kinesis:PutRecords"' not in block["stream_actions"], service
+    relay = root().locals["relay_services"]
+    assert "if consumer.event_handler" in relay, "only the services that handle events run a relay (relay alarms)"
 
 
 @pytest.mark.parametrize("service", code_facts.SERVICES)
@@ -530,6 +606,23 @@ def test_environment_sets_what_the_code_needs_and_nothing_else(service):
             )
 
 
+@pytest.mark.parametrize("service", code_facts.SERVICES)
+def test_variables_feeding_a_setting_default_to_the_codes_default(service):
+    """A root variable passed straight to a setting, with a default of its own, has the code's."""
+    reads = code_facts.env_reads(service)
+    for name, expression in service_block(service).get("environment", {}).items():
+        match = re.fullmatch(r"\$\{var\.([a-z0-9_]+)\}", str(expression))
+        read = reads.get(name)
+        if not match or read is None or not read.literal_default:
+            continue
+        default = root().variables[match.group(1)].get("default")
+        if default is None:
+            continue
+        assert str(unquote(str(default))) == read.default, (
+            f"{service}: var.{match.group(1)} defaults to {default!r}, {name}'s default in the code is {read.default!r}"
+        )
+
+
 @pytest.mark.parametrize("prefix", ["", "stg-"])
 @pytest.mark.parametrize("service", code_facts.SERVICES)
 def test_tables_and_stream_have_the_names_the_code_uses(service, prefix):
@@ -543,6 +636,17 @@ def test_tables_and_stream_have_the_names_the_code_uses(service, prefix):
             continue
         assert variable in environment, f"{service} reads {variable}: name the resource explicitly"
         assert variable in defaults, f"code_facts knows no default name for {service}'s {variable}"
+        if variable in code_facts.BUCKET_VARIABLES:
+            # S3 names are global: the bucket's is the code's default after the prefix, then the
+            # account and region.
+            bucket = _bucket_resource(environment[variable], ("id", "bucket"))
+            name = root().resources[("aws_s3_bucket", bucket)]["bucket"]
+            match = re.fullmatch(r"\$\{local\.names\.(\w+)\}", name)
+            assert match, f"aws_s3_bucket.{bucket} is not named in local.names"
+            assert root().locals["names"][match.group(1)] == (
+                f'"${{var.name_prefix}}{defaults[variable]}-${{local.account_id}}-${{local.region}}"'
+            ), (service, variable)
+            continue
         assert ev.value(environment[variable]) == prefix + defaults[variable], (service, variable)
 
 
@@ -582,6 +686,34 @@ def test_task_role_grants_exactly_what_the_code_calls(service):
             f"{service}: the stream grant is not on the stream named by EVENT_STREAM"
         )
         granted["EVENT_STREAM"] = stream_actions
+    for variable, grant in block.get("s3_buckets", {}).items():
+        assert variable in code_facts.BUCKET_VARIABLES, f"{service}: an S3 grant keyed by {variable}, which names no bucket"
+        assert variable in environment, f"{service}: a grant on {variable}, which the service is not given"
+        bucket = _bucket_resource(environment[variable], ("id", "bucket"))
+        assert _bucket_resource(grant["arn"], ("arn",)) == bucket, (
+            f"{service}: the {variable} grant is not on aws_s3_bucket.{bucket}, the bucket the service uses"
+        )
+        prefix = code_facts.BUCKET_VARIABLES[variable]
+        assert prefix in environment and grant.get("prefix") == environment[prefix], (
+            f"{service}: objects are granted under {grant.get('prefix')}, the service writes under {prefix}"
+        )
+        bucket_actions = set(ev.value(grant.get("bucket_actions", [])))
+        object_actions = set(ev.value(grant.get("object_actions", [])))
+        assert bucket_actions <= BUCKET_LEVEL_ACTIONS and not object_actions & BUCKET_LEVEL_ACTIONS, (
+            f"{service}: {sorted(BUCKET_LEVEL_ACTIONS)} on the bucket, the others on its objects"
+        )
+        granted[variable] = bucket_actions | object_actions
+        # The bucket's own KMS key, if it has one.
+        encryption = [
+            body["rule"][0]["apply_server_side_encryption_by_default"][0]
+            for (rtype, _), body in root().resources.items()
+            if rtype == "aws_s3_bucket_server_side_encryption_configuration"
+            and _bucket_resource(body["bucket"], ("id", "bucket")) == bucket
+        ]
+        assert len(encryption) == 1, f"aws_s3_bucket.{bucket} has no encryption configuration"
+        kms = encryption[0].get("kms_master_key_id") if unquote(encryption[0]["sse_algorithm"]) == "aws:kms" else None
+        assert grant.get("kms_key_arn") == kms, f"{service}: the {variable} grant's KMS key is not the bucket's ({kms})"
+
     efo = set(ev.value(block.get("efo_consumer_actions", [])))
     if efo:
         granted["EFO_CONSUMER"] = efo
@@ -594,6 +726,13 @@ def test_task_role_grants_exactly_what_the_code_calls(service):
     missing = {k: sorted(v - granted.get(k, set())) for k, v in expected.items() if v - granted.get(k, set())}
     extra = {k: sorted(v - expected.get(k, set())) for k, v in granted.items() if v - expected.get(k, set())}
     assert not missing and not extra, f"{service}: not granted {missing}; granted but never called {extra}"
+
+
+def _bucket_resource(expression: str, attributes: tuple[str, ...]) -> str:
+    """The name of the `aws_s3_bucket` an expression refers to (`${aws_s3_bucket.<name>.<attribute>}`)."""
+    match = re.fullmatch(r"\$\{aws_s3_bucket\.(\w+)\.(\w+)\}", str(expression))
+    assert match and match.group(2) in attributes, f"{expression} is not a bucket's {' or '.join(attributes)}"
+    return match.group(1)
 
 
 def _policy_statements(module: str, document: str) -> list[dict]:
@@ -624,9 +763,22 @@ def test_task_policy_grants_only_the_inputs_and_the_platform_statements():
     assert expression_actions == {
         "${statement.value.actions}",
         "${statement.value.index_actions}",
+        "${statement.value.bucket_actions}",
+        "${statement.value.object_actions}",
+        "${statement.value.kms_actions}",
         "${var.stream_actions}",
         "${var.efo_consumer_actions}",
     }, expression_actions
+    by_actions = {s["actions"]: s for s in _policy_statements("fargate-service", "task") if isinstance(s["actions"], str)}
+    assert by_actions["${statement.value.object_actions}"]["resources"] == ['"${statement.value.arn}/${statement.value.prefix}*"'], (
+        "object actions only under the service's prefix"
+    )
+    s3_key = by_actions["${statement.value.kms_actions}"]
+    assert s3_key["condition"][0]["variable"] == '"kms:ViaService"' and s3_key["condition"][0]["values"] == [
+        '"s3.${data.aws_region.current.name}.amazonaws.com"'
+    ], "a bucket's key is used through S3 only"
+    kms = load_module(TERRAFORM / "modules" / "fargate-service").locals["s3_kms_grants"]
+    assert '"s3:PutObject"' in kms and '"kms:GenerateDataKey"' in kms and '"s3:GetObject"' in kms and '"kms:Decrypt"' in kms
 
     service = load_module(TERRAFORM / "modules" / "consumer-service").modules["service"]
     assert service["efo_consumer_actions"] == "${local.fanout ? var.efo_consumer_actions : []}"
@@ -720,6 +872,7 @@ CODE_TABLES = {
     ),
     "NOTIFICATIONS_TABLE": ("services/notifier/src/ledger.rs", "notification_id", None, {"notification_id": "S"}, {}, None),
     "LEASE_TABLE": ("shared/kinesis-consumer/src/lease_table/dynamodb/codec.rs", "leaseKey", None, {"leaseKey": "S"}, {}, None),
+    "ARCHIVE_MANIFEST_TABLE": ("shared/archive/src/dynamodb.rs", "stream", "entry", {"stream": "S", "entry": "S"}, {}, None),
 }
 
 

@@ -10,7 +10,10 @@ S3, few retries; never in the module itself), and then
 2. starts the services with the settings the outputs give (event-source and one process per
    consumer service, each with its lease table: with a prefix the lease tables are
    `<prefix><service>-leases`, not the `<service>-leases` an all-in-one `quotes run --aws`
-   would use), prices one quote through the API and stops them (SIGTERM);
+   would use; the archiver on the archive bucket, prefix and manifest the outputs name, with
+   1-second segments), prices one quote through the API, waits until the archiver has
+   committed a segment holding the quote's records to the manifest and stored it in the bucket
+   under the prefix (read back: gzip JSON Lines), and stops them (SIGTERM);
 3. plans a change of the stream's retention and checks that it changes the stream and nothing
    else (a `depends_on` on a whole module used to replace every consumer's task definition and
    update their roles on any upstream change);
@@ -28,15 +31,18 @@ the test is skipped with the reason, except on CI (`CI=true`), where it fails in
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from pathlib import Path
@@ -61,6 +67,12 @@ MOTO_GAPS = [
      " (the deny of plain HTTP) before one granting logging.s3.amazonaws.com exactly the target prefix",
      "no variable: the log bucket's policy grants the logging service the archive's prefix only"
      " (`s3/<archive>/*`, tighter on AWS too), which moto finds first"),
+    ("an S3 bucket policy is applied to object requests (PutObject, GetObject, DeleteObject) without"
+     " a request context: the archive bucket's `DenyInsecureTransport` statement (Deny s3:* if"
+     " aws:SecureTransport is false) denies every one, whatever the transport (moto serves plain"
+     " HTTP anyway; on AWS the SDK's requests are HTTPS and pass)",
+     "no variable: the test lifts the archive bucket's policy on moto while the archiver runs and"
+     " puts the same policy back before the plan checks (the module keeps it)"),
     ("teardown", "deletion_protection = false, alb_deletion_protection = false, force_destroy = true"),
 ]
 
@@ -78,6 +90,10 @@ PROVIDER_SERVICES = [
 
 CUSTOMER = "cust-42"
 HS256_SECRET = "terraform-apply-test-secret-0123456789"
+
+#: ARCHIVE_SEGMENT_SECS of the archiver here (60 s by default): a segment closes a second after
+#: its first record, so the quote's records are archived while the test waits.
+ARCHIVE_SEGMENT_SECS = "1"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -340,6 +356,9 @@ def _service_env(outputs: dict, emulators: dict[str, str]) -> dict[str, str]:
         LOG_FORMAT="text",
         RUST_LOG="info",
         LEASE_DURATION_MS="3000",
+        ARCHIVE_BUCKET=outputs["archive_bucket"],
+        ARCHIVE_PREFIX=outputs["archive_prefix"],
+        ARCHIVE_SEGMENT_SECS=ARCHIVE_SEGMENT_SECS,
         RELAY_SWEEP_INTERVAL_MS="500",
         RELAY_SWEEP_GRACE_MS="1000",
     )
@@ -377,6 +396,14 @@ def _put_image(moto: str, repository: str) -> None:
         assert json.loads(response.read())["image"]["imageId"]["imageTag"] == "apply-test"
 
 
+def _bucket_policy(moto: str, bucket: str, method: str = "GET", policy: bytes | None = None) -> bytes:
+    """GetBucketPolicy, DeleteBucketPolicy or PutBucketPolicy on moto (path style)."""
+    request = urllib.request.Request(f"{moto}/{bucket}?policy", method=method, data=policy,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.read()
+
+
 def _object_versions(moto: str, bucket: str) -> int:
     """Object versions in a bucket (ListObjectVersions, path style)."""
     with urllib.request.urlopen(f"{moto}/{bucket}?versions", timeout=10) as response:
@@ -396,7 +423,10 @@ def _check_outputs(outputs: dict, prefix: str) -> None:
         "DEAD_LETTER_TABLE": f"{prefix}quote-dead-letters",
         "RELAY_DEAD_LETTER_TABLE": f"{prefix}quote-relay-dead-letters",
         "NOTIFICATIONS_TABLE": f"{prefix}quote-notifications",
+        "ARCHIVE_MANIFEST_TABLE": f"{prefix}quote-archive-manifest",
     }
+    assert outputs["archive_manifest_table"] == f"{prefix}quote-archive-manifest"
+    assert outputs["archive_prefix"] == "events/"
     assert outputs["lease_table_names"] == {s: f"{prefix}{s}-leases" for s in code_facts.CONSUMERS}
     assert outputs["event_stream_name"] == f"{prefix}quote-events"
     assert outputs["event_stream_arn"].endswith(f":stream/{prefix}quote-events")
@@ -410,6 +440,71 @@ def _check_outputs(outputs: dict, prefix: str) -> None:
     assert outputs["archive_bucket"].startswith(f"{prefix}quote-archive-")
     assert outputs["logs_bucket"].startswith(f"{prefix}quote-logs-")
     assert len(outputs["private_subnet_ids"]) == 2
+
+
+def _dynamodb(moto: str, operation: str, body: dict) -> dict:
+    """One DynamoDB call to moto (JSON protocol; moto reads the region from the credential scope
+    and checks no signature)."""
+    request = urllib.request.Request(
+        moto + "/", method="POST", data=json.dumps(body).encode(),
+        headers={
+            "X-Amz-Target": f"DynamoDB_20120810.{operation}",
+            "Content-Type": "application/x-amz-json-1.0",
+            "Authorization": "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/dynamodb/aws4_request, "
+                             "SignedHeaders=host, Signature=0",
+        },
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def _s3_keys(moto: str, bucket: str, prefix: str) -> list[str]:
+    """Keys under `prefix` (ListObjectsV2, path style; one page is enough here)."""
+    query = urllib.parse.urlencode({"list-type": "2", "prefix": prefix})
+    with urllib.request.urlopen(f"{moto}/{bucket}?{query}", timeout=10) as response:
+        return re.findall(r"<Key>([^<]+)</Key>", response.read().decode())
+
+
+def _archived_quote(moto: str, outputs: dict, quote_id: str, timeout: float = 60) -> dict:
+    """Waits until a segment committed to the manifest holds records of the quote, and checks
+    that every committed segment is in the bucket under the prefix and reads back as the
+    manifest says. Returns what was found, for the report."""
+    stream, bucket, prefix = outputs["event_stream_name"], outputs["archive_bucket"], outputs["archive_prefix"]
+    deadline = time.monotonic() + timeout
+    while True:
+        items = _dynamodb(moto, "Query", {
+            "TableName": outputs["archive_manifest_table"],
+            "KeyConditionExpression": "#s = :s AND begins_with(#e, :e)",
+            "ExpressionAttributeNames": {"#s": "stream", "#e": "entry"},
+            "ExpressionAttributeValues": {":s": {"S": stream}, ":e": {"S": "segment#"}},
+            "ConsistentRead": True,
+        }).get("Items", [])
+        segments = {item["key"]["S"]: int(item["records"]["N"]) for item in items}
+        quote_records = 0
+        for key, records in segments.items():
+            assert key.startswith(f"{prefix}stream={stream}/shard="), f"segment {key} is not under {prefix}"
+            # A private object: moto reads it to a request that carries credentials (any).
+            request = urllib.request.Request(f"{moto}/{bucket}/{urllib.parse.quote(key)}", headers={
+                "Authorization": "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, "
+                                 "SignedHeaders=host, Signature=0",
+            })
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    lines = gzip.decompress(response.read()).decode().splitlines()
+            except urllib.error.HTTPError as error:
+                raise AssertionError(f"GetObject {bucket}/{key}: {error.code} {error.read()[:500]!r}") from error
+            assert len(lines) == records, f"{key}: {len(lines)} lines, the manifest says {records}"
+            quote_records += sum(quote_id in line for line in lines)
+        if quote_records:
+            listed = set(_s3_keys(moto, bucket, prefix))
+            assert set(segments) <= listed, f"committed segments missing from the bucket: {sorted(set(segments) - listed)}"
+            return {"segments": len(segments), "records": sum(segments.values()),
+                    "records of the quote": quote_records, "objects under the prefix": len(listed)}
+        assert time.monotonic() < deadline, (
+            f"no segment holding quote {quote_id} committed to {outputs['archive_manifest_table']} after "
+            f"{timeout} s (segments: {sorted(segments)})"
+        )
+        time.sleep(0.5)
 
 
 def _price_one_quote(port: int, env: dict[str, str]) -> tuple[str, dict]:
@@ -464,7 +559,11 @@ def test_terraform_apply_on_the_emulators(tmp_path, capsys):
         outputs = {k: v["value"] for k, v in json.loads(tf.run("output", "-json").stdout).items()}
         _check_outputs(outputs, prefix)
 
-        # 2. The services on what the outputs name, and one quote.
+        # 2. The services on what the outputs name, and one quote; the archiver's segments, with the
+        #    archive bucket's TLS-only policy lifted on moto meanwhile (MOTO_GAPS).
+        archive_policy = _bucket_policy(endpoints["moto"], outputs["archive_bucket"])
+        assert b"aws:SecureTransport" in archive_policy
+        _bucket_policy(endpoints["moto"], outputs["archive_bucket"], "DELETE")
         t = time.monotonic()
         env = _service_env(outputs, emulators.env)
         port = fleet.start("event-source", env)
@@ -476,8 +575,13 @@ def test_terraform_apply_on_the_emulators(tmp_path, capsys):
         quote_id, quote = _price_one_quote(port, env)
         timings["quote"] = time.monotonic() - t
         report["quote"] = f"{quote_id}: {quote['status']}"
+        t = time.monotonic()
+        report["archive"] = _archived_quote(endpoints["moto"], outputs, quote_id)
+        timings["archived"] = time.monotonic() - t
         codes = fleet.stop()
         assert all(code == 0 for code in codes.values()), f"services did not stop cleanly on SIGTERM: {codes}\n{fleet.tails()}"
+        _bucket_policy(endpoints["moto"], outputs["archive_bucket"], "PUT", archive_policy)
+        assert _bucket_policy(endpoints["moto"], outputs["archive_bucket"]) == archive_policy
 
         # 3. A retention change touches the stream only. Resources the emulator does not read
         #    back faithfully show changes in any plan right after the first apply: they are

@@ -31,6 +31,8 @@ pub enum ResourceKind {
     Stream,
     /// An SES e-mail identity.
     EmailIdentity,
+    /// An S3 bucket.
+    Bucket,
 }
 
 impl fmt::Display for ResourceKind {
@@ -39,6 +41,7 @@ impl fmt::Display for ResourceKind {
             ResourceKind::Table => "table",
             ResourceKind::Stream => "stream",
             ResourceKind::EmailIdentity => "email identity",
+            ResourceKind::Bucket => "bucket",
         })
     }
 }
@@ -234,6 +237,13 @@ pub async fn bootstrap(
         &resources.notifications_table,
         created == notifier::Created::Created,
     ));
+    let created = quote_archive::dynamodb::create_manifest_table(
+        &dynamodb,
+        &resources.archive_manifest_table,
+    )
+    .await
+    .map_err(failed(&resources.archive_manifest_table))?;
+    report.record(table_status(&resources.archive_manifest_table, created));
     for lease_table in &resources.lease_tables {
         let created = kinesis_consumer::lease_table::create_lease_table(&dynamodb, lease_table)
             .await
@@ -242,6 +252,14 @@ pub async fn bootstrap(
     }
 
     report.record(ensure_stream(&kinesis, &resources.event_stream, resources.stream_shards).await?);
+    let s3 = quote_archive::s3::S3Objects::client(sdk);
+    let created = quote_archive::s3::create_bucket(&s3, &resources.archive_bucket)
+        .await
+        .map_err(failed(&resources.archive_bucket))?;
+    report.record(ResourceStatus {
+        kind: ResourceKind::Bucket,
+        ..table_status(&resources.archive_bucket, created)
+    });
     if let Some(identity) = &resources.notify_from_email {
         let ses = aws_sdk_sesv2::Client::new(sdk);
         let created = notifier::create_ses_identity(&ses, identity)

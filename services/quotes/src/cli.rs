@@ -52,6 +52,10 @@ pub enum Command {
     /// Print the records the relays set aside because Kinesis can never accept them
     /// (RELAY_DEAD_LETTER_TABLE): stream, version, event, size and reason.
     RelayDeadLetters(RelayDeadLettersArgs),
+    /// A consumer application's dead letters (DEAD_LETTER_TABLE): list, show one, replay them
+    /// through the application's handler in order, or purge them.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -129,6 +133,9 @@ pub struct BootstrapArgs {
     /// The notifier's ledger and sender identity.
     #[command(flatten)]
     pub notifier: NotifierSettings,
+    /// The archive's bucket and manifest.
+    #[command(flatten)]
+    pub archive: crate::settings::archive::ArchiveStorageSettings,
     /// The lease tables and the stream's shards.
     #[command(flatten)]
     pub bootstrap: BootstrapSettings,
@@ -166,6 +173,125 @@ pub struct RelayDeadLettersArgs {
     /// The table.
     #[command(flatten)]
     pub relay_dead_letters: RelayDeadLetterSettings,
+}
+
+/// `quotes dlq`.
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// List the letters, oldest quote first, each quote's in its order.
+    List(DlqListArgs),
+    /// Show one letter with its payload.
+    Show(DlqShowArgs),
+    /// Replay the letters through the application's handler (built from the same settings as
+    /// `quotes run APP`, so a fix applies), quote by quote in order; each handled letter is
+    /// removed, the first failure stops its quote.
+    #[command(after_help = SDK_VARIABLES)]
+    Redrive(Box<DlqRedriveArgs>),
+    /// Remove letters for good (their events stay in the event store).
+    Purge(DlqPurgeArgs),
+}
+
+/// Which consumer application, and which of its letters.
+#[derive(Debug, Clone, Args)]
+pub struct DlqFilterArgs {
+    /// The consumer application (a service that handles events).
+    #[arg(long, value_enum)]
+    pub app: Service,
+    /// Only this quote's letters (its id, or `quote#<id>`).
+    #[arg(long, value_parser = quote_stream_id)]
+    pub quote: Option<String>,
+    /// Only letters that failed themselves, or only those set aside behind another.
+    #[arg(long, value_enum)]
+    pub kind: Option<crate::dlq::Kind>,
+    /// Only letters set aside at or after this time (RFC 3339).
+    #[arg(long, value_parser = rfc3339)]
+    pub since: Option<time::OffsetDateTime>,
+    /// Only letters set aside before this time (RFC 3339).
+    #[arg(long, value_parser = rfc3339)]
+    pub until: Option<time::OffsetDateTime>,
+}
+
+impl DlqFilterArgs {
+    /// The filter these options describe.
+    pub fn filter(&self) -> crate::dlq::Filter {
+        crate::dlq::Filter {
+            stream_id: self.quote.clone(),
+            kind: self.kind,
+            since: self.since,
+            until: self.until,
+        }
+    }
+}
+
+/// `quotes dlq list`.
+#[derive(Debug, Args)]
+pub struct DlqListArgs {
+    /// Which letters.
+    #[command(flatten)]
+    pub filter: DlqFilterArgs,
+    /// The table.
+    #[command(flatten)]
+    pub dead_letters: DeadLetterSettings,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+/// `quotes dlq show`.
+#[derive(Debug, Args)]
+pub struct DlqShowArgs {
+    /// The consumer application.
+    #[arg(long, value_enum)]
+    pub app: Service,
+    /// The letter's sequence number (as `list` prints it, or its last digits).
+    #[arg(long)]
+    pub sequence: String,
+    /// The table.
+    #[command(flatten)]
+    pub dead_letters: DeadLetterSettings,
+}
+
+/// `quotes dlq redrive`.
+#[derive(Debug, Args)]
+pub struct DlqRedriveArgs {
+    /// Which letters.
+    #[command(flatten)]
+    pub filter: DlqFilterArgs,
+    /// Output format (the outcome of each letter).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// The settings of the application's service (its handler, the event store, the relay,
+    /// DEAD_LETTER_TABLE).
+    #[command(flatten)]
+    pub settings: RunSettings,
+}
+
+/// `quotes dlq purge`.
+#[derive(Debug, Args)]
+pub struct DlqPurgeArgs {
+    /// Which letters.
+    #[command(flatten)]
+    pub filter: DlqFilterArgs,
+    /// Really remove them (without it, purge only lists what it would remove).
+    #[arg(long)]
+    pub yes: bool,
+    /// The table.
+    #[command(flatten)]
+    pub dead_letters: DeadLetterSettings,
+}
+
+/// A quote id (`<uuid>` or `quote#<uuid>`) as its stream id.
+fn quote_stream_id(value: &str) -> Result<String, String> {
+    let id = value.strip_prefix("quote#").unwrap_or(value);
+    id.parse::<quote_domain::QuoteId>()
+        .map(|id| id.stream_id())
+        .map_err(|err| err.to_string())
+}
+
+/// An RFC 3339 time.
+fn rfc3339(value: &str) -> Result<time::OffsetDateTime, String> {
+    time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)
+        .map_err(|err| format!("not an RFC 3339 time: {err}"))
 }
 
 /// `quotes leases`.

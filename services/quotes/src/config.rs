@@ -33,6 +33,10 @@ pub struct Resources {
     pub tables: TableNames,
     /// The Kinesis stream (`EVENT_STREAM`).
     pub event_stream: String,
+    /// The archive's bucket (`ARCHIVE_BUCKET`).
+    pub archive_bucket: String,
+    /// The archive's manifest (`ARCHIVE_MANIFEST_TABLE`).
+    pub archive_manifest_table: String,
     /// Shards of the stream when it is created (`EVENT_STREAM_SHARDS`).
     pub stream_shards: i32,
 }
@@ -53,6 +57,8 @@ impl Resources {
             lease_tables: lease_tables(args),
             tables: args.event_store.tables(),
             event_stream: args.event_store.event_stream.clone(),
+            archive_bucket: args.archive.archive_bucket.clone(),
+            archive_manifest_table: args.archive.archive_manifest_table.clone(),
             stream_shards: args.bootstrap.event_stream_shards,
         }
     }

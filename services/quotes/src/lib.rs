@@ -9,6 +9,8 @@
 //! - `quotes leases --app NAME` prints a consumer application's lease table ([`leases`]);
 //! - `quotes relay-dead-letters` prints the records the relays set aside
 //!   ([`relay_dead_letters`]);
+//! - `quotes dlq list|show|redrive|purge --app APP`: a consumer application's dead letters
+//!   ([`dlq`]);
 //! - `quotes token` mints a bearer token event-source accepts ([`token`]);
 //! - `quotes bench ingest` measures `POST /v1/quotes` against a baseline of the same writes
 //!   made directly, `quotes bench pipeline` the time from a POST to the priced quote
@@ -25,6 +27,7 @@
 //! - [`bootstrap`]: tables and stream, with a per-resource report.
 //! - [`leases`]: the lease table as a readable table.
 //! - [`relay_dead_letters`]: the relays' dead letters as a readable table.
+//! - [`dlq`]: the consumer applications' dead letters: filters, views, redrive, purge.
 //! - [`token`]: HS256 token minting.
 //! - [`bench`]: the load generators, their baselines and statistics.
 //! - [`healthcheck`]: the health probe.
@@ -33,6 +36,7 @@ pub mod bench;
 pub mod bootstrap;
 pub mod cli;
 pub mod config;
+pub mod dlq;
 pub mod healthcheck;
 pub mod leases;
 pub mod platform;

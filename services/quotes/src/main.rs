@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use quotes::cli::{
-    BenchCommand, BootstrapArgs, Cli, Command, IngestArgs, LeasesArgs, OutputFormat,
+    BenchCommand, BootstrapArgs, Cli, Command, DlqCommand, IngestArgs, LeasesArgs, OutputFormat,
     RelayDeadLettersArgs, RunArgs, SettingsArgs, SettingsFormat, TokenArgs,
 };
 use quotes::config::{Resources, TokenSettings};
@@ -49,6 +49,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
         Command::Token(args) => token(&args),
         Command::Leases(args) => leases(&args).await,
         Command::RelayDeadLetters(args) => relay_dead_letters(&args).await,
+        Command::Dlq(command) => dlq(command).await,
         Command::Bench(BenchCommand::Ingest(args)) => bench_ingest(&args).await,
         Command::Bench(BenchCommand::Pipeline(args)) => quotes::bench::pipeline::run(&args)
             .await
@@ -169,6 +170,129 @@ async fn relay_dead_letters(args: &RelayDeadLettersArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("reading table {table}"))?;
     print!("{text}");
+    Ok(())
+}
+
+/// Prints `value` as JSON on stdout.
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// `quotes dlq …`.
+async fn dlq(command: DlqCommand) -> anyhow::Result<()> {
+    use kinesis_consumer::dead_letter::{DeadLetterStore, DynamoDeadLetters};
+    use quotes::dlq::{self, LetterView};
+    let sdk = quote_runtime::aws::load_sdk_config().await;
+    let store = |table: &str| DynamoDeadLetters::new(aws_sdk_dynamodb::Client::new(&sdk), table);
+    match command {
+        DlqCommand::List(args) => {
+            let table = &args.dead_letters.dead_letter_table;
+            let letters = dlq::select(&store(table), args.filter.app.name(), &args.filter.filter())
+                .await
+                .with_context(|| format!("reading table {table}"))?;
+            let views: Vec<LetterView> = letters.iter().map(|l| LetterView::of(l, false)).collect();
+            match args.output {
+                OutputFormat::Text => print!("{}", dlq::render(&views)),
+                OutputFormat::Json => print_json(&views)?,
+            }
+        }
+        DlqCommand::Show(args) => {
+            let table = &args.dead_letters.dead_letter_table;
+            let letters = store(table)
+                .letters(args.app.name())
+                .await
+                .with_context(|| format!("reading table {table}"))?;
+            let found: Vec<_> = letters
+                .iter()
+                .filter(|l| l.record.sequence_number.ends_with(&args.sequence))
+                .collect();
+            match found.as_slice() {
+                [letter] => print_json(&LetterView::of(letter, true))?,
+                [] => anyhow::bail!(
+                    "{} has no dead letter with sequence number …{}",
+                    args.app,
+                    args.sequence
+                ),
+                many => anyhow::bail!(
+                    "{} letters end in {}: give more digits",
+                    many.len(),
+                    args.sequence
+                ),
+            }
+        }
+        DlqCommand::Purge(args) => {
+            let table = &args.dead_letters.dead_letter_table;
+            let letters = store(table);
+            let filter = args.filter.filter();
+            if !args.yes {
+                let chosen = dlq::select(&letters, args.filter.app.name(), &filter).await?;
+                let views: Vec<LetterView> =
+                    chosen.iter().map(|l| LetterView::of(l, false)).collect();
+                print!("{}", dlq::render(&views));
+                anyhow::bail!(
+                    "nothing removed: add --yes to remove these {} letters",
+                    views.len()
+                );
+            }
+            let removed = dlq::purge(&letters, args.filter.app.name(), &filter)
+                .await
+                .with_context(|| format!("purging table {table}"))?;
+            println!("removed {} dead letters", removed.len());
+        }
+        DlqCommand::Redrive(args) => {
+            let table = args
+                .settings
+                .consumer
+                .dead_letters
+                .dead_letter_table
+                .clone();
+            let replayer =
+                quotes::platform::aws::Replayer::connect(&args.settings, args.filter.app, &sdk)?;
+            let text = args.output == OutputFormat::Text;
+            let mut show = |outcome: &dlq::Redriven| {
+                if text {
+                    let letter = &outcome.letter;
+                    println!(
+                        "{:<8} {} v{} {} (…{}){}",
+                        outcome.outcome,
+                        letter.stream_id,
+                        letter
+                            .version
+                            .map(|v| v.to_string())
+                            .unwrap_or_else(|| "?".into()),
+                        letter.event_type.as_deref().unwrap_or("?"),
+                        &letter.sequence_number[letter.sequence_number.len().saturating_sub(12)..],
+                        outcome
+                            .error
+                            .as_deref()
+                            .map(|e| format!(": {e}"))
+                            .unwrap_or_default()
+                    );
+                }
+            };
+            let report = dlq::redrive(
+                &store(&table),
+                replayer.handler.clone(),
+                &replayer.context,
+                &args.filter.filter(),
+                &mut show,
+            )
+            .await
+            .with_context(|| format!("redriving from table {table}"));
+            replayer.finish().await?;
+            let report = report?;
+            if !text {
+                print_json(&report)?;
+            }
+            let failed = report.iter().filter(|r| r.outcome == "failed").count();
+            if failed > 0 {
+                anyhow::bail!(
+                    "{failed} letters failed again; they and their quotes' later letters stay"
+                );
+            }
+        }
+    }
     Ok(())
 }
 

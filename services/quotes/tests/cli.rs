@@ -116,6 +116,8 @@ async fn bootstrap_creates_then_finds_the_resources() {
     let leases = format!("{app}-leases");
     // A consumer service run with LEASE_TABLE uses that table: bootstrap creates it too.
     let custom_leases = testkit::unique_name("qctl-custom-leases");
+    let manifest = testkit::unique_name("qctl-manifest");
+    let bucket = testkit::unique_name("qctl-archive");
     let bootstrap = |output: &str| {
         let mut command = quotes();
         command
@@ -130,6 +132,8 @@ async fn bootstrap_creates_then_finds_the_resources() {
             .env("RELAY_DEAD_LETTER_TABLE", &relay_dead_letters)
             .env("NOTIFICATIONS_TABLE", &notifications)
             .env("NOTIFY_FROM_EMAIL", &sender)
+            .env("ARCHIVE_MANIFEST_TABLE", &manifest)
+            .env("ARCHIVE_BUCKET", &bucket)
             .env("CONSUMER_APPLICATIONS", &app);
         stdout(&run(&mut command))
     };
@@ -144,9 +148,11 @@ async fn bootstrap_creates_then_finds_the_resources() {
             format!("created table {dead_letters}"),
             format!("created table {relay_dead_letters}"),
             format!("created table {notifications}"),
+            format!("created table {manifest}"),
             format!("created table {leases}"),
             format!("created table {custom_leases}"),
             format!("created stream {stream} (2 shards)"),
+            format!("created bucket {bucket}"),
             format!("created email identity {sender}"),
         ],
         "{first}"
@@ -161,9 +167,11 @@ async fn bootstrap_creates_then_finds_the_resources() {
             format!("exists  table {dead_letters}"),
             format!("exists  table {relay_dead_letters}"),
             format!("exists  table {notifications}"),
+            format!("exists  table {manifest}"),
             format!("exists  table {leases}"),
             format!("exists  table {custom_leases}"),
             format!("exists  stream {stream} (2 shards)"),
+            format!("exists  bucket {bucket}"),
             format!("exists  email identity {sender}"),
         ],
         "{second}"
@@ -171,7 +179,7 @@ async fn bootstrap_creates_then_finds_the_resources() {
 
     let third: serde_json::Value = serde_json::from_str(&bootstrap("json")).expect("JSON report");
     let resources = third["resources"].as_array().expect("resources");
-    assert_eq!(resources.len(), 10, "{third}");
+    assert_eq!(resources.len(), 12, "{third}");
     assert!(
         resources.iter().all(|r| r["outcome"] == "exists"),
         "{third}"
@@ -188,6 +196,7 @@ async fn bootstrap_creates_then_finds_the_resources() {
         &dead_letters,
         &relay_dead_letters,
         &notifications,
+        &manifest,
         &leases,
         &custom_leases,
     ] {

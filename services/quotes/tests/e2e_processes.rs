@@ -1,10 +1,12 @@
 //! End to end, with each service a separate `quotes run SERVICE` process on the emulators:
 //! `quotes bootstrap` creates fresh resources, event-source takes 50 quote requests, and the five
 //! consumer services (vehicle-enricher, driver-history, fulfillment, projector, notifier) carry
-//! every quote to a final status. Checked: every quote is `quoted`, `declined` or `referred` in
-//! the read model; the read model equals a fold of the event store; each requested notification
-//! was sent exactly once; a customer cannot read another's quotes. The second test runs two
-//! workers of each consumer service and kills one of each with SIGKILL mid-run.
+//! every quote to a final status, while the archiver archives the stream. Checked: every quote
+//! is `quoted`, `declined` or `referred` in the read model; the read model equals a fold of the
+//! event store; each requested notification was sent exactly once; a customer cannot read
+//! another's quotes; the archive holds every record of the stream exactly once. The second test
+//! runs two workers of each consumer service (the archiver included) and kills one of each with
+//! SIGKILL mid-run.
 //!
 //! The plumbing is in `common/`.
 
@@ -14,7 +16,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use common::{
-    post, requests, token, wait_healthy, Fleet, Platform, Request, FINAL, QUOTES, SERVICES,
+    post, requests, token, wait_healthy, Fleet, Platform, Request, CONSUMERS, FINAL, QUOTES,
 };
 use event_store::dynamodb::{DynamoEventStore, TableNames};
 use event_store::{EventStore, LoadBound};
@@ -107,7 +109,7 @@ async fn scenario(kill_one_of_each: bool) {
     });
     let workers = if kill_one_of_each { 2 } else { 1 };
     let mut ports = vec![("event-source".to_owned(), source_port)];
-    for service in SERVICES {
+    for service in CONSUMERS {
         for w in 0..workers {
             let label = format!("{service}-{w}");
             let mut c = platform.command(service);
@@ -140,7 +142,7 @@ async fn scenario(kill_one_of_each: bool) {
     let mut killed = Vec::new();
     for (n, request) in requests.iter().enumerate() {
         if kill_one_of_each && n == QUOTES / 2 {
-            for service in SERVICES {
+            for service in CONSUMERS {
                 let label = format!("{service}-0");
                 fleet.kill_9(&label);
                 killed.push(label);
@@ -295,6 +297,14 @@ async fn scenario(kill_one_of_each: bool) {
          killed between sending and recording)",
         unknown.len()
     );
+
+    // The archiver (killed once too, in the second test) archived every record exactly once.
+    let archive = common::check_archive(&sdk, &platform.archive(), Duration::from_secs(60)).await;
+    assert!(
+        archive.exact() && archive.archived > 0,
+        "the archive against the stream: {archive:?}"
+    );
+    eprintln!("{} records archived, each exactly once", archive.archived);
 
     // A customer reads their own quotes, not another's.
     let mine = &ids[0];

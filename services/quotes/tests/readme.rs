@@ -3,6 +3,8 @@
 //! `UPDATE_README=1 cargo test -p quotes --test readme` rewrites it), and its block of one
 //! process per service runs as written.
 
+mod common;
+
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Command;
@@ -43,7 +45,8 @@ fn the_readme_lists_every_setting_as_declared() {
 
 /// The README's block of one process per service, run by a shell as written, on the emulators
 /// (after `quotes bootstrap`, like the README's block before it): every process answers its
-/// health checks on its own port and a quote is priced through the API on 8080.
+/// health checks on its own port, a quote is priced through the API on 8080, and the archiver
+/// puts every record of the stream into the archive.
 #[tokio::test]
 async fn the_readme_multi_process_instructions_work_as_written() {
     let sdk = testkit::aws_config().await;
@@ -62,7 +65,7 @@ async fn the_readme_multi_process_instructions_work_as_written() {
         .filter_map(|line| line.split("LISTEN_ADDR=127.0.0.1:").nth(1))
         .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
         .collect();
-    assert_eq!(ports.len(), 6, "{block}");
+    assert_eq!(ports.len(), 7, "{block}");
 
     // The README's defaults, except the event store's names (unique per run); the consumers
     // use the default lease tables, which start empty (see `.config/nextest.toml`).
@@ -73,6 +76,7 @@ async fn the_readme_multi_process_instructions_work_as_written() {
         "fulfillment-leases",
         "projector-leases",
         "notifier-leases",
+        "archiver-leases",
     ];
     for table in lease_tables {
         let _ = dynamodb.delete_table().table_name(table).send().await;
@@ -102,6 +106,12 @@ async fn the_readme_multi_process_instructions_work_as_written() {
             testkit::unique_name("readme-notifications"),
         ),
         ("EVENT_STREAM_SHARDS", "2".to_owned()),
+        ("ARCHIVE_BUCKET", testkit::unique_name("readme-archive")),
+        (
+            "ARCHIVE_MANIFEST_TABLE",
+            testkit::unique_name("readme-manifest"),
+        ),
+        ("ARCHIVE_SEGMENT_SECS", "1".to_owned()),
         ("AUTH_HS256_SECRET", secret.to_owned()),
         ("DRIVER_HISTORY_PROVIDER", "simulated".to_owned()),
         ("VPIC_BASE_URL", "off".to_owned()),
@@ -206,6 +216,22 @@ async fn the_readme_multi_process_instructions_work_as_written() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
+    let setting = |name: &str| {
+        env.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone())
+            .expect("set")
+    };
+    let archive = common::ArchiveNames {
+        stream: setting("EVENT_STREAM"),
+        bucket: setting("ARCHIVE_BUCKET"),
+        manifest: setting("ARCHIVE_MANIFEST_TABLE"),
+    };
+    let check = common::check_archive(&sdk, &archive, std::time::Duration::from_secs(60)).await;
+    assert!(
+        check.exact() && check.archived > 0,
+        "the archiver archived {check:?}"
+    );
     drop(stop);
     let _ = shell.wait();
     for table in lease_tables {

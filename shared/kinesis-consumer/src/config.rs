@@ -145,6 +145,10 @@ pub struct WorkerConfig {
     /// Longest retry delay (also between the retries of a transient failure, which go on
     /// until it succeeds).
     pub retry_cap: Duration,
+    /// Whether `process_records` is also called with the empty batches a reader returns while
+    /// the shard is idle (the KCL's `callProcessRecordsEvenForEmptyRecordList`): for
+    /// processors that act on time, such as closing a segment that is old enough.
+    pub deliver_empty_batches: bool,
 }
 
 impl WorkerConfig {
@@ -163,6 +167,7 @@ impl WorkerConfig {
             max_buffer_bytes: 16 * 1024 * 1024,
             retry_base: Duration::from_millis(100),
             retry_cap: Duration::from_secs(10),
+            deliver_empty_batches: false,
         }
     }
 

@@ -84,6 +84,31 @@ pub trait DeadLetterStore: Send + Sync + std::fmt::Debug {
         application: &str,
         partition_key: &str,
     ) -> Result<Option<String>, DeadLetterError>;
+
+    /// Every letter of `application`, by partition key, then in sequence order (the order a
+    /// redrive replays them in).
+    async fn letters(&self, application: &str) -> Result<Vec<DeadLetter>, DeadLetterError>;
+
+    /// Deletes one letter (no error when it is already gone). Workers of the application stop
+    /// setting its key's records aside once the key has no letter left and their cached answer
+    /// expires (10 s).
+    async fn remove(&self, letter: &DeadLetter) -> Result<(), DeadLetterError>;
+}
+
+/// Sorts letters by partition key, then sequence number.
+fn in_replay_order(mut letters: Vec<DeadLetter>) -> Vec<DeadLetter> {
+    letters.sort_by(|a, b| {
+        a.record
+            .partition_key
+            .cmp(&b.record.partition_key)
+            .then_with(|| {
+                crate::lease::compare_sequence_numbers(
+                    &a.record.sequence_number,
+                    &b.record.sequence_number,
+                )
+            })
+    });
+    letters
 }
 
 /// The `application_key` attribute of a letter: `<application>#<partition key>` (application
@@ -147,6 +172,27 @@ impl DeadLetterStore for InMemoryDeadLetters {
                 Some(earliest(first, &l.record.sequence_number))
             }))
     }
+
+    async fn letters(&self, application: &str) -> Result<Vec<DeadLetter>, DeadLetterError> {
+        let letters = self.letters.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(in_replay_order(
+            letters
+                .iter()
+                .filter(|l| l.application == application)
+                .cloned()
+                .collect(),
+        ))
+    }
+
+    async fn remove(&self, letter: &DeadLetter) -> Result<(), DeadLetterError> {
+        let mut letters = self.letters.lock().unwrap_or_else(|p| p.into_inner());
+        letters.retain(|l| {
+            !(l.application == letter.application
+                && l.shard_id == letter.shard_id
+                && l.record.sequence_number == letter.record.sequence_number)
+        });
+        Ok(())
+    }
 }
 
 /// Answers to "is this key blocked?" remembered for [`KEY_ANSWER_TTL`]: a shard asks for each
@@ -174,6 +220,12 @@ impl KeyAnswers {
             }
         }
         answers.insert(key, (first, Instant::now()));
+    }
+
+    /// The answer for `key` is stale (a letter of it was removed).
+    fn forget(&self, key: &str) {
+        let mut answers = self.answers.lock().unwrap_or_else(|p| p.into_inner());
+        answers.remove(key);
     }
 
     /// A letter of `key` was just written: the key is blocked behind the earliest one.
@@ -222,42 +274,84 @@ impl DynamoDeadLetters {
             .send()
             .await
             .map_err(|e| DeadLetterError::backend(e.into_service_error()))?;
-        let get = |item: &std::collections::HashMap<String, AttributeValue>, name: &str| {
-            item.get(name)
-                .and_then(|v| v.as_s().ok())
-                .cloned()
-                .unwrap_or_default()
-        };
         Ok(output
             .items()
             .iter()
-            .map(|item| DeadLetter {
-                application: application.to_owned(),
-                shard_id: shard_id.to_owned(),
-                record: Record {
-                    sequence_number: get(item, "sequence_number"),
-                    sub_sequence_number: 0,
-                    partition_key: get(item, "partition_key"),
-                    data: item
-                        .get("data")
-                        .and_then(|v| v.as_b().ok())
-                        .map(|b| b.as_ref().to_vec())
-                        .unwrap_or_default(),
-                    approximate_arrival: None,
-                },
-                error: get(item, "error"),
-                attempts: get(item, "attempts").parse().unwrap_or(0),
-                failed_at: OffsetDateTime::parse(
-                    &get(item, "failed_at"),
-                    &time::format_description::well_known::Rfc3339,
-                )
-                .unwrap_or(OffsetDateTime::UNIX_EPOCH),
-                blocked_behind: item
-                    .get("blocked_behind")
-                    .and_then(|v| v.as_s().ok())
-                    .cloned(),
-            })
+            .map(|item| letter_from_item(application, shard_id, item))
             .collect())
+    }
+
+    /// Every item of the table whose `source` starts with `<application>#`, page by page.
+    async fn scan_application(
+        &self,
+        application: &str,
+    ) -> Result<Vec<DeadLetter>, DeadLetterError> {
+        let prefix = format!("{application}#");
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("begins_with(#s, :prefix)")
+            .expression_attribute_names("#s", "source")
+            .expression_attribute_values(":prefix", AttributeValue::S(prefix.clone()))
+            .consistent_read(true)
+            .into_paginator()
+            .send();
+        let mut letters = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| DeadLetterError::backend(e.into_service_error()))?;
+            for item in page.items() {
+                let source = item
+                    .get("source")
+                    .and_then(|v| v.as_s().ok())
+                    .map(String::as_str)
+                    .unwrap_or_default();
+                if let Some(shard_id) = source.strip_prefix(&prefix) {
+                    letters.push(letter_from_item(application, shard_id, item));
+                }
+            }
+        }
+        Ok(letters)
+    }
+}
+
+/// A letter from its DynamoDB item.
+fn letter_from_item(
+    application: &str,
+    shard_id: &str,
+    item: &HashMap<String, AttributeValue>,
+) -> DeadLetter {
+    let get = |name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default()
+    };
+    DeadLetter {
+        application: application.to_owned(),
+        shard_id: shard_id.to_owned(),
+        record: Record {
+            sequence_number: get("sequence_number"),
+            sub_sequence_number: 0,
+            partition_key: get("partition_key"),
+            data: item
+                .get("data")
+                .and_then(|v| v.as_b().ok())
+                .map(|b| b.as_ref().to_vec())
+                .unwrap_or_default(),
+            approximate_arrival: None,
+        },
+        error: get("error"),
+        attempts: get("attempts").parse().unwrap_or(0),
+        failed_at: OffsetDateTime::parse(
+            &get("failed_at"),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+        blocked_behind: item
+            .get("blocked_behind")
+            .and_then(|v| v.as_s().ok())
+            .cloned(),
     }
 }
 
@@ -343,6 +437,32 @@ impl DeadLetterStore for DynamoDeadLetters {
             .cloned();
         self.key_answers.remember(key, first.clone());
         Ok(first)
+    }
+
+    async fn letters(&self, application: &str) -> Result<Vec<DeadLetter>, DeadLetterError> {
+        Ok(in_replay_order(self.scan_application(application).await?))
+    }
+
+    async fn remove(&self, letter: &DeadLetter) -> Result<(), DeadLetterError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key(
+                "source",
+                AttributeValue::S(format!("{}#{}", letter.application, letter.shard_id)),
+            )
+            .key(
+                "sequence_number",
+                AttributeValue::S(letter.record.sequence_number.clone()),
+            )
+            .send()
+            .await
+            .map_err(|e| DeadLetterError::backend(e.into_service_error()))?;
+        self.key_answers.forget(&application_key(
+            &letter.application,
+            &letter.record.partition_key,
+        ));
+        Ok(())
     }
 }
 

@@ -2,11 +2,13 @@
 //! checkpointer handed to it.
 //!
 //! Call order for one lease: `initialize`, then `process_records` per batch (records in
-//! sequence order), then exactly one of: `lease_lost` (another worker took the lease: do not
-//! checkpoint), `shard_ended` (the shard was read to its end; the library checkpoints
-//! `SHARD_END` afterwards whatever the processor does, so children always start), or
-//! `shutdown_requested` (the worker is stopping; the library checkpoints the last processed
-//! record afterwards and releases the lease).
+//! sequence order; also empty batches with `WorkerConfig::deliver_empty_batches`), then:
+//! `lease_lost` (another worker took the lease: do not checkpoint), `shard_ended` (the shard
+//! was read to its end; retried until it succeeds, then the library checkpoints `SHARD_END` so
+//! the children start), or `shutdown_requested` (the worker is stopping; unless it fails, the
+//! library checkpoints the last processed record afterwards and releases the lease). Only a
+//! `shard_ended` still being retried when the lease is lost or the worker stops is followed
+//! by `lease_lost` or `shutdown_requested`.
 
 use std::sync::Arc;
 
@@ -100,6 +102,9 @@ pub struct ShardContext {
     /// The lease counter when the lease was acquired: a fencing token that grows with every
     /// change of owner, for writes the processor makes to other systems.
     pub fencing_token: u64,
+    /// The shards this one was split or merged from (empty for a shard of the stream's
+    /// creation).
+    pub parent_shard_ids: Vec<String>,
 }
 
 /// Processes the records of one shard.
@@ -120,7 +125,11 @@ pub trait RecordProcessor: Send {
     /// The lease was lost to another worker: stop, and do not checkpoint.
     async fn lease_lost(&mut self) {}
 
-    /// Every record of the shard was delivered; the library checkpoints `SHARD_END` next.
+    /// Every record of the shard was delivered; the library checkpoints `SHARD_END` once this
+    /// succeeds (an error is retried with backoff while the lease is held, as the KCL requires
+    /// the end of a shard to be acknowledged: a processor that still holds records must not
+    /// see them skipped). Should the lease be lost or the worker stop during those retries,
+    /// `lease_lost` or `shutdown_requested` follows, and the shard is not ended.
     async fn shard_ended(
         &mut self,
         _checkpointer: &mut Checkpointer,
@@ -128,7 +137,9 @@ pub trait RecordProcessor: Send {
         Ok(())
     }
 
-    /// The worker is shutting down; the library checkpoints the last processed record next.
+    /// The worker is shutting down; the library checkpoints the last processed record next,
+    /// unless this fails (the next owner then receives again what followed the last
+    /// checkpoint).
     async fn shutdown_requested(
         &mut self,
         _checkpointer: &mut Checkpointer,

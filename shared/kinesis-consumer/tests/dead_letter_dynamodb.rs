@@ -93,6 +93,42 @@ async fn contract(store: Arc<dyn DeadLetterStore>, fresh: Arc<dyn DeadLetterStor
     }
 }
 
+/// The contract, continued on the letters [`contract`] left: listing and removing.
+async fn contract_listing(store: Arc<dyn DeadLetterStore>) {
+    let seq = |n: u64| format!("{n:056}");
+    // An application's letters, by key then sequence (the order a redrive replays them in),
+    // every shard, no other application's.
+    let listed: Vec<(String, String, String)> = store
+        .letters("app")
+        .await
+        .expect("letters")
+        .into_iter()
+        .map(|l| (l.record.partition_key, l.shard_id, l.record.sequence_number))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![
+            ("quote#1".to_owned(), "shard-0".to_owned(), seq(10)),
+            ("quote#1".to_owned(), "shard-1".to_owned(), seq(20)),
+            ("quote#1".to_owned(), "shard-1".to_owned(), seq(30)),
+        ]
+    );
+
+    // Removing every letter of a key releases it for the process that removed them at once
+    // (other processes when their cached answer expires, 10 s); removing twice is fine.
+    for letter in store.letters("app").await.expect("letters") {
+        store.remove(&letter).await.expect("remove");
+        store.remove(&letter).await.expect("remove again");
+    }
+    assert!(store.letters("app").await.expect("letters").is_empty());
+    assert_eq!(
+        store.first_for_key("app", "quote#1").await.expect("lookup"),
+        None,
+        "released"
+    );
+    assert_eq!(store.letters("other-app").await.expect("letters").len(), 1);
+}
+
 async fn dynamo_store() -> (aws_sdk_dynamodb::Client, String) {
     let client = aws_sdk_dynamodb::Client::new(&testkit::aws_config().await);
     let table = testkit::unique_name("dead-letters");
@@ -119,12 +155,14 @@ async fn the_dynamodb_store_keeps_the_contract() {
         Some(&*format!("{:056}", 20))
     );
     assert_eq!(behind.attempts, 0);
+    contract_listing(store).await;
 }
 
 #[tokio::test]
 async fn the_in_memory_store_keeps_the_contract() {
     let store = Arc::new(InMemoryDeadLetters::new());
-    contract(store.clone(), store).await;
+    contract(store.clone(), store.clone()).await;
+    contract_listing(store).await;
 }
 
 /// Fails every record whose payload is listed.

@@ -2,6 +2,11 @@
 //! consumer application scaled by adding processes, configured by an [`AwsConsumerConfig`]
 //! (the `quotes` binary builds it from its settings); or in process on the embedded adapters
 //! ([`embedded_worker`]). [`serve_health`] serves the health endpoints of a process's services.
+//!
+//! A consumer service is one of two kinds ([`Consumption`]): an [`EventHandler`] (the pipeline's
+//! services: they read and append through the event store, the library checkpoints, poison
+//! records are dead-lettered), or a [`RecordService`] whose processors own their checkpoints
+//! (the archiver).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,11 +27,70 @@ use kinesis_consumer::source::fanout::{FanOutConfig, KinesisFanOut};
 use kinesis_consumer::source::memory::InMemoryStream;
 use kinesis_consumer::source::polling::{KinesisPolling, PollingConfig};
 use kinesis_consumer::source::RecordSource;
-use kinesis_consumer::{FailurePolicy, LeaseTable, RecordProcessor, Worker, WorkerConfig};
+use kinesis_consumer::{
+    CheckpointPolicy, FailurePolicy, LeaseTable, ProcessorFactory, RecordProcessor, Worker,
+    WorkerConfig,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::handler::{EventHandler, HandlerContext};
 use crate::processor::HandlerProcessor;
+
+/// A consumer service whose record processors own their checkpoints and their failures (the
+/// archiver): the library never checkpoints for them, delivers the empty batches of idle
+/// shards (so they can act on time), and retries their failures forever — they must not fail
+/// for a record's own sake, since nothing is dead-lettered.
+#[async_trait::async_trait]
+pub trait RecordService: Send + Sync {
+    /// The service's name: its consumer application.
+    fn name(&self) -> &'static str;
+
+    /// A processor per shard lease.
+    fn factory(&self) -> Arc<dyn ProcessorFactory>;
+
+    /// `Err` with the reason when its own dependencies cannot be used now (for readiness).
+    async fn ready(&self) -> Result<(), String>;
+}
+
+/// What a consumer service does with its application's records.
+#[derive(Clone)]
+pub enum Consumption {
+    /// Events handled through the event store (its appends published by its own relay).
+    Events(Arc<dyn EventHandler>),
+    /// Records handed to processors that checkpoint on their own.
+    Records(Arc<dyn RecordService>),
+}
+
+impl Consumption {
+    /// The service's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Consumption::Events(handler) => handler.name(),
+            Consumption::Records(service) => service.name(),
+        }
+    }
+
+    /// `Err` with the reason when the service's own dependencies are not ready.
+    async fn ready(&self) -> Result<(), String> {
+        let name = self.name();
+        match self {
+            Consumption::Events(handler) => handler
+                .ready()
+                .await
+                .map_err(|_| format!("{name}: a dependency is not ready")),
+            Consumption::Records(service) => service
+                .ready()
+                .await
+                .map_err(|reason| format!("{name}: {reason}")),
+        }
+    }
+}
+
+impl std::fmt::Debug for Consumption {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Consumption").field(&self.name()).finish()
+    }
+}
 
 /// The worker of `handler` on the given adapters.
 pub fn worker(
@@ -37,15 +101,28 @@ pub fn worker(
     store: Arc<dyn EventStore>,
     relay: RelayHandle,
 ) -> Worker {
+    Worker::new(
+        config,
+        table,
+        source,
+        handler_factory(handler, store, relay),
+    )
+}
+
+/// Processors that hand each shard's events to `handler`.
+fn handler_factory(
+    handler: Arc<dyn EventHandler>,
+    store: Arc<dyn EventStore>,
+    relay: RelayHandle,
+) -> Arc<dyn ProcessorFactory> {
     let context = HandlerContext::new(store, relay, handler.name());
-    let factory = move |shard: &str| -> Box<dyn RecordProcessor> {
+    Arc::new(move |shard: &str| -> Box<dyn RecordProcessor> {
         Box::new(HandlerProcessor::new(
             handler.clone(),
             context.clone(),
             shard,
         ))
-    };
-    Worker::new(config, table, source, Arc::new(factory))
+    })
 }
 
 /// An in-process worker for the embedded mode: its own in-memory lease table and dead
@@ -103,14 +180,14 @@ pub struct AwsConsumerConfig {
 pub struct AwsConsumer {
     worker: Worker,
     readiness: Readiness,
-    relay_shutdown: CancellationToken,
-    relay_task: tokio::task::JoinHandle<()>,
+    /// The relay of an event handler's appends (none for a record service).
+    relay: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
 }
 
 impl AwsConsumer {
-    /// Connects `handler` as its own consumer application on the SDK configuration `sdk`.
+    /// Connects `consumption` as its own consumer application on the SDK configuration `sdk`.
     pub async fn connect(
-        handler: Arc<dyn EventHandler>,
+        consumption: Consumption,
         settings: AwsConsumerConfig,
         sdk: &aws_config::SdkConfig,
     ) -> anyhow::Result<Self> {
@@ -118,31 +195,44 @@ impl AwsConsumer {
         let stream_name = settings.event_stream;
         let dynamo = aws_sdk_dynamodb::Client::new(sdk);
         let kinesis = aws_sdk_kinesis::Client::new(sdk);
-
-        let store: Arc<dyn EventStore> =
-            Arc::new(DynamoEventStore::new(dynamo.clone(), settings.tables));
-        let sink: Arc<dyn EventSink> =
-            Arc::new(KinesisSink::new(kinesis.clone(), stream_name.clone()));
-        let relay_config = settings.relay;
-        let relay_dead_letters = Arc::new(DynamoRelayDeadLetters::new(
-            dynamo.clone(),
-            relay_config.dead_letter_table.clone(),
-        ));
-        let relay =
-            Relay::new(store.clone(), sink, relay_config).with_dead_letters(relay_dead_letters);
-        relay.stats().export_to_opentelemetry(handler.name());
-        let relay_shutdown = CancellationToken::new();
-        let (relay, relay_task) = relay.spawn(relay_shutdown.clone());
-
         let table: Arc<dyn LeaseTable> = Arc::new(DynamoLeaseTable::new(
             dynamo.clone(),
             settings.lease_table.clone(),
         ));
-        let dead_letters: Arc<dyn DeadLetterStore> =
-            Arc::new(DynamoDeadLetters::new(dynamo, settings.dead_letter_table));
-        config.failure = FailurePolicy::DeadLetter {
-            max_attempts: settings.max_attempts,
-            store: dead_letters,
+
+        let (factory, relay): (Arc<dyn ProcessorFactory>, _) = match &consumption {
+            Consumption::Events(handler) => {
+                let store: Arc<dyn EventStore> =
+                    Arc::new(DynamoEventStore::new(dynamo.clone(), settings.tables));
+                let sink: Arc<dyn EventSink> =
+                    Arc::new(KinesisSink::new(kinesis.clone(), stream_name.clone()));
+                let relay_config = settings.relay;
+                let relay_dead_letters = Arc::new(DynamoRelayDeadLetters::new(
+                    dynamo.clone(),
+                    relay_config.dead_letter_table.clone(),
+                ));
+                let relay = Relay::new(store.clone(), sink, relay_config)
+                    .with_dead_letters(relay_dead_letters);
+                relay.stats().export_to_opentelemetry(handler.name());
+                let relay_shutdown = CancellationToken::new();
+                let (relay, relay_task) = relay.spawn(relay_shutdown.clone());
+                let dead_letters: Arc<dyn DeadLetterStore> =
+                    Arc::new(DynamoDeadLetters::new(dynamo, settings.dead_letter_table));
+                config.failure = FailurePolicy::DeadLetter {
+                    max_attempts: settings.max_attempts,
+                    store: dead_letters,
+                };
+                (
+                    handler_factory(handler.clone(), store, relay),
+                    Some((relay_shutdown, relay_task)),
+                )
+            }
+            Consumption::Records(service) => {
+                config.checkpoint = CheckpointPolicy::MANUAL;
+                config.deliver_empty_batches = true;
+                config.failure = FailurePolicy::RetryForever;
+                (service.factory(), None)
+            }
         };
         let source: Arc<dyn RecordSource> = match &settings.source {
             SourceKind::Polling => Arc::new(KinesisPolling::new(
@@ -165,21 +255,20 @@ impl AwsConsumer {
             }
         };
         tracing::info!(
-            service = handler.name(),
+            service = consumption.name(),
             lease_table = %settings.lease_table,
             worker_id = %config.worker_id,
             source = ?settings.source,
             "consumer service starting"
         );
         let readiness = Readiness {
-            handler: handler.clone(),
+            service: consumption,
             table: table.clone(),
         };
         Ok(Self {
-            worker: worker(handler, config, table, source, store, relay),
+            worker: Worker::new(config, table, source, factory),
             readiness,
-            relay_shutdown,
-            relay_task,
+            relay,
         })
     }
 
@@ -191,8 +280,10 @@ impl AwsConsumer {
     /// Runs the worker until `shutdown` (leases handed off), then stops the relay.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         self.worker.run(shutdown).await;
-        self.relay_shutdown.cancel();
-        self.relay_task.await.context("relay task")?;
+        if let Some((relay_shutdown, relay_task)) = self.relay {
+            relay_shutdown.cancel();
+            relay_task.await.context("relay task")?;
+        }
         Ok(())
     }
 }
@@ -201,14 +292,14 @@ impl AwsConsumer {
 /// dependencies are ready.
 #[derive(Clone)]
 pub struct Readiness {
-    handler: Arc<dyn EventHandler>,
+    service: Consumption,
     table: Arc<dyn LeaseTable>,
 }
 
 impl std::fmt::Debug for Readiness {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Readiness")
-            .field("service", &self.handler.name())
+            .field("service", &self.service.name())
             .finish()
     }
 }
@@ -216,15 +307,12 @@ impl std::fmt::Debug for Readiness {
 impl Readiness {
     /// `Err` with the reason when the service cannot work now.
     pub async fn check(&self) -> Result<(), String> {
-        let service = self.handler.name();
+        let service = self.service.name();
         let leases = tokio::time::timeout(Duration::from_secs(2), self.table.list()).await;
         if !matches!(leases, Ok(Ok(_))) {
             return Err(format!("{service}: lease table not reachable"));
         }
-        self.handler
-            .ready()
-            .await
-            .map_err(|_| format!("{service}: a dependency is not ready"))
+        self.service.ready().await
     }
 }
 

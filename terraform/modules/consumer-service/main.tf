@@ -46,6 +46,7 @@ module "service" {
   stop_timeout                     = var.stop_timeout
 
   dynamodb_tables      = var.dynamodb_tables
+  s3_buckets           = var.s3_buckets
   stream_arn           = var.stream_arn
   stream_actions       = distinct(concat(var.stream_actions, local.fanout ? var.stream_fanout_actions : var.stream_polling_actions))
   efo_consumer_arn     = local.efo_consumer_arn_pattern
@@ -189,6 +190,8 @@ resource "aws_cloudwatch_metric_alarm" "lag_low" {
 # The consumer library counts dead-lettered records (`kinesis_consumer.dead_lettered`, per
 # application); the collector sidecar writes it to CloudWatch as EMF in `metrics_namespace`.
 resource "aws_cloudwatch_metric_alarm" "dead_letters" {
+  count = var.dead_letter_alarm ? 1 : 0
+
   alarm_name          = "${local.name}-dead-letters"
   alarm_description   = "${local.name} dead-lettered records (see the dead-letter table, source ${var.service}#<shard>)."
   namespace           = var.metrics_namespace

@@ -24,3 +24,9 @@ moved {
   from = aws_cloudwatch_metric_alarm.lag_low
   to   = aws_cloudwatch_metric_alarm.lag_low[0]
 }
+
+# The dead-letter alarm became optional (`dead_letter_alarm`).
+moved {
+  from = aws_cloudwatch_metric_alarm.dead_letters
+  to   = aws_cloudwatch_metric_alarm.dead_letters[0]
+}

@@ -29,8 +29,8 @@ output "efo_consumer_arn" {
 }
 
 output "dead_letter_alarm_arn" {
-  description = "ARN of the dead-letter alarm."
-  value       = aws_cloudwatch_metric_alarm.dead_letters.arn
+  description = "ARN of the dead-letter alarm (null with `dead_letter_alarm = false`)."
+  value       = one(aws_cloudwatch_metric_alarm.dead_letters[*].arn)
 }
 
 output "blocked_shard_alarm_arn" {

@@ -68,6 +68,17 @@ variable "dynamodb_tables" {
   }))
   default = {}
 }
+variable "s3_buckets" {
+  description = "Task role grants on S3, keyed by the variable naming the bucket (see fargate-service)."
+  type = map(object({
+    arn            = string
+    prefix         = optional(string, "")
+    bucket_actions = optional(list(string), [])
+    object_actions = optional(list(string), [])
+    kms_key_arn    = optional(string)
+  }))
+  default = {}
+}
 variable "ses_send" {
   description = "Allow `ses:SendEmail` from the identities in `ses_identity_arns`."
   type        = bool
@@ -236,6 +247,12 @@ variable "lag_alarm_ms" {
   description = "Alarm when this consumer's fan-out lag (SubscribeToShardEvent.MillisBehindLatest) exceeds this many milliseconds (fan-out only; polling consumers share the stream's iterator-age alarm)."
   type        = number
   default     = 300000
+}
+
+variable "dead_letter_alarm" {
+  description = "Alarm on the records the service dead-letters (`kinesis_consumer.dead_lettered`). False for a service that dead-letters nothing (a record service such as the archiver, whose failures are retried until they pass)."
+  type        = bool
+  default     = true
 }
 
 variable "dead_letter_alarm_threshold" {

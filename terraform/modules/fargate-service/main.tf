@@ -16,6 +16,19 @@ locals {
   secretsmanager_arns = [for arn in local.secret_arns : arn if split(":", arn)[2] == "secretsmanager"]
   ssm_parameter_arns  = [for arn in local.secret_arns : arn if split(":", arn)[2] == "ssm"]
 
+  # What S3 asks KMS for on the service's behalf, per bucket encrypted with a customer managed
+  # key: to write an object, a data key and (multipart uploads, S3 Bucket Keys) a decryption, as
+  # AWS documents for SSE-KMS uploads; to read one, a decryption.
+  s3_kms_grants = {
+    for variable, bucket in var.s3_buckets : variable => {
+      kms_key_arn = bucket.kms_key_arn
+      kms_actions = distinct(concat(
+        contains(bucket.object_actions, "s3:PutObject") ? ["kms:GenerateDataKey", "kms:Decrypt"] : [],
+        contains(bucket.object_actions, "s3:GetObject") ? ["kms:Decrypt"] : [],
+      ))
+    } if bucket.kms_key_arn != null
+  }
+
   collector_name = "adot-collector"
 
   # The collector receives OTLP/HTTP from the service on the task's loopback, sends traces to
@@ -322,6 +335,40 @@ data "aws_iam_policy_document" "task" {
       effect    = "Deny"
       actions   = ["sns:Publish"]
       resources = ["arn:*:sns:*:*:*"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = { for variable, bucket in var.s3_buckets : variable => bucket if length(bucket.bucket_actions) > 0 }
+    content {
+      sid       = "Bucket${replace(statement.key, "_", "")}"
+      actions   = statement.value.bucket_actions
+      resources = [statement.value.arn]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = { for variable, bucket in var.s3_buckets : variable => bucket if length(bucket.object_actions) > 0 }
+    content {
+      sid       = "Objects${replace(statement.key, "_", "")}"
+      actions   = statement.value.object_actions
+      resources = ["${statement.value.arn}/${statement.value.prefix}*"]
+    }
+  }
+
+  # A bucket encrypted with a customer managed key: the key through S3 only.
+  dynamic "statement" {
+    for_each = { for variable, grant in local.s3_kms_grants : variable => grant if length(grant.kms_actions) > 0 }
+    content {
+      sid       = "DataKeyThroughS3${replace(statement.key, "_", "")}"
+      actions   = statement.value.kms_actions
+      resources = [statement.value.kms_key_arn]
+
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["s3.${data.aws_region.current.name}.amazonaws.com"]
+      }
     }
   }
 

@@ -93,6 +93,26 @@ variable "dynamodb_tables" {
   default = {}
 }
 
+variable "s3_buckets" {
+  description = "Task role grants on S3, keyed by the variable naming the bucket: its ARN, the key prefix of the service's objects, `bucket_actions` on the bucket (e.g. `s3:ListBucket`, which HeadBucket and ListObjectsV2 need) and `object_actions` on `<arn>/<prefix>*`; with `kms_key_arn` (a bucket encrypted with SSE-KMS), the key through S3 only: `kms:GenerateDataKey` and `kms:Decrypt` to write objects, `kms:Decrypt` to read them."
+  type = map(object({
+    arn            = string
+    prefix         = optional(string, "")
+    bucket_actions = optional(list(string), [])
+    object_actions = optional(list(string), [])
+    kms_key_arn    = optional(string)
+  }))
+  default = {}
+
+  validation {
+    condition = alltrue([
+      for bucket in values(var.s3_buckets) :
+      alltrue([for action in concat(bucket.bucket_actions, bucket.object_actions) : startswith(action, "s3:") && !strcontains(action, "*")])
+    ])
+    error_message = "S3 grants name s3: actions, without wildcards."
+  }
+}
+
 variable "stream_arn" {
   description = "ARN of the Kinesis stream the service uses."
   type        = string

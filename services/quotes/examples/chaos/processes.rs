@@ -7,7 +7,7 @@ use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::common::{free_port, wait_healthy, Platform, SERVICES};
+use crate::common::{free_port, wait_healthy, Platform, CONSUMERS};
 
 /// Niceness of the processes under test. The emulators stand in for AWS, which runs on its own
 /// machines; on a two-core machine twelve services would otherwise take most of the CPU from
@@ -81,7 +81,7 @@ impl Processes {
             api_urls: Arc::default(),
             crashed: Vec::new(),
         };
-        for service in std::iter::once("event-source").chain(SERVICES) {
+        for service in std::iter::once("event-source").chain(CONSUMERS) {
             for index in 0..workers {
                 let slot = processes.spawn(service, index, 0);
                 processes.slots.push(slot);

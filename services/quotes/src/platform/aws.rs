@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use aws_config::SdkConfig;
 use event_source::config::Config;
-use quote_pipeline::service::{serve_health, AwsConsumer};
+use quote_pipeline::service::{serve_health, AwsConsumer, Consumption};
 use quote_pipeline::EventHandler;
 use tokio_util::sync::CancellationToken;
 
@@ -43,10 +43,10 @@ impl AwsPlan {
         let mut connected = Vec::new();
         for consumer in self.consumers {
             let name = consumer.service.name();
-            let handler =
-                handler(consumer.handler, &sdk).with_context(|| format!("starting {name}"))?;
+            let consumption =
+                consumption(consumer.handler, &sdk).with_context(|| format!("starting {name}"))?;
             connected.push(
-                AwsConsumer::connect(handler, consumer.application, &sdk)
+                AwsConsumer::connect(consumption, consumer.application, &sdk)
                     .await
                     .with_context(|| format!("starting {name}"))?,
             );
@@ -96,12 +96,22 @@ impl AwsPlan {
         for consumer in &self.consumers {
             let application = &consumer.application;
             needed.extend([
+                Resource::Table(application.lease_table.clone()),
+                Resource::Stream(application.event_stream.clone()),
+            ]);
+            if let Handler::Archiver(archive) = &consumer.handler {
+                // A record service: no event store, relay or dead letters.
+                needed.extend([
+                    Resource::Table(archive.manifest_table.clone()),
+                    Resource::Bucket(archive.bucket.clone()),
+                ]);
+                continue;
+            }
+            needed.extend([
                 Resource::Table(application.tables.events.clone()),
                 Resource::Table(application.tables.idempotency.clone()),
-                Resource::Table(application.lease_table.clone()),
                 Resource::Table(application.dead_letter_table.clone()),
                 Resource::Table(application.relay.dead_letter_table.clone()),
-                Resource::Stream(application.event_stream.clone()),
             ]);
             match &consumer.handler {
                 Handler::Projector(table) => {
@@ -127,8 +137,94 @@ impl AwsPlan {
     }
 }
 
-/// The handler of a consumer service on AWS.
-fn handler(handler: Handler, sdk: &SdkConfig) -> anyhow::Result<Arc<dyn EventHandler>> {
+/// An event-handling consumer service's handler outside its worker (for `quotes dlq
+/// redrive`): the handler its settings give, appending through the event store and publishing
+/// through a relay of its own.
+pub struct Replayer {
+    /// The handler.
+    pub handler: Arc<dyn EventHandler>,
+    /// What it appends and publishes through.
+    pub context: quote_pipeline::HandlerContext,
+    relay_stop: CancellationToken,
+    relay_task: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Replayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replayer")
+            .field("handler", &self.handler.name())
+            .finish()
+    }
+}
+
+impl Replayer {
+    /// The handler of `service` with `settings`, on the SDK configuration `sdk`.
+    pub fn connect(
+        settings: &crate::settings::RunSettings,
+        service: Service,
+        sdk: &SdkConfig,
+    ) -> anyhow::Result<Self> {
+        let consumer =
+            super::consumer(settings, service).map_err(crate::settings::InvalidSettings)?;
+        if let Handler::Archiver(_) = consumer.handler {
+            anyhow::bail!("the archiver handles no events: it has no dead letters");
+        }
+        let handler = event_handler(consumer.handler, sdk)?;
+        let application = consumer.application;
+        let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+        let store: Arc<dyn event_store::EventStore> = Arc::new(
+            event_store::dynamodb::DynamoEventStore::new(dynamo.clone(), application.tables),
+        );
+        let sink: Arc<dyn event_relay::EventSink> = Arc::new(event_relay::KinesisSink::new(
+            aws_sdk_kinesis::Client::new(sdk),
+            application.event_stream,
+        ));
+        let dead_letters = Arc::new(event_relay::DynamoRelayDeadLetters::new(
+            dynamo,
+            application.relay.dead_letter_table.clone(),
+        ));
+        let relay_stop = CancellationToken::new();
+        let (relay, relay_task) = event_relay::Relay::new(store.clone(), sink, application.relay)
+            .with_dead_letters(dead_letters)
+            .spawn(relay_stop.clone());
+        let context = quote_pipeline::HandlerContext::new(store, relay, handler.name());
+        Ok(Self {
+            handler,
+            context,
+            relay_stop,
+            relay_task,
+        })
+    }
+
+    /// Publishes what the handler appended and stops the relay.
+    pub async fn finish(self) -> anyhow::Result<()> {
+        self.relay_stop.cancel();
+        self.relay_task.await.context("relay task")
+    }
+}
+
+/// What a consumer service does on AWS.
+fn consumption(handler: Handler, sdk: &SdkConfig) -> anyhow::Result<Consumption> {
+    if let Handler::Archiver(archive) = handler {
+        let objects = quote_archive::s3::S3Objects::new(
+            quote_archive::s3::S3Objects::client(sdk),
+            archive.bucket,
+        );
+        let manifest = quote_archive::dynamodb::DynamoManifest::new(
+            aws_sdk_dynamodb::Client::new(sdk),
+            archive.manifest_table,
+        );
+        return Ok(Consumption::Records(Arc::new(archiver::Archiver::new(
+            Arc::new(objects),
+            Arc::new(manifest),
+            archive.config,
+        ))));
+    }
+    event_handler(handler, sdk).map(Consumption::Events)
+}
+
+/// The event handler of a consumer service on AWS.
+fn event_handler(handler: Handler, sdk: &SdkConfig) -> anyhow::Result<Arc<dyn EventHandler>> {
     Ok(match handler {
         Handler::VehicleEnricher(None) => Arc::new(vehicle_enricher::VehicleEnricher::offline()),
         Handler::VehicleEnricher(Some(vpic)) => Arc::new(vehicle_enricher::VehicleEnricher::new(
@@ -175,6 +271,9 @@ fn handler(handler: Handler, sdk: &SdkConfig) -> anyhow::Result<Arc<dyn EventHan
                 )),
                 Arc::new(notifier::senders::SnsSmsSender::from_sdk_config(sdk)),
             ))
+        }
+        Handler::Archiver(_) => {
+            anyhow::bail!("the archiver is a record service, not an event handler")
         }
     })
 }

@@ -61,17 +61,21 @@ pub enum Service {
     Projector,
     /// Sends the e-mail and SMS notifications.
     Notifier,
+    /// Writes every record of the stream to the archive in S3 (on AWS only: the embedded
+    /// platform keeps nothing, so it has nothing to archive).
+    Archiver,
 }
 
 impl Service {
     /// Every service, in pipeline order.
-    pub const ALL: [Service; 6] = [
+    pub const ALL: [Service; 7] = [
         Service::EventSource,
         Service::VehicleEnricher,
         Service::DriverHistory,
         Service::Fulfillment,
         Service::Projector,
         Service::Notifier,
+        Service::Archiver,
     ];
 
     /// The service's name (as on the command line).
@@ -83,6 +87,7 @@ impl Service {
             Service::Fulfillment => "fulfillment",
             Service::Projector => "projector",
             Service::Notifier => "notifier",
+            Service::Archiver => archiver::NAME,
         }
     }
 
@@ -117,6 +122,7 @@ impl Service {
             ],
             Service::Projector => &[PROCESS, TELEMETRY, EVENT_STORE, RELAY, CONSUMER, READ_MODEL],
             Service::Notifier => &[PROCESS, TELEMETRY, EVENT_STORE, RELAY, CONSUMER, NOTIFIER],
+            Service::Archiver => &[PROCESS, TELEMETRY, EVENT_STORE, CONSUMER, ARCHIVER],
         }
     }
 }
@@ -152,6 +158,19 @@ pub enum Handler {
     Projector(String),
     /// The sender, the ledger.
     Notifier(NotifierConfig),
+    /// The archive's bucket, manifest and segments.
+    Archiver(ArchivePlan),
+}
+
+/// Where the archiver writes.
+#[derive(Debug, Clone)]
+pub struct ArchivePlan {
+    /// Segments, stream, closing.
+    pub config: archiver::ArchiverConfig,
+    /// The S3 bucket.
+    pub bucket: String,
+    /// The manifest's DynamoDB table.
+    pub manifest_table: String,
 }
 
 /// A consumer service ready to start: its handler's configuration and its application's.
@@ -310,7 +329,7 @@ fn api_parts(settings: &RunSettings) -> ApiParts<'_> {
 }
 
 /// The checked configuration of consumer service `service`, or every problem with it.
-fn consumer(settings: &RunSettings, service: Service) -> Result<Consumer, Vec<String>> {
+pub(crate) fn consumer(settings: &RunSettings, service: Service) -> Result<Consumer, Vec<String>> {
     let parts = ConsumerParts {
         event_store: &settings.event_store,
         relay: &settings.relay,
@@ -331,6 +350,11 @@ fn consumer(settings: &RunSettings, service: Service) -> Result<Consumer, Vec<St
             settings.read_model.read_model_table.clone(),
         )),
         Service::Notifier => settings.notifier.config().map(Handler::Notifier),
+        Service::Archiver => Ok(Handler::Archiver(ArchivePlan {
+            config: settings.archive.config(&settings.event_store.event_stream),
+            bucket: settings.archive.storage.archive_bucket.clone(),
+            manifest_table: settings.archive.storage.archive_manifest_table.clone(),
+        })),
         Service::EventSource => Err(vec!["event-source is not a consumer service".to_owned()]),
     };
     match (handler, application) {

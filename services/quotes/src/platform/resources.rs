@@ -24,6 +24,8 @@ pub enum Resource {
     Table(String),
     /// A Kinesis data stream.
     Stream(String),
+    /// An S3 bucket.
+    Bucket(String),
 }
 
 impl fmt::Display for Resource {
@@ -31,6 +33,7 @@ impl fmt::Display for Resource {
         match self {
             Resource::Table(name) => write!(f, "table {name}"),
             Resource::Stream(name) => write!(f, "stream {name}"),
+            Resource::Bucket(name) => write!(f, "bucket {name}"),
         }
     }
 }
@@ -40,6 +43,7 @@ impl fmt::Display for Resource {
 pub async fn missing(sdk: &SdkConfig, resources: &BTreeSet<Resource>) -> Vec<Resource> {
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
     let kinesis = aws_sdk_kinesis::Client::new(sdk);
+    let s3 = quote_archive::s3::S3Objects::client(sdk);
     let mut missing = Vec::new();
     for resource in resources {
         let absent = match resource {
@@ -50,6 +54,10 @@ pub async fn missing(sdk: &SdkConfig, resources: &BTreeSet<Resource>) -> Vec<Res
             Resource::Stream(name) => matches!(
                 kinesis.describe_stream_summary().stream_name(name).send().await,
                 Err(err) if err.as_service_error().is_some_and(|e| e.is_resource_not_found_exception())
+            ),
+            Resource::Bucket(name) => matches!(
+                s3.head_bucket().bucket(name).send().await,
+                Err(err) if err.as_service_error().is_some_and(|e| e.is_not_found())
             ),
         };
         if absent {

@@ -15,6 +15,7 @@
 //! [`Service::headings`]: crate::platform::Service::headings
 
 pub mod api;
+pub mod archive;
 pub mod consumer;
 pub mod event_store;
 pub mod handlers;
@@ -49,6 +50,8 @@ pub mod heading {
     pub const FULFILLMENT: &str = "fulfillment";
     /// notifier.
     pub const NOTIFIER: &str = "notifier";
+    /// archiver.
+    pub const ARCHIVER: &str = "archiver";
     /// `quotes bootstrap` only.
     pub const BOOTSTRAP: &str = "Bootstrap";
 }
@@ -93,6 +96,9 @@ pub struct RunSettings {
     /// notifier.
     #[command(flatten)]
     pub notifier: handlers::NotifierSettings,
+    /// archiver.
+    #[command(flatten)]
+    pub archive: archive::ArchiveSettings,
 }
 
 /// What `quotes bootstrap` alone reads.
@@ -100,7 +106,7 @@ pub struct RunSettings {
 #[command(next_help_heading = heading::BOOTSTRAP)]
 pub struct BootstrapSettings {
     /// Consumer applications, comma-separated; each gets the lease table `<application>-leases`.
-    #[arg(long, env = "CONSUMER_APPLICATIONS", value_delimiter = ',', default_value = "vehicle-enricher,driver-history,fulfillment,projector,notifier", value_parser = parse::resource_name)]
+    #[arg(long, env = "CONSUMER_APPLICATIONS", value_delimiter = ',', default_value = "vehicle-enricher,driver-history,fulfillment,projector,notifier,archiver", value_parser = parse::resource_name)]
     pub consumer_applications: Vec<String>,
     /// Shards of the stream when bootstrap creates it.
     #[arg(long, env = "EVENT_STREAM_SHARDS", default_value_t = 4, value_parser = clap::value_parser!(i32).range(1..=10_000))]

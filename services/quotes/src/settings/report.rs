@@ -192,7 +192,7 @@ pub const REQUIRED: [(&str, Service); 2] = [
 ];
 
 /// The order of the groups in listings.
-const GROUPS: [&str; 12] = [
+const GROUPS: [&str; 13] = [
     heading::PROCESS,
     heading::TELEMETRY,
     heading::EVENT_STORE,
@@ -204,6 +204,7 @@ const GROUPS: [&str; 12] = [
     heading::DRIVER_HISTORY,
     heading::FULFILLMENT,
     heading::NOTIFIER,
+    heading::ARCHIVER,
     heading::BOOTSTRAP,
 ];
 

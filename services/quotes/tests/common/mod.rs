@@ -29,6 +29,17 @@ pub const SERVICES: [&str; 5] = [
     "notifier",
 ];
 
+/// Every consumer service: [`SERVICES`] (which handle the quote's events) and the archiver
+/// (which writes every record to the archive, and has no spans or read model of its own).
+pub const CONSUMERS: [&str; 6] = [
+    "vehicle-enricher",
+    "driver-history",
+    "fulfillment",
+    "projector",
+    "notifier",
+    "archiver",
+];
+
 /// `target/<profile>/`, where cargo puts the workspace's binaries.
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
@@ -68,7 +79,7 @@ pub struct Platform {
 
 impl Platform {
     pub fn new() -> Self {
-        let applications: Vec<(&'static str, String)> = SERVICES
+        let applications: Vec<(&'static str, String)> = CONSUMERS
             .iter()
             .map(|s| (*s, testkit::unique_name(&format!("e2e-{s}"))))
             .collect();
@@ -102,6 +113,13 @@ impl Platform {
                     .join(","),
             ),
             ("AUTH_HS256_SECRET", SECRET.to_owned()),
+            ("ARCHIVE_BUCKET", testkit::unique_name("e2e-archive")),
+            (
+                "ARCHIVE_MANIFEST_TABLE",
+                testkit::unique_name("e2e-archive-manifest"),
+            ),
+            // Segments close within a second, so the archive catches up soon after the drain.
+            ("ARCHIVE_SEGMENT_SECS", "1".to_owned()),
             // `warn` unless the run asks for more (`RUST_LOG=info,kinesis_consumer=debug
             // scripts/chaos.sh …` to follow leases and shards).
             (
@@ -121,6 +139,24 @@ impl Platform {
             events_table,
             idempotency_table,
             read_model_table,
+        }
+    }
+
+    /// The value of one of the platform's variables.
+    pub fn var(&self, name: &str) -> String {
+        self.env
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("{name} is not a platform variable"))
+    }
+
+    /// Where the archive of this run is: stream, bucket, manifest table.
+    pub fn archive(&self) -> ArchiveNames {
+        ArchiveNames {
+            stream: self.var("EVENT_STREAM"),
+            bucket: self.var("ARCHIVE_BUCKET"),
+            manifest: self.var("ARCHIVE_MANIFEST_TABLE"),
         }
     }
 
@@ -401,5 +437,94 @@ pub async fn ledger_unknown(
         if start.is_none() {
             return unknown;
         }
+    }
+}
+
+/// Where an archive is: the stream it archives, its bucket and its manifest table.
+#[derive(Debug, Clone)]
+pub struct ArchiveNames {
+    pub stream: String,
+    pub bucket: String,
+    pub manifest: String,
+}
+
+/// How the archive compares with the stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveCheck {
+    /// Records in committed segments.
+    pub archived: usize,
+    /// Records on the stream.
+    pub on_stream: usize,
+    /// Records of the stream the archive does not hold.
+    pub missing: usize,
+    /// Records the archive holds more than once, or that are not on the stream.
+    pub extra: usize,
+}
+
+impl ArchiveCheck {
+    /// Every record of the stream archived, each exactly once.
+    pub fn exact(&self) -> bool {
+        self.missing == 0 && self.extra == 0 && self.archived == self.on_stream
+    }
+}
+
+/// Compares the archive with the stream until they match or `wait` has passed (the archiver
+/// closes a segment within ARCHIVE_SEGMENT_SECS of its first record).
+pub async fn check_archive(
+    sdk: &aws_config::SdkConfig,
+    names: &ArchiveNames,
+    wait: Duration,
+) -> ArchiveCheck {
+    let objects = quote_archive::s3::S3Objects::new(
+        quote_archive::s3::S3Objects::client(sdk),
+        names.bucket.clone(),
+    );
+    let manifest = quote_archive::dynamodb::DynamoManifest::new(
+        aws_sdk_dynamodb::Client::new(sdk),
+        names.manifest.clone(),
+    );
+    let kinesis = aws_sdk_kinesis::Client::new(sdk);
+    let deadline = Instant::now() + wait;
+    loop {
+        let mut on_stream: Vec<(String, String)> =
+            testkit::read_all_records(&kinesis, &names.stream)
+                .await
+                .into_iter()
+                .map(|r| (r.shard_id, r.sequence_number))
+                .collect();
+        on_stream.sort();
+        let mut archived = Vec::new();
+        let heads = quote_archive::Manifest::shards(&manifest, &names.stream)
+            .await
+            .unwrap_or_default();
+        for head in heads {
+            let records = quote_archive::reader::read_shard(
+                &objects,
+                &manifest,
+                &names.stream,
+                &head.shard_id,
+            )
+            .await
+            .unwrap_or_default();
+            archived.extend(
+                records
+                    .into_iter()
+                    .map(|r| (head.shard_id.clone(), r.sequence_number)),
+            );
+        }
+        archived.sort();
+        let on_stream_set: std::collections::BTreeSet<&(String, String)> =
+            on_stream.iter().collect();
+        let archived_set: std::collections::BTreeSet<&(String, String)> = archived.iter().collect();
+        let check = ArchiveCheck {
+            archived: archived.len(),
+            on_stream: on_stream.len(),
+            missing: on_stream_set.difference(&archived_set).count(),
+            extra: archived.len() - archived_set.intersection(&on_stream_set).count(),
+        };
+        if check.exact() || Instant::now() >= deadline {
+            return check;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }

@@ -133,6 +133,7 @@ impl ShardTask {
             worker_id: self.config.worker_id.clone(),
             checkpoint: lease.checkpoint.clone(),
             fencing_token: self.held.acquired_counter,
+            parent_shard_ids: lease.parent_shard_ids.clone(),
         };
         let mut checkpointer = Checkpointer::new(
             self.held.clone(),
@@ -256,10 +257,17 @@ impl ShardTask {
                         Err(outcome) => break outcome,
                     }
                 }
+            } else if self.config.deliver_empty_batches {
+                if let Err(outcome) = self
+                    .deliver(processor.as_mut(), &mut checkpointer, &[])
+                    .await
+                {
+                    break outcome;
+                }
             }
             if let Some(children) = batch.shard_end {
-                if let Err(err) = processor.shard_ended(&mut checkpointer).await {
-                    tracing::warn!(error = %err, "shard_ended failed; checkpointing SHARD_END anyway");
+                if let Err(outcome) = self.end_shard(processor.as_mut(), &mut checkpointer).await {
+                    break outcome;
                 }
                 match self
                     .checkpoint_to(&mut checkpointer, Checkpoint::ShardEnd)
@@ -342,13 +350,36 @@ impl ShardTask {
         }
     }
 
+    /// Tells the processor the shard ended, retrying its failure with capped, jittered backoff
+    /// for as long as the lease is held (the shard counts as blocked meanwhile).
+    async fn end_shard(
+        &self,
+        processor: &mut dyn RecordProcessor,
+        checkpointer: &mut Checkpointer,
+    ) -> Result<(), ShardOutcome> {
+        let mut backoff = Backoff::new(self.config.retry_base, self.config.retry_cap);
+        loop {
+            let Err(err) = processor.shard_ended(checkpointer).await else {
+                self.metrics.shard_unblocked(&self.shard_id);
+                return Ok(());
+            };
+            self.metrics.shard_blocked(&self.shard_id);
+            WorkerMetrics::add(&self.metrics.retries_transient, 1);
+            tracing::warn!(error = %err, retry = backoff.attempts() + 1, "shard_ended failed; retrying before SHARD_END is checkpointed");
+            if let Err(interrupted) = self.pause(backoff.next_delay()).await {
+                return Err(self.interrupted(interrupted, processor, checkpointer).await);
+            }
+        }
+    }
+
     async fn shutdown(
         &self,
         processor: &mut dyn RecordProcessor,
         checkpointer: &mut Checkpointer,
     ) -> ShardOutcome {
         if let Err(err) = processor.shutdown_requested(checkpointer).await {
-            tracing::warn!(error = %err, "shutdown_requested failed");
+            tracing::warn!(error = %err, "shutdown_requested failed; not checkpointing what it may still hold");
+            return ShardOutcome::Stopped;
         }
         match self.checkpoint(checkpointer).await {
             Ok(()) => ShardOutcome::Stopped,

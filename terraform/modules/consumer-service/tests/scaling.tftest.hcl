@@ -107,10 +107,37 @@ run "fixed_task_count" {
   }
 
   assert {
-    condition     = aws_cloudwatch_metric_alarm.dead_letters.alarm_name == "projector-dead-letters"
+    condition     = aws_cloudwatch_metric_alarm.dead_letters[0].alarm_name == "projector-dead-letters" && aws_cloudwatch_metric_alarm.blocked_shard.alarm_name == "projector-blocked-shard"
     error_message = "The alarms for people stay."
   }
 }
+
+run "record_service_dead_letters_nothing" {
+  variables {
+    service           = "archiver"
+    dead_letter_alarm = false
+    s3_buckets = {
+      ARCHIVE_BUCKET = {
+        arn            = "arn:aws:s3:::quote-archive"
+        prefix         = "events/"
+        bucket_actions = ["s3:ListBucket"]
+        object_actions = ["s3:DeleteObject", "s3:PutObject"]
+        kms_key_arn    = "arn:aws:kms:us-east-1:123456789012:key/00000000-0000-0000-0000-000000000000"
+      }
+    }
+  }
+
+  assert {
+    condition     = length(aws_cloudwatch_metric_alarm.dead_letters) == 0 && output.dead_letter_alarm_arn == null
+    error_message = "A service that dead-letters nothing has no dead-letter alarm."
+  }
+
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.blocked_shard.alarm_name == "archiver-blocked-shard"
+    error_message = "A shard waiting out a transient failure still alarms."
+  }
+}
+
 
 run "more_tasks_than_shards" {
   command = plan
