@@ -36,6 +36,10 @@ use quote_runtime::backoff::Backoff;
 use quote_runtime::error_chain::chain;
 use time::OffsetDateTime;
 
+/// Least time between two reads of a shard when polling (see
+/// [`quote_pipeline::service::RecordService::min_read_interval`]).
+pub const MIN_READ_INTERVAL: Duration = Duration::from_secs(1);
+
 /// The archiver's consumer application name (its lease table's default is
 /// `quote-archiver-leases`).
 pub const NAME: &str = "archiver";
@@ -112,6 +116,12 @@ impl quote_pipeline::service::RecordService for Archiver {
 
     async fn ready(&self) -> Result<(), String> {
         Archiver::ready(self).await
+    }
+
+    /// One read per second per shard at most: the archive is not latency-sensitive, and the
+    /// pipeline's services share the shard's 5 reads/s.
+    fn min_read_interval(&self) -> Duration {
+        MIN_READ_INTERVAL
     }
 }
 

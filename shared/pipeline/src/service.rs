@@ -50,6 +50,13 @@ pub trait RecordService: Send + Sync {
 
     /// `Err` with the reason when its own dependencies cannot be used now (for readiness).
     async fn ready(&self) -> Result<(), String>;
+
+    /// Least time between two `GetRecords` calls on one shard when polling. Every consumer
+    /// application that polls a shard shares its 5 reads/s; a service that is not
+    /// latency-sensitive (the archiver) reads less often and leaves them to those that are.
+    fn min_read_interval(&self) -> Duration {
+        PollingConfig::default().min_call_interval
+    }
 }
 
 /// What a consumer service does with its application's records.
@@ -235,11 +242,15 @@ impl AwsConsumer {
             }
         };
         let source: Arc<dyn RecordSource> = match &settings.source {
-            SourceKind::Polling => Arc::new(KinesisPolling::new(
-                kinesis,
-                stream_name,
-                PollingConfig::default(),
-            )),
+            SourceKind::Polling => {
+                let mut polling = PollingConfig::default();
+                if let Consumption::Records(service) = &consumption {
+                    polling.min_call_interval = service.min_read_interval();
+                    polling.idle_start = polling.idle_start.max(polling.min_call_interval);
+                    polling.idle_max = polling.idle_max.max(polling.min_call_interval);
+                }
+                Arc::new(KinesisPolling::new(kinesis, stream_name, polling))
+            }
             SourceKind::FanOut { consumer_name } => {
                 let fanout = KinesisFanOut::new(
                     kinesis,

@@ -118,8 +118,9 @@ impl Platform {
                 "ARCHIVE_MANIFEST_TABLE",
                 testkit::unique_name("e2e-archive-manifest"),
             ),
-            // Segments close within a second, so the archive catches up soon after the drain.
-            ("ARCHIVE_SEGMENT_SECS", "1".to_owned()),
+            // Segments close within 5 s, so the archive catches up soon after the drain (the
+            // checks wait up to 60 s) without adding much to what moto serves one at a time.
+            ("ARCHIVE_SEGMENT_SECS", "5".to_owned()),
             // `warn` unless the run asks for more (`RUST_LOG=info,kinesis_consumer=debug
             // scripts/chaos.sh …` to follow leases and shards).
             (
