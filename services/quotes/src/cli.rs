@@ -204,10 +204,10 @@ pub struct DlqFilterArgs {
     #[arg(long, value_enum)]
     pub kind: Option<crate::dlq::Kind>,
     /// Only letters set aside at or after this time (RFC 3339).
-    #[arg(long, value_parser = rfc3339)]
+    #[arg(long, value_parser = crate::settings::parse::rfc3339)]
     pub since: Option<time::OffsetDateTime>,
     /// Only letters set aside before this time (RFC 3339).
-    #[arg(long, value_parser = rfc3339)]
+    #[arg(long, value_parser = crate::settings::parse::rfc3339)]
     pub until: Option<time::OffsetDateTime>,
 }
 
@@ -286,12 +286,6 @@ fn quote_stream_id(value: &str) -> Result<String, String> {
     id.parse::<quote_domain::QuoteId>()
         .map(|id| id.stream_id())
         .map_err(|err| err.to_string())
-}
-
-/// An RFC 3339 time.
-fn rfc3339(value: &str) -> Result<time::OffsetDateTime, String> {
-    time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)
-        .map_err(|err| format!("not an RFC 3339 time: {err}"))
 }
 
 /// `quotes leases`.

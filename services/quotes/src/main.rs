@@ -103,10 +103,7 @@ fn settings(args: &SettingsArgs) -> anyhow::Result<()> {
     match args.output {
         SettingsFormat::Text => print!("{}", text(&settings)),
         SettingsFormat::Markdown => print!("{}", markdown(&settings)),
-        SettingsFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&settings).context("encoding the settings")?
-        ),
+        SettingsFormat::Json => print_json(&settings)?,
     }
     Ok(())
 }
@@ -125,10 +122,7 @@ async fn bootstrap(args: &BootstrapArgs) -> anyhow::Result<()> {
         .await
         .context("bootstrap")?;
     if !text {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).context("encoding the report")?
-        );
+        print_json(&report)?;
     }
     Ok(())
 }
@@ -150,10 +144,7 @@ async fn leases(args: &LeasesArgs) -> anyhow::Result<()> {
         .with_context(|| format!("reading lease table {table}"))?;
     match args.output {
         OutputFormat::Text => print!("{read}"),
-        OutputFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&read).context("encoding the leases")?
-        ),
+        OutputFormat::Json => print_json(&read)?,
     }
     Ok(())
 }
@@ -175,7 +166,10 @@ async fn relay_dead_letters(args: &RelayDeadLettersArgs) -> anyhow::Result<()> {
 
 /// Prints `value` as JSON on stdout.
 fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).context("encoding the output as JSON")?
+    );
     Ok(())
 }
 

@@ -6,7 +6,6 @@ use clap::{Args, ValueEnum};
 use kinesis_consumer::config::{CheckpointPolicy, InitialPosition, SourceKind};
 use kinesis_consumer::WorkerConfig;
 use quote_pipeline::service::AwsConsumerConfig;
-use time::OffsetDateTime;
 
 use super::event_store::EventStoreSettings;
 use super::heading;
@@ -163,9 +162,7 @@ pub fn initial_position(value: &str) -> Result<InitialPosition, String> {
         "TRIM_HORIZON" => Ok(InitialPosition::TrimHorizon),
         "LATEST" => Ok(InitialPosition::Latest),
         other => match other.strip_prefix("AT_TIMESTAMP:") {
-            Some(at) => OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
-                .map(InitialPosition::AtTimestamp)
-                .map_err(|err| format!("{at:?} is not an RFC 3339 time: {err}")),
+            Some(at) => super::parse::rfc3339(at).map(InitialPosition::AtTimestamp),
             None => Err("expected TRIM_HORIZON, LATEST or AT_TIMESTAMP:<RFC 3339>".to_owned()),
         },
     }

@@ -48,6 +48,12 @@ pub fn http_url(value: &str) -> Result<String, String> {
     Ok(value.to_owned())
 }
 
+/// An RFC 3339 time (`2026-12-07T13:00:00Z`).
+pub fn rfc3339(value: &str) -> Result<time::OffsetDateTime, String> {
+    time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)
+        .map_err(|err| format!("{value:?} is not an RFC 3339 time: {err}"))
+}
+
 /// A filter in `RUST_LOG` syntax (`info`, `warn,kinesis_consumer=debug`, …).
 pub fn log_filter(value: &str) -> Result<String, String> {
     tracing_subscriber::EnvFilter::try_new(value)
