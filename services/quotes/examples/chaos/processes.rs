@@ -122,7 +122,12 @@ impl Processes {
                 .env("RELAY_SWEEP_INTERVAL_MS", "500")
                 .env("RELAY_SWEEP_GRACE_MS", "1000")
                 .env("VPIC_BASE_URL", "off")
-                .env("DRIVER_HISTORY_PROVIDER", "simulated");
+                .env("DRIVER_HISTORY_PROVIDER", "simulated")
+                // A notifier killed between its claim and its record leaves a claim that holds
+                // its shard until it is stale (120 s by default, longer than the drain's wait
+                // for notifications): short here, where kills are the point, as in the
+                // end-to-end suites. A stale claim becomes `unknown`, never resent.
+                .env("NOTIFY_CLAIM_TIMEOUT_SECS", "5");
         }
         let child = command
             .spawn()
