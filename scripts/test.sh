@@ -81,6 +81,8 @@ suites=(
   notifier
   archive_aws
   archiver_aws
+  backfill
+  archive_cli
   dlq
   e2e_processes
   traces_e2e

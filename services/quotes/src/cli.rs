@@ -56,6 +56,10 @@ pub enum Command {
     /// through the application's handler in order, or purge them.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// The event archive (S3 segments and their DynamoDB manifest): how far each shard is
+    /// archived, and the backfill of the events from before it began.
+    #[command(subcommand)]
+    Archive(ArchiveCommand),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -278,6 +282,57 @@ pub struct DlqPurgeArgs {
     /// The table.
     #[command(flatten)]
     pub dead_letters: DeadLetterSettings,
+}
+
+/// `quotes archive`.
+#[derive(Debug, Subcommand)]
+pub enum ArchiveCommand {
+    /// Per shard of EVENT_STREAM: segments, records, the last archived sequence number, its
+    /// parents, whether it ended.
+    Status(ArchiveStatusArgs),
+    /// Write the events the store holds from before the archive began (every event recorded
+    /// before the cut-off) to the archive, in the archiver's format, as the pseudo-shard
+    /// `backfill-<cut-off>`; an interrupted run resumes, a finished one is reported.
+    #[command(after_help = SDK_VARIABLES)]
+    Backfill(Box<ArchiveBackfillArgs>),
+}
+
+/// `quotes archive status`.
+#[derive(Debug, Args)]
+pub struct ArchiveStatusArgs {
+    /// The stream.
+    #[command(flatten)]
+    pub event_store: EventStoreSettings,
+    /// The bucket and the manifest.
+    #[command(flatten)]
+    pub archive: crate::settings::archive::ArchiveStorageSettings,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+/// `quotes archive backfill`.
+#[derive(Debug, Args)]
+pub struct ArchiveBackfillArgs {
+    /// Backfill the events recorded before this instant (RFC 3339, in the past). Default:
+    /// where the archive begins (the latest first arrival among its root shards) plus
+    /// --clock-margin-secs.
+    #[arg(long, value_parser = crate::settings::parse::rfc3339)]
+    pub until: Option<time::OffsetDateTime>,
+    /// Added to where the archive begins for the default cut-off: the most the clocks of the
+    /// hosts that record events and of Kinesis may differ (events near the cut may be in both
+    /// the backfill and the archive; consumers are idempotent).
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub clock_margin_secs: u64,
+    /// The event store (scanned) and the stream (named in the archive).
+    #[command(flatten)]
+    pub event_store: EventStoreSettings,
+    /// The archive: bucket, manifest, prefix and segment size.
+    #[command(flatten)]
+    pub archive: crate::settings::archive::ArchiveSettings,
+    /// Output format (the report).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
 }
 
 /// A quote id (`<uuid>` or `quote#<uuid>`) as its stream id.

@@ -11,6 +11,8 @@
 //!   ([`relay_dead_letters`]);
 //! - `quotes dlq list|show|redrive|purge --app APP`: a consumer application's dead letters
 //!   ([`dlq`]);
+//! - `quotes archive status|backfill`: the event archive, and the events from before it
+//!   ([`archive`]);
 //! - `quotes token` mints a bearer token event-source accepts ([`token`]);
 //! - `quotes bench ingest` measures `POST /v1/quotes` against a baseline of the same writes
 //!   made directly, `quotes bench pipeline` the time from a POST to the priced quote
@@ -28,10 +30,12 @@
 //! - [`leases`]: the lease table as a readable table.
 //! - [`relay_dead_letters`]: the relays' dead letters as a readable table.
 //! - [`dlq`]: the consumer applications' dead letters: filters, views, redrive, purge.
+//! - [`archive`]: the archive's shards, and its backfill from the event store.
 //! - [`token`]: HS256 token minting.
 //! - [`bench`]: the load generators, their baselines and statistics.
 //! - [`healthcheck`]: the health probe.
 
+pub mod archive;
 pub mod bench;
 pub mod bootstrap;
 pub mod cli;

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use quotes::cli::{
-    BenchCommand, BootstrapArgs, Cli, Command, DlqCommand, IngestArgs, LeasesArgs, OutputFormat,
-    RelayDeadLettersArgs, RunArgs, SettingsArgs, SettingsFormat, TokenArgs,
+    ArchiveCommand, BenchCommand, BootstrapArgs, Cli, Command, DlqCommand, IngestArgs, LeasesArgs,
+    OutputFormat, RelayDeadLettersArgs, RunArgs, SettingsArgs, SettingsFormat, TokenArgs,
 };
 use quotes::config::{Resources, TokenSettings};
 use quotes::settings::api::ApiParts;
@@ -50,6 +50,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
         Command::Leases(args) => leases(&args).await,
         Command::RelayDeadLetters(args) => relay_dead_letters(&args).await,
         Command::Dlq(command) => dlq(command).await,
+        Command::Archive(command) => archive(command).await,
         Command::Bench(BenchCommand::Ingest(args)) => bench_ingest(&args).await,
         Command::Bench(BenchCommand::Pipeline(args)) => quotes::bench::pipeline::run(&args)
             .await
@@ -284,6 +285,41 @@ async fn dlq(command: DlqCommand) -> anyhow::Result<()> {
                 anyhow::bail!(
                     "{failed} letters failed again; they and their quotes' later letters stay"
                 );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `quotes archive …`.
+async fn archive(command: ArchiveCommand) -> anyhow::Result<()> {
+    let sdk = quote_runtime::aws::load_sdk_config().await;
+    match command {
+        ArchiveCommand::Status(args) => {
+            let shards =
+                quotes::archive::status(&args.archive, &args.event_store.event_stream, &sdk)
+                    .await?;
+            match args.output {
+                OutputFormat::Text => print!("{}", quotes::archive::render_status(&shards)),
+                OutputFormat::Json => print_json(&shards)?,
+            }
+        }
+        ArchiveCommand::Backfill(args) => {
+            let report = quotes::archive::backfill(&args, &sdk).await?;
+            match args.output {
+                OutputFormat::Json => print_json(&report)?,
+                OutputFormat::Text if report.already_finished => println!(
+                    "{} finished earlier: {} records in {} segments; nothing to do",
+                    report.shard_id, report.records_total, report.segments_total
+                ),
+                OutputFormat::Text => println!(
+                    "{}: {} events recorded before the cut-off, {} written now ({} by an earlier run), {} segments",
+                    report.shard_id,
+                    report.events_before_cutoff,
+                    report.records_written,
+                    report.records_resumed,
+                    report.segments_total
+                ),
             }
         }
     }

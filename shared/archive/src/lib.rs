@@ -12,6 +12,8 @@
 //! - [`objects`]: the object-store port and its in-memory adapter; [`s3`]: the S3 adapter.
 //! - [`manifest`]: the manifest port (per shard: how far it is archived, by whom, its lineage;
 //!   its segments in order) and its in-memory adapter; [`dynamodb`]: the DynamoDB adapter.
+//! - [`writer`]: one shard written segment by segment (claim, add, close, store and commit),
+//!   for the archiver and the backfill.
 //! - [`reader`]: a shard's records read back from its committed segments.
 //! - [`contract`] (feature `contract`): the suites every adapter passes.
 
@@ -21,6 +23,7 @@ pub mod objects;
 pub mod reader;
 pub mod s3;
 pub mod segment;
+pub mod writer;
 
 #[cfg(feature = "contract")]
 pub mod contract;
@@ -28,3 +31,4 @@ pub mod contract;
 pub use manifest::{InMemoryManifest, Manifest, ManifestError, SegmentEntry, ShardHead};
 pub use objects::{InMemoryObjects, ObjectStore, ObjectStoreError};
 pub use segment::{ClosedSegment, SegmentWriter};
+pub use writer::{ArchiverConfig, ShardWriter, WriteError};

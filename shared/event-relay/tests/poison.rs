@@ -122,6 +122,15 @@ impl EventStore for LegacyStore {
         self.inner.stream_head(stream_id).await
     }
 
+    async fn scan_events(
+        &self,
+        part: event_store::ScanPart,
+        after: Option<&event_store::ScanCursor>,
+        limit: usize,
+    ) -> Result<event_store::ScanPage, StoreError> {
+        self.inner.scan_events(part, after, limit).await
+    }
+
     async fn idempotency_record(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
         self.inner.idempotency_record(key).await
     }

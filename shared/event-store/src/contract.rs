@@ -9,8 +9,8 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::{
-    AppendRequest, EventStore, IdempotencyRecord, LoadBound, NewEvent, StoreError,
-    MAX_EVENTS_PER_APPEND,
+    AppendRequest, EventStore, IdempotencyRecord, LoadBound, NewEvent, ScanCursor, ScanPart,
+    StoreError, MAX_EVENTS_PER_APPEND,
 };
 
 /// Generates one `#[tokio::test]` per contract case for the store built by `$make` (an async
@@ -34,6 +34,7 @@ macro_rules! event_store_contract {
             refuses_appends_over_the_transaction_limit,
             deferred_streams_leave_the_sweep_until_due,
             concurrent_sweep_claims_exactly_one_wins,
+            scans_visit_every_event_once_in_stream_order,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -663,4 +664,89 @@ pub async fn concurrent_sweep_claims_exactly_one_wins(store: Arc<dyn EventStore>
         .claim_publication(&id, until, until + Duration::hours(1))
         .await
         .expect("claim"));
+}
+
+/// Every event of a scan part, page by page from `after`, with the cursor after each page.
+async fn scan_part(
+    store: &dyn EventStore,
+    part: ScanPart,
+    mut after: Option<ScanCursor>,
+    limit: usize,
+) -> Vec<(String, u64)> {
+    let mut seen = Vec::new();
+    for _ in 0..10_000 {
+        let page = store
+            .scan_events(part, after.as_ref(), limit)
+            .await
+            .expect("scan page");
+        assert!(
+            page.events.len() <= limit,
+            "a page holds at most `limit` events"
+        );
+        seen.extend(page.events.iter().map(|e| (e.stream_id.clone(), e.version)));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return seen,
+        }
+    }
+    panic!("the scan does not terminate");
+}
+
+/// A scan in parallel parts sees every event exactly once, each stream whole in one part with
+/// its events together and in version order; a scan resumed from a cursor sees the rest.
+pub async fn scans_visit_every_event_once_in_stream_order(store: Arc<dyn EventStore>) {
+    let sizes = [1_usize, 3, 7, 2, 5];
+    let mut ours = std::collections::BTreeMap::new();
+    for size in sizes {
+        let id = stream();
+        append_n(store.as_ref(), &id, 0, size).await;
+        ours.insert(id, size as u64);
+    }
+    let total = 3;
+    let mut found: std::collections::BTreeMap<String, (u32, Vec<u64>)> = Default::default();
+    for segment in 0..total {
+        let part = ScanPart::new(segment, total).expect("part");
+        let seen = scan_part(store.as_ref(), part, None, 2).await;
+        let mut previous: Option<&str> = None;
+        for (stream_id, version) in &seen {
+            if !ours.contains_key(stream_id) {
+                continue;
+            }
+            let entry = found
+                .entry(stream_id.clone())
+                .or_insert((segment, Vec::new()));
+            assert_eq!(entry.0, segment, "{stream_id} is in two parts");
+            if previous != Some(stream_id.as_str()) {
+                assert!(entry.1.is_empty(), "{stream_id}'s events are not together");
+            }
+            entry.1.push(*version);
+            previous = Some(stream_id.as_str());
+        }
+    }
+    for (stream_id, size) in &ours {
+        let versions = &found.get(stream_id).expect("every stream is scanned").1;
+        assert_eq!(versions, &(1..=*size).collect::<Vec<_>>(), "{stream_id}");
+    }
+
+    let whole = scan_part(store.as_ref(), ScanPart::WHOLE, None, 3).await;
+    let ours_in_whole: Vec<_> = whole
+        .iter()
+        .filter(|(stream_id, _)| ours.contains_key(stream_id))
+        .cloned()
+        .collect();
+    assert_eq!(ours_in_whole.len() as u64, ours.values().sum::<u64>());
+    let middle = whole.len() / 2;
+    let (stream_id, version) = whole[middle].clone();
+    let rest = scan_part(
+        store.as_ref(),
+        ScanPart::WHOLE,
+        Some(ScanCursor { stream_id, version }),
+        4,
+    )
+    .await;
+    assert_eq!(
+        rest,
+        whole[middle + 1..].to_vec(),
+        "a resumed scan sees the rest"
+    );
 }

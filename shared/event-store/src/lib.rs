@@ -35,6 +35,6 @@ pub use envelope::{EventEnvelope, NewEvent};
 pub use error::{SizeLimit, StoreError};
 pub use memory::InMemoryEventStore;
 pub use store::{
-    AppendOutcome, AppendRequest, EventPage, EventStore, IdempotencyRecord, LoadBound, StreamHead,
-    MAX_EVENTS_PER_APPEND,
+    AppendOutcome, AppendRequest, EventPage, EventStore, IdempotencyRecord, LoadBound, ScanCursor,
+    ScanPage, ScanPart, StreamHead, MAX_EVENTS_PER_APPEND,
 };

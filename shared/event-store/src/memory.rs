@@ -12,7 +12,8 @@ use time::OffsetDateTime;
 use crate::envelope::EventEnvelope;
 use crate::error::StoreError;
 use crate::store::{
-    AppendOutcome, AppendRequest, EventPage, EventStore, IdempotencyRecord, StreamHead,
+    AppendOutcome, AppendRequest, EventPage, EventStore, IdempotencyRecord, ScanCursor, ScanPage,
+    ScanPart, StreamHead,
 };
 
 #[derive(Debug, Default)]
@@ -124,6 +125,41 @@ impl EventStore for InMemoryEventStore {
     async fn stream_head(&self, stream_id: &str) -> Result<Option<StreamHead>, StoreError> {
         let state = self.lock();
         Ok(state.streams.get(stream_id).map(|s| head_of(stream_id, s)))
+    }
+
+    async fn scan_events(
+        &self,
+        part: ScanPart,
+        after: Option<&ScanCursor>,
+        limit: usize,
+    ) -> Result<ScanPage, StoreError> {
+        let state = self.lock();
+        let limit = limit.max(1);
+        let from = after.map_or(std::ops::Bound::Unbounded, |cursor| {
+            std::ops::Bound::Included(cursor.stream_id.clone())
+        });
+        let mut events = Vec::new();
+        for (stream_id, stream) in state
+            .streams
+            .range((from, std::ops::Bound::Unbounded))
+            .filter(|(stream_id, _)| part.holds(stream_id))
+        {
+            let skip = match after {
+                Some(cursor) if &cursor.stream_id == stream_id => cursor.version,
+                _ => 0,
+            };
+            for event in stream.events.iter().skip(skip as usize) {
+                if events.len() == limit {
+                    let next = events.last().map(|last: &EventEnvelope| ScanCursor {
+                        stream_id: last.stream_id.clone(),
+                        version: last.version,
+                    });
+                    return Ok(ScanPage { events, next });
+                }
+                events.push(event.clone());
+            }
+        }
+        Ok(ScanPage { events, next: None })
     }
 
     async fn idempotency_record(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {

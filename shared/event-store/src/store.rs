@@ -183,6 +183,68 @@ pub struct EventPage {
 /// Default page size for loads.
 pub const DEFAULT_PAGE_SIZE: usize = 500;
 
+/// One part of a scan of every stream ([`EventStore::scan_events`]): part `segment` of
+/// `total`, as DynamoDB's parallel scan divides a table by partition key. Every stream falls
+/// in exactly one part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScanPart {
+    /// This part, `0..total`.
+    pub segment: u32,
+    /// How many parts the scan has (at least 1).
+    pub total: u32,
+}
+
+impl ScanPart {
+    /// The whole store as one part.
+    pub const WHOLE: ScanPart = ScanPart {
+        segment: 0,
+        total: 1,
+    };
+
+    /// Part `segment` of `total`, or `None` unless `segment < total`.
+    pub fn new(segment: u32, total: u32) -> Option<Self> {
+        (segment < total).then_some(Self { segment, total })
+    }
+}
+
+impl ScanPart {
+    /// Whether `stream_id` falls in this part (the in-memory adapter's division; DynamoDB
+    /// divides by its own hash of the partition key).
+    pub(crate) fn holds(&self, stream_id: &str) -> bool {
+        self.total <= 1 || stable_hash(stream_id) % u64::from(self.total) == u64::from(self.segment)
+    }
+}
+
+/// FNV-1a of a stream id: stable across builds and processes.
+pub(crate) fn stable_hash(stream_id: &str) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in stream_id.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
+/// Where a scan part stopped: it resumes after this position. Kept by callers that must
+/// survive a crash (a rebuild, a backfill), so it is plain data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanCursor {
+    /// The stream of the last position read.
+    pub stream_id: String,
+    /// Its version (0: the stream's head).
+    pub version: u64,
+}
+
+/// One page of a scan part.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScanPage {
+    /// Events in scan order: a stream's events together and in version order.
+    pub events: Vec<EventEnvelope>,
+    /// Where to continue, or `None` when the part is done. A page may be empty and still have
+    /// a next position (the backend read only heads).
+    pub next: Option<ScanCursor>,
+}
+
 /// The event store port.
 #[async_trait]
 pub trait EventStore: Send + Sync + std::fmt::Debug {
@@ -252,6 +314,21 @@ pub trait EventStore: Send + Sync + std::fmt::Debug {
         seen: OffsetDateTime,
         until: OffsetDateTime,
     ) -> Result<bool, StoreError>;
+
+    /// Reads one page of at most `limit` positions of a scan of every stream's events, after
+    /// `after` (from the start when `None`). In a part, streams come one after another (a
+    /// stream's events are together and in version order, possibly over several pages) in an
+    /// order that does not change between scans; every event committed before the scan began
+    /// is in exactly one part, once. Events committed during the scan may or may not be.
+    ///
+    /// For the operations that visit the whole store (archive backfill, read-model rebuild);
+    /// on DynamoDB a `Scan` with `Segment`/`TotalSegments`, strongly consistent.
+    async fn scan_events(
+        &self,
+        part: ScanPart,
+        after: Option<&ScanCursor>,
+        limit: usize,
+    ) -> Result<ScanPage, StoreError>;
 
     /// Checks that the backend answers (for readiness probes).
     async fn ping(&self) -> Result<(), StoreError> {

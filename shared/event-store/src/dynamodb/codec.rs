@@ -54,15 +54,10 @@ fn parse_timestamp(value: &str) -> Result<OffsetDateTime, StoreError> {
 
 /// The bucket of the `unpublished` index a stream's head goes to (FNV-1a, stable across builds).
 pub(crate) fn pending_bucket(stream_id: &str) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in stream_id.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    (hash % UNPUBLISHED_BUCKETS).to_string()
+    (crate::store::stable_hash(stream_id) % UNPUBLISHED_BUCKETS).to_string()
 }
 
-fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
+pub(crate) fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
     match item.get(name) {
         Some(AttributeValue::S(value)) => Ok(value),
         _ => Err(StoreError::corrupt(format!(

@@ -38,7 +38,8 @@ use time::OffsetDateTime;
 use crate::envelope::EventEnvelope;
 use crate::error::StoreError;
 use crate::store::{
-    AppendOutcome, AppendRequest, EventPage, EventStore, IdempotencyRecord, StreamHead,
+    AppendOutcome, AppendRequest, EventPage, EventStore, IdempotencyRecord, ScanCursor, ScanPage,
+    ScanPart, StreamHead,
 };
 use codec::{n, s};
 use quote_runtime::backoff::Backoff;
@@ -269,6 +270,50 @@ impl EventStore for DynamoEventStore {
 
     async fn stream_head(&self, stream_id: &str) -> Result<Option<StreamHead>, StoreError> {
         self.read_head(stream_id).await
+    }
+
+    async fn scan_events(
+        &self,
+        part: ScanPart,
+        after: Option<&ScanCursor>,
+        limit: usize,
+    ) -> Result<ScanPage, StoreError> {
+        let mut scan = self
+            .client
+            .scan()
+            .table_name(&self.tables.events)
+            // Heads are version 0; only events are returned.
+            .filter_expression("version > :zero")
+            .expression_attribute_values(":zero", n(0))
+            .consistent_read(true)
+            .limit(i32::try_from(limit.clamp(1, 10_000)).unwrap_or(10_000));
+        if part.total > 1 {
+            let segment = i32::try_from(part.segment).map_err(StoreError::backend)?;
+            let total = i32::try_from(part.total).map_err(StoreError::backend)?;
+            scan = scan.segment(segment).total_segments(total);
+        }
+        if let Some(cursor) = after {
+            scan = scan
+                .exclusive_start_key("stream_id", s(&cursor.stream_id))
+                .exclusive_start_key("version", n(cursor.version));
+        }
+        let output = scan
+            .send()
+            .await
+            .map_err(|e| StoreError::backend(e.into_service_error()))?;
+        let events = output
+            .items()
+            .iter()
+            .map(codec::event_from_item)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = match output.last_evaluated_key() {
+            Some(key) => Some(ScanCursor {
+                stream_id: codec::get_s(key, "stream_id")?.to_owned(),
+                version: codec::get_u64(key, "version")?,
+            }),
+            None => None,
+        };
+        Ok(ScanPage { events, next })
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -1,0 +1,184 @@
+//! `quotes archive status|backfill` as an operator runs them on the emulators: a store with
+//! history from before the archiver (never on the stream), the archiver started as a process
+//! and archiving what arrives from then on, then the backfill: together, the backfill shard and
+//! the archive hold every event of the store; a second backfill does nothing.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+use event_relay::sink::{EventSink, KinesisSink};
+use event_store::contract::event;
+use event_store::{AppendRequest, EventEnvelope, EventStore, ScanPart};
+use quote_archive::Manifest;
+use serde_json::Value;
+
+/// `quotes ARGS…` with the platform's environment, its output captured.
+fn quotes(platform: &common::Platform, args: &[&str]) -> Output {
+    let output = platform
+        .quotes(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run quotes");
+    eprintln!("{}", String::from_utf8_lossy(&output.stderr));
+    output
+}
+
+fn json(output: &Output) -> Value {
+    assert!(output.status.success(), "{output:?}");
+    serde_json::from_slice(&output.stdout).expect("JSON on stdout")
+}
+
+async fn append_quotes(store: &dyn EventStore, count: usize) -> Vec<EventEnvelope> {
+    let mut envelopes = Vec::new();
+    for i in 0..count {
+        let appended = store
+            .append(AppendRequest {
+                stream_id: format!("quote#{}", uuid::Uuid::new_v4()),
+                expected_version: 0,
+                events: (0..1 + i % 3).map(event).collect(),
+                idempotency: None,
+                customer_id: None,
+            })
+            .await
+            .expect("append");
+        envelopes.extend(appended.events);
+    }
+    envelopes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_backfills_the_history_from_before_the_archiver() {
+    let sdk = testkit::aws_config().await;
+    let platform = common::Platform::new();
+    platform.bootstrap();
+    let names = platform.archive();
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    let store = event_store::dynamodb::DynamoEventStore::new(
+        dynamo.clone(),
+        event_store::dynamodb::TableNames {
+            events: platform.events_table.clone(),
+            idempotency: platform.idempotency_table.clone(),
+        },
+    );
+    let manifest = quote_archive::dynamodb::DynamoManifest::new(dynamo, names.manifest.clone());
+    let objects = quote_archive::s3::S3Objects::new(
+        quote_archive::s3::S3Objects::client(&sdk),
+        names.bucket.clone(),
+    );
+
+    // History: events committed long ago, no longer on the stream.
+    let history = append_quotes(&store, 12).await;
+
+    // Nothing is archived yet: the backfill does not know where the archive begins.
+    let refused = quotes(&platform, &["archive", "backfill"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("nothing is archived yet"),
+        "{refused:?}"
+    );
+
+    // The archiver starts; new events reach the stream (as the relay publishes them).
+    let mut fleet = common::Fleet::default();
+    let mut archiver = platform.command("archiver");
+    archiver.env("LEASE_TABLE", &platform.lease_tables["archiver"]);
+    let port = fleet.spawn("archiver".into(), archiver);
+    common::wait_healthy("archiver", port).await;
+    let recent = append_quotes(&store, 6).await;
+    let sink = KinesisSink::new(aws_sdk_kinesis::Client::new(&sdk), names.stream.clone());
+    let accepted = sink.publish(&recent).await.expect("publish");
+    assert!(accepted.iter().all(|ok| *ok));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = json(&quotes(
+            &platform,
+            &["archive", "status", "--output", "json"],
+        ));
+        let archived: u64 = status
+            .as_array()
+            .expect("shards")
+            .iter()
+            .map(|shard| shard["records"].as_u64().unwrap_or(0))
+            .sum();
+        if archived == recent.len() as u64 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the archiver did not archive: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    fleet.stop();
+
+    let report = json(&quotes(
+        &platform,
+        &[
+            "archive",
+            "backfill",
+            "--clock-margin-secs",
+            "0",
+            "--output",
+            "json",
+        ],
+    ));
+    let shard_id = report["shard_id"].as_str().expect("shard_id").to_owned();
+    assert!(shard_id.starts_with("backfill-"), "{report}");
+    assert_eq!(report["already_finished"], false);
+    // Every event recorded before the first archived arrival: the history, and the recent
+    // events too (recorded before they reached the stream), which the archive also holds.
+    assert_eq!(
+        report["events_before_cutoff"].as_u64(),
+        Some((history.len() + recent.len()) as u64),
+        "{report}"
+    );
+
+    // The backfill shard holds each of those events once, as the relay publishes it.
+    let backfilled =
+        quote_archive::reader::read_shard(&objects, &manifest, &names.stream, &shard_id)
+            .await
+            .expect("read the backfill");
+    let mut backfilled_events = BTreeSet::new();
+    for record in &backfilled {
+        let envelope: EventEnvelope = serde_json::from_slice(&record.data).expect("envelope");
+        assert!(backfilled_events.insert((envelope.stream_id.clone(), envelope.version)));
+    }
+    let mut all = BTreeSet::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .scan_events(ScanPart::WHOLE, after.as_ref(), 100)
+            .await
+            .expect("scan");
+        all.extend(page.events.iter().map(|e| (e.stream_id.clone(), e.version)));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(
+        backfilled_events, all,
+        "every event of the store is backfilled"
+    );
+
+    let heads = manifest.shards(&names.stream).await.expect("heads");
+    let head = heads
+        .iter()
+        .find(|head| head.shard_id == shard_id)
+        .expect("the backfill shard");
+    assert!(head.ended && head.records == all.len() as u64, "{head:?}");
+    let status =
+        String::from_utf8_lossy(&quotes(&platform, &["archive", "status"]).stdout).into_owned();
+    assert!(status.contains(&shard_id), "{status}");
+
+    // Once only.
+    let again = quotes(&platform, &["archive", "backfill"]);
+    assert!(again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("finished earlier"),
+        "{again:?}"
+    );
+}
