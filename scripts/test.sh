@@ -82,7 +82,8 @@ suites=(
   archive_aws
   archiver_aws
   backfill
-  archive_cli
+  operations_cli
+  outbox
   dlq
   e2e_processes
   traces_e2e

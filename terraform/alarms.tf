@@ -138,6 +138,27 @@ resource "aws_cloudwatch_metric_alarm" "relay_dead_letters" {
   ok_actions          = local.alarm_actions
 }
 
+# A commit has waited too long to be published (Kinesis down or throttling for long, every relay
+# stopped, a stream failing every sweep): consumers do not see it, the customer waits.
+resource "aws_cloudwatch_metric_alarm" "relay_outbox_age" {
+  for_each = local.relay_services
+
+  alarm_name          = "${var.name_prefix}${each.key}-outbox-age"
+  alarm_description   = "A commit has waited more than ${var.outbox_age_alarm_secs} s to be published to ${local.names.event_stream} (quotes outbox status shows the backlog and the oldest commit)."
+  namespace           = var.metrics_namespace
+  metric_name         = "event_relay.outbox_oldest_age"
+  dimensions          = { application = each.key }
+  statistic           = "Maximum"
+  period              = 60
+  evaluation_periods  = 3
+  datapoints_to_alarm = 2
+  threshold           = var.outbox_age_alarm_secs
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}
+
 # Outbox sweeps keep failing: streams stay unpublished (target down, unreadable events) and are
 # retried with backoff; consumers do not see those events until they publish.
 resource "aws_cloudwatch_metric_alarm" "relay_sweep_failures" {

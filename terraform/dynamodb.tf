@@ -43,7 +43,9 @@ module "idempotency_table" {
   alarm_actions       = local.alarm_actions
 }
 
-# The customer-quotes read model (shared/read-model/src/dynamodb.rs).
+# The customer-quotes read model (shared/read-model/src/dynamodb.rs). `pending` is sparse: only
+# a pending quote's item has `pending_bucket` and `pending_since` (its request time, sortable
+# UTC), so the index lists exactly the quotes fulfillment refers at their deadline.
 module "read_model_table" {
   source = "./modules/dynamodb-table"
 
@@ -53,9 +55,12 @@ module "read_model_table" {
   attributes = [
     { name = "customer_id", type = "S" },
     { name = "quote_id", type = "S" },
+    { name = "pending_bucket", type = "S" },
+    { name = "pending_since", type = "S" },
   ]
   global_secondary_indexes = [
     { name = "by-quote", hash_key = "quote_id", projection_type = "ALL" },
+    { name = "pending", hash_key = "pending_bucket", range_key = "pending_since", projection_type = "KEYS_ONLY" },
   ]
 
   kms_key_arn         = aws_kms_key.platform.arn

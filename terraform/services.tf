@@ -118,11 +118,22 @@ locals {
       }
     }
 
-    # Rates quotes and decides their outcome.
+    # Rates quotes and decides their outcome; refers the quotes still pending
+    # QUOTE_DEADLINE_SECS after their request, which it lists on the read model's `pending`
+    # index (keys only; it never reads or writes the read model's items).
     "fulfillment" = {
       event_handler = true
       environment = {
-        RATING_TABLES_PATH = var.rating_tables_path
+        RATING_TABLES_PATH  = var.rating_tables_path
+        READ_MODEL_TABLE    = module.read_model_table.name
+        QUOTE_DEADLINE_SECS = var.quote_deadline_secs
+      }
+      dynamodb_tables = {
+        READ_MODEL_TABLE = {
+          arn           = module.read_model_table.arn
+          actions       = ["dynamodb:DescribeTable"]
+          index_actions = ["dynamodb:Query"]
+        }
       }
     }
 

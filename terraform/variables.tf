@@ -453,6 +453,17 @@ variable "rating_tables_path" {
   default     = null
 }
 
+variable "quote_deadline_secs" {
+  description = "QUOTE_DEADLINE_SECS of fulfillment: seconds a quote may stay pending after its request (an enrichment dead-lettered, a provider down for long) before fulfillment refers it (1–2592000, 30 days); the read model's `pending` index lists the pending quotes."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.quote_deadline_secs >= 1 && var.quote_deadline_secs <= 2592000 && floor(var.quote_deadline_secs) == var.quote_deadline_secs
+    error_message = "quote_deadline_secs must be a whole number of seconds between 1 and 2592000 (30 days)."
+  }
+}
+
 variable "notify_from_email" {
   description = "NOTIFY_FROM_EMAIL: the notifier's sender address."
   type        = string
@@ -589,6 +600,17 @@ variable "iterator_age_alarm_ms" {
   description = "Alarm when the stream's oldest unread record (GetRecords.IteratorAgeMilliseconds) is older than this."
   type        = number
   default     = 300000
+}
+
+variable "outbox_age_alarm_secs" {
+  description = "Alarm when a relay reports a commit unpublished for longer than this (event_relay.outbox_oldest_age; quotes outbox status shows the backlog)."
+  type        = number
+  default     = 120
+
+  validation {
+    condition     = var.outbox_age_alarm_secs >= 30
+    error_message = "The relays measure the outbox every 30 s: use 30 s or more."
+  }
 }
 
 variable "api_5xx_alarm_percent" {

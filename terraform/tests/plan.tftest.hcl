@@ -174,13 +174,23 @@ run "defaults" {
   }
 
   assert {
-    condition     = !contains(keys(aws_cloudwatch_metric_alarm.relay_dead_letters), "archiver") && contains(keys(aws_cloudwatch_metric_alarm.relay_sweep_failures), "notifier")
+    condition     = !contains(keys(aws_cloudwatch_metric_alarm.relay_dead_letters), "archiver") && contains(keys(aws_cloudwatch_metric_alarm.relay_sweep_failures), "notifier") && contains(keys(aws_cloudwatch_metric_alarm.relay_outbox_age), "event-source") && !contains(keys(aws_cloudwatch_metric_alarm.relay_outbox_age), "archiver")
     error_message = "The archiver runs no relay: no relay alarms."
   }
 
   assert {
     condition     = output.archive_manifest_table == "quote-archive-manifest" && output.archive_prefix == "events/" && output.table_names["ARCHIVE_MANIFEST_TABLE"] == "quote-archive-manifest"
     error_message = "The outputs name the archive's manifest and prefix."
+  }
+
+  assert {
+    condition     = local.consumers["fulfillment"].environment.READ_MODEL_TABLE == "customer-quotes" && local.consumers["fulfillment"].environment.QUOTE_DEADLINE_SECS == 300 && contains(module.read_model_table.index_names, "pending")
+    error_message = "Fulfillment finds the quotes past their deadline (QUOTE_DEADLINE_SECS, 300 s by default) in the read model's pending index (READ_MODEL_TABLE)."
+  }
+
+  assert {
+    condition     = local.consumers["fulfillment"].dynamodb_tables.READ_MODEL_TABLE.actions == ["dynamodb:DescribeTable"] && local.consumers["fulfillment"].dynamodb_tables.READ_MODEL_TABLE.index_actions == ["dynamodb:Query"]
+    error_message = "Fulfillment only describes the read model and queries its indexes: it never reads or writes its items."
   }
 
   assert {
@@ -265,6 +275,26 @@ run "trial_cidrs_are_cidr_blocks" {
   }
 
   expect_failures = [var.trial_http_cidrs]
+}
+
+run "quote_deadline_is_bounded" {
+  command = plan
+
+  variables {
+    quote_deadline_secs = 0
+  }
+
+  expect_failures = [var.quote_deadline_secs]
+}
+
+run "quote_deadline_is_at_most_30_days" {
+  command = plan
+
+  variables {
+    quote_deadline_secs = 2592001
+  }
+
+  expect_failures = [var.quote_deadline_secs]
 }
 
 run "certificate_or_trial_not_both" {

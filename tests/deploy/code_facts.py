@@ -116,6 +116,7 @@ DEPLOY_REQUIRED = {
         "RELAY_DEAD_LETTER_TABLE": "names the relay's dead-letter table explicitly",
         "EVENTS_TABLE": "names the event store explicitly",
     },
+    "fulfillment": {"READ_MODEL_TABLE": "names the read model explicitly (its `pending` index lists the quotes past their deadline)"},
     "projector": {"READ_MODEL_TABLE": "names the read model explicitly"},
     "notifier": {"NOTIFICATIONS_TABLE": "names the ledger explicitly"},
     "archiver": {
@@ -382,8 +383,9 @@ PROVISIONING = {
 }
 
 #: File → operation → [(resource variable or service key, [IAM actions])]. A DynamoDB grant
-#: covers the table and its indexes. `TransactWriteItems` is authorised per item, so it maps to
-#: the item actions its transactions contain.
+#: covers the table and its indexes (unless `INDEX_ONLY` proves a service needs it on the
+#: indexes only). `TransactWriteItems` is authorised per item, so it maps to the item actions
+#: its transactions contain.
 CALLS: dict[str, dict[str, list[tuple[str, list[str]]]]] = {
     "shared/event-store/src/dynamodb/mod.rs": {
         "get_item": [("EVENTS_TABLE", ["GetItem"]), ("IDEMPOTENCY_TABLE", ["GetItem"])],
@@ -394,6 +396,9 @@ CALLS: dict[str, dict[str, list[tuple[str, list[str]]]]] = {
             ("IDEMPOTENCY_TABLE", ["PutItem"]),
         ],
         "describe_table": [("EVENTS_TABLE", ["DescribeTable"]), ("IDEMPOTENCY_TABLE", ["DescribeTable"])],
+        # `EventStore::scan_events`: operators' commands that visit every stream (`quotes
+        # archive backfill`), never a service.
+        "scan": [],
     },
     "shared/event-store/src/dynamodb/schema.rs": {"describe_table": []},
     "shared/event-relay/src/sink.rs": {
@@ -445,6 +450,9 @@ CALLS: dict[str, dict[str, list[tuple[str, list[str]]]]] = {
         "put_item": [("READ_MODEL_TABLE", ["PutItem"])],
         "query": [("READ_MODEL_TABLE", ["Query"])],
         "describe_table": [("READ_MODEL_TABLE", ["DescribeTable"])],
+        # `create_read_model_table` adds the `pending` index to an older table (`quotes
+        # bootstrap`), never a service.
+        "update_table": [],
     },
     # The archive (shared/archive): segments in S3, the manifest in DynamoDB.
     "shared/archive/src/s3.rs": {
@@ -514,8 +522,15 @@ NOT_REACHED = [
         ["projector"],
         "READ_MODEL_TABLE",
         ["dynamodb:Query"],
-        r"list_by_customer\(",
-        "the projector writes summaries and reads them back by key; listing is event-source's",
+        r"list_by_customer\(|pending_before\(",
+        "the projector writes summaries and reads them back by key; listing is event-source's, the pending quotes fulfillment's",
+    ),
+    (
+        ["fulfillment"],
+        "READ_MODEL_TABLE",
+        ["dynamodb:PutItem", "dynamodb:GetItem"],
+        r"\.upsert\(",
+        "fulfillment only lists the pending quotes (`pending_before`); the projector writes the read model (GetItem is its stale upsert's read-back)",
     ),
     (
         CONSUMERS,
@@ -551,6 +566,21 @@ NOT_REACHED = [
         ["s3:GetObject"],
         r"reader::|read_shard\(|read_segment\(|objects\s*\.get\(",
         "the archiver never reads a segment back (`quote_archive::reader` is for readers of the archive)",
+    ),
+]
+
+#: Table actions a service reaches on the table's indexes only, never on the table itself:
+#: (services, resource, actions, pattern, reason). The proof, as for `NOT_REACHED`, is that
+#: `pattern` (every call that does them on the table itself) does not occur in the service's
+#: entry code; the check fails when it starts to occur. `aws_calls` keeps the actions (the
+#: service needs them); `index_only_calls` says they are granted on `<table>/index/*` only.
+INDEX_ONLY = [
+    (
+        ["fulfillment"],
+        "READ_MODEL_TABLE",
+        ["dynamodb:Query"],
+        r"list_by_customer\(",
+        "fulfillment queries the `pending` index (`pending_before`, keys only); only `list_by_customer` queries the table itself",
     ),
 ]
 
@@ -673,6 +703,23 @@ def aws_calls(service: str) -> dict[str, set[str]]:
     return {resource: actions for resource, actions in grants.items() if actions}
 
 
+def index_only_calls(service: str) -> dict[str, set[str]]:
+    """Resource key → the actions of `aws_calls(service)` on it that the service's code does on
+    the table's indexes only (`INDEX_ONLY`), so that the table itself needs no grant for them."""
+    calls = aws_calls(service)
+    entry = _entry_text(service)
+    found: dict[str, set[str]] = {}
+    for services, resource, actions, pattern, _reason in INDEX_ONLY:
+        if service not in services:
+            continue
+        if re.search(pattern, entry):
+            raise ValueError(f"{service} now matches {pattern!r}: it may call {actions} on {resource} itself, not only on its indexes")
+        reached = calls.get(resource, set()) & set(actions)
+        if reached:
+            found.setdefault(resource, set()).update(reached)
+    return found
+
+
 def _entry_crates(service: str) -> list[str]:
     own = package_of(service)
     return [own, *sorted(ENTRY_CRATES & set(crates_of(service)))]
@@ -685,16 +732,49 @@ def _crate_prefix(crate: str) -> str:
 
 def _entry_text(service: str) -> str:
     """The code that decides which calls `service` reaches: its own crate and the entry crates
-    it runs (for a record service without the event handlers' arm of `AwsConsumer::connect`)."""
+    it runs (for a record service without the event handlers' arm of `AwsConsumer::connect`,
+    and without its crate's `OPERATOR_MODULES`, once `operator_module_proof` holds)."""
     parts = []
-    for path, text in sources_of(service).items():
+    sources = sources_of(service)
+    for path, text in sources.items():
         if not any(path.startswith(_crate_prefix(crate)) for crate in _entry_crates(service)):
+            continue
+        if path in OPERATOR_MODULES:
+            operator_module_proof(service, path)
             continue
         if service in RECORD_SERVICES and path == PIPELINE_SERVICE:
             events, _ = _consumption_arms(text)
             text = text.replace(events, "")
         parts.append(text)
     return "\n".join(parts)
+
+
+#: Modules of a service's crate that only operators' commands run (`quotes …`, from the
+#: `quotes` crate), never `quotes run SERVICE`: file → what runs it. They are left out of the
+#: service's entry code (`_entry_text`); `operator_module_proof` shows the service never reaches
+#: them.
+OPERATOR_MODULES = {
+    "services/archiver/src/backfill.rs": (
+        "`quotes archive backfill` (services/quotes/src/archive.rs): it reads segments back"
+        " (`quote_archive::reader`) to resume; the archiver itself never does"
+    ),
+}
+
+
+def operator_module_proof(service: str, path: str) -> None:
+    """Proves that `quotes run SERVICE` never reaches the operators' module `path`, or raises
+    `ValueError`: no other file of the service's entry code refers to the module beyond
+    declaring it (`pub mod NAME;`), and neither does `quotes run`'s wiring (`RUN_AWS`)."""
+    module = Path(path).stem
+    declaration = re.compile(rf"^\s*pub\s+mod\s+{module}\s*;", re.MULTILINE)
+    use = re.compile(rf"\b{module}\s*::|\buse\s+[\w:]*\{{[^}}]*\b{module}\b")
+    for other, text in sources_of(service).items():
+        if other == path or not any(other.startswith(_crate_prefix(crate)) for crate in _entry_crates(service)):
+            continue
+        if use.search(declaration.sub("", text)):
+            raise ValueError(f"{other} refers to {module}: {service} may run {path}, which OPERATOR_MODULES says only operators run")
+    if re.search(rf"\b{module}\b", _strip_tests((ROOT / RUN_AWS).read_text())):
+        raise ValueError(f"{RUN_AWS} refers to {module}: `quotes run {service}` may run {path}")
 
 
 def _block_after(text: str, start: int) -> str:

@@ -104,6 +104,11 @@ def test_calls_are_attributed_to_resources():
         # Never GetObject (the reader's); HeadBucket and ListObjectsV2 are s3:ListBucket.
         "ARCHIVE_BUCKET": {"s3:DeleteObject", "s3:ListBucket", "s3:PutObject"},
     }
+    # The quote deadline: fulfillment describes the read model (`quotes run`) and queries its
+    # `pending` index, never the table itself, and neither reads nor writes its items.
+    assert code_facts.aws_calls("fulfillment")["READ_MODEL_TABLE"] == {"dynamodb:DescribeTable", "dynamodb:Query"}
+    assert code_facts.index_only_calls("fulfillment") == {"READ_MODEL_TABLE": {"dynamodb:Query"}}
+    assert code_facts.index_only_calls("event-source") == {}
     notifier = code_facts.aws_calls("notifier")
     assert notifier["ses"] == {"ses:SendEmail"} and notifier["sns"] == {"sns:Publish"}
     assert "IDEMPOTENCY_TABLE" not in notifier

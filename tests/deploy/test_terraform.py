@@ -12,7 +12,8 @@
   `name_prefix`; the prefix is prepended otherwise).
 - Each task role grants exactly what the service's code can call (`code_facts.aws_calls`), on
   the resource the service's variable names: table actions on the table, `Query` on the table's
-  indexes when it has some, stream and fan-out consumer actions, bucket and object actions (the
+  indexes when it has some (and only there when the code queries the indexes only,
+  `code_facts.index_only_calls`), stream and fan-out consumer actions, bucket and object actions (the
   objects under the prefix the service writes to, the bucket's KMS key through S3), SES and SNS.
   Only the consumers that handle events get the event store, the relay and the dead letters
   (`event_handler`); a record service (the archiver) gets none of them.
@@ -655,6 +656,7 @@ def test_task_role_grants_exactly_what_the_code_calls(service):
     block = service_block(service)
     environment = block.get("environment", {})
     calls = code_facts.aws_calls(service)
+    index_only = code_facts.index_only_calls(service)
     ev = evaluator()
     indexes = table_indexes()
     granted: dict[str, set[str]] = {}
@@ -667,8 +669,12 @@ def test_task_role_grants_exactly_what_the_code_calls(service):
             f"{service}: the {variable} grant is on {arn}, the service uses the table {table}"
         )
         actions = set(ev.value(grant["actions"]))
-        granted[variable] = actions
         index_actions = set(ev.value(grant.get("index_actions", [])))
+        only_on_indexes = index_only.get(variable, set())
+        assert not actions & only_on_indexes, (
+            f"{service}: {sorted(actions & only_on_indexes)} granted on {table} itself; the code calls them on its indexes only"
+        )
+        granted[variable] = actions | (index_actions & only_on_indexes)
         expected = calls.get(variable, set()) & INDEX_ACTIONS if indexes.get(table) else set()
         assert index_actions == expected, (
             f"{service}: actions on the indexes of {table} ({sorted(indexes.get(table, []))}) should be "
@@ -850,8 +856,8 @@ CODE_TABLES = {
         "shared/read-model/src/dynamodb.rs",
         "customer_id",
         "quote_id",
-        {"customer_id": "S", "quote_id": "S"},
-        {"by-quote": ("quote_id", None)},
+        {"customer_id": "S", "quote_id": "S", "pending_bucket": "S", "pending_since": "S"},
+        {"by-quote": ("quote_id", None), "pending": ("pending_bucket", "pending_since")},
         None,
     ),
     "DEAD_LETTER_TABLE": (
@@ -873,6 +879,12 @@ CODE_TABLES = {
     "NOTIFICATIONS_TABLE": ("services/notifier/src/ledger.rs", "notification_id", None, {"notification_id": "S"}, {}, None),
     "LEASE_TABLE": ("shared/kinesis-consumer/src/lease_table/dynamodb/codec.rs", "leaseKey", None, {"leaseKey": "S"}, {}, None),
     "ARCHIVE_MANIFEST_TABLE": ("shared/archive/src/dynamodb.rs", "stream", "entry", {"stream": "S", "entry": "S"}, {}, None),
+}
+
+#: GSIs the code creates with a projection other than ALL: (table variable, index) →
+#: (projection, what the create function's file says for it).
+CODE_PROJECTIONS = {
+    ("READ_MODEL_TABLE", "pending"): ("KEYS_ONLY", "ProjectionType::KeysOnly"),
 }
 
 
@@ -917,7 +929,10 @@ def test_tables_are_the_ones_the_code_creates():
         gsis = {g["name"]: (g["hash_key"], g.get("range_key")) for g in ev.value(block.get("global_secondary_indexes", []))}
         assert gsis == indexes, variable
         for g in ev.value(block.get("global_secondary_indexes", [])):
-            assert g.get("projection_type", "ALL") == "ALL", f"{variable}: the code projects ALL"
+            projection, marker = CODE_PROJECTIONS.get((variable, g["name"]), ("ALL", None))
+            if marker is not None:
+                assert marker in source, f"{file} no longer creates {g['name']} with {marker}: update CODE_PROJECTIONS"
+            assert g.get("projection_type", "ALL") == projection, f"{variable}: the code projects {projection} on {g['name']}"
         assert ev.value(block.get("ttl_attribute")) == ttl, variable
 
 

@@ -844,6 +844,14 @@ impl quote_read_model::ReadModel for CountingReadModel {
             .await
     }
 
+    async fn pending_before(
+        &self,
+        before: time::OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<quote_read_model::PendingQuote>, quote_read_model::ReadModelError> {
+        self.inner.pending_before(before, limit).await
+    }
+
     async fn ping(&self) -> Result<(), quote_read_model::ReadModelError> {
         self.pings.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.backend_error()

@@ -25,6 +25,7 @@ use quote_domain::{
 use quote_pipeline::{quote, EventHandler, HandlerContext, HandlerError, UpdateOutcome};
 use quote_rating::RatingTables;
 
+use crate::deadline::Deadlines;
 use crate::outcome::decide;
 use crate::tables::TablesSource;
 
@@ -44,12 +45,27 @@ pub const HANDLED_EVENT_TYPES: [&str; 5] = [
 #[derive(Debug, Clone)]
 pub struct Fulfillment {
     tables: Arc<RatingTables>,
+    /// Refers quotes still pending past their deadline (none: no deadline).
+    deadlines: Option<Deadlines>,
 }
 
 impl Fulfillment {
     /// A handler rating with `tables`.
     pub fn new(tables: Arc<RatingTables>) -> Self {
-        Self { tables }
+        Self {
+            tables,
+            deadlines: None,
+        }
+    }
+
+    /// The same handler, also referring the quotes still pending past `deadlines.deadline`.
+    pub fn with_deadlines(mut self, deadlines: Deadlines) -> Self {
+        tracing::info!(
+            deadline_secs = deadlines.deadline.as_secs(),
+            "quotes pending longer than the deadline are referred"
+        );
+        self.deadlines = Some(deadlines);
+        self
     }
 
     /// A handler rating with the tables embedded in the binary.
@@ -122,6 +138,20 @@ impl EventHandler for Fulfillment {
             for envelope in &appended {
                 log_outcome(envelope);
             }
+        }
+        Ok(())
+    }
+
+    fn period(&self) -> Option<std::time::Duration> {
+        self.deadlines.as_ref().map(Deadlines::period)
+    }
+
+    /// Refers the quotes still pending past their deadline.
+    async fn on_period(&self, context: &HandlerContext) -> Result<(), HandlerError> {
+        if let Some(deadlines) = &self.deadlines {
+            deadlines
+                .sweep(context, time::OffsetDateTime::now_utc())
+                .await?;
         }
         Ok(())
     }

@@ -9,6 +9,9 @@
 //! event completes the quote triggers the decision. Redelivered, late and concurrent events
 //! append at most one outcome (see [`handler`]).
 //!
+//! A quote still pending `QUOTE_DEADLINE_SECS` after its request is referred with the reason
+//! `enrichment timed out` ([`deadline`]), so every customer gets an answer.
+//!
 //! # Configuration
 //!
 //! `RATING_TABLES_PATH` (a rating table file, read and validated at start; the embedded
@@ -19,8 +22,10 @@
 //! - [`rating_input`]: the pure adapter from the quote's state to the rating input.
 //! - [`outcome`]: the pure decision (refer, rate, issue or decline).
 //! - [`tables`]: loading and validating the rating tables.
+//! - [`deadline`]: the quote deadline's sweep and its pure decision.
 //! - [`handler`]: the event handler.
 
+pub mod deadline;
 pub mod handler;
 pub mod outcome;
 pub mod rating_input;

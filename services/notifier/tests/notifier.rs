@@ -823,3 +823,109 @@ async fn an_unverified_sender_fails_and_the_retry_after_bootstrap_sends() {
     let entry = aws.ledger.get(id).await.expect("get").expect("entry");
     assert_eq!((entry.status, entry.attempt), (Status::Sent, 2));
 }
+
+/// A rewind replays the stream through a running notifier (`quotes consumer rewind`): every
+/// outcome is handled again, and nothing is sent twice (the ledger holds each notification).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rewound_notifier_sends_nothing_again() {
+    use kinesis_consumer::lease_table::InMemoryLeaseTable;
+    use kinesis_consumer::rewind::{rewind, RewindTarget};
+    use kinesis_consumer::{Checkpoint, CheckpointPolicy, LeaseTable, WorkerConfig};
+    use std::sync::atomic::Ordering;
+
+    let ledger = Arc::new(InMemoryNotificationLedger::new(Duration::from_secs(60)));
+    let email = Arc::new(InMemoryEmailSender::new());
+    let sms = Arc::new(InMemorySmsSender::new());
+    let notifier = Arc::new(Notifier::new(ledger.clone(), email.clone(), sms.clone()));
+    let stream = InMemoryStream::new(1);
+    let store: Arc<dyn EventStore> = Arc::new(InMemoryEventStore::new());
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let (relay, relay_task) = Relay::new(
+        store.clone(),
+        Arc::new(InMemoryStreamSink::new(stream.clone())),
+        RelayConfig::default(),
+    )
+    .spawn(shutdown.clone());
+    let table = Arc::new(InMemoryLeaseTable::new());
+    let config = WorkerConfig {
+        worker_id: "notifier-1".into(),
+        lease_duration: Duration::from_secs(3),
+        renew_interval: Duration::from_millis(500),
+        scan_interval: Duration::from_millis(100),
+        checkpoint: CheckpointPolicy {
+            every_records: Some(1),
+            every: None,
+        },
+        ..WorkerConfig::new("notifier")
+    };
+    let worker = quote_pipeline::service::worker(
+        notifier,
+        config,
+        table.clone(),
+        Arc::new(stream.clone()),
+        store.clone(),
+        relay.clone(),
+    );
+    let metrics = worker.metrics();
+    let worker_task = tokio::spawn(worker.run(shutdown.clone()));
+
+    for cents in [100_000, 120_000, 90_000] {
+        let (quote_id, requested) = quote_requested(Customer::unique().request());
+        let appended = store
+            .append(AppendRequest {
+                stream_id: quote_id.stream_id(),
+                expected_version: 0,
+                events: vec![new_event(&requested), new_event(&issued(cents))],
+                idempotency: None,
+                customer_id: Some("cust-42".into()),
+            })
+            .await
+            .expect("append");
+        relay.notify(appended.events);
+    }
+    let records = || stream.records("shardId-000000000000");
+    let caught_up = || async {
+        let last = records().last().map(|r| r.sequence_number.clone());
+        let lease = table.list().await.expect("leases").into_iter().next();
+        lease.is_some_and(|l| Some(l.checkpoint) == last.clone().map(Checkpoint::Sequence))
+    };
+    for _ in 0..300 {
+        if records().len() == 6 && caught_up().await {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        caught_up().await,
+        "the first pass checkpointed the last record"
+    );
+    assert_eq!((email.sent().len(), sms.sent().len()), (3, 3));
+    let processed = metrics.records_processed.load(Ordering::Relaxed);
+
+    let steps = rewind(table.as_ref(), &RewindTarget::TrimHorizon, None, false)
+        .await
+        .expect("rewind");
+    assert!(steps[0].replays, "{steps:?}");
+    for _ in 0..300 {
+        if metrics.records_processed.load(Ordering::Relaxed) >= processed + 6 && caught_up().await {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        metrics.records_processed.load(Ordering::Relaxed) >= processed + 6,
+        "every record was handled again"
+    );
+    assert!(
+        caught_up().await,
+        "the replay checkpointed the last record again"
+    );
+    assert_eq!(
+        (email.sent().len(), sms.sent().len()),
+        (3, 3),
+        "nothing sent twice"
+    );
+    shutdown.cancel();
+    worker_task.await.expect("worker");
+    relay_task.await.expect("relay");
+}

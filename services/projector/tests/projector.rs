@@ -61,6 +61,14 @@ impl ReadModel for Outage {
             .list_by_customer(customer_id, limit, page_token)
             .await
     }
+
+    async fn pending_before(
+        &self,
+        before: time::OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<quote_read_model::PendingQuote>, ReadModelError> {
+        self.inner.pending_before(before, limit).await
+    }
 }
 
 fn new_event(event: &QuoteEvent) -> NewEvent {

@@ -60,6 +60,12 @@ pub enum Command {
     /// archived, and the backfill of the events from before it began.
     #[command(subcommand)]
     Archive(ArchiveCommand),
+    /// The publication outbox: commits the relays have not published to EVENT_STREAM yet.
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
+    /// A consumer application's position in the stream.
+    #[command(subcommand)]
+    Consumer(ConsumerCommand),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -284,6 +290,28 @@ pub struct DlqPurgeArgs {
     pub dead_letters: DeadLetterSettings,
 }
 
+/// `quotes outbox`.
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// Streams and events not yet published, streams backed off after failed sweeps, and the
+    /// oldest unpublished commit with its age.
+    Status(OutboxStatusArgs),
+}
+
+/// `quotes outbox status`.
+#[derive(Debug, Args)]
+pub struct OutboxStatusArgs {
+    /// Examine at most this many streams with a backlog (the counts are then lower bounds).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub limit: u64,
+    /// The event store.
+    #[command(flatten)]
+    pub event_store: EventStoreSettings,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
 /// `quotes archive`.
 #[derive(Debug, Subcommand)]
 pub enum ArchiveCommand {
@@ -352,6 +380,41 @@ pub struct LeasesArgs {
     /// Milliseconds between the two reads that show which leases are being renewed.
     #[arg(long, default_value_t = 2500, value_parser = clap::value_parser!(u64).range(0..=60_000))]
     pub sample_ms: u64,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// The lease table.
+    #[command(flatten)]
+    pub lease: LeaseTableSettings,
+}
+
+/// `quotes consumer`.
+#[derive(Debug, Subcommand)]
+pub enum ConsumerCommand {
+    /// Move the application's checkpoints (every shard's, or one's) to an earlier or later
+    /// position while its workers run: each lease's owner is fenced at its next renewal and the
+    /// shard is processed again from there (handlers are idempotent; the notifier sends
+    /// nothing twice).
+    Rewind(ConsumerRewindArgs),
+}
+
+/// `quotes consumer rewind`.
+#[derive(Debug, Args)]
+pub struct ConsumerRewindArgs {
+    /// The consumer application (its lease table is LEASE_TABLE, default `<app>-leases`).
+    #[arg(long)]
+    pub app: String,
+    /// Where to: TRIM_HORIZON (the oldest record still in the stream), LATEST (skip what is
+    /// unread), AT_TIMESTAMP:<RFC 3339> (records that arrived at or after it), or a sequence
+    /// number (the records after it, as if it had just been checkpointed; needs --shard).
+    #[arg(long, value_parser = kinesis_consumer::rewind::RewindTarget::parse)]
+    pub to: kinesis_consumer::rewind::RewindTarget,
+    /// Only this shard's lease.
+    #[arg(long)]
+    pub shard: Option<String>,
+    /// Only print what would change.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,

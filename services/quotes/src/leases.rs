@@ -1,4 +1,5 @@
-//! `quotes leases --app NAME`: the lease table of a consumer application as a readable table.
+//! `quotes leases --app NAME`: the lease table of a consumer application as a readable table;
+//! and the table `quotes consumer rewind` prints ([`render_rewind`]).
 //!
 //! The table is read twice, `sample` apart (default 2.5 s, longer than the default renew
 //! interval), so each lease shows whether its owner is renewing it: counters that moved are
@@ -123,6 +124,33 @@ pub async fn read(table: &dyn LeaseTable, sample: Duration) -> Result<Leases, Le
     tokio::time::sleep(sample).await;
     let second = table.list().await?;
     Ok(Leases(rows(&first, &second, sample)))
+}
+
+/// A rewind's steps as an aligned table (`quotes consumer rewind`).
+pub fn render_rewind(steps: &[kinesis_consumer::rewind::RewindStep], dry_run: bool) -> String {
+    use std::fmt::Write;
+    let mut out = format!(
+        "{:<24} {:<20} {:<10} {:<34} {}\n",
+        "SHARD", "OWNER (FENCED)", "REPLAYS", "FROM", "TO"
+    );
+    for step in steps {
+        let tail = |s: &str| s[s.len().saturating_sub(32)..].to_owned();
+        let _ = writeln!(
+            out,
+            "{:<24} {:<20} {:<10} {:<34} {}",
+            step.shard_id,
+            step.owner.as_deref().unwrap_or("-"),
+            if step.replays { "yes" } else { "no" },
+            tail(&step.from),
+            tail(&step.to)
+        );
+    }
+    out.push_str(if dry_run {
+        "(dry run: nothing changed)\n"
+    } else {
+        "rewound: each owner stops at its next renewal; the next worker to take a lease starts from its new checkpoint\n"
+    });
+    out
 }
 
 #[cfg(test)]

@@ -13,6 +13,9 @@
 //!   ([`dlq`]);
 //! - `quotes archive status|backfill`: the event archive, and the events from before it
 //!   ([`archive`]);
+//! - `quotes consumer rewind --app APP --to POSITION`: a consumer application's checkpoints
+//!   moved while it runs (`kinesis_consumer::rewind`);
+//! - `quotes outbox status`: commits not yet published and the oldest one's age ([`outbox`]);
 //! - `quotes token` mints a bearer token event-source accepts ([`token`]);
 //! - `quotes bench ingest` measures `POST /v1/quotes` against a baseline of the same writes
 //!   made directly, `quotes bench pipeline` the time from a POST to the priced quote
@@ -31,6 +34,7 @@
 //! - [`relay_dead_letters`]: the relays' dead letters as a readable table.
 //! - [`dlq`]: the consumer applications' dead letters: filters, views, redrive, purge.
 //! - [`archive`]: the archive's shards, and its backfill from the event store.
+//! - [`outbox`]: the publication outbox's backlog.
 //! - [`token`]: HS256 token minting.
 //! - [`bench`]: the load generators, their baselines and statistics.
 //! - [`healthcheck`]: the health probe.
@@ -43,6 +47,7 @@ pub mod config;
 pub mod dlq;
 pub mod healthcheck;
 pub mod leases;
+pub mod outbox;
 pub mod platform;
 pub mod relay_dead_letters;
 pub mod settings;

@@ -8,7 +8,8 @@ use std::time::Duration;
 use anyhow::Context;
 use quotes::cli::{
     ArchiveCommand, BenchCommand, BootstrapArgs, Cli, Command, DlqCommand, IngestArgs, LeasesArgs,
-    OutputFormat, RelayDeadLettersArgs, RunArgs, SettingsArgs, SettingsFormat, TokenArgs,
+    OutboxCommand, OutputFormat, RelayDeadLettersArgs, RunArgs, SettingsArgs, SettingsFormat,
+    TokenArgs,
 };
 use quotes::config::{Resources, TokenSettings};
 use quotes::settings::api::ApiParts;
@@ -51,6 +52,8 @@ async fn dispatch(cli: Cli) -> ExitCode {
         Command::RelayDeadLetters(args) => relay_dead_letters(&args).await,
         Command::Dlq(command) => dlq(command).await,
         Command::Archive(command) => archive(command).await,
+        Command::Outbox(OutboxCommand::Status(args)) => outbox_status(&args).await,
+        Command::Consumer(quotes::cli::ConsumerCommand::Rewind(args)) => rewind(&args).await,
         Command::Bench(BenchCommand::Ingest(args)) => bench_ingest(&args).await,
         Command::Bench(BenchCommand::Pipeline(args)) => quotes::bench::pipeline::run(&args)
             .await
@@ -287,6 +290,41 @@ async fn dlq(command: DlqCommand) -> anyhow::Result<()> {
                 );
             }
         }
+    }
+    Ok(())
+}
+
+/// `quotes consumer rewind`.
+async fn rewind(args: &quotes::cli::ConsumerRewindArgs) -> anyhow::Result<()> {
+    let table = args
+        .lease
+        .lease_table
+        .clone()
+        .unwrap_or_else(|| quotes::config::lease_table_of(&args.app));
+    let sdk = quote_runtime::aws::load_sdk_config().await;
+    let leases = kinesis_consumer::lease_table::DynamoLeaseTable::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        table.clone(),
+    );
+    let steps =
+        kinesis_consumer::rewind::rewind(&leases, &args.to, args.shard.as_deref(), args.dry_run)
+            .await
+            .with_context(|| format!("rewinding lease table {table}"))?;
+    match args.output {
+        OutputFormat::Text => print!("{}", quotes::leases::render_rewind(&steps, args.dry_run)),
+        OutputFormat::Json => print_json(&steps)?,
+    }
+    Ok(())
+}
+
+/// `quotes outbox status`.
+async fn outbox_status(args: &quotes::cli::OutboxStatusArgs) -> anyhow::Result<()> {
+    let sdk = quote_runtime::aws::load_sdk_config().await;
+    let limit = usize::try_from(args.limit).unwrap_or(usize::MAX);
+    let status = quotes::outbox::status(&args.event_store, limit, &sdk).await?;
+    match args.output {
+        OutputFormat::Text => print!("{}", quotes::outbox::render(&status)),
+        OutputFormat::Json => print_json(&status)?,
     }
     Ok(())
 }

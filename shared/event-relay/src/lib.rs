@@ -26,10 +26,12 @@
 //! - `calls`: packing a round's records into calls within the count and byte limits.
 //! - [`dead_letter`]: where records that can never be published are set aside.
 //! - [`metrics`]: the relay's counters and their OpenTelemetry export.
+//! - [`outbox`]: the outbox's backlog and the age of its oldest commit.
 
 mod calls;
 pub mod dead_letter;
 pub mod metrics;
+pub mod outbox;
 pub mod relay;
 pub mod sink;
 

@@ -11,6 +11,8 @@
 //! | `event_relay.streams_deferred` | counter | `{stream}` | streams backed off after a failed sweep |
 //! | `event_relay.sweep_claims_lost` | counter | `{stream}` | swept streams left to the process that claimed them first |
 //! | `event_relay.hints_dropped` | counter | `{hint}` | hints dropped on a full queue (the sweep covers them) |
+//! | `event_relay.outbox_oldest_age` | gauge | `s` | age of the oldest commit not yet published, measured every 30 s (alarmed) |
+//! | `event_relay.outbox_streams` | gauge | `{stream}` | streams with commits not yet published |
 //!
 //! Every instrument carries the attribute `application` (the service running the relay).
 
@@ -40,11 +42,22 @@ pub struct RelayStats {
     pub streams_deferred: AtomicU64,
     /// Swept streams another process claimed first (it publishes them; this one skips them).
     pub sweep_claims_lost: AtomicU64,
+    /// Seconds the oldest unpublished commit had waited at the last outbox probe.
+    pub outbox_oldest_age_secs: AtomicU64,
+    /// Streams with unpublished commits at the last outbox probe.
+    pub outbox_streams: AtomicU64,
 }
 
 impl RelayStats {
     pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Keeps the outbox probe's measure for the gauges.
+    pub(crate) fn record_outbox(&self, status: &crate::outbox::OutboxStatus) {
+        self.outbox_oldest_age_secs
+            .store(status.oldest_age_secs(), Ordering::Relaxed);
+        self.outbox_streams.store(status.streams, Ordering::Relaxed);
     }
 
     /// The current value of a counter.
@@ -102,5 +115,20 @@ impl RelayStats {
             ),
         ];
         quote_runtime::telemetry::observe_counters(&meter, self, &attributes, &counters);
+        let gauges: [quote_runtime::telemetry::ObservedCounter<Self>; 2] = [
+            (
+                "event_relay.outbox_oldest_age",
+                "Age of the oldest commit not yet published",
+                "s",
+                |s| &s.outbox_oldest_age_secs,
+            ),
+            (
+                "event_relay.outbox_streams",
+                "Streams with commits not yet published",
+                "{stream}",
+                |s| &s.outbox_streams,
+            ),
+        ];
+        quote_runtime::telemetry::observe_gauges(&meter, self, &attributes, &gauges);
     }
 }

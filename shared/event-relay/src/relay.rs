@@ -61,8 +61,13 @@ use crate::dead_letter::{
     DEFAULT_RELAY_DEAD_LETTER_TABLE,
 };
 use crate::metrics::RelayStats;
+use crate::outbox::outbox_status;
 use crate::sink::{EventSink, SinkError, MAX_RECORDS_PER_CALL};
 use quote_runtime::error_chain::chain;
+
+/// Streams the outbox probe examines at most (the backlog is normally empty; in an outage the
+/// probe's counts are lower bounds, the age that of the oldest among them).
+const OUTBOX_PROBE_STREAMS: usize = 100;
 
 /// The span of one publication call (kind producer).
 ///
@@ -129,6 +134,9 @@ pub struct RelayConfig {
     pub stream_backoff_cap: Duration,
     /// The DynamoDB table of the relay's dead letters, on AWS.
     pub dead_letter_table: String,
+    /// How often the relay measures the outbox's backlog and the age of its oldest commit
+    /// (the `event_relay.outbox_*` gauges; [`crate::outbox`]).
+    pub outbox_probe_interval: Duration,
 }
 
 impl Default for RelayConfig {
@@ -147,6 +155,7 @@ impl Default for RelayConfig {
             stream_backoff_base: Duration::from_secs(1),
             stream_backoff_cap: Duration::from_secs(300),
             dead_letter_table: DEFAULT_RELAY_DEAD_LETTER_TABLE.to_owned(),
+            outbox_probe_interval: Duration::from_secs(30),
         }
     }
 }
@@ -345,6 +354,8 @@ impl Relay {
     async fn run(self, mut hints: mpsc::Receiver<CommitHint>, shutdown: CancellationToken) {
         let mut sweep = tokio::time::interval(self.config.sweep_interval);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut probe = tokio::time::interval(self.config.outbox_probe_interval);
+        probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 biased;
@@ -367,6 +378,7 @@ impl Relay {
                         tracing::error!(error = %chain(&err), "outbox sweep failed");
                     }
                 }
+                _ = probe.tick() => self.probe_outbox().await,
             }
         }
         hints.close();
@@ -380,6 +392,23 @@ impl Relay {
             }
         }
         tracing::info!("relay stopped");
+    }
+
+    /// Measures the outbox's backlog into the stats (its gauges). A failure leaves the last
+    /// measure; the sweep reports the store being unreachable.
+    async fn probe_outbox(&self) {
+        match outbox_status(
+            self.store.as_ref(),
+            OUTBOX_PROBE_STREAMS,
+            OffsetDateTime::now_utc(),
+        )
+        .await
+        {
+            Ok(status) => self.stats.record_outbox(&status),
+            Err(err) => {
+                tracing::debug!(error = %chain(&err), "measuring the outbox failed");
+            }
+        }
     }
 
     /// Publishes the events named by commit hints (and any unpublished events before them).

@@ -61,6 +61,7 @@ impl InitialPosition {
                 InitialPosition::AtTimestamp(at) => StartPosition::AtTimestamp(*at),
                 _ => StartPosition::TrimHorizon,
             }),
+            Checkpoint::AtTime(at) => Some(StartPosition::AtTimestamp(*at)),
             Checkpoint::Sequence(sequence) => Some(StartPosition::AfterSequence(sequence.clone())),
             Checkpoint::ShardEnd => None,
         }

@@ -6,7 +6,7 @@
 //! | `leaseKey` | S | the shard id (table key) |
 //! | `leaseOwner` | S | worker holding the lease; absent when unowned |
 //! | `leaseCounter` | N | incremented by every write; expiry is judged by it not moving |
-//! | `checkpoint` | S | sequence number, or `TRIM_HORIZON`, `LATEST`, `AT_TIMESTAMP`, `SHARD_END` |
+//! | `checkpoint` | S | sequence number, or `TRIM_HORIZON`, `LATEST`, `AT_TIMESTAMP`, `SHARD_END`; `AT_TIMESTAMP:<RFC 3339>` after an operator's rewind (extension) |
 //! | `checkpointSubSequenceNumber` | N | sub-sequence within an aggregated record (0) |
 //! | `ownerSwitchesSinceCheckpoint` | N | owner changes since the last checkpoint |
 //! | `parentShardId` | SS | parent shards (after a split or merge) |
@@ -26,6 +26,9 @@ pub enum Checkpoint {
     Latest,
     /// Start at the configured timestamp (initial position).
     AtTimestamp,
+    /// Start at this instant (an operator's rewind, `AT_TIMESTAMP:<RFC 3339>`; an extension
+    /// of the KCL's sentinels, which take the instant from the configuration).
+    AtTime(time::OffsetDateTime),
     /// Resume after this sequence number.
     Sequence(String),
     /// The shard was processed to its end; its children may start.
@@ -33,14 +36,20 @@ pub enum Checkpoint {
 }
 
 impl Checkpoint {
-    /// The stored string (KCL sentinels or the sequence number).
-    pub fn as_str(&self) -> &str {
+    /// The stored string (KCL sentinels, `AT_TIMESTAMP:<RFC 3339>`, or the sequence number).
+    pub fn as_str(&self) -> std::borrow::Cow<'_, str> {
         match self {
-            Checkpoint::TrimHorizon => "TRIM_HORIZON",
-            Checkpoint::Latest => "LATEST",
-            Checkpoint::AtTimestamp => "AT_TIMESTAMP",
-            Checkpoint::ShardEnd => "SHARD_END",
-            Checkpoint::Sequence(sequence) => sequence,
+            Checkpoint::TrimHorizon => "TRIM_HORIZON".into(),
+            Checkpoint::Latest => "LATEST".into(),
+            Checkpoint::AtTimestamp => "AT_TIMESTAMP".into(),
+            Checkpoint::AtTime(at) => format!(
+                "{AT_TIME_PREFIX}{}",
+                at.format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_else(|_| at.unix_timestamp().to_string())
+            )
+            .into(),
+            Checkpoint::ShardEnd => "SHARD_END".into(),
+            Checkpoint::Sequence(sequence) => sequence.as_str().into(),
         }
     }
 
@@ -51,7 +60,12 @@ impl Checkpoint {
             "LATEST" => Checkpoint::Latest,
             "AT_TIMESTAMP" => Checkpoint::AtTimestamp,
             "SHARD_END" => Checkpoint::ShardEnd,
-            other => Checkpoint::Sequence(other.to_owned()),
+            other => match other.strip_prefix(AT_TIME_PREFIX).and_then(|at| {
+                time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()
+            }) {
+                Some(at) => Checkpoint::AtTime(at),
+                None => Checkpoint::Sequence(other.to_owned()),
+            },
         }
     }
 
@@ -59,7 +73,10 @@ impl Checkpoint {
     pub fn is_initial(&self) -> bool {
         matches!(
             self,
-            Checkpoint::TrimHorizon | Checkpoint::Latest | Checkpoint::AtTimestamp
+            Checkpoint::TrimHorizon
+                | Checkpoint::Latest
+                | Checkpoint::AtTimestamp
+                | Checkpoint::AtTime(_)
         )
     }
 
@@ -69,7 +86,10 @@ impl Checkpoint {
     pub fn may_advance_to(&self, next: &Checkpoint) -> bool {
         fn rank(c: &Checkpoint) -> u8 {
             match c {
-                Checkpoint::TrimHorizon | Checkpoint::Latest | Checkpoint::AtTimestamp => 0,
+                Checkpoint::TrimHorizon
+                | Checkpoint::Latest
+                | Checkpoint::AtTimestamp
+                | Checkpoint::AtTime(_) => 0,
                 Checkpoint::Sequence(_) => 1,
                 Checkpoint::ShardEnd => 2,
             }
@@ -83,9 +103,12 @@ impl Checkpoint {
     }
 }
 
+/// Prefix of a stored [`Checkpoint::AtTime`].
+const AT_TIME_PREFIX: &str = "AT_TIMESTAMP:";
+
 impl fmt::Display for Checkpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.write_str(&self.as_str())
     }
 }
 
@@ -185,9 +208,12 @@ mod tests {
             Checkpoint::Latest,
             Checkpoint::AtTimestamp,
             Checkpoint::ShardEnd,
+            Checkpoint::AtTime(
+                time::OffsetDateTime::from_unix_timestamp(1_790_000_000).expect("instant"),
+            ),
             seq("42"),
         ] {
-            assert_eq!(Checkpoint::parse(c.as_str()), c);
+            assert_eq!(Checkpoint::parse(&c.as_str()), c);
         }
     }
 }

@@ -14,6 +14,8 @@
 //! - [`dead_letter`]: where poison records go (DynamoDB table or memory), and the records of
 //!   their partition keys set aside behind them.
 //! - [`metrics`]: the worker's counters.
+//! - [`rewind`]: an operator's rewind of an application's checkpoints, honoured by live
+//!   workers at their next renewal.
 
 pub mod config;
 pub mod coordination;
@@ -23,6 +25,7 @@ pub mod lease_table;
 pub mod metrics;
 pub mod processor;
 pub mod record;
+pub mod rewind;
 pub mod source;
 pub mod worker;
 

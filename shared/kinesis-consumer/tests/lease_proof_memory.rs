@@ -92,6 +92,10 @@ impl LeaseTable for HangingTable {
     async fn hand_off(&self, held: &Lease) -> Result<(), LeaseTableError> {
         self.write(&held.lease_key, self.inner.hand_off(held)).await
     }
+    async fn rewind(&self, seen: &Lease, to: &Checkpoint) -> Result<Lease, LeaseTableError> {
+        self.write(&seen.lease_key, self.inner.rewind(seen, to))
+            .await
+    }
     async fn add_children(
         &self,
         lease_key: &str,

@@ -177,6 +177,44 @@ pub trait EventHandler: Send + Sync {
     async fn ready(&self) -> Result<(), HandlerError> {
         Ok(())
     }
+
+    /// How often the service calls [`on_period`](Self::on_period): work done on time rather
+    /// than on an event (fulfillment's quote deadlines). `None` (the default): never.
+    fn period(&self) -> Option<Duration> {
+        None
+    }
+
+    /// The periodic work, with the context events are handled with. It runs in every process
+    /// that runs the handler, so it must be safe concurrently (appends at an expected version,
+    /// derived ids); a failure is logged and the next period tries again.
+    async fn on_period(&self, context: &HandlerContext) -> Result<(), HandlerError> {
+        let _ = context;
+        Ok(())
+    }
+}
+
+/// Calls `handler`'s [`EventHandler::on_period`] every [`EventHandler::period`] until
+/// `shutdown`; `None` when the handler has no periodic work.
+pub fn spawn_periodic(
+    handler: Arc<dyn EventHandler>,
+    context: HandlerContext,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let period = handler.period()?;
+    Some(tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = ticks.tick() => {
+                    if let Err(err) = handler.on_period(&context).await {
+                        tracing::error!(handler = handler.name(), error = %quote_runtime::error_chain::chain(&err), "periodic work failed; retrying next period");
+                    }
+                }
+            }
+        }
+    }))
 }
 
 /// What a handler may use.

@@ -20,5 +20,7 @@ pub mod quote;
 pub mod service;
 pub mod stream_sink;
 
-pub use handler::{DerivedEvent, EventHandler, HandlerContext, HandlerError, UpdateOutcome};
+pub use handler::{
+    spawn_periodic, DerivedEvent, EventHandler, HandlerContext, HandlerError, UpdateOutcome,
+};
 pub use processor::HandlerProcessor;

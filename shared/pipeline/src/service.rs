@@ -187,8 +187,18 @@ pub struct AwsConsumerConfig {
 pub struct AwsConsumer {
     worker: Worker,
     readiness: Readiness,
-    /// The relay of an event handler's appends (none for a record service).
-    relay: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
+    /// The relay of an event handler's appends and its periodic work (none for a record
+    /// service).
+    relay: Option<HandlerTasks>,
+}
+
+/// What an event handler's service runs besides its worker.
+#[derive(Debug)]
+struct HandlerTasks {
+    relay_shutdown: CancellationToken,
+    relay_task: tokio::task::JoinHandle<()>,
+    periodic_shutdown: CancellationToken,
+    periodic: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl AwsConsumer {
@@ -229,9 +239,20 @@ impl AwsConsumer {
                     max_attempts: settings.max_attempts,
                     store: dead_letters,
                 };
+                let periodic_shutdown = CancellationToken::new();
+                let periodic = crate::handler::spawn_periodic(
+                    handler.clone(),
+                    HandlerContext::new(store.clone(), relay.clone(), handler.name()),
+                    periodic_shutdown.clone(),
+                );
                 (
                     handler_factory(handler.clone(), store, relay),
-                    Some((relay_shutdown, relay_task)),
+                    Some(HandlerTasks {
+                        relay_shutdown,
+                        relay_task,
+                        periodic_shutdown,
+                        periodic,
+                    }),
                 )
             }
             Consumption::Records(service) => {
@@ -291,9 +312,13 @@ impl AwsConsumer {
     /// Runs the worker until `shutdown` (leases handed off), then stops the relay.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         self.worker.run(shutdown).await;
-        if let Some((relay_shutdown, relay_task)) = self.relay {
-            relay_shutdown.cancel();
-            relay_task.await.context("relay task")?;
+        if let Some(tasks) = self.relay {
+            tasks.periodic_shutdown.cancel();
+            if let Some(periodic) = tasks.periodic {
+                periodic.await.context("periodic work")?;
+            }
+            tasks.relay_shutdown.cancel();
+            tasks.relay_task.await.context("relay task")?;
         }
         Ok(())
     }

@@ -14,6 +14,7 @@ macro_rules! read_model_contract {
             upserts_are_guarded_by_version,
             quotes_are_found_by_id,
             customers_list_newest_first_in_pages,
+            pending_quotes_are_listed_oldest_first_until_decided,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -156,4 +157,77 @@ pub async fn customers_list_newest_first_in_pages(model: Arc<dyn ReadModel>) {
         .list_by_customer("someone-else", 3, first.next_page_token.as_deref())
         .await;
     assert!(matches!(foreign, Err(ReadModelError::InvalidPageToken)));
+}
+
+/// The quotes still pending, requested before an instant, oldest first; a decided quote leaves
+/// the list (eventually, for indexed adapters).
+pub async fn pending_quotes_are_listed_oldest_first_until_decided(model: Arc<dyn ReadModel>) {
+    let customer = unique_customer();
+    let ours = |pending: &[crate::model::PendingQuote]| -> Vec<String> {
+        pending
+            .iter()
+            .filter(|p| p.customer_id == customer)
+            .map(|p| p.quote_id.clone())
+            .collect()
+    };
+    // Quotes 3, 1, 2 (requested in that order of n: 1 earliest), all pending; quote 4 decided.
+    for n in [3, 1, 2] {
+        model
+            .upsert(&summary(&customer, n, 1))
+            .await
+            .expect("upsert");
+    }
+    model
+        .upsert(&summary(&customer, 4, 5))
+        .await
+        .expect("upsert");
+    let first = summary(&customer, 1, 1);
+    let third = summary(&customer, 3, 1);
+    let before_third = third.requested_at;
+
+    let mut listed = Vec::new();
+    for _ in 0..50 {
+        listed = ours(
+            &model
+                .pending_before(before_third, 1_000)
+                .await
+                .expect("pending"),
+        );
+        if listed.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        listed,
+        vec![first.quote_id.clone(), summary(&customer, 2, 1).quote_id],
+        "pending and requested before quote 3, oldest first"
+    );
+    let requested_at = model
+        .pending_before(before_third, 1_000)
+        .await
+        .expect("pending")
+        .into_iter()
+        .find(|p| p.quote_id == first.quote_id && p.customer_id == customer)
+        .map(|p| p.requested_at);
+    assert_eq!(requested_at, Some(first.requested_at));
+
+    // Quote 1 is decided: it leaves the list.
+    model
+        .upsert(&summary(&customer, 1, 5))
+        .await
+        .expect("decide");
+    for _ in 0..50 {
+        listed = ours(
+            &model
+                .pending_before(before_third, 1_000)
+                .await
+                .expect("pending"),
+        );
+        if listed.len() == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(listed, vec![summary(&customer, 2, 1).quote_id]);
 }

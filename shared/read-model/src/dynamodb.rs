@@ -4,6 +4,12 @@
 //! attributes `version` (N, the guard), `status` (S) and `summary` (S, the JSON document); GSI
 //! `by-quote` (`quote_id`) for lookups by quote id. Upserts are conditional:
 //! `attribute_not_exists(quote_id) OR version < :version`.
+//!
+//! While a quote is pending its item also has `pending_bucket` (S, one of
+//! [`PENDING_BUCKETS`] by a hash of the quote id, so the index's writes spread) and
+//! `pending_since` (S, the request time, fixed-width UTC so it sorts): the sparse GSI
+//! `pending` (keys only) lists exactly the pending quotes by request time, for the quote
+//! deadline. A decided quote's item is written without them and leaves the index.
 
 use std::collections::HashMap;
 
@@ -14,12 +20,47 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
 use crate::model::{
-    decode_token, encode_token, Page, QuoteSummary, ReadModel, ReadModelError, Upsert,
+    decode_token, encode_token, Page, PendingQuote, QuoteSummary, ReadModel, ReadModelError,
+    Upsert, PENDING,
 };
 
 /// The GSI for lookups by quote id.
 pub const BY_QUOTE_INDEX: &str = "by-quote";
+
+/// The sparse GSI of the pending quotes by request time.
+pub const PENDING_INDEX: &str = "pending";
+
+/// Partitions of the `pending` index.
+pub const PENDING_BUCKETS: u64 = 8;
+
+/// The bucket of the `pending` index a quote goes to (FNV-1a, stable across builds).
+fn pending_bucket(quote_id: &str) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in quote_id.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (hash % PENDING_BUCKETS).to_string()
+}
+
+/// Fixed-width UTC timestamp (`2026-11-27T16:29:25.123456Z`), so strings sort by time.
+fn sortable_timestamp(at: OffsetDateTime) -> String {
+    let utc = at.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        utc.year(),
+        u8::from(utc.month()),
+        utc.day(),
+        utc.hour(),
+        utc.minute(),
+        utc.second(),
+        utc.microsecond()
+    )
+}
 
 /// The read model on DynamoDB.
 #[derive(Debug, Clone)]
@@ -64,7 +105,7 @@ impl ReadModel for DynamoReadModel {
             what: "summary does not encode",
             source: Some(source),
         })?;
-        let result = self
+        let mut put = self
             .client
             .put_item()
             .table_name(&self.table)
@@ -75,7 +116,19 @@ impl ReadModel for DynamoReadModel {
             .item("quote_id", AttributeValue::S(summary.quote_id.clone()))
             .item("version", AttributeValue::N(summary.version.to_string()))
             .item("status", AttributeValue::S(summary.status.clone()))
-            .item("summary", AttributeValue::S(json))
+            .item("summary", AttributeValue::S(json));
+        if summary.status == PENDING {
+            put = put
+                .item(
+                    "pending_bucket",
+                    AttributeValue::S(pending_bucket(&summary.quote_id)),
+                )
+                .item(
+                    "pending_since",
+                    AttributeValue::S(sortable_timestamp(summary.requested_at)),
+                );
+        }
+        let result = put
             .condition_expression("attribute_not_exists(quote_id) OR version < :version")
             .expression_attribute_values(":version", AttributeValue::N(summary.version.to_string()))
             .send()
@@ -169,6 +222,57 @@ impl ReadModel for DynamoReadModel {
         })
     }
 
+    async fn pending_before(
+        &self,
+        before: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<PendingQuote>, ReadModelError> {
+        let limit = limit.clamp(1, 1_000);
+        let mut pending = Vec::new();
+        for bucket in 0..PENDING_BUCKETS {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(PENDING_INDEX)
+                .key_condition_expression("pending_bucket = :b AND pending_since < :before")
+                .expression_attribute_values(":b", AttributeValue::S(bucket.to_string()))
+                .expression_attribute_values(
+                    ":before",
+                    AttributeValue::S(sortable_timestamp(before)),
+                )
+                .limit(i32::try_from(limit).unwrap_or(1_000))
+                .send()
+                .await
+                .map_err(|e| backend(e.into_service_error()))?;
+            for item in output.items() {
+                let text = |name: &'static str| {
+                    item.get(name)
+                        .and_then(|v| v.as_s().ok())
+                        .ok_or(ReadModelError::Corrupt {
+                            what: name,
+                            source: None,
+                        })
+                };
+                let since = text("pending_since")?;
+                let requested_at = OffsetDateTime::parse(since, &Rfc3339).map_err(|_| {
+                    ReadModelError::Corrupt {
+                        what: "pending_since",
+                        source: None,
+                    }
+                })?;
+                pending.push(PendingQuote {
+                    customer_id: text("customer_id")?.to_owned(),
+                    quote_id: text("quote_id")?.to_owned(),
+                    requested_at,
+                });
+            }
+        }
+        pending.sort_by(|a, b| (a.requested_at, &a.quote_id).cmp(&(b.requested_at, &b.quote_id)));
+        pending.truncate(limit);
+        Ok(pending)
+    }
+
     async fn ping(&self) -> Result<(), ReadModelError> {
         self.client
             .describe_table()
@@ -196,18 +300,29 @@ fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement, ReadModelError> {
         .map_err(backend)
 }
 
-/// Creates the read-model table unless it exists (on-demand); true when created.
+fn keys_only() -> Projection {
+    Projection::builder()
+        .projection_type(ProjectionType::KeysOnly)
+        .build()
+}
+
+/// Creates the read-model table unless it exists (on-demand); true when created. A table
+/// created before the `pending` index existed gets it added (and waited for).
 pub async fn create_read_model_table(client: &Client, table: &str) -> Result<bool, ReadModelError> {
-    if client
-        .describe_table()
-        .table_name(table)
-        .send()
-        .await
-        .is_ok()
-    {
+    if let Ok(described) = client.describe_table().table_name(table).send().await {
+        let has_pending = described
+            .table
+            .iter()
+            .flat_map(|t| t.global_secondary_indexes())
+            .any(|index| index.index_name() == Some(PENDING_INDEX));
+        if !has_pending {
+            // Building it over a large table takes a while on AWS; the deadline sweep reports
+            // the index missing until it is ACTIVE, and nothing else uses it.
+            add_pending_index(client, table).await?;
+        }
         return Ok(false);
     }
-    let index = GlobalSecondaryIndex::builder()
+    let by_quote = GlobalSecondaryIndex::builder()
         .index_name(BY_QUOTE_INDEX)
         .key_schema(key("quote_id", KeyType::Hash)?)
         .projection(
@@ -217,15 +332,25 @@ pub async fn create_read_model_table(client: &Client, table: &str) -> Result<boo
         )
         .build()
         .map_err(backend)?;
+    let pending = GlobalSecondaryIndex::builder()
+        .index_name(PENDING_INDEX)
+        .key_schema(key("pending_bucket", KeyType::Hash)?)
+        .key_schema(key("pending_since", KeyType::Range)?)
+        .projection(keys_only())
+        .build()
+        .map_err(backend)?;
     let created = match client
         .create_table()
         .table_name(table)
         .billing_mode(BillingMode::PayPerRequest)
         .attribute_definitions(attribute("customer_id")?)
         .attribute_definitions(attribute("quote_id")?)
+        .attribute_definitions(attribute("pending_bucket")?)
+        .attribute_definitions(attribute("pending_since")?)
         .key_schema(key("customer_id", KeyType::Hash)?)
         .key_schema(key("quote_id", KeyType::Range)?)
-        .global_secondary_indexes(index)
+        .global_secondary_indexes(by_quote)
+        .global_secondary_indexes(pending)
         .send()
         .await
     {
@@ -239,17 +364,54 @@ pub async fn create_read_model_table(client: &Client, table: &str) -> Result<boo
             }
         }
     };
+    wait_active(client, table).await?;
+    Ok(created)
+}
+
+/// Adds the `pending` index to a table created without it.
+async fn add_pending_index(client: &Client, table: &str) -> Result<(), ReadModelError> {
+    use aws_sdk_dynamodb::types::{CreateGlobalSecondaryIndexAction, GlobalSecondaryIndexUpdate};
+    tracing::info!(table, "adding the read model's `pending` index");
+    let action = CreateGlobalSecondaryIndexAction::builder()
+        .index_name(PENDING_INDEX)
+        .key_schema(key("pending_bucket", KeyType::Hash)?)
+        .key_schema(key("pending_since", KeyType::Range)?)
+        .projection(keys_only())
+        .build()
+        .map_err(backend)?;
+    client
+        .update_table()
+        .table_name(table)
+        .attribute_definitions(attribute("pending_bucket")?)
+        .attribute_definitions(attribute("pending_since")?)
+        .global_secondary_index_updates(
+            GlobalSecondaryIndexUpdate::builder().create(action).build(),
+        )
+        .send()
+        .await
+        .map_err(|e| backend(e.into_service_error()))?;
+    Ok(())
+}
+
+/// Waits until the table and its indexes are ACTIVE (about 30 s at most).
+async fn wait_active(client: &Client, table: &str) -> Result<(), ReadModelError> {
+    use aws_sdk_dynamodb::types::IndexStatus;
     for _ in 0..120 {
-        let status = client
+        let described = client
             .describe_table()
             .table_name(table)
             .send()
             .await
             .ok()
-            .and_then(|o| o.table)
-            .and_then(|t| t.table_status);
-        if status == Some(TableStatus::Active) {
-            return Ok(created);
+            .and_then(|o| o.table);
+        let active = described.as_ref().is_some_and(|t| {
+            t.table_status() == Some(&TableStatus::Active)
+                && t.global_secondary_indexes()
+                    .iter()
+                    .all(|i| i.index_status().is_none_or(|s| s == &IndexStatus::Active))
+        });
+        if active {
+            return Ok(());
         }
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }

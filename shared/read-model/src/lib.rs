@@ -10,7 +10,7 @@
 //! - [`projection`]: a quote's state as a summary.
 //! - [`memory`]: the in-memory adapter.
 //! - [`dynamodb`]: the DynamoDB adapter (`READ_MODEL_TABLE`, key `customer_id` + `quote_id`,
-//!   GSI `by-quote` on `quote_id`).
+//!   GSI `by-quote` on `quote_id`, sparse GSI `pending` of the quotes still pending).
 //! - `contract` (feature `contract`): the suite both adapters pass.
 
 pub mod dynamodb;
@@ -22,4 +22,6 @@ pub mod projection;
 pub mod contract;
 
 pub use memory::InMemoryReadModel;
-pub use model::{Page, QuoteSummary, ReadModel, ReadModelError, Upsert, VehicleSummary};
+pub use model::{
+    Page, PendingQuote, QuoteSummary, ReadModel, ReadModelError, Upsert, VehicleSummary,
+};

@@ -9,9 +9,11 @@ use std::ops::Bound;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use time::OffsetDateTime;
 
 use crate::model::{
-    decode_token, encode_token, Page, QuoteSummary, ReadModel, ReadModelError, Upsert,
+    decode_token, encode_token, Page, PendingQuote, QuoteSummary, ReadModel, ReadModelError,
+    Upsert, PENDING,
 };
 
 /// The summaries and the per-customer index, kept in step under one lock.
@@ -106,6 +108,27 @@ impl ReadModel for InMemoryReadModel {
             quotes: page,
             next_page_token,
         })
+    }
+
+    async fn pending_before(
+        &self,
+        before: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<PendingQuote>, ReadModelError> {
+        let index = self.lock();
+        let mut pending: Vec<PendingQuote> = index
+            .by_id
+            .values()
+            .filter(|summary| summary.status == PENDING && summary.requested_at < before)
+            .map(|summary| PendingQuote {
+                customer_id: summary.customer_id.clone(),
+                quote_id: summary.quote_id.clone(),
+                requested_at: summary.requested_at,
+            })
+            .collect();
+        pending.sort_by(|a, b| (a.requested_at, &a.quote_id).cmp(&(b.requested_at, &b.quote_id)));
+        pending.truncate(limit.max(1));
+        Ok(pending)
     }
 }
 

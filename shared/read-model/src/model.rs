@@ -82,6 +82,20 @@ pub struct Page {
     pub next_page_token: Option<String>,
 }
 
+/// The status of a quote not decided yet.
+pub const PENDING: &str = "pending";
+
+/// A quote still pending, as [`ReadModel::pending_before`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingQuote {
+    /// The customer.
+    pub customer_id: String,
+    /// The quote.
+    pub quote_id: String,
+    /// When it was requested.
+    pub requested_at: OffsetDateTime,
+}
+
 /// Why a read-model operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadModelError {
@@ -118,6 +132,15 @@ pub trait ReadModel: Send + Sync + std::fmt::Debug {
         limit: usize,
         page_token: Option<&str>,
     ) -> Result<Page, ReadModelError>;
+
+    /// Up to `limit` quotes still `pending` that were requested before `before`, oldest first
+    /// (for the quote deadline: fulfillment refers the ones still pending too long). Indexed
+    /// adapters may lag behind upserts for a moment.
+    async fn pending_before(
+        &self,
+        before: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<PendingQuote>, ReadModelError>;
 
     /// Checks that the backend answers.
     async fn ping(&self) -> Result<(), ReadModelError> {

@@ -472,6 +472,31 @@ pub fn observe_counters<T: Send + Sync + 'static>(
     }
 }
 
+/// Registers each field as an OpenTelemetry observable gauge on `meter` (a level, not a
+/// count: the value read at every export), read from `stats` with `attributes`.
+pub fn observe_gauges<T: Send + Sync + 'static>(
+    meter: &opentelemetry::metrics::Meter,
+    stats: &std::sync::Arc<T>,
+    attributes: &[opentelemetry::KeyValue],
+    gauges: &[ObservedCounter<T>],
+) {
+    for &(name, description, unit, field) in gauges {
+        let stats = std::sync::Arc::clone(stats);
+        let attributes = attributes.to_vec();
+        meter
+            .u64_observable_gauge(name)
+            .with_description(description)
+            .with_unit(unit)
+            .with_callback(move |observer| {
+                observer.observe(
+                    field(&stats).load(std::sync::atomic::Ordering::Relaxed),
+                    &attributes,
+                )
+            })
+            .build();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};

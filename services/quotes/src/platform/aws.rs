@@ -117,6 +117,9 @@ impl AwsPlan {
                 Handler::Projector(table) => {
                     needed.insert(Resource::Table(table.clone()));
                 }
+                Handler::Fulfillment(plan) => {
+                    needed.insert(Resource::Table(plan.read_model_table.clone()));
+                }
                 Handler::Notifier(config) => {
                     needed.insert(Resource::Table(config.table.clone()));
                 }
@@ -244,8 +247,20 @@ fn event_handler(handler: Handler, sdk: &SdkConfig) -> anyhow::Result<Arc<dyn Ev
                     .context("the driving-record provider's client")?,
             )))
         }
-        Handler::Fulfillment(tables, source) => {
-            Arc::new(fulfillment::Fulfillment::loaded(*tables, source))
+        Handler::Fulfillment(plan) => {
+            let plan = *plan;
+            let pending = quote_read_model::dynamodb::DynamoReadModel::new(
+                aws_sdk_dynamodb::Client::new(sdk),
+                plan.read_model_table,
+            );
+            Arc::new(
+                fulfillment::Fulfillment::loaded(plan.tables, plan.source).with_deadlines(
+                    fulfillment::deadline::Deadlines {
+                        pending: Arc::new(pending),
+                        deadline: plan.deadline,
+                    },
+                ),
+            )
         }
         Handler::Projector(table) => Arc::new(projector::Projector::new(Arc::new(
             quote_read_model::dynamodb::DynamoReadModel::new(

@@ -2,6 +2,7 @@
 //! shards, each consumer service its own consumer application with its own in-memory lease
 //! table. The driver-record provider is the simulated one, VINs are decoded offline and
 //! notifications are recorded in memory (not sent), so nothing outside the process is needed.
+//! Fulfillment refers quotes pending longer than the default deadline (300 s).
 
 use std::sync::Arc;
 
@@ -26,7 +27,14 @@ pub fn embedded_handlers(read_model: Arc<dyn ReadModel>) -> Vec<Arc<dyn EventHan
         Arc::new(driver_history::DriverHistory::new(Arc::new(
             driver_history::provider::SimulatedProvider,
         ))),
-        Arc::new(fulfillment::Fulfillment::with_default_tables()),
+        Arc::new(
+            fulfillment::Fulfillment::with_default_tables().with_deadlines(
+                fulfillment::deadline::Deadlines {
+                    pending: read_model.clone(),
+                    deadline: fulfillment::deadline::DEFAULT_DEADLINE,
+                },
+            ),
+        ),
         Arc::new(projector::Projector::new(read_model)),
         Arc::new(notifier::Notifier::new(
             Arc::new(notifier::ledger::InMemoryNotificationLedger::new(
@@ -58,11 +66,19 @@ pub async fn run_embedded(
     let relay = service.state.relay.clone();
     let workers_shutdown = CancellationToken::new();
     let mut workers = Vec::new();
+    let mut periodic_tasks = Vec::new();
     for handler in embedded_handlers(read_model) {
         tracing::debug!(
             service = handler.name(),
             "starting embedded consumer service"
         );
+        if let Some(periodic) = quote_pipeline::spawn_periodic(
+            handler.clone(),
+            quote_pipeline::HandlerContext::new(store.clone(), relay.clone(), handler.name()),
+            workers_shutdown.clone(),
+        ) {
+            periodic_tasks.push(periodic);
+        }
         let (worker, _dead_letters) =
             embedded_worker(handler, stream.clone(), store.clone(), relay.clone());
         workers.push(tokio::spawn(worker.run(workers_shutdown.clone())));
@@ -75,6 +91,9 @@ pub async fn run_embedded(
     workers_shutdown.cancel();
     for worker in workers {
         worker.await.context("consumer worker")?;
+    }
+    for periodic in periodic_tasks {
+        periodic.await.context("periodic work")?;
     }
     relay_shutdown.cancel();
     service.relay_task.await.context("relay")?;

@@ -118,6 +118,7 @@ impl Service {
                 EVENT_STORE,
                 RELAY,
                 CONSUMER,
+                READ_MODEL,
                 FULFILLMENT,
             ],
             Service::Projector => &[PROCESS, TELEMETRY, EVENT_STORE, RELAY, CONSUMER, READ_MODEL],
@@ -149,17 +150,27 @@ pub enum Handler {
     VehicleEnricher(Option<vehicle_enricher::vpic::VpicConfig>),
     /// The driving-record provider.
     DriverHistory(ProviderConfig),
-    /// The rating tables, loaded and validated.
-    Fulfillment(
-        Box<quote_rating::RatingTables>,
-        fulfillment::tables::TablesSource,
-    ),
+    /// The rating tables, loaded and validated, and the quote deadline.
+    Fulfillment(Box<FulfillmentPlan>),
     /// The read model's table.
     Projector(String),
     /// The sender, the ledger.
     Notifier(NotifierConfig),
     /// The archive's bucket, manifest and segments.
     Archiver(ArchivePlan),
+}
+
+/// What fulfillment rates with, and when it refers a quote still pending.
+#[derive(Debug)]
+pub struct FulfillmentPlan {
+    /// The rating tables, loaded and validated.
+    pub tables: quote_rating::RatingTables,
+    /// Where they came from.
+    pub source: fulfillment::tables::TablesSource,
+    /// The read model whose `pending` index lists the quotes still pending.
+    pub read_model_table: String,
+    /// How long a quote may stay pending (`QUOTE_DEADLINE_SECS`).
+    pub deadline: std::time::Duration,
 }
 
 /// Where the archiver writes.
@@ -342,10 +353,14 @@ pub(crate) fn consumer(settings: &RunSettings, service: Service) -> Result<Consu
             .driver_history
             .provider()
             .map(Handler::DriverHistory),
-        Service::Fulfillment => settings
-            .fulfillment
-            .tables()
-            .map(|(tables, source)| Handler::Fulfillment(Box::new(tables), source)),
+        Service::Fulfillment => settings.fulfillment.tables().map(|(tables, source)| {
+            Handler::Fulfillment(Box::new(FulfillmentPlan {
+                tables,
+                source,
+                read_model_table: settings.read_model.read_model_table.clone(),
+                deadline: std::time::Duration::from_secs(settings.fulfillment.quote_deadline_secs),
+            }))
+        }),
         Service::Projector => Ok(Handler::Projector(
             settings.read_model.read_model_table.clone(),
         )),

@@ -36,7 +36,7 @@ impl EventStoreSettings {
 #[command(next_help_heading = heading::READ_MODEL)]
 pub struct ReadModelSettings {
     /// DynamoDB table of the customer-quotes read model (event-source reads it, projector writes
-    /// it).
+    /// it, fulfillment finds the quotes pending past their deadline in its `pending` index).
     #[arg(long, env = "READ_MODEL_TABLE", default_value = "customer-quotes", value_parser = resource_name)]
     pub read_model_table: String,
 }

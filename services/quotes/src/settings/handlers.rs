@@ -125,6 +125,11 @@ pub struct FulfillmentSettings {
     /// [default: the tables embedded in the binary].
     #[arg(long, env = "RATING_TABLES_PATH")]
     pub rating_tables_path: Option<PathBuf>,
+    /// Seconds a quote may stay pending after its request (an enrichment dead-lettered, a
+    /// provider down for long) before fulfillment refers it with the reason `enrichment timed
+    /// out`; it finds such quotes in the read model's `pending` index (READ_MODEL_TABLE).
+    #[arg(long, env = "QUOTE_DEADLINE_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=2_592_000))]
+    pub quote_deadline_secs: u64,
 }
 
 impl FulfillmentSettings {

@@ -31,6 +31,7 @@ macro_rules! lease_table_contract {
             delete_finished_deletes_only_finished_leases,
             graceful_handoff_keeps_the_owner_working_until_it_hands_over,
             the_recipient_adopts_a_handed_over_lease_by_get_and_take,
+            rewind_moves_the_checkpoint_back_and_fences_the_owner,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -814,4 +815,67 @@ pub async fn the_recipient_adopts_a_handed_over_lease_by_get_and_take(table: Arc
         table.renew(&renewed).await,
         Err(LeaseTableError::Lost(_))
     ));
+}
+
+/// `rewind` moves the checkpoint backwards (to a sentinel, a timestamp or an earlier sequence
+/// number), removes the owner and any pending handoff and increments the counter: the owner
+/// can neither renew nor checkpoint after it; it requires the counter it was given.
+pub async fn rewind_moves_the_checkpoint_back_and_fences_the_owner(table: Arc<dyn LeaseTable>) {
+    let key = shard(31);
+    let held = create_and_take(table.as_ref(), &key, "worker-a").await;
+    let held = table
+        .checkpoint(&held, &sequence("900"), 3)
+        .await
+        .expect("checkpoint");
+    table
+        .request_handoff(&held, "worker-b")
+        .await
+        .expect("handoff request");
+    let seen = stored(table.as_ref(), &key).await;
+    let stale = Lease {
+        lease_counter: seen.lease_counter - 1,
+        ..seen.clone()
+    };
+    assert_lost(
+        table.rewind(&stale, &Checkpoint::TrimHorizon).await,
+        &key,
+        "rewind with a stale counter",
+    );
+
+    let at = time::OffsetDateTime::from_unix_timestamp(1_790_000_000).expect("instant");
+    for to in [
+        Checkpoint::AtTime(at),
+        sequence("12"),
+        Checkpoint::TrimHorizon,
+    ] {
+        let seen = stored(table.as_ref(), &key).await;
+        let rewound = table.rewind(&seen, &to).await.expect("rewind");
+        assert_eq!(
+            rewound,
+            Lease {
+                lease_owner: None,
+                handoff_owner: None,
+                checkpoint: to.clone(),
+                checkpoint_sub_sequence_number: 0,
+                lease_counter: seen.lease_counter + 1,
+                ..seen.clone()
+            }
+        );
+        assert_eq!(
+            stored(table.as_ref(), &key).await,
+            rewound,
+            "stored as returned"
+        );
+    }
+    // The owner from before the rewind is fenced.
+    assert_lost(table.renew(&held).await, &key, "renewal after a rewind");
+    assert_lost(
+        table.checkpoint(&held, &sequence("901"), 0).await,
+        &key,
+        "checkpoint after a rewind",
+    );
+    // The next owner starts from the rewound position.
+    let rewound = stored(table.as_ref(), &key).await;
+    let taken = table.take(&rewound, "worker-c").await.expect("take");
+    assert_eq!(taken.checkpoint, Checkpoint::TrimHorizon);
 }

@@ -311,6 +311,27 @@ impl LeaseTable for DynamoLeaseTable {
         Self::send_conditional_returning_lease(&held.lease_key, request).await
     }
 
+    #[tracing::instrument(level = "debug", skip(self, seen), fields(table = %self.table_name, lease_key = %seen.lease_key, counter = seen.lease_counter, to = %to))]
+    async fn rewind(&self, seen: &Lease, to: &Checkpoint) -> Result<Lease, LeaseTableError> {
+        let request = self
+            .update(&seen.lease_key)
+            .condition_expression("#counter = :counter")
+            .update_expression(
+                "SET #checkpoint = :to, #sub = :zero, #counter = #counter + :one \
+                 REMOVE #owner, #handoff",
+            )
+            .expression_attribute_names("#counter", LEASE_COUNTER)
+            .expression_attribute_names("#owner", LEASE_OWNER)
+            .expression_attribute_names("#handoff", HANDOFF_OWNER)
+            .expression_attribute_names("#checkpoint", CHECKPOINT)
+            .expression_attribute_names("#sub", CHECKPOINT_SUB_SEQUENCE_NUMBER)
+            .expression_attribute_values(":counter", n(seen.lease_counter))
+            .expression_attribute_values(":to", s(to.as_str()))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1));
+        Self::send_conditional_returning_lease(&seen.lease_key, request).await
+    }
+
     #[tracing::instrument(level = "debug", skip(self), fields(table = %self.table_name))]
     async fn add_children(
         &self,

@@ -118,6 +118,21 @@ impl LeaseTable for InMemoryLeaseTable {
         Ok(())
     }
 
+    async fn rewind(&self, seen: &Lease, to: &Checkpoint) -> Result<Lease, LeaseTableError> {
+        let mut leases = self.lock();
+        match leases.get_mut(&seen.lease_key) {
+            Some(stored) if stored.lease_counter == seen.lease_counter => {
+                stored.checkpoint = to.clone();
+                stored.checkpoint_sub_sequence_number = 0;
+                stored.lease_owner = None;
+                stored.handoff_owner = None;
+                stored.lease_counter = stored.lease_counter.saturating_add(1);
+                Ok(stored.clone())
+            }
+            _ => Err(LeaseTableError::Lost(seen.lease_key.clone())),
+        }
+    }
+
     async fn request_handoff(&self, seen: &Lease, to: &str) -> Result<(), LeaseTableError> {
         let mut leases = self.lock();
         let stored = held_lease(&mut leases, seen)?;

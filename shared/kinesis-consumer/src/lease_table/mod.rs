@@ -84,6 +84,12 @@ pub trait LeaseTable: Send + Sync + std::fmt::Debug {
     /// `ownerSwitchesSinceCheckpoint`, removes `handoffOwner`.
     async fn hand_off(&self, held: &Lease) -> Result<(), LeaseTableError>;
 
+    /// Moves a lease's checkpoint to `to`, backwards too (an operator's rewind): requires the
+    /// counter of `seen`; removes the owner and any pending handoff and increments the counter,
+    /// so the owner's next renewal or checkpoint fails (it stops processing the shard) and the
+    /// next worker to take the lease starts from `to`.
+    async fn rewind(&self, seen: &Lease, to: &Checkpoint) -> Result<Lease, LeaseTableError>;
+
     /// Adds child shard ids to a lease (set union; no owner condition).
     async fn add_children(
         &self,

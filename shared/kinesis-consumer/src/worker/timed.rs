@@ -110,6 +110,11 @@ impl LeaseTable for TimedLeaseTable {
         self.bounded("hand_off", self.call_timeout, call).await
     }
 
+    async fn rewind(&self, seen: &Lease, to: &Checkpoint) -> Result<Lease, LeaseTableError> {
+        let call = self.inner.rewind(seen, to);
+        self.bounded("rewind", self.call_timeout, call).await
+    }
+
     async fn add_children(
         &self,
         lease_key: &str,

@@ -1,7 +1,9 @@
-//! `quotes archive status|backfill` as an operator runs them on the emulators: a store with
-//! history from before the archiver (never on the stream), the archiver started as a process
-//! and archiving what arrives from then on, then the backfill: together, the backfill shard and
-//! the archive hold every event of the store; a second backfill does nothing.
+//! Operations commands as an operator runs them on the emulators: `quotes outbox status` (a
+//! store whose commits were never published: the backlog and its oldest commit) and `quotes
+//! archive status|backfill` (that history from before the archiver, never on the stream; the
+//! archiver started as a process and archiving what arrives from then on; then the backfill:
+//! together, the backfill shard and the archive hold every event of the store; a second
+//! backfill does nothing).
 
 mod common;
 
@@ -51,7 +53,7 @@ async fn append_quotes(store: &dyn EventStore, count: usize) -> Vec<EventEnvelop
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_operator_backfills_the_history_from_before_the_archiver() {
+async fn an_operator_sees_the_outbox_and_backfills_the_history_from_before_the_archiver() {
     let sdk = testkit::aws_config().await;
     let platform = common::Platform::new();
     platform.bootstrap();
@@ -72,6 +74,26 @@ async fn an_operator_backfills_the_history_from_before_the_archiver() {
 
     // History: events committed long ago, no longer on the stream.
     let history = append_quotes(&store, 12).await;
+
+    // Never published (as if the relays had been down): the outbox shows the backlog.
+    let outbox = json(&quotes(
+        &platform,
+        &["outbox", "status", "--output", "json"],
+    ));
+    assert_eq!(outbox["streams"].as_u64(), Some(12), "{outbox}");
+    assert_eq!(
+        outbox["events"].as_u64(),
+        Some(history.len() as u64),
+        "{outbox}"
+    );
+    assert_eq!(outbox["oldest"]["stream_id"], history[0].stream_id.as_str());
+    assert_eq!(outbox["oldest"]["version"], 1);
+    let text = quotes(&platform, &["outbox", "status", "--limit", "5"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("at least") && text.contains(&history[0].stream_id),
+        "{text}"
+    );
 
     // Nothing is archived yet: the backfill does not know where the archive begins.
     let refused = quotes(&platform, &["archive", "backfill"]);
@@ -180,5 +202,104 @@ async fn an_operator_backfills_the_history_from_before_the_archiver() {
     assert!(
         String::from_utf8_lossy(&again.stdout).contains("finished earlier"),
         "{again:?}"
+    );
+}
+
+/// `quotes consumer rewind` on a lease table on moto: a dry run changes nothing; a rewind moves
+/// every checkpoint back and fences the owner; a sequence number needs a shard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_rewinds_a_consumer_application() {
+    use kinesis_consumer::lease_table::{create_lease_table, DynamoLeaseTable};
+    use kinesis_consumer::{Checkpoint, Lease, LeaseTable};
+
+    let sdk = testkit::aws_config().await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    let app = testkit::unique_name("rewound");
+    let table_name = format!("{app}-leases");
+    create_lease_table(&dynamo, &table_name)
+        .await
+        .expect("lease table");
+    let table = DynamoLeaseTable::new(dynamo, table_name.clone());
+    let mut held = Vec::new();
+    for (shard, sequence) in [
+        ("shardId-000000000000", "500"),
+        ("shardId-000000000001", "700"),
+    ] {
+        let lease = Lease::new(shard, Checkpoint::TrimHorizon);
+        table.create_if_absent(&lease).await.expect("create");
+        let taken = table.take(&lease, "worker-a").await.expect("take");
+        held.push(
+            table
+                .checkpoint(&taken, &Checkpoint::Sequence(sequence.into()), 0)
+                .await
+                .expect("checkpoint"),
+        );
+    }
+    let platform = common::Platform::new();
+    let run = |args: &[&str]| {
+        let mut all = vec!["consumer", "rewind", "--app", app.as_str()];
+        all.extend_from_slice(args);
+        quotes(&platform, &all)
+    };
+
+    let dry = json(&run(&[
+        "--to",
+        "TRIM_HORIZON",
+        "--dry-run",
+        "--output",
+        "json",
+    ]));
+    assert_eq!(dry.as_array().map(Vec::len), Some(2), "{dry}");
+    assert_eq!(dry[0]["from"], "500");
+    assert_eq!(dry[0]["to"], "TRIM_HORIZON");
+    assert_eq!(dry[0]["owner"], "worker-a");
+    assert_eq!(dry[0]["replays"], true);
+    assert_eq!(
+        table.list().await.expect("list")[0].checkpoint,
+        held[0].checkpoint,
+        "a dry run changes nothing"
+    );
+
+    let refused = run(&["--to", "600"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("give --shard"),
+        "{refused:?}"
+    );
+
+    let text = run(&["--to", "AT_TIMESTAMP:2026-12-07T10:00:00Z"]);
+    assert!(text.status.success(), "{text:?}");
+    assert!(String::from_utf8_lossy(&text.stdout).contains("rewound"));
+    let one = json(&run(&[
+        "--to",
+        "600",
+        "--shard",
+        "shardId-000000000001",
+        "--output",
+        "json",
+    ]));
+    assert_eq!(one.as_array().map(Vec::len), Some(1), "{one}");
+
+    let leases = table.list().await.expect("list");
+    let find = |shard: &str| {
+        leases
+            .iter()
+            .find(|l| l.lease_key == shard)
+            .expect("lease")
+            .clone()
+    };
+    let first = find("shardId-000000000000");
+    assert_eq!(
+        first.checkpoint.to_string(),
+        "AT_TIMESTAMP:2026-12-07T10:00:00Z"
+    );
+    assert!(first.lease_owner.is_none(), "the owner is fenced");
+    assert_eq!(
+        find("shardId-000000000001").checkpoint,
+        Checkpoint::Sequence("600".into())
+    );
+    assert!(
+        table.renew(&held[0]).await.is_err(),
+        "the old owner cannot renew"
     );
 }
