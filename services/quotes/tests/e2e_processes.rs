@@ -6,7 +6,8 @@
 //! event store; each requested notification was sent exactly once; a customer cannot read
 //! another's quotes; the archive holds every record of the stream exactly once. The second test
 //! runs two workers of each consumer service (the archiver included) and kills one of each with
-//! SIGKILL mid-run.
+//! SIGKILL mid-run. Another runs without driver-history: its quote is referred at its
+//! deadline (`QUOTE_DEADLINE_SECS`).
 //!
 //! The plumbing is in `common/`.
 
@@ -398,4 +399,53 @@ async fn quotes_run_aws_runs_every_service_in_one_process() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     fleet.assert_running(&[]);
+}
+
+/// Every customer gets an answer: with no driver-history process, a quote's driving history
+/// never comes, and the fulfillment process refers it at its deadline (QUOTE_DEADLINE_SECS=3)
+/// with the reason `enrichment timed out`, which the read model shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quote_whose_driving_history_never_comes_is_referred_at_its_deadline() {
+    let sdk = testkit::aws_config().await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    let platform = Platform::new();
+    platform.bootstrap();
+    let mut fleet = Fleet::default();
+    let source_port = fleet.spawn("event-source".to_owned(), platform.command("event-source"));
+    let mut ports = vec![("event-source".to_owned(), source_port)];
+    for service in ["vehicle-enricher", "fulfillment", "projector"] {
+        let mut c = platform.command(service);
+        c.env("LEASE_TABLE", &platform.lease_tables[service])
+            .env("VPIC_BASE_URL", "off")
+            .env("QUOTE_DEADLINE_SECS", "3");
+        ports.push((service.to_owned(), fleet.spawn(service.to_owned(), c)));
+    }
+    for (label, port) in &ports {
+        wait_healthy(label, *port).await;
+    }
+    let http = reqwest::Client::new();
+    let run = testkit::unique_name("d")[2..].to_owned();
+    let id = post(
+        &http,
+        &format!("http://127.0.0.1:{source_port}"),
+        &requests(&run)[0],
+    )
+    .await;
+    let read_model = DynamoReadModel::new(dynamo, platform.read_model_table.clone());
+    let posted = Instant::now();
+    let summary = loop {
+        let summary = read_model.get(&id).await.expect("read model");
+        if let Some(summary) = summary.filter(|s| s.status != "pending") {
+            break summary;
+        }
+        fleet.assert_running(&[]);
+        assert!(
+            posted.elapsed() < Duration::from_secs(60),
+            "the quote is still pending 60 s after its request"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(summary.status, "referred", "{summary:?}");
+    assert_eq!(summary.reasons, vec!["enrichment timed out".to_owned()]);
+    eprintln!("referred {:?} after the request", posted.elapsed());
 }
