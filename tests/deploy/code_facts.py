@@ -399,6 +399,8 @@ CALLS: dict[str, dict[str, list[tuple[str, list[str]]]]] = {
         # `EventStore::scan_events`: operators' commands that visit every stream (`quotes
         # archive backfill`), never a service.
         "scan": [],
+        # `SnapshotStore::save_snapshot`: a quote's snapshot, an item of the events table.
+        "put_item": [("EVENTS_TABLE", ["PutItem"])],
     },
     "shared/event-store/src/dynamodb/schema.rs": {"describe_table": []},
     "shared/event-relay/src/sink.rs": {

@@ -75,6 +75,9 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Requests in flight before shedding.
     pub max_concurrent_requests: usize,
+    /// A quote's state is snapshotted once a load folds this many events past its last
+    /// snapshot (`SNAPSHOT_EVERY`; 0: never).
+    pub snapshot_every: u64,
     /// The publication relay's tuning.
     pub relay: RelayConfig,
 }
@@ -97,6 +100,7 @@ impl Config {
             idempotency_ttl: Duration::from_secs(86_400),
             request_timeout: Duration::from_secs(10),
             max_concurrent_requests: 1024,
+            snapshot_every: crate::api::quotes::DEFAULT_SNAPSHOT_EVERY,
             relay: RelayConfig::default(),
         }
     }

@@ -93,6 +93,7 @@ impl Service {
                 idempotency_ttl: config.idempotency_ttl,
                 request_timeout: config.request_timeout,
                 max_concurrent_requests: config.max_concurrent_requests,
+                snapshot_every: config.snapshot_every,
             },
         };
         Self { state, relay_task }

@@ -628,6 +628,55 @@ async fn time_travel_reads_the_state_as_of_a_version() {
     assert_eq!(problem_fields(&bad), vec!["as_of"]);
 }
 
+/// A quote read from the store (time travel, or before the projector has it) is folded from
+/// its latest snapshot: with SNAPSHOT_EVERY=1 the first read saves one, the next starts from
+/// it, and both answer the same state; a version past the stream's end is not found.
+#[tokio::test]
+async fn time_travel_reads_start_from_the_latest_snapshot() {
+    use event_store::SnapshotStore;
+    let mut config = Config::for_memory(SECRET);
+    config.snapshot_every = 1;
+    let app = spawn_app_with(config);
+    let ana = token("cust-42", false);
+    let reply = app.post(&ana, &quote_body("cust-42")).await;
+    let id = reply.body["quote_id"].as_str().expect("id");
+    let stream_id = format!("quote#{id}");
+    assert!(app
+        .store
+        .latest_snapshot(&stream_id, 1)
+        .await
+        .expect("latest")
+        .is_none());
+
+    let first = app
+        .get(Some(&ana), &format!("/v1/quotes/{id}?version=1"))
+        .await;
+    assert_eq!(first.status, StatusCode::OK);
+    let snapshot = app
+        .store
+        .latest_snapshot(&stream_id, 1)
+        .await
+        .expect("latest")
+        .expect("the read saved a snapshot");
+    assert_eq!(snapshot.version, 1);
+    assert_eq!(snapshot.state["customer_id"], "cust-42");
+    let second = app
+        .get(Some(&ana), &format!("/v1/quotes/{id}?version=1"))
+        .await;
+    assert_eq!(second.body, first.body, "the same state from the snapshot");
+    let beyond = app
+        .get(Some(&ana), &format!("/v1/quotes/{id}?version=2"))
+        .await;
+    assert_problem(&beyond, StatusCode::NOT_FOUND);
+    let other = app
+        .get(
+            Some(&token("cust-7", false)),
+            &format!("/v1/quotes/{id}?version=1"),
+        )
+        .await;
+    assert_problem(&other, StatusCode::NOT_FOUND);
+}
+
 #[tokio::test]
 async fn probes_and_openapi_answer() {
     let mut app = spawn_app();

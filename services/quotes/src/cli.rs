@@ -432,6 +432,30 @@ pub enum BenchCommand {
     /// Time from POST /v1/quotes to the priced quote visible through GET, embedded or as
     /// separate processes on the emulators; prints one JSON object.
     Pipeline(PipelineArgs),
+    /// Load one long stream by folding every event and from its latest snapshot, in the same
+    /// run; prints one JSON object (medians and their ratio).
+    Snapshots(SnapshotBenchArgs),
+}
+
+/// `quotes bench snapshots`.
+#[derive(Debug, Args)]
+pub struct SnapshotBenchArgs {
+    /// Events in the stream.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(2..=1_000_000))]
+    pub events: u64,
+    /// The snapshot interval (SNAPSHOT_EVERY).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub every: u64,
+    /// Loads of each kind (the report gives medians).
+    #[arg(long, default_value_t = 11, value_parser = clap::value_parser!(u64).range(1..=1_000))]
+    pub runs: u64,
+    /// On the configured DynamoDB (EVENTS_TABLE; `quotes bootstrap` creates it) instead of
+    /// in memory.
+    #[arg(long)]
+    pub aws: bool,
+    /// The event store's tables.
+    #[command(flatten)]
+    pub event_store: EventStoreSettings,
 }
 
 /// `quotes bench ingest`.

@@ -58,6 +58,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
         Command::Bench(BenchCommand::Pipeline(args)) => quotes::bench::pipeline::run(&args)
             .await
             .context("bench pipeline"),
+        Command::Bench(BenchCommand::Snapshots(args)) => bench_snapshots(&args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -378,6 +379,23 @@ fn token(args: &TokenArgs) -> anyhow::Result<()> {
     .context("minting the token")?;
     println!("{token}");
     Ok(())
+}
+
+async fn bench_snapshots(args: &quotes::cli::SnapshotBenchArgs) -> anyhow::Result<()> {
+    let runs = usize::try_from(args.runs).unwrap_or(usize::MAX);
+    let report = if args.aws {
+        let sdk = quote_runtime::aws::load_sdk_config().await;
+        let store = event_store::dynamodb::DynamoEventStore::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            args.event_store.tables(),
+        );
+        quotes::bench::snapshots::run(&store, "dynamodb", args.events, args.every, runs).await
+    } else {
+        let store = event_store::InMemoryEventStore::new();
+        quotes::bench::snapshots::run(&store, "memory", args.events, args.every, runs).await
+    }
+    .context("bench snapshots")?;
+    print_json(&report)
 }
 
 async fn bench_ingest(args: &IngestArgs) -> anyhow::Result<()> {

@@ -48,6 +48,28 @@ macro_rules! event_store_contract {
     };
 }
 
+/// Generates one `#[tokio::test]` per snapshot contract case for the store built by `$make`
+/// (an async expression returning an `Arc` of a type that is both an event store and a
+/// snapshot store).
+#[macro_export]
+macro_rules! snapshot_store_contract {
+    ($make:expr) => {
+        $crate::snapshot_store_contract!(@cases $make;
+            snapshots_keep_the_latest_at_or_below_apart_from_the_events,
+            aggregates_load_from_the_latest_readable_snapshot,
+        );
+    };
+    (@cases $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let store = $make.await;
+                $crate::contract::$case(store.clone(), store).await;
+            }
+        )*
+    };
+}
+
 fn stream() -> String {
     format!("test#{}", Uuid::new_v4())
 }
@@ -740,7 +762,10 @@ pub async fn scans_visit_every_event_once_in_stream_order(store: Arc<dyn EventSt
     let rest = scan_part(
         store.as_ref(),
         ScanPart::WHOLE,
-        Some(ScanCursor { stream_id, version }),
+        Some(ScanCursor {
+            stream_id,
+            version: i64::try_from(version).expect("a version"),
+        }),
         4,
     )
     .await;
@@ -748,5 +773,216 @@ pub async fn scans_visit_every_event_once_in_stream_order(store: Arc<dyn EventSt
         rest,
         whole[middle + 1..].to_vec(),
         "a resumed scan sees the rest"
+    );
+}
+
+fn snapshot_at(stream_id: &str, version: u64, state: serde_json::Value) -> crate::Snapshot {
+    crate::Snapshot {
+        stream_id: stream_id.to_owned(),
+        version,
+        recorded_at: OffsetDateTime::from_unix_timestamp(1_790_000_000 + version as i64)
+            .expect("instant"),
+        schema_version: <Counter as crate::Aggregate>::STATE_SCHEMA_VERSION,
+        state,
+        taken_at: OffsetDateTime::now_utc(),
+    }
+}
+
+/// Snapshots are found by the highest version at or below the one asked for, per stream; one
+/// saved again replaces the first; events, heads and scans never see them.
+pub async fn snapshots_keep_the_latest_at_or_below_apart_from_the_events(
+    store: Arc<dyn EventStore>,
+    snapshots: Arc<dyn crate::SnapshotStore>,
+) {
+    let id = stream();
+    let other = stream();
+    append_n(store.as_ref(), &id, 0, 3).await;
+    for version in [10, 20, 30] {
+        snapshots
+            .save_snapshot(&snapshot_at(
+                &id,
+                version,
+                serde_json::json!({ "v": version }),
+            ))
+            .await
+            .expect("save");
+    }
+    snapshots
+        .save_snapshot(&snapshot_at(&other, 15, serde_json::json!({ "v": 15 })))
+        .await
+        .expect("save");
+    let latest = |at: u64| {
+        let snapshots = snapshots.clone();
+        let id = id.clone();
+        async move {
+            snapshots
+                .latest_snapshot(&id, at)
+                .await
+                .expect("latest")
+                .map(|s| s.version)
+        }
+    };
+    assert_eq!(latest(25).await, Some(20));
+    assert_eq!(latest(20).await, Some(20));
+    assert_eq!(latest(9).await, None);
+    assert_eq!(latest(0).await, None);
+    assert_eq!(latest(u64::MAX).await, Some(30));
+    let replaced = snapshot_at(&id, 20, serde_json::json!({ "v": "again" }));
+    snapshots
+        .save_snapshot(&replaced)
+        .await
+        .expect("save again");
+    let found = snapshots.latest_snapshot(&id, 25).await.expect("latest");
+    assert_eq!(
+        found.map(|s| s.state),
+        Some(serde_json::json!({ "v": "again" }))
+    );
+
+    let events = store.load(&id, LoadBound::Latest).await.expect("load");
+    assert_eq!(
+        events.iter().map(|e| e.version).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    let head = store.stream_head(&id).await.expect("head").expect("exists");
+    assert_eq!(head.version, 3);
+    let mut after = None;
+    loop {
+        let page = store
+            .scan_events(ScanPart::WHOLE, after.as_ref(), 7)
+            .await
+            .expect("scan");
+        assert!(
+            page.events.iter().all(|e| e.version >= 1),
+            "scans see events only"
+        );
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert!(store
+        .load(&other, LoadBound::Latest)
+        .await
+        .expect("load")
+        .is_empty());
+}
+
+/// A test aggregate: the count and sum of the numbered events' `n`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Counter {
+    /// Events folded.
+    pub count: u64,
+    /// Sum of their `n`.
+    pub sum: u64,
+}
+
+impl crate::Aggregate for Counter {
+    type Error = StoreError;
+    const STATE_SCHEMA_VERSION: u32 = 1;
+
+    fn fold(
+        state: Option<Self>,
+        events: &[crate::EventEnvelope],
+    ) -> Result<Option<Self>, StoreError> {
+        if state.is_none() && events.is_empty() {
+            return Ok(None);
+        }
+        let mut state = state.unwrap_or(Counter { count: 0, sum: 0 });
+        for event in events {
+            state.count += 1;
+            state.sum += event.data["n"].as_u64().unwrap_or(0);
+        }
+        Ok(Some(state))
+    }
+}
+
+/// `load_aggregate` starts from the latest snapshot it can read at or below the wanted
+/// version, folds only the events after it, saves one after `every` events, and ignores a
+/// snapshot of another state schema or one that does not decode: the state is always the full
+/// fold's.
+pub async fn aggregates_load_from_the_latest_readable_snapshot(
+    store: Arc<dyn EventStore>,
+    snapshots: Arc<dyn crate::SnapshotStore>,
+) {
+    use crate::snapshot::load_aggregate;
+    let id = stream();
+    append_n(store.as_ref(), &id, 0, 90).await;
+    append_n(store.as_ref(), &id, 90, 90).await;
+    append_n(store.as_ref(), &id, 180, 70).await;
+    let load = |up_to: Option<u64>| {
+        let (store, id) = (store.clone(), id.clone());
+        async move {
+            load_aggregate::<Counter>(store.as_ref(), &id, up_to, 100)
+                .await
+                .expect("load")
+                .expect("a state")
+        }
+    };
+    let first = load(None).await;
+    assert_eq!(
+        (first.stats.from_snapshot, first.stats.events_folded),
+        (0, 250)
+    );
+    assert!(first.stats.snapshot_saved);
+    assert_eq!(first.version, 250);
+    let second = load(None).await;
+    assert_eq!(
+        (second.stats.from_snapshot, second.stats.events_folded),
+        (250, 0)
+    );
+    assert!(!second.stats.snapshot_saved);
+    assert_eq!(second.state, first.state);
+
+    append_n(store.as_ref(), &id, 250, 10).await;
+    let third = load(None).await;
+    assert_eq!(
+        (third.stats.from_snapshot, third.stats.events_folded),
+        (250, 10)
+    );
+    let at_120 = load(Some(120)).await;
+    assert_eq!(
+        (at_120.stats.from_snapshot, at_120.stats.events_folded),
+        (0, 120)
+    );
+    assert!(
+        at_120.stats.snapshot_saved,
+        "a snapshot at 120 for the next such load"
+    );
+    let again_120 = load(Some(130)).await;
+    assert_eq!(
+        (again_120.stats.from_snapshot, again_120.stats.events_folded),
+        (120, 10)
+    );
+    assert_eq!(again_120.state.count, 130);
+
+    // A snapshot of a newer state schema, and one that does not decode, are ignored.
+    let mut newer = snapshot_at(&id, 255, serde_json::json!({ "count": 0, "sum": 0 }));
+    newer.schema_version = <Counter as crate::Aggregate>::STATE_SCHEMA_VERSION + 1;
+    snapshots.save_snapshot(&newer).await.expect("save");
+    snapshots
+        .save_snapshot(&snapshot_at(&id, 258, serde_json::json!("not a counter")))
+        .await
+        .expect("save");
+    let fourth = load(Some(259)).await;
+    assert!(
+        fourth.stats.from_snapshot == 250 || fourth.stats.from_snapshot == 0,
+        "{:?}",
+        fourth.stats
+    );
+    assert_eq!(fourth.state.count, 259);
+    let expected_sum: u64 = store
+        .load(&id, LoadBound::UpToVersion(259))
+        .await
+        .expect("load")
+        .iter()
+        .map(|e| e.data["n"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(fourth.state.sum, expected_sum);
+    assert!(
+        load_aggregate::<Counter>(store.as_ref(), &stream(), None, 100)
+            .await
+            .expect("load")
+            .is_none(),
+        "an empty stream has no state"
     );
 }

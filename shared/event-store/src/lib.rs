@@ -18,6 +18,7 @@
 //! - [`memory`]: the in-memory adapter (embedded mode, fast tests).
 //! - [`dynamodb`]: the DynamoDB adapter and table definitions.
 //! - [`ordering`]: per-stream position tracking for consumers (duplicates and gaps).
+//! - [`snapshot`]: snapshots of aggregates (port, both adapters) and loading through them.
 //! - `contract` (feature `contract`): the test suite every adapter must pass.
 
 pub mod dynamodb;
@@ -26,6 +27,7 @@ pub mod error;
 pub mod limits;
 pub mod memory;
 pub mod ordering;
+pub mod snapshot;
 pub mod store;
 
 #[cfg(feature = "contract")]
@@ -34,6 +36,7 @@ pub mod contract;
 pub use envelope::{EventEnvelope, NewEvent};
 pub use error::{SizeLimit, StoreError};
 pub use memory::InMemoryEventStore;
+pub use snapshot::{load_aggregate, Aggregate, Snapshot, SnapshotStore};
 pub use store::{
     AppendOutcome, AppendRequest, EventPage, EventStore, IdempotencyRecord, LoadBound, ScanCursor,
     ScanPage, ScanPart, StreamHead, MAX_EVENTS_PER_APPEND,

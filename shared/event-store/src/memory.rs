@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 
 use crate::envelope::EventEnvelope;
 use crate::error::StoreError;
+use crate::snapshot::{Snapshot, SnapshotStore};
 use crate::store::{
     AppendOutcome, AppendRequest, EventPage, EventStore, IdempotencyRecord, ScanCursor, ScanPage,
     ScanPart, StreamHead,
@@ -28,6 +29,7 @@ struct Stream {
 struct State {
     streams: BTreeMap<String, Stream>,
     idempotency: HashMap<String, IdempotencyRecord>,
+    snapshots: BTreeMap<(String, u64), Snapshot>,
 }
 
 /// An event store held in process memory.
@@ -127,6 +129,10 @@ impl EventStore for InMemoryEventStore {
         Ok(state.streams.get(stream_id).map(|s| head_of(stream_id, s)))
     }
 
+    fn snapshots(&self) -> Option<&dyn crate::snapshot::SnapshotStore> {
+        Some(self)
+    }
+
     async fn scan_events(
         &self,
         part: ScanPart,
@@ -145,14 +151,16 @@ impl EventStore for InMemoryEventStore {
             .filter(|(stream_id, _)| part.holds(stream_id))
         {
             let skip = match after {
-                Some(cursor) if &cursor.stream_id == stream_id => cursor.version,
+                Some(cursor) if &cursor.stream_id == stream_id => {
+                    u64::try_from(cursor.version).unwrap_or(0)
+                }
                 _ => 0,
             };
             for event in stream.events.iter().skip(skip as usize) {
                 if events.len() == limit {
                     let next = events.last().map(|last: &EventEnvelope| ScanCursor {
                         stream_id: last.stream_id.clone(),
-                        version: last.version,
+                        version: i64::try_from(last.version).unwrap_or(i64::MAX),
                     });
                     return Ok(ScanPage { events, next });
                 }
@@ -240,5 +248,29 @@ impl EventStore for InMemoryEventStore {
             }
         }
         Ok(())
+    }
+}
+
+#[async_trait]
+impl SnapshotStore for InMemoryEventStore {
+    async fn save_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
+        self.lock().snapshots.insert(
+            (snapshot.stream_id.clone(), snapshot.version),
+            snapshot.clone(),
+        );
+        Ok(())
+    }
+
+    async fn latest_snapshot(
+        &self,
+        stream_id: &str,
+        at_or_below: u64,
+    ) -> Result<Option<Snapshot>, StoreError> {
+        Ok(self
+            .lock()
+            .snapshots
+            .range((stream_id.to_owned(), 0)..=(stream_id.to_owned(), at_or_below))
+            .next_back()
+            .map(|(_, snapshot)| snapshot.clone()))
     }
 }

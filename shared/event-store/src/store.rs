@@ -211,18 +211,10 @@ impl ScanPart {
     /// Whether `stream_id` falls in this part (the in-memory adapter's division; DynamoDB
     /// divides by its own hash of the partition key).
     pub(crate) fn holds(&self, stream_id: &str) -> bool {
-        self.total <= 1 || stable_hash(stream_id) % u64::from(self.total) == u64::from(self.segment)
+        self.total <= 1
+            || quote_runtime::item_keys::stable_hash(stream_id) % u64::from(self.total)
+                == u64::from(self.segment)
     }
-}
-
-/// FNV-1a of a stream id: stable across builds and processes.
-pub(crate) fn stable_hash(stream_id: &str) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in stream_id.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash
 }
 
 /// Where a scan part stopped: it resumes after this position. Kept by callers that must
@@ -231,8 +223,9 @@ pub(crate) fn stable_hash(stream_id: &str) -> u64 {
 pub struct ScanCursor {
     /// The stream of the last position read.
     pub stream_id: String,
-    /// Its version (0: the stream's head).
-    pub version: u64,
+    /// Its item's version key: an event's version, 0 for the stream's head, negative for a
+    /// snapshot (the DynamoDB adapter keeps them in the same table).
+    pub version: i64,
 }
 
 /// One page of a scan part.
@@ -329,6 +322,12 @@ pub trait EventStore: Send + Sync + std::fmt::Debug {
         after: Option<&ScanCursor>,
         limit: usize,
     ) -> Result<ScanPage, StoreError>;
+
+    /// Where this store keeps aggregates' snapshots ([`crate::snapshot`]), if it keeps any.
+    /// Both adapters do; a test double that does not simply loads without them.
+    fn snapshots(&self) -> Option<&dyn crate::snapshot::SnapshotStore> {
+        None
+    }
 
     /// Checks that the backend answers (for readiness probes).
     async fn ping(&self) -> Result<(), StoreError> {

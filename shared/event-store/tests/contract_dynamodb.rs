@@ -17,3 +17,4 @@ async fn fresh_store() -> Arc<DynamoEventStore> {
 }
 
 event_store::event_store_contract!(fresh_store());
+event_store::snapshot_store_contract!(fresh_store());

@@ -20,6 +20,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 
+use quote_runtime::item_keys::sortable_timestamp;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -37,29 +38,9 @@ pub const PENDING_INDEX: &str = "pending";
 /// Partitions of the `pending` index.
 pub const PENDING_BUCKETS: u64 = 8;
 
-/// The bucket of the `pending` index a quote goes to (FNV-1a, stable across builds).
+/// The bucket of the `pending` index a quote goes to (stable across builds).
 fn pending_bucket(quote_id: &str) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in quote_id.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    (hash % PENDING_BUCKETS).to_string()
-}
-
-/// Fixed-width UTC timestamp (`2026-11-27T16:29:25.123456Z`), so strings sort by time.
-fn sortable_timestamp(at: OffsetDateTime) -> String {
-    let utc = at.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-        utc.year(),
-        u8::from(utc.month()),
-        utc.day(),
-        utc.hour(),
-        utc.minute(),
-        utc.second(),
-        utc.microsecond()
-    )
+    quote_runtime::item_keys::bucket(quote_id, PENDING_BUCKETS)
 }
 
 /// The read model on DynamoDB.

@@ -17,6 +17,7 @@ pub mod aws_error;
 pub mod backoff;
 pub mod env;
 pub mod error_chain;
+pub mod item_keys;
 pub mod resilience;
 pub mod shutdown;
 pub mod telemetry;

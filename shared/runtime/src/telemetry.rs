@@ -455,21 +455,7 @@ pub fn observe_counters<T: Send + Sync + 'static>(
     attributes: &[opentelemetry::KeyValue],
     counters: &[ObservedCounter<T>],
 ) {
-    for &(name, description, unit, field) in counters {
-        let stats = std::sync::Arc::clone(stats);
-        let attributes = attributes.to_vec();
-        meter
-            .u64_observable_counter(name)
-            .with_description(description)
-            .with_unit(unit)
-            .with_callback(move |observer| {
-                observer.observe(
-                    field(&stats).load(std::sync::atomic::Ordering::Relaxed),
-                    &attributes,
-                )
-            })
-            .build();
-    }
+    observe(meter, stats, attributes, counters, Instrument::Counter);
 }
 
 /// Registers each field as an OpenTelemetry observable gauge on `meter` (a level, not a
@@ -480,20 +466,50 @@ pub fn observe_gauges<T: Send + Sync + 'static>(
     attributes: &[opentelemetry::KeyValue],
     gauges: &[ObservedCounter<T>],
 ) {
-    for &(name, description, unit, field) in gauges {
+    observe(meter, stats, attributes, gauges, Instrument::Gauge);
+}
+
+/// Which observable instrument a field is exported as.
+#[derive(Debug, Clone, Copy)]
+enum Instrument {
+    Counter,
+    Gauge,
+}
+
+fn observe<T: Send + Sync + 'static>(
+    meter: &opentelemetry::metrics::Meter,
+    stats: &std::sync::Arc<T>,
+    attributes: &[opentelemetry::KeyValue],
+    fields: &[ObservedCounter<T>],
+    instrument: Instrument,
+) {
+    for &(name, description, unit, field) in fields {
         let stats = std::sync::Arc::clone(stats);
         let attributes = attributes.to_vec();
-        meter
-            .u64_observable_gauge(name)
-            .with_description(description)
-            .with_unit(unit)
-            .with_callback(move |observer| {
-                observer.observe(
-                    field(&stats).load(std::sync::atomic::Ordering::Relaxed),
-                    &attributes,
-                )
-            })
-            .build();
+        let read = move |observer: &dyn opentelemetry::metrics::AsyncInstrument<u64>| {
+            observer.observe(
+                field(&stats).load(std::sync::atomic::Ordering::Relaxed),
+                &attributes,
+            )
+        };
+        match instrument {
+            Instrument::Counter => {
+                meter
+                    .u64_observable_counter(name)
+                    .with_description(description)
+                    .with_unit(unit)
+                    .with_callback(read)
+                    .build();
+            }
+            Instrument::Gauge => {
+                meter
+                    .u64_observable_gauge(name)
+                    .with_description(description)
+                    .with_unit(unit)
+                    .with_callback(read)
+                    .build();
+            }
+        }
     }
 }
 

@@ -50,6 +50,8 @@ pub struct ApiSettings {
     pub request_timeout: Duration,
     /// Requests in flight before shedding.
     pub max_concurrent_requests: usize,
+    /// Events folded past a quote's last snapshot before a load saves a new one (0: never).
+    pub snapshot_every: u64,
 }
 
 /// What every handler shares.

@@ -37,6 +37,7 @@ use uuid::Uuid;
 
 use super::payload::{requested_event, PayloadGenerator, RequestedEvent};
 use super::{warm_then_measure, BenchError, IngestOptions, Phase, Worker};
+use quote_runtime::item_keys::sortable_timestamp;
 
 /// Distinct pre-built events the baseline cycles through.
 const EVENT_POOL: usize = 512;
@@ -164,29 +165,9 @@ fn epoch_micros(at: OffsetDateTime) -> i64 {
     i64::try_from(at.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
 }
 
-/// The `unpublished` index bucket of a stream (FNV-1a, as the DynamoDB adapter computes it).
+/// The `unpublished` index bucket of a stream, as the DynamoDB adapter computes it.
 fn pending_bucket(stream_id: &str) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in stream_id.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    (hash % UNPUBLISHED_BUCKETS).to_string()
-}
-
-/// Fixed-width UTC timestamp (the adapter's sortable `recorded_at`).
-fn sortable_timestamp(at: OffsetDateTime) -> String {
-    let utc = at.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-        utc.year(),
-        u8::from(utc.month()),
-        utc.day(),
-        utc.hour(),
-        utc.minute(),
-        utc.second(),
-        utc.microsecond()
-    )
+    quote_runtime::item_keys::bucket(stream_id, UNPUBLISHED_BUCKETS)
 }
 
 /// The event item, with the attributes the DynamoDB adapter writes.

@@ -26,6 +26,7 @@ pub mod baseline;
 pub mod ingest;
 pub mod payload;
 pub mod pipeline;
+pub mod snapshots;
 pub mod stats;
 
 use std::future::Future;

@@ -135,6 +135,10 @@ pub struct ApiSettings {
     /// Requests in flight before new ones are shed with 503.
     #[arg(long, env = "MAX_CONCURRENT_REQUESTS", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_concurrent_requests: u64,
+    /// A quote's state is snapshotted once a load folds this many events past its last
+    /// snapshot, so later loads fold only the events after it (0: never).
+    #[arg(long, env = "SNAPSHOT_EVERY", default_value_t = 100, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    pub snapshot_every: u64,
 }
 
 /// Everything event-source is configured from.
@@ -168,6 +172,7 @@ impl ApiParts<'_> {
             request_timeout: Duration::from_millis(self.api.request_timeout_ms),
             max_concurrent_requests: usize::try_from(self.api.max_concurrent_requests)
                 .unwrap_or(usize::MAX),
+            snapshot_every: self.api.snapshot_every,
             relay: self.relay.config(),
         })
     }

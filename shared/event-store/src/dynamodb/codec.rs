@@ -32,20 +32,7 @@ fn from_epoch_micros(micros: i64) -> Result<OffsetDateTime, StoreError> {
         .map_err(|e| StoreError::unreadable(format!("timestamp {micros}"), e))
 }
 
-/// Fixed-width UTC timestamp (`2026-11-27T16:29:25.123456Z`), so strings sort by time.
-pub(crate) fn sortable_timestamp(at: OffsetDateTime) -> String {
-    let utc = at.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-        utc.year(),
-        u8::from(utc.month()),
-        utc.day(),
-        utc.hour(),
-        utc.minute(),
-        utc.second(),
-        utc.microsecond()
-    )
-}
+pub(crate) use quote_runtime::item_keys::sortable_timestamp;
 
 fn parse_timestamp(value: &str) -> Result<OffsetDateTime, StoreError> {
     OffsetDateTime::parse(value, &Rfc3339)
@@ -54,7 +41,7 @@ fn parse_timestamp(value: &str) -> Result<OffsetDateTime, StoreError> {
 
 /// The bucket of the `unpublished` index a stream's head goes to (FNV-1a, stable across builds).
 pub(crate) fn pending_bucket(stream_id: &str) -> String {
-    (crate::store::stable_hash(stream_id) % UNPUBLISHED_BUCKETS).to_string()
+    quote_runtime::item_keys::bucket(stream_id, UNPUBLISHED_BUCKETS)
 }
 
 pub(crate) fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
@@ -84,7 +71,7 @@ pub(crate) fn get_u64(item: &Item, name: &str) -> Result<u64, StoreError> {
     }
 }
 
-fn get_i64(item: &Item, name: &str) -> Result<Option<i64>, StoreError> {
+pub(crate) fn get_i64(item: &Item, name: &str) -> Result<Option<i64>, StoreError> {
     match item.get(name) {
         Some(AttributeValue::N(value)) => value
             .parse()

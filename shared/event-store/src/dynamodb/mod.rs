@@ -272,6 +272,10 @@ impl EventStore for DynamoEventStore {
         self.read_head(stream_id).await
     }
 
+    fn snapshots(&self) -> Option<&dyn crate::snapshot::SnapshotStore> {
+        Some(self)
+    }
+
     async fn scan_events(
         &self,
         part: ScanPart,
@@ -309,7 +313,8 @@ impl EventStore for DynamoEventStore {
         let next = match output.last_evaluated_key() {
             Some(key) => Some(ScanCursor {
                 stream_id: codec::get_s(key, "stream_id")?.to_owned(),
-                version: codec::get_u64(key, "version")?,
+                version: codec::get_i64(key, "version")?
+                    .ok_or_else(|| StoreError::corrupt("a scan position without a version"))?,
             }),
             None => None,
         };
@@ -532,4 +537,80 @@ pub(crate) fn head_item_bytes(stream_id: &str) -> usize {
         head.insert(name.to_owned(), widest.clone());
     }
     crate::limits::item_bytes(&head)
+}
+
+/// Snapshots live in the events table under the stream's partition key, at the negative of
+/// their version (`version = -v`): no event query (versions above 0), scan (filtered on
+/// `version > 0`) or index (snapshot items have none of their attributes) ever sees them, and
+/// the latest at or below `v` is the first item of `version BETWEEN -v AND -1`.
+#[async_trait]
+impl crate::snapshot::SnapshotStore for DynamoEventStore {
+    async fn save_snapshot(&self, snapshot: &crate::snapshot::Snapshot) -> Result<(), StoreError> {
+        let key = -i64::try_from(snapshot.version).map_err(StoreError::backend)?;
+        let format = |at: OffsetDateTime| {
+            at.format(&time::format_description::well_known::Rfc3339)
+                .map_err(StoreError::corrupt_by("a snapshot time does not format"))
+        };
+        let state = serde_json::to_string(&snapshot.state)
+            .map_err(StoreError::corrupt_by("a snapshot state does not encode"))?;
+        self.client
+            .put_item()
+            .table_name(&self.tables.events)
+            .item("stream_id", s(&snapshot.stream_id))
+            .item("version", n(key))
+            .item("snapshot_of", n(snapshot.version))
+            .item("recorded_at", s(format(snapshot.recorded_at)?))
+            .item("schema_version", n(snapshot.schema_version))
+            .item("state", s(state))
+            .item("taken_at", s(format(snapshot.taken_at)?))
+            .send()
+            .await
+            .map_err(|e| StoreError::backend(e.into_service_error()))?;
+        Ok(())
+    }
+
+    async fn latest_snapshot(
+        &self,
+        stream_id: &str,
+        at_or_below: u64,
+    ) -> Result<Option<crate::snapshot::Snapshot>, StoreError> {
+        if at_or_below == 0 {
+            return Ok(None);
+        }
+        let lowest = -i64::try_from(at_or_below).unwrap_or(i64::MAX);
+        let output = self
+            .client
+            .query()
+            .table_name(&self.tables.events)
+            .key_condition_expression("stream_id = :s AND version BETWEEN :lo AND :hi")
+            .expression_attribute_values(":s", s(stream_id))
+            .expression_attribute_values(":lo", n(lowest))
+            .expression_attribute_values(":hi", n(-1))
+            .scan_index_forward(true)
+            .limit(1)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::backend(e.into_service_error()))?;
+        let Some(item) = output.items().first() else {
+            return Ok(None);
+        };
+        let time = |name: &str| {
+            codec::get_s(item, name).and_then(|value| {
+                OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)
+                    .map_err(|e| StoreError::unreadable(format!("snapshot {name}"), e))
+            })
+        };
+        let state = serde_json::from_str(codec::get_s(item, "state")?)
+            .map_err(|e| StoreError::unreadable("snapshot state", e))?;
+        Ok(Some(crate::snapshot::Snapshot {
+            stream_id: stream_id.to_owned(),
+            version: codec::get_u64(item, "snapshot_of")?,
+            recorded_at: time("recorded_at")?,
+            schema_version: u32::try_from(codec::get_u64(item, "schema_version")?)
+                .map_err(|e| StoreError::unreadable("snapshot schema_version", e))?,
+            state,
+            taken_at: time("taken_at")?,
+        }))
+    }
 }
