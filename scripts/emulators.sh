@@ -33,10 +33,6 @@ install() {
   fi
 }
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-
 # wait_http URL NAME PID: wait until something answers HTTP on URL (any status), up to 120 s.
 wait_http() {
   local url=$1 name=$2 pid=$3
@@ -48,12 +44,24 @@ wait_http() {
   log "$name did not answer at $url within 120 s"; return 1
 }
 
-start() {
-  local envfile=$1
-  install
-  local logs; logs=$(dirname "$envfile"); mkdir -p "$logs"
+# distinct_ports N: N free loopback ports, all different (asking for one port at a time may
+# return the same port twice once the first socket is closed).
+distinct_ports() {
+  python3 -c '
+import socket, sys
+sockets = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); sockets.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in sockets))
+for s in sockets: s.close()' "$1"
+}
+
+# launch LOGS ENVFILE: starts kinesis-mock and moto on fresh ports and waits for both; on a
+# failure prints the emulator's log, stops what it started and returns 1.
+launch() {
+  local logs=$1 envfile=$2
   local kin_port kin_tls_port moto_port
-  kin_port=$(free_port); kin_tls_port=$(free_port); moto_port=$(free_port)
+  read -r kin_port kin_tls_port moto_port < <(distinct_ports 3)
 
   # Every test creates its own stream: lift the account's shard limit (50 by default) and shorten
   # the simulated CREATING/UPDATING phases.
@@ -77,8 +85,27 @@ export AWS_ENDPOINT_URL=http://127.0.0.1:$moto_port
 export AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$moto_port
 export AWS_ENDPOINT_URL_KINESIS=http://127.0.0.1:$kin_port
 ENV
-  wait_http "http://127.0.0.1:$kin_port" kinesis-mock "$kin_pid"
-  wait_http "http://127.0.0.1:$moto_port" moto "$moto_pid"
+  if ! wait_http "http://127.0.0.1:$kin_port" kinesis-mock "$kin_pid"; then
+    log "kinesis-mock's log:"; tail -n 20 "$logs/kinesis.log" >&2
+    stop "$envfile"; return 1
+  fi
+  if ! wait_http "http://127.0.0.1:$moto_port" moto "$moto_pid"; then
+    log "moto's log:"; tail -n 20 "$logs/moto.log" >&2
+    stop "$envfile"; return 1
+  fi
+}
+
+start() {
+  local envfile=$1
+  install
+  local logs; logs=$(dirname "$envfile"); mkdir -p "$logs"
+  # A start can fail for reasons outside the project (a port taken between its choice and the
+  # bind, the machine short of memory for a moment): try again on fresh ports, twice.
+  for attempt in 1 2 3; do
+    if launch "$logs" "$envfile"; then return 0; fi
+    log "start attempt $attempt failed"
+  done
+  return 1
 }
 
 stop() {

@@ -345,6 +345,11 @@ variable "consumer_initial_position" {
   description = "CONSUMER_INITIAL_POSITION of the consumer services (TRIM_HORIZON, LATEST, AT_TIMESTAMP:<RFC 3339>), or null for the default (TRIM_HORIZON)."
   type        = string
   default     = null
+
+  validation {
+    condition     = var.consumer_initial_position == null || can(regex("^(TRIM_HORIZON|LATEST|AT_TIMESTAMP:.+)$", var.consumer_initial_position))
+    error_message = "Use TRIM_HORIZON, LATEST or AT_TIMESTAMP:<RFC 3339>. ARCHIVE (catch-up from the archive) is not deployed by this configuration yet: the consumer services get no read access to the archive; run such an application where it can read ARCHIVE_BUCKET and ARCHIVE_MANIFEST_TABLE."
+  }
 }
 
 variable "enable_autoscaling" {

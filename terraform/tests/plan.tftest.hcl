@@ -277,6 +277,16 @@ run "trial_cidrs_are_cidr_blocks" {
   expect_failures = [var.trial_http_cidrs]
 }
 
+run "catch_up_from_the_archive_is_refused_until_it_is_granted" {
+  command = plan
+
+  variables {
+    consumer_initial_position = "ARCHIVE"
+  }
+
+  expect_failures = [var.consumer_initial_position]
+}
+
 run "quote_deadline_is_bounded" {
   command = plan
 

@@ -39,8 +39,7 @@ use quote_runtime::error_chain::chain;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-/// Prefix of a backfill shard's id; the rest is its cut-off in Unix milliseconds.
-pub const BACKFILL_SHARD_PREFIX: &str = "backfill-";
+pub use quote_archive::BACKFILL_SHARD_PREFIX;
 
 /// How much later than the archive's beginning the default cut-off is: covers the clock
 /// difference between the hosts that record events and Kinesis, which stamps arrivals.

@@ -303,3 +303,118 @@ async fn an_operator_rewinds_a_consumer_application() {
         "the old owner cannot renew"
     );
 }
+
+/// Catch-up: a projector started with CONSUMER_INITIAL_POSITION=ARCHIVE on a fresh lease table
+/// reads shard 0's archived records (on moto's S3 and DynamoDB) before the stream, including
+/// records the stream does not hold: the read model gets quotes that were never on Kinesis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_projector_catches_up_from_the_archive() {
+    use quote_archive::{ArchiverConfig, ShardWriter};
+    use quote_read_model::ReadModel;
+
+    let sdk = testkit::aws_config().await;
+    let platform = common::Platform::new();
+    platform.bootstrap();
+    let names = platform.archive();
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    let store = event_store::dynamodb::DynamoEventStore::new(
+        dynamo.clone(),
+        event_store::dynamodb::TableNames {
+            events: platform.events_table.clone(),
+            idempotency: platform.idempotency_table.clone(),
+        },
+    );
+    // Three quotes whose records only the archive still has (sequence numbers below any the
+    // stream gives), as the archiver wrote them long ago.
+    let mut ids = Vec::new();
+    let mut records = Vec::new();
+    for n in 0..3 {
+        let (quote_id, requested) =
+            testkit::fixtures::quote_requested(testkit::fixtures::quote_request(&[
+                "1HGCM82633A004352",
+            ]));
+        let appended = store
+            .append(AppendRequest {
+                stream_id: quote_id.stream_id(),
+                expected_version: 0,
+                events: vec![event_store::NewEvent {
+                    event_id: uuid::Uuid::new_v4(),
+                    event_type: requested.event_type().to_owned(),
+                    schema_version: requested.schema_version(),
+                    occurred_at: time::OffsetDateTime::now_utc(),
+                    correlation_id: "catch-up".into(),
+                    causation_id: None,
+                    traceparent: None,
+                    tracestate: None,
+                    actor: "test".into(),
+                    data: requested.to_data().expect("data"),
+                }],
+                idempotency: None,
+                customer_id: Some("cust-42".into()),
+            })
+            .await
+            .expect("append");
+        let envelope = &appended.events[0];
+        store
+            .mark_published(&envelope.stream_id, 1)
+            .await
+            .expect("published long ago");
+        records.push(kinesis_consumer::Record {
+            sequence_number: format!("{}", 1_000 + n),
+            sub_sequence_number: 0,
+            partition_key: envelope.stream_id.clone(),
+            data: serde_json::to_vec(envelope).expect("envelope"),
+            approximate_arrival: Some(envelope.recorded_at),
+        });
+        ids.push(quote_id.to_string());
+    }
+    let objects = std::sync::Arc::new(quote_archive::s3::S3Objects::new(
+        quote_archive::s3::S3Objects::client(&sdk),
+        names.bucket.clone(),
+    ));
+    let manifest = std::sync::Arc::new(quote_archive::dynamodb::DynamoManifest::new(
+        dynamo.clone(),
+        names.manifest.clone(),
+    ));
+    let mut writer = ShardWriter::new(
+        objects,
+        manifest,
+        std::sync::Arc::new(ArchiverConfig {
+            stream: names.stream.clone(),
+            prefix: "events/".into(),
+            segment_bytes: 1,
+            segment_age: Duration::from_secs(60),
+        }),
+        "shardId-000000000000",
+    );
+    writer.claim(1, &[]).await.expect("claim");
+    for record in &records {
+        writer.add(record);
+        writer.close_if_due(false);
+        writer.store_closed().await.expect("commit");
+    }
+
+    let mut fleet = common::Fleet::default();
+    let mut projector = platform.command("projector");
+    projector
+        .env("LEASE_TABLE", &platform.lease_tables["projector"])
+        .env("CONSUMER_INITIAL_POSITION", "ARCHIVE");
+    let port = fleet.spawn("projector".into(), projector);
+    common::wait_healthy("projector", port).await;
+    let read_model =
+        quote_read_model::dynamodb::DynamoReadModel::new(dynamo, platform.read_model_table.clone());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for id in &ids {
+        loop {
+            if read_model.get(id).await.expect("read model").is_some() {
+                break;
+            }
+            fleet.assert_running(&[]);
+            assert!(
+                Instant::now() < deadline,
+                "quote {id} never reached the read model"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}

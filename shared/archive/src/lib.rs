@@ -15,8 +15,11 @@
 //! - [`writer`]: one shard written segment by segment (claim, add, close, store and commit),
 //!   for the archiver and the backfill.
 //! - [`reader`]: a shard's records read back from its committed segments.
+//! - [`catch_up`]: a record source that serves the archive before the stream (catch-up
+//!   subscriptions, `CONSUMER_INITIAL_POSITION=ARCHIVE`).
 //! - [`contract`] (feature `contract`): the suites every adapter passes.
 
+pub mod catch_up;
 pub mod dynamodb;
 pub mod manifest;
 pub mod objects;
@@ -32,3 +35,7 @@ pub use manifest::{InMemoryManifest, Manifest, ManifestError, SegmentEntry, Shar
 pub use objects::{InMemoryObjects, ObjectStore, ObjectStoreError};
 pub use segment::{ClosedSegment, SegmentWriter};
 pub use writer::{ArchiverConfig, ShardWriter, WriteError};
+
+/// Prefix of the pseudo-shards `quotes archive backfill` writes (`backfill-<cut-off in Unix
+/// ms>`): the events from before the archive, not records of a shard of the stream.
+pub const BACKFILL_SHARD_PREFIX: &str = "backfill-";

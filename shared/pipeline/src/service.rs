@@ -179,6 +179,18 @@ pub struct AwsConsumerConfig {
     pub tables: TableNames,
     /// The relay publishing what the handler appends.
     pub relay: RelayConfig,
+    /// Where to read the archive first (`CONSUMER_INITIAL_POSITION=ARCHIVE`), if at all.
+    pub catch_up: Option<CatchUp>,
+}
+
+/// The archive a consumer application catches up from before it reads the stream
+/// (`quote_archive::catch_up`).
+#[derive(Debug, Clone)]
+pub struct CatchUp {
+    /// The archive's S3 bucket (`ARCHIVE_BUCKET`).
+    pub bucket: String,
+    /// Its manifest's DynamoDB table (`ARCHIVE_MANIFEST_TABLE`).
+    pub manifest_table: String,
 }
 
 /// A consumer service connected to AWS (or the emulators), ready to run: its relay is
@@ -233,8 +245,10 @@ impl AwsConsumer {
                 relay.stats().export_to_opentelemetry(handler.name());
                 let relay_shutdown = CancellationToken::new();
                 let (relay, relay_task) = relay.spawn(relay_shutdown.clone());
-                let dead_letters: Arc<dyn DeadLetterStore> =
-                    Arc::new(DynamoDeadLetters::new(dynamo, settings.dead_letter_table));
+                let dead_letters: Arc<dyn DeadLetterStore> = Arc::new(DynamoDeadLetters::new(
+                    dynamo.clone(),
+                    settings.dead_letter_table,
+                ));
                 config.failure = FailurePolicy::DeadLetter {
                     max_attempts: settings.max_attempts,
                     store: dead_letters,
@@ -270,12 +284,12 @@ impl AwsConsumer {
                     polling.idle_start = polling.idle_start.max(polling.min_call_interval);
                     polling.idle_max = polling.idle_max.max(polling.min_call_interval);
                 }
-                Arc::new(KinesisPolling::new(kinesis, stream_name, polling))
+                Arc::new(KinesisPolling::new(kinesis, stream_name.clone(), polling))
             }
             SourceKind::FanOut { consumer_name } => {
                 let fanout = KinesisFanOut::new(
                     kinesis,
-                    stream_name,
+                    stream_name.clone(),
                     consumer_name.clone(),
                     FanOutConfig::default(),
                 );
@@ -286,9 +300,25 @@ impl AwsConsumer {
                 Arc::new(fanout)
             }
         };
+        let source: Arc<dyn RecordSource> = match &settings.catch_up {
+            None => source,
+            Some(catch_up) => Arc::new(quote_archive::catch_up::ArchiveSource::new(
+                source,
+                Arc::new(quote_archive::s3::S3Objects::new(
+                    quote_archive::s3::S3Objects::client(sdk),
+                    catch_up.bucket.clone(),
+                )),
+                Arc::new(quote_archive::dynamodb::DynamoManifest::new(
+                    dynamo.clone(),
+                    catch_up.manifest_table.clone(),
+                )),
+                stream_name.clone(),
+            )),
+        };
         tracing::info!(
             service = consumption.name(),
             lease_table = %settings.lease_table,
+            catch_up = settings.catch_up.is_some(),
             worker_id = %config.worker_id,
             source = ?settings.source,
             "consumer service starting"

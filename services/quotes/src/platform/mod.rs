@@ -345,6 +345,7 @@ pub(crate) fn consumer(settings: &RunSettings, service: Service) -> Result<Consu
         event_store: &settings.event_store,
         relay: &settings.relay,
         consumer: &settings.consumer,
+        archive: &settings.archive.storage,
     };
     let application = parts.config(service.name());
     let handler = match service {

@@ -5,7 +5,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use kinesis_consumer::config::{CheckpointPolicy, InitialPosition, SourceKind};
 use kinesis_consumer::WorkerConfig;
-use quote_pipeline::service::AwsConsumerConfig;
+use quote_pipeline::service::{AwsConsumerConfig, CatchUp};
 
 use super::event_store::EventStoreSettings;
 use super::heading;
@@ -52,9 +52,12 @@ pub struct ConsumerSettings {
     /// This worker's id in the lease table [default: host name and process id].
     #[arg(long, env = "WORKER_ID", value_parser = worker_id)]
     pub worker_id: Option<String>,
-    /// Where a shard with no checkpoint starts: TRIM_HORIZON, LATEST or AT_TIMESTAMP:<RFC 3339>.
-    #[arg(long, env = "CONSUMER_INITIAL_POSITION", default_value = "TRIM_HORIZON", value_parser = initial_position)]
-    pub consumer_initial_position: InitialPosition,
+    /// Where a shard with no checkpoint starts: TRIM_HORIZON, LATEST, AT_TIMESTAMP:<RFC 3339>,
+    /// or ARCHIVE (the shard's archived records first, from ARCHIVE_BUCKET and
+    /// ARCHIVE_MANIFEST_TABLE, then the stream after the last of them: a new application
+    /// starting from before the stream's retention).
+    #[arg(long, env = "CONSUMER_INITIAL_POSITION", default_value = "TRIM_HORIZON", value_parser = start_from)]
+    pub consumer_initial_position: StartFrom,
     /// Milliseconds a lease whose counter stands still takes to expire: the kill -9 failover
     /// time (see shared/kinesis-consumer/README.md).
     #[arg(long, env = "LEASE_DURATION_MS", default_value_t = 6000, value_parser = clap::value_parser!(u64).range(1000..=600_000))]
@@ -97,6 +100,8 @@ pub struct ConsumerParts<'a> {
     pub relay: &'a RelaySettings,
     /// The consumer settings.
     pub consumer: &'a ConsumerSettings,
+    /// The archive (read first with `CONSUMER_INITIAL_POSITION=ARCHIVE`).
+    pub archive: &'a super::archive::ArchiveStorageSettings,
 }
 
 impl ConsumerParts<'_> {
@@ -107,7 +112,19 @@ impl ConsumerParts<'_> {
         if let Some(id) = &settings.worker_id {
             worker.worker_id = id.clone();
         }
-        worker.initial_position = settings.consumer_initial_position;
+        let catch_up = match settings.consumer_initial_position {
+            StartFrom::Stream(position) => {
+                worker.initial_position = position;
+                None
+            }
+            StartFrom::Archive => {
+                worker.initial_position = InitialPosition::TrimHorizon;
+                Some(CatchUp {
+                    bucket: self.archive.archive_bucket.clone(),
+                    manifest_table: self.archive.archive_manifest_table.clone(),
+                })
+            }
+        };
         worker.lease_duration = Duration::from_millis(settings.lease_duration_ms);
         worker.renew_interval = Duration::from_millis(
             settings
@@ -147,6 +164,7 @@ impl ConsumerParts<'_> {
             event_stream: self.event_store.event_stream.clone(),
             tables: self.event_store.tables(),
             relay: self.relay.config(),
+            catch_up,
         })
     }
 }
@@ -154,6 +172,25 @@ impl ConsumerParts<'_> {
 /// The lease table of a consumer application when LEASE_TABLE does not name one.
 pub fn lease_table_of(application: &str) -> String {
     format!("{application}-leases")
+}
+
+/// Where a consumer application's shards start without a checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartFrom {
+    /// A position in the stream.
+    Stream(InitialPosition),
+    /// The archive's records of each shard, then the stream after them.
+    Archive,
+}
+
+/// `ARCHIVE`, or a position in the stream ([`initial_position`]).
+pub fn start_from(value: &str) -> Result<StartFrom, String> {
+    match value {
+        "ARCHIVE" => Ok(StartFrom::Archive),
+        other => initial_position(other).map(StartFrom::Stream).map_err(|_| {
+            "expected TRIM_HORIZON, LATEST, AT_TIMESTAMP:<RFC 3339> or ARCHIVE".to_owned()
+        }),
+    }
 }
 
 /// `TRIM_HORIZON`, `LATEST` or `AT_TIMESTAMP:<RFC 3339>`.
@@ -198,5 +235,11 @@ mod tests {
         ));
         assert!(initial_position("AT_TIMESTAMP:yesterday").is_err());
         assert!(initial_position("EARLIEST").is_err());
+        assert_eq!(start_from("ARCHIVE"), Ok(StartFrom::Archive));
+        assert_eq!(
+            start_from("LATEST"),
+            Ok(StartFrom::Stream(InitialPosition::Latest))
+        );
+        assert!(start_from("archive").is_err());
     }
 }
