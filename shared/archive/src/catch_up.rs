@@ -17,6 +17,10 @@
 //!
 //! The worker checkpoints archived records by their own sequence numbers, so a restart resumes
 //! in the archive or on the stream, wherever the checkpoint lies.
+//!
+//! A shard's archive is taken to begin where the stream began for the archiver (its default
+//! `TRIM_HORIZON`): records the stream held before the archive's first one (an archiver
+//! started at `LATEST`) are not read.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
