@@ -171,6 +171,11 @@ impl Backfill {
     /// Where the archive of the stream begins: the latest first arrival among its root shards.
     pub async fn archive_begins(&self) -> Result<OffsetDateTime, BackfillError> {
         let heads = self.manifest.shards(&self.config.stream).await?;
+        self.begins_from(&heads).await
+    }
+
+    /// [`Backfill::archive_begins`] for the manifest's `heads`.
+    async fn begins_from(&self, heads: &[ShardHead]) -> Result<OffsetDateTime, BackfillError> {
         let known: std::collections::BTreeSet<&str> =
             heads.iter().map(|head| head.shard_id.as_str()).collect();
         let mut begins: Option<OffsetDateTime> = None;
@@ -239,7 +244,7 @@ impl Backfill {
             Some(until) if until > now => return Err(BackfillError::UntilInFuture(rfc3339(until))),
             Some(until) => until,
             None => {
-                let until = self.archive_begins().await? + margin;
+                let until = self.begins_from(&heads).await? + margin;
                 if until > now {
                     return Err(BackfillError::CutoffInFuture {
                         until: rfc3339(until),

@@ -88,8 +88,10 @@ impl Deadlines {
         stream_id: &str,
         now: OffsetDateTime,
     ) -> Result<UpdateOutcome, HandlerError> {
-        let events = context.load(stream_id).await?;
-        let Some(requested) = events.first() else {
+        // The request names the referral's cause (its derived id); `update_stream` loads the
+        // whole stream to decide.
+        let first = context.store.read_page(stream_id, 0, Some(1), 1).await?;
+        let Some(requested) = first.events.first() else {
             // The read model knows a quote this store does not have.
             return Ok(UpdateOutcome::NothingToDo);
         };

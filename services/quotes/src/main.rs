@@ -132,17 +132,26 @@ async fn bootstrap(args: &BootstrapArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn leases(args: &LeasesArgs) -> anyhow::Result<()> {
-    let table = args
-        .lease
+/// The lease table of consumer application `app` (LEASE_TABLE, default `<app>-leases`): its
+/// name and the table.
+async fn lease_table(
+    app: &str,
+    settings: &quotes::settings::consumer::LeaseTableSettings,
+) -> (String, kinesis_consumer::lease_table::DynamoLeaseTable) {
+    let table = settings
         .lease_table
         .clone()
-        .unwrap_or_else(|| quotes::config::lease_table_of(&args.app));
+        .unwrap_or_else(|| quotes::config::lease_table_of(app));
     let sdk = quote_runtime::aws::load_sdk_config().await;
     let leases = kinesis_consumer::lease_table::DynamoLeaseTable::new(
         aws_sdk_dynamodb::Client::new(&sdk),
         table.clone(),
     );
+    (table, leases)
+}
+
+async fn leases(args: &LeasesArgs) -> anyhow::Result<()> {
+    let (table, leases) = lease_table(&args.app, &args.lease).await;
     let sample = Duration::from_millis(args.sample_ms);
     let read = quotes::leases::read(&leases, sample)
         .await
@@ -297,16 +306,7 @@ async fn dlq(command: DlqCommand) -> anyhow::Result<()> {
 
 /// `quotes consumer rewind`.
 async fn rewind(args: &quotes::cli::ConsumerRewindArgs) -> anyhow::Result<()> {
-    let table = args
-        .lease
-        .lease_table
-        .clone()
-        .unwrap_or_else(|| quotes::config::lease_table_of(&args.app));
-    let sdk = quote_runtime::aws::load_sdk_config().await;
-    let leases = kinesis_consumer::lease_table::DynamoLeaseTable::new(
-        aws_sdk_dynamodb::Client::new(&sdk),
-        table.clone(),
-    );
+    let (table, leases) = lease_table(&args.app, &args.lease).await;
     let steps =
         kinesis_consumer::rewind::rewind(&leases, &args.to, args.shard.as_deref(), args.dry_run)
             .await

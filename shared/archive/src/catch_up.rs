@@ -131,13 +131,8 @@ impl RecordSource for ArchiveSource {
             .into_iter()
             .filter(|segment| after(&segment.last_sequence, position.as_deref()))
             .collect();
-        let listed = self
-            .stream
-            .list_shards()
-            .await?
-            .iter()
-            .any(|s| s.shard_id == shard_id);
-        let tail = if listed {
+        let on_stream = self.stream.list_shards().await?;
+        let tail = if on_stream.iter().any(|s| s.shard_id == shard_id) {
             Tail::Stream
         } else {
             // Gone from the stream: it ends with its archived records.
@@ -146,7 +141,7 @@ impl RecordSource for ArchiveSource {
                 .filter(|h| h.parents.iter().any(|p| p == shard_id))
                 .map(|h| h.shard_id.clone())
                 .collect();
-            for info in self.stream.list_shards().await? {
+            for info in on_stream {
                 if info.parent_shard_ids.iter().any(|p| p == shard_id)
                     && !children.contains(&info.shard_id)
                 {

@@ -201,7 +201,7 @@ pub struct AwsConsumer {
     readiness: Readiness,
     /// The relay of an event handler's appends and its periodic work (none for a record
     /// service).
-    relay: Option<HandlerTasks>,
+    handler_tasks: Option<HandlerTasks>,
 }
 
 /// What an event handler's service runs besides its worker.
@@ -229,7 +229,7 @@ impl AwsConsumer {
             settings.lease_table.clone(),
         ));
 
-        let (factory, relay): (Arc<dyn ProcessorFactory>, _) = match &consumption {
+        let (factory, handler_tasks): (Arc<dyn ProcessorFactory>, _) = match &consumption {
             Consumption::Events(handler) => {
                 let store: Arc<dyn EventStore> =
                     Arc::new(DynamoEventStore::new(dynamo.clone(), settings.tables));
@@ -330,7 +330,7 @@ impl AwsConsumer {
         Ok(Self {
             worker: Worker::new(config, table, source, factory),
             readiness,
-            relay,
+            handler_tasks,
         })
     }
 
@@ -342,7 +342,7 @@ impl AwsConsumer {
     /// Runs the worker until `shutdown` (leases handed off), then stops the relay.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         self.worker.run(shutdown).await;
-        if let Some(tasks) = self.relay {
+        if let Some(tasks) = self.handler_tasks {
             tasks.periodic_shutdown.cancel();
             if let Some(periodic) = tasks.periodic {
                 periodic.await.context("periodic work")?;
