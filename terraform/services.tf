@@ -2,6 +2,15 @@
 # `module "consumer"` over `local.consumers`. Together they spell out each service's environment
 # and its task role's grants: tests/deploy/test_terraform.py checks them against what the code
 # reads and calls (tests/deploy/code_facts.py).
+#
+# The read model's blue/green tables: `quotes rebuild read-model --into TABLE` rebuilds the read
+# model into a new table and `quotes read-model switch` makes it live without a restart. The
+# services follow the routing document in the home table (the one READ_MODEL_TABLE names: item
+# customer_id = "#control", quote_id = "routing", read with GetItem), which names the `active`
+# table and the `standby` ones. Those tables are named `<READ_MODEL_TABLE>-<suffix>` (e.g.
+# `quotes-prod-customer-quotes-v2`; the CLI refuses any other name), so the services reading
+# READ_MODEL_TABLE get them as `suffixed_tables`: `<arn>-*` and `<arn>-*/index/*`, never `<arn>*`,
+# which would also match another deployment's `customer-quotes2`.
 
 # The REST API (and its relay, which publishes committed events to the stream).
 module "event_source" {
@@ -67,10 +76,16 @@ module "event_source" {
       arn     = module.idempotency_table.arn
       actions = ["dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem"]
     }
+    # GetItem is the routing document's, in the home table only; the API lists and reads quotes
+    # (Query on the table and its `by-quote` index) and pings (DescribeTable) the active table.
     READ_MODEL_TABLE = {
       arn           = module.read_model_table.arn
       actions       = ["dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:Query"]
       index_actions = ["dynamodb:Query"]
+      suffixed_tables = {
+        actions       = ["dynamodb:DescribeTable", "dynamodb:Query"]
+        index_actions = ["dynamodb:Query"]
+      }
     }
     RELAY_DEAD_LETTER_TABLE = {
       arn     = module.relay_dead_letter_table.arn
@@ -119,8 +134,9 @@ locals {
     }
 
     # Rates quotes and decides their outcome; refers the quotes still pending
-    # QUOTE_DEADLINE_SECS after their request, which it lists on the read model's `pending`
-    # index (keys only; it never reads or writes the read model's items).
+    # QUOTE_DEADLINE_SECS after their request, which it lists on the active read-model table's
+    # `pending` index (keys only; it never reads or writes the quotes' items: its GetItem is the
+    # routing document's, in the home table only).
     "fulfillment" = {
       event_handler = true
       environment = {
@@ -131,13 +147,18 @@ locals {
       dynamodb_tables = {
         READ_MODEL_TABLE = {
           arn           = module.read_model_table.arn
-          actions       = ["dynamodb:DescribeTable"]
+          actions       = ["dynamodb:DescribeTable", "dynamodb:GetItem"]
           index_actions = ["dynamodb:Query"]
+          suffixed_tables = {
+            actions       = ["dynamodb:DescribeTable"]
+            index_actions = ["dynamodb:Query"]
+          }
         }
       }
     }
 
-    # Keeps the customer-quotes read model.
+    # Keeps the customer-quotes read model: writes the active table and every standby one
+    # (version-guarded PutItem, read back with GetItem), and reads the routing document.
     "projector" = {
       event_handler = true
       environment = {
@@ -147,6 +168,9 @@ locals {
         READ_MODEL_TABLE = {
           arn     = module.read_model_table.arn
           actions = ["dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem"]
+          suffixed_tables = {
+            actions = ["dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem"]
+          }
         }
       }
     }

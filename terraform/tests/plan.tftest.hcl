@@ -189,8 +189,18 @@ run "defaults" {
   }
 
   assert {
-    condition     = local.consumers["fulfillment"].dynamodb_tables.READ_MODEL_TABLE.actions == ["dynamodb:DescribeTable"] && local.consumers["fulfillment"].dynamodb_tables.READ_MODEL_TABLE.index_actions == ["dynamodb:Query"]
-    error_message = "Fulfillment only describes the read model and queries its indexes: it never reads or writes its items."
+    condition     = local.consumers["fulfillment"].dynamodb_tables.READ_MODEL_TABLE.actions == ["dynamodb:DescribeTable", "dynamodb:GetItem"] && local.consumers["fulfillment"].dynamodb_tables.READ_MODEL_TABLE.index_actions == ["dynamodb:Query"]
+    error_message = "Fulfillment describes the read model, reads its routing document (GetItem) and queries its indexes: it never reads or writes the quotes' items."
+  }
+
+  assert {
+    condition     = local.consumers["fulfillment"].dynamodb_tables.READ_MODEL_TABLE.suffixed_tables.actions == ["dynamodb:DescribeTable"] && local.consumers["fulfillment"].dynamodb_tables.READ_MODEL_TABLE.suffixed_tables.index_actions == ["dynamodb:Query"]
+    error_message = "On the read model's blue/green tables (<READ_MODEL_TABLE>-<suffix>) fulfillment only describes them and queries their indexes: the routing document is in the home table."
+  }
+
+  assert {
+    condition     = local.consumers["projector"].dynamodb_tables.READ_MODEL_TABLE.suffixed_tables.actions == local.consumers["projector"].dynamodb_tables.READ_MODEL_TABLE.actions
+    error_message = "The projector writes (and reads back) the blue/green read-model tables as it does the home table."
   }
 
   assert {

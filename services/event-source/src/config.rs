@@ -65,8 +65,10 @@ pub struct Config {
     pub idempotency_table: String,
     /// Kinesis stream.
     pub event_stream: String,
-    /// DynamoDB read-model table.
+    /// DynamoDB read-model table (the home table, which holds the routing).
     pub read_model_table: String,
+    /// How long the read model's routing is kept before it is read again.
+    pub read_model_routing_ttl: Duration,
     /// Token verification.
     pub auth: AuthConfig,
     /// How long idempotency keys are remembered.
@@ -92,6 +94,7 @@ impl Config {
             idempotency_table: "quote-idempotency".into(),
             event_stream: "quote-events".into(),
             read_model_table: "customer-quotes".into(),
+            read_model_routing_ttl: Duration::from_secs(5),
             auth: AuthConfig {
                 keys: AuthKeys::Hs256Secret(SecretString::from(secret)),
                 issuer: None,

@@ -121,9 +121,10 @@ impl Service {
                         aws_sdk_kinesis::Client::new(&sdk),
                         config.event_stream.clone(),
                     )),
-                    Arc::new(DynamoReadModel::new(
+                    Arc::new(DynamoReadModel::routed(
                         dynamo.clone(),
-                        config.read_model_table.clone(),
+                        &config.read_model_table,
+                        config.read_model_routing_ttl,
                     )),
                     Arc::new(DynamoRelayDeadLetters::new(
                         dynamo,

@@ -901,6 +901,22 @@ impl quote_read_model::ReadModel for CountingReadModel {
         self.inner.pending_before(before, limit).await
     }
 
+    async fn read_control(
+        &self,
+        name: &str,
+    ) -> Result<Option<quote_read_model::ControlDocument>, quote_read_model::ReadModelError> {
+        self.inner.read_control(name).await
+    }
+
+    async fn write_control(
+        &self,
+        name: &str,
+        body: &str,
+        expected: Option<u64>,
+    ) -> Result<u64, quote_read_model::ReadModelError> {
+        self.inner.write_control(name, body, expected).await
+    }
+
     async fn ping(&self) -> Result<(), quote_read_model::ReadModelError> {
         self.pings.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.backend_error()

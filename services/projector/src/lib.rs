@@ -6,6 +6,11 @@
 //! folds it, and upserts the summary guarded by version: a duplicate or late record can never
 //! move a quote backwards. Because the summary depends on the stream and not on the record,
 //! only the last record of each quote in a batch is handled (`covers_earlier_events`).
+//!
+//! [`rebuild`] rebuilds the read model into another table from the event store, for a
+//! blue/green switch (`quotes rebuild read-model`).
+
+pub mod rebuild;
 
 use std::sync::Arc;
 
@@ -102,10 +107,13 @@ impl EventHandler for Projector {
 
 /// A read-model failure as the worker sees it: the backend unavailable is transient (the shard
 /// waits, so a quote's last event is never given up on while the table is throttled or down),
-/// a corrupt item or a refused request is permanent.
-fn read_model_failure(err: ReadModelError) -> HandlerError {
+/// and so is a missing live table (until the operator restores it or switches) or a routing
+/// document changed under a write; a corrupt item or a refused request is permanent.
+pub fn read_model_failure(err: ReadModelError) -> HandlerError {
     match err {
-        ReadModelError::Backend(_) => HandlerError::unavailable("the read model", err),
+        ReadModelError::Backend(_)
+        | ReadModelError::TableMissing { .. }
+        | ReadModelError::Conflict { .. } => HandlerError::unavailable("the read model", err),
         ReadModelError::Corrupt { .. } | ReadModelError::InvalidPageToken => {
             HandlerError::refused("the read model", err)
         }

@@ -69,6 +69,22 @@ impl ReadModel for Outage {
     ) -> Result<Vec<quote_read_model::PendingQuote>, ReadModelError> {
         self.inner.pending_before(before, limit).await
     }
+
+    async fn read_control(
+        &self,
+        name: &str,
+    ) -> Result<Option<quote_read_model::ControlDocument>, ReadModelError> {
+        self.inner.read_control(name).await
+    }
+
+    async fn write_control(
+        &self,
+        name: &str,
+        body: &str,
+        expected: Option<u64>,
+    ) -> Result<u64, ReadModelError> {
+        self.inner.write_control(name, body, expected).await
+    }
 }
 
 fn new_event(event: &QuoteEvent) -> NewEvent {

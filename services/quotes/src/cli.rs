@@ -66,6 +66,13 @@ pub enum Command {
     /// A consumer application's position in the stream.
     #[command(subcommand)]
     Consumer(ConsumerCommand),
+    /// Rebuild a projection from the event store.
+    #[command(subcommand)]
+    Rebuild(RebuildCommand),
+    /// The customer-quotes read model's tables: which is live, how current each is; switch the
+    /// API to a rebuilt one without a restart.
+    #[command(subcommand)]
+    ReadModel(ReadModelCommand),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -386,6 +393,118 @@ pub struct LeasesArgs {
     /// The lease table.
     #[command(flatten)]
     pub lease: LeaseTableSettings,
+}
+
+/// `quotes rebuild`.
+#[derive(Debug, Subcommand)]
+pub enum RebuildCommand {
+    /// Rebuild the customer-quotes read model into a new table (`<READ_MODEL_TABLE>-<suffix>`)
+    /// from the event store: the table becomes standby (the projectors write it too), the
+    /// store is scanned in parallel segments and each quote folded, then the stream is followed
+    /// from before the rebuild began until caught up. Resumable; prints its progress. Then
+    /// `quotes read-model switch TABLE`.
+    #[command(after_help = SDK_VARIABLES)]
+    ReadModel(Box<RebuildReadModelArgs>),
+}
+
+/// `quotes rebuild read-model`.
+#[derive(Debug, Args)]
+pub struct RebuildReadModelArgs {
+    /// The table to rebuild into (created when missing): `<READ_MODEL_TABLE>-<suffix>`.
+    #[arg(long, value_parser = crate::settings::parse::resource_name)]
+    pub into: String,
+    /// Parallel Scan segments (a resumed rebuild keeps the number it began with).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub segments: u32,
+    /// Events per Scan page.
+    #[arg(long, default_value_t = 500, value_parser = parse_page_size)]
+    pub page_size: usize,
+    /// Read capacity units per second the rebuild may consume (estimated from item sizes: one
+    /// per 4 KB read); unlimited when absent.
+    #[arg(long, value_parser = parse_rcu)]
+    pub max_rcu: Option<f64>,
+    /// The stream is followed from this long before the rebuild began (the most the clocks of
+    /// this host and of Kinesis may differ).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=3_600))]
+    pub clock_margin_secs: u64,
+    /// The event store (scanned) and the stream (followed).
+    #[command(flatten)]
+    pub event_store: EventStoreSettings,
+    /// The home table (routing) and its cache time.
+    #[command(flatten)]
+    pub read_model: ReadModelSettings,
+    /// Output format (the final report; progress goes to stderr).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+fn parse_page_size(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if (1..=10_000).contains(&n) => Ok(n),
+        _ => Err("a page size is a whole number from 1 to 10000".to_owned()),
+    }
+}
+
+fn parse_rcu(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(n) if n.is_finite() && (1.0..=1_000_000.0).contains(&n) => Ok(n),
+        _ => Err("read capacity units per second: a number from 1 to 1000000".to_owned()),
+    }
+}
+
+/// `quotes read-model`.
+#[derive(Debug, Subcommand)]
+pub enum ReadModelCommand {
+    /// The routing (active and standby tables), each table's rebuild progress, and how far
+    /// each is behind the event store on a sample of quotes.
+    Status(ReadModelStatusArgs),
+    /// Make TABLE the active read model (services follow within READ_MODEL_ROUTING_SECS,
+    /// without a restart); the previous one stays standby, so switching back is immediate.
+    /// Refused unless TABLE is standby and its rebuild caught up (--force overrides).
+    Switch(ReadModelTableArgs),
+    /// Stop writing the standby TABLE (do this before deleting it).
+    Retire(ReadModelTableArgs),
+}
+
+/// `quotes read-model status`.
+#[derive(Debug, Args)]
+pub struct ReadModelStatusArgs {
+    /// Quotes sampled from the event store to measure each table's lag.
+    #[arg(long, default_value_t = 50, value_parser = parse_sample)]
+    pub sample: usize,
+    /// The event store (sampled).
+    #[command(flatten)]
+    pub event_store: EventStoreSettings,
+    /// The home table.
+    #[command(flatten)]
+    pub read_model: ReadModelSettings,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+fn parse_sample(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if (1..=10_000).contains(&n) => Ok(n),
+        _ => Err("a sample is a whole number from 1 to 10000".to_owned()),
+    }
+}
+
+/// `quotes read-model switch|retire TABLE`.
+#[derive(Debug, Args)]
+pub struct ReadModelTableArgs {
+    /// The table.
+    #[arg(value_parser = crate::settings::parse::resource_name)]
+    pub table: String,
+    /// Switch even to a table that is not standby or whose rebuild has not caught up.
+    #[arg(long)]
+    pub force: bool,
+    /// The home table.
+    #[command(flatten)]
+    pub read_model: ReadModelSettings,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
 }
 
 /// `quotes consumer`.

@@ -49,6 +49,7 @@ pub mod healthcheck;
 pub mod leases;
 pub mod outbox;
 pub mod platform;
+pub mod read_model;
 pub mod relay_dead_letters;
 pub mod settings;
 pub mod token;

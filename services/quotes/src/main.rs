@@ -54,6 +54,10 @@ async fn dispatch(cli: Cli) -> ExitCode {
         Command::Archive(command) => archive(command).await,
         Command::Outbox(OutboxCommand::Status(args)) => outbox_status(&args).await,
         Command::Consumer(quotes::cli::ConsumerCommand::Rewind(args)) => rewind(&args).await,
+        Command::Rebuild(quotes::cli::RebuildCommand::ReadModel(args)) => {
+            rebuild_read_model(&args).await
+        }
+        Command::ReadModel(command) => read_model(command).await,
         Command::Bench(BenchCommand::Ingest(args)) => bench_ingest(&args).await,
         Command::Bench(BenchCommand::Pipeline(args)) => quotes::bench::pipeline::run(&args)
             .await
@@ -361,6 +365,52 @@ async fn archive(command: ArchiveCommand) -> anyhow::Result<()> {
                 ),
             }
         }
+    }
+    Ok(())
+}
+
+async fn rebuild_read_model(args: &quotes::cli::RebuildReadModelArgs) -> anyhow::Result<()> {
+    let sdk = quote_runtime::aws::load_sdk_config().await;
+    let progress = quotes::read_model::rebuild(args, &sdk).await?;
+    match args.output {
+        OutputFormat::Json => print_json(&progress)?,
+        OutputFormat::Text => println!(
+            "{}\nnext: `quotes read-model switch {}`",
+            quotes::read_model::render_progress(&progress),
+            progress.table
+        ),
+    }
+    Ok(())
+}
+
+async fn read_model(command: quotes::cli::ReadModelCommand) -> anyhow::Result<()> {
+    use quotes::cli::ReadModelCommand;
+    let sdk = quote_runtime::aws::load_sdk_config().await;
+    let (change, output) = match command {
+        ReadModelCommand::Status(args) => {
+            let view = quotes::read_model::status(&args, &sdk).await?;
+            match args.output {
+                OutputFormat::Text => print!("{}", quotes::read_model::render_status(&view)),
+                OutputFormat::Json => print_json(&view)?,
+            }
+            return Ok(());
+        }
+        ReadModelCommand::Switch(args) => {
+            (quotes::read_model::switch(&args, &sdk).await?, args.output)
+        }
+        ReadModelCommand::Retire(args) => {
+            (quotes::read_model::retire(&args, &sdk).await?, args.output)
+        }
+    };
+    match output {
+        OutputFormat::Json => print_json(&change)?,
+        OutputFormat::Text => println!(
+            "{}active {}, standby [{}]; services follow within {} s",
+            if change.changed { "" } else { "unchanged: " },
+            change.routing.active,
+            change.routing.standby.join(", "),
+            change.routing_secs
+        ),
     }
     Ok(())
 }

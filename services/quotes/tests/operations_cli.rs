@@ -418,3 +418,260 @@ async fn a_new_projector_catches_up_from_the_archive() {
         }
     }
 }
+
+/// Every quote item of a read-model table deleted (the control documents kept): a projection
+/// gone wrong.
+async fn delete_quote_items(dynamo: &aws_sdk_dynamodb::Client, table: &str) -> usize {
+    let mut deleted = 0;
+    let mut start = None;
+    loop {
+        let page = dynamo
+            .scan()
+            .table_name(table)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .expect("scan");
+        for item in page.items() {
+            let customer = item.get("customer_id").expect("customer_id").clone();
+            if customer.as_s().is_ok_and(|c| c.starts_with('#')) {
+                continue;
+            }
+            dynamo
+                .delete_item()
+                .table_name(table)
+                .key("customer_id", customer)
+                .key("quote_id", item.get("quote_id").expect("quote_id").clone())
+                .send()
+                .await
+                .expect("delete");
+            deleted += 1;
+        }
+        start = page.last_evaluated_key().cloned();
+        if start.is_none() {
+            return deleted;
+        }
+    }
+}
+
+/// The quote ids a customer's listing shows through the API.
+async fn listed(http: &reqwest::Client, base: &str, customer: &str) -> BTreeSet<String> {
+    let reply = http
+        .get(format!("{base}/v1/customers/{customer}/quotes?limit=100"))
+        .bearer_auth(common::token(customer, false))
+        .send()
+        .await
+        .expect("list");
+    assert!(reply.status().is_success(), "{reply:?}");
+    let body: Value = reply.json().await.expect("json");
+    body["quotes"]
+        .as_array()
+        .expect("quotes")
+        .iter()
+        .map(|q| q["quote_id"].as_str().expect("quote_id").to_owned())
+        .collect()
+}
+
+/// Waits until the customer's listing shows exactly `ids`.
+async fn wait_listed(http: &reqwest::Client, base: &str, customer: &str, ids: &BTreeSet<String>) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let shown = listed(http, base, customer).await;
+        if shown == *ids {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "listing shows {shown:?}, expected {ids:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_rebuilds_the_read_model_and_switches_the_api_to_it_under_load() {
+    use quote_read_model::ReadModel;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let sdk = testkit::aws_config().await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    let mut platform = common::Platform::new();
+    platform
+        .env
+        .push(("READ_MODEL_ROUTING_SECS".to_owned(), "1".to_owned()));
+    platform.bootstrap();
+    let home = platform.read_model_table.clone();
+    let rebuilt = format!("{home}-v2");
+    let store = event_store::dynamodb::DynamoEventStore::new(
+        dynamo.clone(),
+        event_store::dynamodb::TableNames {
+            events: platform.events_table.clone(),
+            idempotency: platform.idempotency_table.clone(),
+        },
+    );
+
+    let mut fleet = common::Fleet::default();
+    let api_port = fleet.spawn("event-source".into(), platform.command("event-source"));
+    let mut projector = platform.command("projector");
+    projector.env("LEASE_TABLE", &platform.lease_tables["projector"]);
+    let projector_port = fleet.spawn("projector".into(), projector);
+    common::wait_healthy("event-source", api_port).await;
+    common::wait_healthy("projector", projector_port).await;
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{api_port}");
+    let request = common::requests("0123456789abcdef")
+        .into_iter()
+        .next()
+        .expect("a request");
+    let customer = request.customer.clone();
+    let mut ids = BTreeSet::new();
+    for _ in 0..5 {
+        ids.insert(common::post(&http, &base, &request).await);
+    }
+    wait_listed(&http, &base, &customer, &ids).await;
+
+    // The live projection goes wrong: its items are gone.
+    assert!(delete_quote_items(&dynamo, &home).await >= ids.len());
+    assert!(listed(&http, &base, &customer).await.is_empty());
+
+    // A wrong target is refused before anything is created.
+    let refused = quotes(&platform, &["rebuild", "read-model", "--into", "elsewhere"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains(&format!("{home}-<suffix>")));
+
+    let progress = json(&quotes(
+        &platform,
+        &[
+            "rebuild",
+            "read-model",
+            "--into",
+            &rebuilt,
+            "--segments",
+            "2",
+            "--page-size",
+            "3",
+            "--max-rcu",
+            "1000",
+            "--output",
+            "json",
+        ],
+    ));
+    assert_eq!(progress["phase"], "caught_up", "{progress}");
+    assert_eq!(progress["segments"].as_array().map(Vec::len), Some(2));
+    assert!(progress["events_scanned"].as_u64() >= Some(ids.len() as u64));
+
+    // The rebuilt table is the fold of the store.
+    let rebuilt_model = quote_read_model::dynamodb::DynamoReadModel::new(dynamo.clone(), &rebuilt);
+    for id in &ids {
+        let quote_id: quote_domain::quote::QuoteId = id.parse().expect("quote id");
+        let events = store
+            .load(&quote_id.stream_id(), event_store::LoadBound::Latest)
+            .await
+            .expect("load");
+        let state = quote_pipeline::quote::fold(&events)
+            .expect("fold")
+            .expect("quote");
+        let expected = quote_read_model::projection::summarize(
+            &state,
+            events.last().expect("events").recorded_at,
+        );
+        assert_eq!(rebuilt_model.get(id).await.expect("get"), Some(expected));
+    }
+
+    // Requests are served throughout the switch.
+    let stop = Arc::new(AtomicBool::new(false));
+    let served = Arc::new(AtomicUsize::new(0));
+    let load = {
+        let (stop, served, http, base, customer) = (
+            stop.clone(),
+            served.clone(),
+            http.clone(),
+            base.clone(),
+            customer.clone(),
+        );
+        let id = ids.iter().next().cloned().expect("an id");
+        tokio::spawn(async move {
+            let mut failures = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                for path in [
+                    format!("{base}/v1/customers/{customer}/quotes"),
+                    format!("{base}/v1/quotes/{id}"),
+                ] {
+                    let reply = http
+                        .get(&path)
+                        .bearer_auth(common::token(&customer, false))
+                        .send()
+                        .await
+                        .expect("request");
+                    served.fetch_add(1, Ordering::SeqCst);
+                    if !reply.status().is_success() {
+                        failures.push((path, reply.status()));
+                    }
+                }
+            }
+            failures
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let switched = json(&quotes(
+        &platform,
+        &["read-model", "switch", &rebuilt, "--output", "json"],
+    ));
+    assert_eq!(switched["changed"], true);
+    assert_eq!(switched["routing"]["active"], rebuilt.as_str());
+    assert_eq!(switched["routing"]["standby"], serde_json::json!([home]));
+    wait_listed(&http, &base, &customer, &ids).await;
+
+    // A quote requested after the switch reaches the active table and the standby one.
+    let newer = common::post(&http, &base, &request).await;
+    ids.insert(newer.clone());
+    wait_listed(&http, &base, &customer, &ids).await;
+    let home_model = quote_read_model::dynamodb::DynamoReadModel::new(dynamo.clone(), &home);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while home_model.get(&newer).await.expect("get").is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the standby table never got {newer}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    stop.store(true, Ordering::SeqCst);
+    let failures = load.await.expect("load");
+    assert!(failures.is_empty(), "{failures:?}");
+    assert!(served.load(Ordering::SeqCst) >= 10);
+
+    let status = json(&quotes(
+        &platform,
+        &["read-model", "status", "--output", "json"],
+    ));
+    let tables = status["tables"].as_array().expect("tables");
+    let active = tables
+        .iter()
+        .find(|t| t["table"] == rebuilt.as_str())
+        .expect("the rebuilt table");
+    assert_eq!(active["role"], "active");
+    assert_eq!(
+        active["lag"]["sampled"], active["lag"]["current"],
+        "{status}"
+    );
+    assert_eq!(active["rebuild"]["phase"], "caught_up");
+    let standby = tables
+        .iter()
+        .find(|t| t["table"] == home.as_str())
+        .expect("the home table");
+    assert_eq!(standby["role"], "standby");
+    // Only the quote requested after the deletion is in the old table.
+    assert_eq!(standby["lag"]["missing"], ids.len() - 1, "{status}");
+
+    // The active table cannot be retired; the old one can.
+    assert!(!quotes(&platform, &["read-model", "retire", &rebuilt])
+        .status
+        .success());
+    let retired = json(&quotes(
+        &platform,
+        &["read-model", "retire", &home, "--output", "json"],
+    ));
+    assert_eq!(retired["routing"]["standby"], serde_json::json!([]));
+    fleet.assert_running(&[]);
+}

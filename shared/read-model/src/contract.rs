@@ -15,6 +15,7 @@ macro_rules! read_model_contract {
             quotes_are_found_by_id,
             customers_list_newest_first_in_pages,
             pending_quotes_are_listed_oldest_first_until_decided,
+            control_documents_are_written_on_their_revision,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -230,4 +231,45 @@ pub async fn pending_quotes_are_listed_oldest_first_until_decided(model: Arc<dyn
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(listed, vec![summary(&customer, 2, 1).quote_id]);
+}
+
+/// A control document is created once, then changed only on the revision read; it is never
+/// listed, found or counted as a quote.
+pub async fn control_documents_are_written_on_their_revision(model: Arc<dyn ReadModel>) {
+    let name = format!("doc-{}", OffsetDateTime::now_utc().unix_timestamp_nanos());
+    assert_eq!(model.read_control(&name).await.expect("read"), None);
+    assert_eq!(
+        model
+            .write_control(&name, "{\"a\":1}", None)
+            .await
+            .expect("create"),
+        1
+    );
+    assert!(matches!(
+        model.write_control(&name, "{}", None).await,
+        Err(ReadModelError::Conflict { .. })
+    ));
+    assert_eq!(
+        model
+            .write_control(&name, "{\"a\":2}", Some(1))
+            .await
+            .expect("update"),
+        2
+    );
+    assert!(matches!(
+        model.write_control(&name, "{}", Some(1)).await,
+        Err(ReadModelError::Conflict { .. })
+    ));
+    let stored = model
+        .read_control(&name)
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!((stored.body.as_str(), stored.revision), ("{\"a\":2}", 2));
+    assert_eq!(model.get(&name).await.expect("get"), None);
+    let pending = model
+        .pending_before(OffsetDateTime::now_utc() + time::Duration::days(1), 1_000)
+        .await
+        .expect("pending");
+    assert!(pending.iter().all(|p| p.quote_id != name));
 }

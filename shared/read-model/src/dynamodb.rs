@@ -10,8 +10,15 @@
 //! `pending_since` (S, the request time, fixed-width UTC so it sorts): the sparse GSI
 //! `pending` (keys only) lists exactly the pending quotes by request time, for the quote
 //! deadline. A decided quote's item is written without them and leaves the index.
+//!
+//! Control documents ([`ReadModel::read_control`]) are items under the reserved partition
+//! `#control` (no customer id contains `#`), sort key the document's name, with `body` (S) and
+//! `revision` (N); they have no `pending_*` attributes and no quote id is a UUID-shaped name,
+//! so no query for quotes ever returns one.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
@@ -25,9 +32,10 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::model::{
-    decode_token, encode_token, Page, PendingQuote, QuoteSummary, ReadModel, ReadModelError,
-    Upsert, PENDING,
+    decode_token, encode_token, ControlDocument, Page, PendingQuote, QuoteSummary, ReadModel,
+    ReadModelError, Upsert, PENDING,
 };
+use crate::routing::{OpenTable, RoutedReadModel};
 
 /// The GSI for lookups by quote id.
 pub const BY_QUOTE_INDEX: &str = "by-quote";
@@ -50,8 +58,26 @@ pub struct DynamoReadModel {
     table: String,
 }
 
+/// The partition of the control documents.
+const CONTROL_PARTITION: &str = "#control";
+
 fn backend(err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> ReadModelError {
     ReadModelError::Backend(err.into())
+}
+
+/// A service error as a read-model error: a missing table is told apart (a standby table
+/// deleted before it was retired is skipped, not retried forever).
+fn failed<E>(table: &str, err: E) -> ReadModelError
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    if err.code() == Some("ResourceNotFoundException") {
+        ReadModelError::TableMissing {
+            table: table.to_owned(),
+        }
+    } else {
+        backend(err)
+    }
 }
 
 fn summary_of(item: &HashMap<String, AttributeValue>) -> Result<QuoteSummary, ReadModelError> {
@@ -75,6 +101,21 @@ impl DynamoReadModel {
             client,
             table: table.into(),
         }
+    }
+
+    /// The read model the routing document in `home_table` names (re-read every
+    /// `routing_ttl`): what the services use, so that `quotes read-model switch` moves them
+    /// without a restart.
+    pub fn routed(client: Client, home_table: &str, routing_ttl: Duration) -> RoutedReadModel {
+        let open: OpenTable = Arc::new(move |table: &str| -> Arc<dyn ReadModel> {
+            Arc::new(DynamoReadModel::new(client.clone(), table))
+        });
+        RoutedReadModel::new(home_table, open, routing_ttl)
+    }
+
+    /// The table's name.
+    pub fn table(&self) -> &str {
+        &self.table
     }
 }
 
@@ -119,7 +160,7 @@ impl ReadModel for DynamoReadModel {
             Err(err) => {
                 let err = err.into_service_error();
                 if !err.is_conditional_check_failed_exception() {
-                    return Err(backend(err));
+                    return Err(failed(&self.table, err));
                 }
                 let stored = self
                     .client
@@ -156,8 +197,16 @@ impl ReadModel for DynamoReadModel {
             .expression_attribute_values(":q", AttributeValue::S(quote_id.to_owned()))
             .send()
             .await
-            .map_err(|e| backend(e.into_service_error()))?;
-        output.items().first().map(summary_of).transpose()
+            .map_err(|e| failed(&self.table, e.into_service_error()))?;
+        output
+            .items()
+            .iter()
+            .find(|item| {
+                item.get("customer_id").and_then(|v| v.as_s().ok())
+                    != Some(&CONTROL_PARTITION.to_owned())
+            })
+            .map(summary_of)
+            .transpose()
     }
 
     async fn list_by_customer(
@@ -254,6 +303,78 @@ impl ReadModel for DynamoReadModel {
         Ok(pending)
     }
 
+    async fn read_control(&self, name: &str) -> Result<Option<ControlDocument>, ReadModelError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(
+                "customer_id",
+                AttributeValue::S(CONTROL_PARTITION.to_owned()),
+            )
+            .key("quote_id", AttributeValue::S(name.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| failed(&self.table, e.into_service_error()))?;
+        let Some(item) = output.item else {
+            return Ok(None);
+        };
+        let corrupt = |what| ReadModelError::Corrupt { what, source: None };
+        let body = item
+            .get("body")
+            .and_then(|v| v.as_s().ok())
+            .ok_or(corrupt("control document body"))?;
+        let revision = item
+            .get("revision")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok())
+            .ok_or(corrupt("control document revision"))?;
+        Ok(Some(ControlDocument {
+            body: body.clone(),
+            revision,
+        }))
+    }
+
+    async fn write_control(
+        &self,
+        name: &str,
+        body: &str,
+        expected: Option<u64>,
+    ) -> Result<u64, ReadModelError> {
+        let revision = expected.unwrap_or(0) + 1;
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(
+                "customer_id",
+                AttributeValue::S(CONTROL_PARTITION.to_owned()),
+            )
+            .item("quote_id", AttributeValue::S(name.to_owned()))
+            .item("body", AttributeValue::S(body.to_owned()))
+            .item("revision", AttributeValue::N(revision.to_string()));
+        let put = match expected {
+            None => put.condition_expression("attribute_not_exists(quote_id)"),
+            Some(expected) => put
+                .condition_expression("revision = :expected")
+                .expression_attribute_values(":expected", AttributeValue::N(expected.to_string())),
+        };
+        match put.send().await {
+            Ok(_) => Ok(revision),
+            Err(err) => {
+                let err = err.into_service_error();
+                if err.is_conditional_check_failed_exception() {
+                    Err(ReadModelError::Conflict {
+                        name: name.to_owned(),
+                    })
+                } else {
+                    Err(failed(&self.table, err))
+                }
+            }
+        }
+    }
+
     async fn ping(&self) -> Result<(), ReadModelError> {
         self.client
             .describe_table()
@@ -261,7 +382,7 @@ impl ReadModel for DynamoReadModel {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| backend(e.into_service_error()))
+            .map_err(|e| failed(&self.table, e.into_service_error()))
     }
 }
 

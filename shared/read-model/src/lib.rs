@@ -9,6 +9,8 @@
 //! - [`model`]: the summary and the port.
 //! - [`projection`]: a quote's state as a summary.
 //! - [`memory`]: the in-memory adapter.
+//! - [`routing`]: which table is live and which are being kept in step beside it (blue/green
+//!   rebuilds), read through a short cache.
 //! - [`dynamodb`]: the DynamoDB adapter (`READ_MODEL_TABLE`, key `customer_id` + `quote_id`,
 //!   GSI `by-quote` on `quote_id`, sparse GSI `pending` of the quotes still pending).
 //! - `contract` (feature `contract`): the suite both adapters pass.
@@ -17,11 +19,13 @@ pub mod dynamodb;
 pub mod memory;
 pub mod model;
 pub mod projection;
+pub mod routing;
 
 #[cfg(feature = "contract")]
 pub mod contract;
 
 pub use memory::InMemoryReadModel;
 pub use model::{
-    Page, PendingQuote, QuoteSummary, ReadModel, ReadModelError, Upsert, VehicleSummary,
+    ControlDocument, Page, PendingQuote, QuoteSummary, ReadModel, ReadModelError, Upsert,
+    VehicleSummary,
 };

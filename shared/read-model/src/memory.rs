@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::model::{
-    decode_token, encode_token, Page, PendingQuote, QuoteSummary, ReadModel, ReadModelError,
-    Upsert, PENDING,
+    decode_token, encode_token, ControlDocument, Page, PendingQuote, QuoteSummary, ReadModel,
+    ReadModelError, Upsert, PENDING,
 };
 
 /// The summaries and the per-customer index, kept in step under one lock.
@@ -23,6 +23,8 @@ struct Index {
     by_id: HashMap<String, QuoteSummary>,
     /// Each customer's quote ids, ascending (UUIDv7: oldest first); read backwards.
     by_customer: HashMap<String, BTreeSet<String>>,
+    /// Control documents by name.
+    control: HashMap<String, ControlDocument>,
 }
 
 /// Summaries by quote id, with a per-customer index.
@@ -129,6 +131,34 @@ impl ReadModel for InMemoryReadModel {
         pending.sort_by(|a, b| (a.requested_at, &a.quote_id).cmp(&(b.requested_at, &b.quote_id)));
         pending.truncate(limit.max(1));
         Ok(pending)
+    }
+
+    async fn read_control(&self, name: &str) -> Result<Option<ControlDocument>, ReadModelError> {
+        Ok(self.lock().control.get(name).cloned())
+    }
+
+    async fn write_control(
+        &self,
+        name: &str,
+        body: &str,
+        expected: Option<u64>,
+    ) -> Result<u64, ReadModelError> {
+        let mut index = self.lock();
+        let stored = index.control.get(name).map(|d| d.revision);
+        if stored != expected {
+            return Err(ReadModelError::Conflict {
+                name: name.to_owned(),
+            });
+        }
+        let revision = stored.unwrap_or(0) + 1;
+        index.control.insert(
+            name.to_owned(),
+            ControlDocument {
+                body: body.to_owned(),
+                revision,
+            },
+        );
+        Ok(revision)
     }
 }
 

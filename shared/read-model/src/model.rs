@@ -111,10 +111,36 @@ pub enum ReadModelError {
         #[source]
         source: Option<serde_json::Error>,
     },
+    /// A control document was written by someone else since it was read
+    /// ([`ReadModel::write_control`]).
+    #[error("control document `{name}` changed since it was read")]
+    Conflict {
+        /// The document.
+        name: String,
+    },
+    /// The table does not exist (deleted, or never created).
+    #[error("read-model table {table} does not exist")]
+    TableMissing {
+        /// The table.
+        table: String,
+    },
     /// The backend failed (after the SDK's retries).
     #[error("read model backend failed")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
+
+/// A control document kept beside a read model's summaries (the routing of
+/// [`crate::routing`], a rebuild's progress), with the revision that guards its next write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlDocument {
+    /// The document (JSON).
+    pub body: String,
+    /// 1 for the first write, one more for each later one.
+    pub revision: u64,
+}
+
+/// Longest control-document name.
+pub const MAX_CONTROL_NAME_LEN: usize = 64;
 
 /// The read-model port.
 #[async_trait]
@@ -141,6 +167,19 @@ pub trait ReadModel: Send + Sync + std::fmt::Debug {
         before: OffsetDateTime,
         limit: usize,
     ) -> Result<Vec<PendingQuote>, ReadModelError>;
+
+    /// The control document `name`, if it was ever written.
+    async fn read_control(&self, name: &str) -> Result<Option<ControlDocument>, ReadModelError>;
+
+    /// Writes control document `name` if its stored revision is still `expected` (`None`: not
+    /// written yet); returns the new revision, or [`ReadModelError::Conflict`] when another
+    /// writer came first. Control documents are never listed as quotes.
+    async fn write_control(
+        &self,
+        name: &str,
+        body: &str,
+        expected: Option<u64>,
+    ) -> Result<u64, ReadModelError>;
 
     /// Checks that the backend answers.
     async fn ping(&self) -> Result<(), ReadModelError> {

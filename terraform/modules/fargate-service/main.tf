@@ -29,6 +29,16 @@ locals {
     } if bucket.kms_key_arn != null
   }
 
+  # The grants on the tables named `<table name>-<suffix>`, per table that has some, with the
+  # table's ARN (`dynamodb_tables[*].suffixed_tables`).
+  suffixed_table_grants = {
+    for variable, table in var.dynamodb_tables : variable => {
+      arn           = table.arn
+      actions       = table.suffixed_tables.actions
+      index_actions = table.suffixed_tables.index_actions
+    } if table.suffixed_tables != null
+  }
+
   collector_name = "adot-collector"
 
   # The collector receives OTLP/HTTP from the service on the task's loopback, sends traces to
@@ -276,6 +286,27 @@ data "aws_iam_policy_document" "task" {
       sid       = "Indexes${replace(statement.key, "_", "")}"
       actions   = statement.value.index_actions
       resources = ["${statement.value.arn}/index/*"]
+    }
+  }
+
+  # The tables named `<table name>-<suffix>` (`suffixed_tables`) and their indexes: `-*`, not
+  # `*`, so that another table whose name merely begins with this one's (`customer-quotes2`) is
+  # never granted.
+  dynamic "statement" {
+    for_each = { for variable, table in local.suffixed_table_grants : variable => table if length(table.actions) > 0 }
+    content {
+      sid       = "SuffixedTables${replace(statement.key, "_", "")}"
+      actions   = statement.value.actions
+      resources = ["${statement.value.arn}-*"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = { for variable, table in local.suffixed_table_grants : variable => table if length(table.index_actions) > 0 }
+    content {
+      sid       = "SuffixedIndexes${replace(statement.key, "_", "")}"
+      actions   = statement.value.index_actions
+      resources = ["${statement.value.arn}-*/index/*"]
     }
   }
 

@@ -84,11 +84,15 @@ variable "secrets_kms_key_arns" {
 }
 
 variable "dynamodb_tables" {
-  description = "Task role grants on DynamoDB, keyed by the variable naming the table: its ARN, the actions on the table, and the actions on its indexes (`<arn>/index/*`)."
+  description = "Task role grants on DynamoDB, keyed by the variable naming the table: its ARN, the actions on the table, the actions on its indexes (`<arn>/index/*`), and with `suffixed_tables` the actions on the tables named `<table name>-<suffix>` (`<arn>-*`) and on their indexes (`<arn>-*/index/*`), e.g. the read model's blue/green tables."
   type = map(object({
     arn           = string
     actions       = list(string)
     index_actions = optional(list(string), [])
+    suffixed_tables = optional(object({
+      actions       = list(string)
+      index_actions = optional(list(string), [])
+    }))
   }))
   default = {}
 }

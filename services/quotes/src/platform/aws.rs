@@ -114,11 +114,11 @@ impl AwsPlan {
                 Resource::Table(application.relay.dead_letter_table.clone()),
             ]);
             match &consumer.handler {
-                Handler::Projector(table) => {
-                    needed.insert(Resource::Table(table.clone()));
+                Handler::Projector(tables) => {
+                    needed.insert(Resource::Table(tables.home.clone()));
                 }
                 Handler::Fulfillment(plan) => {
-                    needed.insert(Resource::Table(plan.read_model_table.clone()));
+                    needed.insert(Resource::Table(plan.read_model.home.clone()));
                 }
                 Handler::Notifier(config) => {
                     needed.insert(Resource::Table(config.table.clone()));
@@ -249,9 +249,10 @@ fn event_handler(handler: Handler, sdk: &SdkConfig) -> anyhow::Result<Arc<dyn Ev
         }
         Handler::Fulfillment(plan) => {
             let plan = *plan;
-            let pending = quote_read_model::dynamodb::DynamoReadModel::new(
+            let pending = quote_read_model::dynamodb::DynamoReadModel::routed(
                 aws_sdk_dynamodb::Client::new(sdk),
-                plan.read_model_table,
+                &plan.read_model.home,
+                plan.read_model.routing_ttl,
             );
             Arc::new(
                 fulfillment::Fulfillment::loaded(plan.tables, plan.source).with_deadlines(
@@ -262,10 +263,11 @@ fn event_handler(handler: Handler, sdk: &SdkConfig) -> anyhow::Result<Arc<dyn Ev
                 ),
             )
         }
-        Handler::Projector(table) => Arc::new(projector::Projector::new(Arc::new(
-            quote_read_model::dynamodb::DynamoReadModel::new(
+        Handler::Projector(tables) => Arc::new(projector::Projector::new(Arc::new(
+            quote_read_model::dynamodb::DynamoReadModel::routed(
                 aws_sdk_dynamodb::Client::new(sdk),
-                table,
+                &tables.home,
+                tables.routing_ttl,
             ),
         ))),
         Handler::Notifier(config) => {

@@ -152,8 +152,8 @@ pub enum Handler {
     DriverHistory(ProviderConfig),
     /// The rating tables, loaded and validated, and the quote deadline.
     Fulfillment(Box<FulfillmentPlan>),
-    /// The read model's table.
-    Projector(String),
+    /// The read model's tables.
+    Projector(ReadModelTables),
     /// The sender, the ledger.
     Notifier(NotifierConfig),
     /// The archive's bucket, manifest and segments.
@@ -168,9 +168,19 @@ pub struct FulfillmentPlan {
     /// Where they came from.
     pub source: fulfillment::tables::TablesSource,
     /// The read model whose `pending` index lists the quotes still pending.
-    pub read_model_table: String,
+    pub read_model: ReadModelTables,
     /// How long a quote may stay pending (`QUOTE_DEADLINE_SECS`).
     pub deadline: std::time::Duration,
+}
+
+/// The read model's home table (`READ_MODEL_TABLE`, which holds the routing) and how long a
+/// service keeps the routing before reading it again.
+#[derive(Debug, Clone)]
+pub struct ReadModelTables {
+    /// The home table.
+    pub home: String,
+    /// `READ_MODEL_ROUTING_SECS`.
+    pub routing_ttl: std::time::Duration,
 }
 
 /// Where the archiver writes.
@@ -358,13 +368,11 @@ pub(crate) fn consumer(settings: &RunSettings, service: Service) -> Result<Consu
             Handler::Fulfillment(Box::new(FulfillmentPlan {
                 tables,
                 source,
-                read_model_table: settings.read_model.read_model_table.clone(),
+                read_model: settings.read_model.tables(),
                 deadline: std::time::Duration::from_secs(settings.fulfillment.quote_deadline_secs),
             }))
         }),
-        Service::Projector => Ok(Handler::Projector(
-            settings.read_model.read_model_table.clone(),
-        )),
+        Service::Projector => Ok(Handler::Projector(settings.read_model.tables())),
         Service::Notifier => settings.notifier.config().map(Handler::Notifier),
         Service::Archiver => Ok(Handler::Archiver(ArchivePlan {
             config: settings.archive.config(&settings.event_store.event_stream),

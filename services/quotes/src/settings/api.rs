@@ -167,6 +167,7 @@ impl ApiParts<'_> {
             idempotency_table: self.event_store.idempotency_table.clone(),
             event_stream: self.event_store.event_stream.clone(),
             read_model_table: self.read_model.read_model_table.clone(),
+            read_model_routing_ttl: Duration::from_secs(self.read_model.read_model_routing_secs),
             auth,
             idempotency_ttl: Duration::from_secs(self.api.idempotency_ttl_secs),
             request_timeout: Duration::from_millis(self.api.request_timeout_ms),

@@ -39,4 +39,18 @@ pub struct ReadModelSettings {
     /// it, fulfillment finds the quotes pending past their deadline in its `pending` index).
     #[arg(long, env = "READ_MODEL_TABLE", default_value = "customer-quotes", value_parser = resource_name)]
     pub read_model_table: String,
+    /// Seconds a service keeps the read model's routing (which table is live, which are kept in
+    /// step: `quotes read-model switch`) before reading it again from READ_MODEL_TABLE.
+    #[arg(long, env = "READ_MODEL_ROUTING_SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub read_model_routing_secs: u64,
+}
+
+impl ReadModelSettings {
+    /// The home table and how long its routing is cached.
+    pub fn tables(&self) -> crate::platform::ReadModelTables {
+        crate::platform::ReadModelTables {
+            home: self.read_model_table.clone(),
+            routing_ttl: std::time::Duration::from_secs(self.read_model_routing_secs),
+        }
+    }
 }
