@@ -21,6 +21,10 @@ How the facts are found:
   file, which resource (by the variable that names it) and which IAM actions each operation
   needs; the scanner refuses a file or an operation the table does not cover, so a new call
   cannot slip past the IAM check.
+- Some tables come in several: the read model's blue/green tables are named
+  `<READ_MODEL_TABLE>-<suffix>` and the services follow a routing document to them
+  (`SUFFIXED_TABLES`); `suffixed_calls` says which actions a service calls on them, which
+  (`HOME_ONLY`) only on the table the variable names.
 - A record service (the archiver, `RECORD_SERVICES`) is a consumer whose processors checkpoint
   by themselves and never dead-letter: it runs no event store, relay or dead letters although
   its settings groups (Event store, Consumer services) parse their variables. Those variables
@@ -447,8 +451,11 @@ CALLS: dict[str, dict[str, list[tuple[str, list[str]]]]] = {
         "describe_stream_consumer": [("EFO_CONSUMER", ["DescribeStreamConsumer"])],
         "subscribe_to_shard": [("EFO_CONSUMER", ["SubscribeToShard"])],
     },
+    # Also the tables named `<READ_MODEL_TABLE>-<suffix>` (`SUFFIXED_TABLES`, `HOME_ONLY`).
     "shared/read-model/src/dynamodb.rs": {
+        # An upsert's read-back, and a control document (the routing, in the home table).
         "get_item": [("READ_MODEL_TABLE", ["GetItem"])],
+        # An upsert, and a control document's change (operators' commands only).
         "put_item": [("READ_MODEL_TABLE", ["PutItem"])],
         "query": [("READ_MODEL_TABLE", ["Query"])],
         "describe_table": [("READ_MODEL_TABLE", ["DescribeTable"])],
@@ -517,8 +524,8 @@ NOT_REACHED = [
         ["event-source"],
         "READ_MODEL_TABLE",
         ["dynamodb:PutItem"],
-        r"\.upsert\(",
-        "event-source only reads the read model; the projector writes it",
+        r"\.upsert\(|\.write_control\(",
+        "event-source only reads the read model; the projector writes it (and operators' commands the routing document)",
     ),
     (
         ["projector"],
@@ -530,9 +537,9 @@ NOT_REACHED = [
     (
         ["fulfillment"],
         "READ_MODEL_TABLE",
-        ["dynamodb:PutItem", "dynamodb:GetItem"],
-        r"\.upsert\(",
-        "fulfillment only lists the pending quotes (`pending_before`); the projector writes the read model (GetItem is its stale upsert's read-back)",
+        ["dynamodb:PutItem"],
+        r"\.upsert\(|\.write_control\(",
+        "fulfillment only lists the pending quotes (`pending_before`) and reads the routing; the projector writes the read model (and operators' commands the routing document)",
     ),
     (
         CONSUMERS,
@@ -583,6 +590,32 @@ INDEX_ONLY = [
         ["dynamodb:Query"],
         r"list_by_customer\(",
         "fulfillment queries the `pending` index (`pending_before`, keys only); only `list_by_customer` queries the table itself",
+    ),
+]
+
+#: Table variables whose services also use the tables named `<name>-<suffix>`, with what they
+#: are. The read model's blue/green tables: `quotes rebuild read-model --into TABLE` rebuilds it
+#: into a new table (the CLI refuses a TABLE not named `<READ_MODEL_TABLE>-<suffix>`), and the
+#: services follow the routing document in the home table, the one READ_MODEL_TABLE names
+#: (`shared/read-model/src/routing.rs`: `active` for reads and writes, `standby` for writes), so
+#: they reach any such table without a restart. A deployment grants them as `<arn>-*` and
+#: `<arn>-*/index/*` (never `<arn>*`, which would match `customer-quotes2` too).
+SUFFIXED_TABLES = {
+    "READ_MODEL_TABLE": "the read model's blue/green tables (`quotes rebuild read-model --into <READ_MODEL_TABLE>-<suffix>`, `quotes read-model switch`)",
+}
+
+#: Table actions a service reaches on the home table only, never on its suffixed tables
+#: (`SUFFIXED_TABLES`): (services, resource, actions, pattern, reason). The proof, as for
+#: `NOT_REACHED`, is that `pattern` (every call that does them on another table) does not occur
+#: in the service's entry code; the check fails when it starts to occur.
+HOME_ONLY = [
+    (
+        ["event-source", "fulfillment"],
+        "READ_MODEL_TABLE",
+        ["dynamodb:GetItem"],
+        r"\.upsert\(|\.read_control\(",
+        "their only GetItem is the routing document's (`RoutingControl::load`, always in the home"
+        " table); GetItem on the routed tables is the upsert's read-back, the projector's",
     ),
 ]
 
@@ -720,6 +753,22 @@ def index_only_calls(service: str) -> dict[str, set[str]]:
         if reached:
             found.setdefault(resource, set()).update(reached)
     return found
+
+
+def suffixed_calls(service: str) -> dict[str, set[str]]:
+    """Resource key (of `SUFFIXED_TABLES`) → the actions of `aws_calls(service)` on it that the
+    service's code also calls on the tables named `<name>-<suffix>`: all of them but those
+    `HOME_ONLY` proves it calls on the home table only."""
+    calls = aws_calls(service)
+    entry = _entry_text(service)
+    found = {resource: set(calls[resource]) for resource in SUFFIXED_TABLES if resource in calls}
+    for services, resource, actions, pattern, _reason in HOME_ONLY:
+        if service not in services or resource not in found:
+            continue
+        if re.search(pattern, entry):
+            raise ValueError(f"{service} now matches {pattern!r}: it may call {actions} on the tables named <{resource}>-<suffix>")
+        found[resource].difference_update(actions)
+    return {resource: actions for resource, actions in found.items() if actions}
 
 
 def _entry_crates(service: str) -> list[str]:

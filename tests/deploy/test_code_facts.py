@@ -105,10 +105,23 @@ def test_calls_are_attributed_to_resources():
         "ARCHIVE_BUCKET": {"s3:DeleteObject", "s3:ListBucket", "s3:PutObject"},
     }
     # The quote deadline: fulfillment describes the read model (`quotes run`) and queries its
-    # `pending` index, never the table itself, and neither reads nor writes its items.
-    assert code_facts.aws_calls("fulfillment")["READ_MODEL_TABLE"] == {"dynamodb:DescribeTable", "dynamodb:Query"}
+    # `pending` index, never the table itself, and neither reads nor writes the quotes' items
+    # (its GetItem is the routing document's).
+    assert code_facts.aws_calls("fulfillment")["READ_MODEL_TABLE"] == {
+        "dynamodb:DescribeTable",
+        "dynamodb:GetItem",
+        "dynamodb:Query",
+    }
     assert code_facts.index_only_calls("fulfillment") == {"READ_MODEL_TABLE": {"dynamodb:Query"}}
     assert code_facts.index_only_calls("event-source") == {}
+    # The read model's blue/green tables (`<READ_MODEL_TABLE>-<suffix>`): the routing document
+    # is read in the home table only; the projector writes (and reads back) every table.
+    assert code_facts.suffixed_calls("event-source") == {"READ_MODEL_TABLE": {"dynamodb:DescribeTable", "dynamodb:Query"}}
+    assert code_facts.suffixed_calls("fulfillment") == {"READ_MODEL_TABLE": {"dynamodb:DescribeTable", "dynamodb:Query"}}
+    assert code_facts.suffixed_calls("projector") == {
+        "READ_MODEL_TABLE": {"dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem"}
+    }
+    assert code_facts.suffixed_calls("notifier") == {}
     notifier = code_facts.aws_calls("notifier")
     assert notifier["ses"] == {"ses:SendEmail"} and notifier["sns"] == {"sns:Publish"}
     assert "IDEMPOTENCY_TABLE" not in notifier

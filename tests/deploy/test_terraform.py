@@ -13,7 +13,9 @@
 - Each task role grants exactly what the service's code can call (`code_facts.aws_calls`), on
   the resource the service's variable names: table actions on the table, `Query` on the table's
   indexes when it has some (and only there when the code queries the indexes only,
-  `code_facts.index_only_calls`), stream and fan-out consumer actions, bucket and object actions (the
+  `code_facts.index_only_calls`), and for the read model's blue/green tables
+  (`<READ_MODEL_TABLE>-<suffix>`, `code_facts.SUFFIXED_TABLES`) what the code calls on them
+  (`code_facts.suffixed_calls`) on `<arn>-*` and `<arn>-*/index/*`; stream and fan-out consumer actions, bucket and object actions (the
   objects under the prefix the service writes to, the bucket's KMS key through S3), SES and SNS.
   Only the consumers that handle events get the event store, the relay and the dead letters
   (`event_handler`); a record service (the archiver) gets none of them.
@@ -657,6 +659,7 @@ def test_task_role_grants_exactly_what_the_code_calls(service):
     environment = block.get("environment", {})
     calls = code_facts.aws_calls(service)
     index_only = code_facts.index_only_calls(service)
+    suffixed = code_facts.suffixed_calls(service)
     ev = evaluator()
     indexes = table_indexes()
     granted: dict[str, set[str]] = {}
@@ -679,6 +682,30 @@ def test_task_role_grants_exactly_what_the_code_calls(service):
         assert index_actions == expected, (
             f"{service}: actions on the indexes of {table} ({sorted(indexes.get(table, []))}) should be "
             f"{sorted(expected)}, not {sorted(index_actions)}"
+        )
+
+        # The tables named `<table>-<suffix>` (they have the home table's indexes: the CLI
+        # creates them with the same schema).
+        copies = ev.value(grant.get("suffixed_tables"))
+        if variable not in code_facts.SUFFIXED_TABLES:
+            assert copies is None, f"{service}: {variable} names one table; no grant on {table}-*"
+            continue
+        assert copies is not None, (
+            f"{service}: no grant on {table}-* ({code_facts.SUFFIXED_TABLES[variable]}): give {variable} `suffixed_tables`"
+        )
+        copy_actions = set(copies["actions"])
+        copy_index_actions = set(copies.get("index_actions", []))
+        assert not copy_actions & only_on_indexes, (
+            f"{service}: {sorted(copy_actions & only_on_indexes)} granted on {table}-* themselves; the code calls them on indexes only"
+        )
+        copies_granted = copy_actions | (copy_index_actions & only_on_indexes)
+        copies_expected = suffixed.get(variable, set())
+        assert copies_granted == copies_expected, (
+            f"{service}: on {table}-* the code calls {sorted(copies_expected)}, granted {sorted(copies_granted)}"
+        )
+        expected = copies_expected & INDEX_ACTIONS if indexes.get(table) else set()
+        assert copy_index_actions == expected, (
+            f"{service}: actions on the indexes of {table}-* should be {sorted(expected)}, not {sorted(copy_index_actions)}"
         )
 
     stream_lists = {
@@ -732,6 +759,52 @@ def test_task_role_grants_exactly_what_the_code_calls(service):
     missing = {k: sorted(v - granted.get(k, set())) for k, v in expected.items() if v - granted.get(k, set())}
     extra = {k: sorted(v - expected.get(k, set())) for k, v in granted.items() if v - expected.get(k, set())}
     assert not missing and not extra, f"{service}: not granted {missing}; granted but never called {extra}"
+
+
+#: The services that follow the read model's routing to its blue/green tables.
+READ_MODEL_SERVICES = ["event-source", "fulfillment", "projector"]
+
+
+@pytest.mark.parametrize("service", READ_MODEL_SERVICES)
+def test_read_model_services_are_granted_its_blue_green_tables(service):
+    """`quotes rebuild read-model --into <READ_MODEL_TABLE>-<suffix>` and `quotes read-model
+    switch` move the services to another table without a restart: each service that reads
+    READ_MODEL_TABLE may read the routing document in the home table (GetItem) and reach the
+    tables `<arn>-*` and their indexes `<arn>-*/index/*`, with what its code calls there."""
+    assert sorted(s for s in code_facts.SERVICES if "READ_MODEL_TABLE" in code_facts.env_reads(s)) == READ_MODEL_SERVICES
+    grant = service_block(service)["dynamodb_tables"]["READ_MODEL_TABLE"]
+    ev = evaluator()
+    assert ev.value(grant["arn"]) == Arn("aws_dynamodb_table", ev.value(service_block(service)["environment"]["READ_MODEL_TABLE"]))
+    assert "dynamodb:GetItem" in ev.value(grant["actions"]), f"{service} must read the routing document (GetItem on the home table)"
+    copies = ev.value(grant.get("suffixed_tables"))
+    assert copies is not None, f"{service}: no grant on the read model's blue/green tables"
+    actions = set(copies["actions"])
+    index_actions = set(copies.get("index_actions", []))
+    # The readiness ping (DescribeTable) goes to the active table; what else, per service.
+    assert "dynamodb:DescribeTable" in actions, service
+    expected = {
+        "event-source": ({"dynamodb:DescribeTable", "dynamodb:Query"}, {"dynamodb:Query"}),
+        "fulfillment": ({"dynamodb:DescribeTable"}, {"dynamodb:Query"}),
+        "projector": ({"dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem"}, set()),
+    }[service]
+    assert (actions, index_actions) == expected, f"{service}: on <READ_MODEL_TABLE>-* {sorted(actions)}, indexes {sorted(index_actions)}"
+
+    # The module grants them on `<arn>-*` and `<arn>-*/index/*`: the `-` keeps out another table
+    # whose name merely begins with the read model's (`customer-quotes2`).
+    statements = _policy_statements("fargate-service", "task")
+    suffixed = [s for s in statements if "suffixed_table_grants" in str(s.get("for_each"))]
+    assert sorted(s["resources"] for s in suffixed) == [
+        ['"${statement.value.arn}-*"'],
+        ['"${statement.value.arn}-*/index/*"'],
+    ]
+    by_resource = {s["resources"][0]: s["actions"] for s in suffixed}
+    assert by_resource['"${statement.value.arn}-*"'] == "${statement.value.actions}"
+    assert by_resource['"${statement.value.arn}-*/index/*"'] == "${statement.value.index_actions}"
+    grants = load_module(TERRAFORM / "modules" / "fargate-service").locals["suffixed_table_grants"]
+    assert "table.suffixed_tables.actions" in grants and "table.suffixed_tables.index_actions" in grants and "table.arn" in grants
+    for module in ("fargate-service", "consumer-service"):
+        variable = load_module(TERRAFORM / "modules" / module).variables["dynamodb_tables"]
+        assert "suffixed_tables" in str(variable["type"]), f"{module}: dynamodb_tables has no suffixed_tables"
 
 
 def _bucket_resource(expression: str, attributes: tuple[str, ...]) -> str:
