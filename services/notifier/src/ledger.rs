@@ -67,6 +67,7 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
     ScalarAttributeType, TableStatus,
 };
+use dynamodb_item::{n, s, AttributeError, ConditionalExt, Item, ItemExt};
 use quote_domain::quote::QuoteId;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -455,16 +456,6 @@ pub struct DynamoNotificationLedger {
     claim_timeout: Duration,
 }
 
-type Item = HashMap<String, AttributeValue>;
-
-fn s(value: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(value.into())
-}
-
-fn n(value: u32) -> AttributeValue {
-    AttributeValue::N(value.to_string())
-}
-
 fn timestamp(at: OffsetDateTime) -> Result<AttributeValue, LedgerError> {
     at.format(&Rfc3339)
         .map(AttributeValue::S)
@@ -516,49 +507,51 @@ fn decode_entry(id: Uuid, item: &Item) -> Result<LedgerEntry, LedgerError> {
         reason,
         source: None,
     };
+    let unreadable = |source: AttributeError| LedgerError::Corrupt {
+        id,
+        reason: source.name.clone(),
+        source: Some(Box::new(source)),
+    };
     let unparsable =
-        |reason: String, source: Box<dyn std::error::Error + Send + Sync>| LedgerError::Corrupt {
+        |reason: &str, source: Box<dyn std::error::Error + Send + Sync>| LedgerError::Corrupt {
             id,
-            reason,
+            reason: reason.to_owned(),
             source: Some(source),
         };
-    let text = |name: &str| -> Result<String, LedgerError> {
-        item.get(name)
-            .and_then(|v| v.as_s().ok())
-            .cloned()
-            .ok_or_else(|| corrupt(format!("missing {name}")))
-    };
-    let optional = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
-    let time = |value: &str| {
-        OffsetDateTime::parse(value, &Rfc3339).map_err(|e| unparsable(value.to_owned(), e.into()))
+    let text = |name: &str| item.string(name).map(str::to_owned).map_err(unreadable);
+    let optional = |name: &str| -> Result<String, LedgerError> {
+        Ok(item
+            .optional_string(name)
+            .map_err(unreadable)?
+            .unwrap_or_default()
+            .to_owned())
     };
     let status_name = text("status")?;
     let status =
         Status::parse(&status_name).ok_or_else(|| corrupt(format!("status {status_name}")))?;
-    let attempt = item
-        .get("attempt")
-        .and_then(|v| v.as_n().ok())
-        .and_then(|v| v.parse::<u32>().ok())
-        .ok_or_else(|| corrupt("missing attempt".to_owned()))?;
     let channel_name = text("channel")?;
     let channel =
         Channel::parse(&channel_name).ok_or_else(|| corrupt(format!("channel {channel_name}")))?;
     let quote_id = text("quote_id")?
         .parse::<QuoteId>()
-        .map_err(|e| unparsable("quote_id".to_owned(), e.into()))?;
-    let event_id = Uuid::parse_str(&text("event_id")?)
-        .map_err(|e| unparsable("event_id".to_owned(), e.into()))?;
+        .map_err(|e| unparsable("quote_id", e.into()))?;
+    let event_id =
+        Uuid::parse_str(&text("event_id")?).map_err(|e| unparsable("event_id", e.into()))?;
     let outcome = match status {
         Status::Sending => None,
         Status::Sent => Some(Outcome::Sent {
-            provider_message_id: optional("provider_message_id").unwrap_or_default(),
+            provider_message_id: optional("provider_message_id")?,
         }),
         Status::Failed => Some(Outcome::Failed {
-            error: optional("error").unwrap_or_default(),
+            error: optional("error")?,
         }),
         Status::Unknown => Some(Outcome::Unknown {
-            reason: optional("error").unwrap_or_default(),
+            reason: optional("error")?,
         }),
+    };
+    let finished_at = match item.optional_string("finished_at").map_err(unreadable)? {
+        Some(_) => Some(item.timestamp("finished_at").map_err(unreadable)?),
+        None => None,
     };
     Ok(LedgerEntry {
         notification_id: id,
@@ -570,9 +563,9 @@ fn decode_entry(id: Uuid, item: &Item) -> Result<LedgerEntry, LedgerError> {
             recipient: text("recipient")?,
         },
         status,
-        attempt,
-        claimed_at: time(&text("claimed_at")?)?,
-        finished_at: optional("finished_at").map(|t| time(&t)).transpose()?,
+        attempt: item.number("attempt").map_err(unreadable)?,
+        claimed_at: item.timestamp("claimed_at").map_err(unreadable)?,
+        finished_at,
         outcome,
     })
 }
@@ -614,18 +607,9 @@ impl DynamoNotificationLedger {
             .condition_expression("attribute_not_exists(notification_id)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) => {
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception())
-                {
-                    Ok(false)
-                } else {
-                    Err(sdk_failure(err))
-                }
-            }
+        match result.condition_checked() {
+            Ok(written) => Ok(written.is_some()),
+            Err(err) => Err(sdk_failure(err)),
         }
     }
 
@@ -653,18 +637,9 @@ impl DynamoNotificationLedger {
         for (name, value) in values {
             request = request.expression_attribute_values(name, value);
         }
-        match request.send().await {
-            Ok(_) => Ok(true),
-            Err(err) => {
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception())
-                {
-                    Ok(false)
-                } else {
-                    Err(sdk_failure(err))
-                }
-            }
+        match request.send().await.condition_checked() {
+            Ok(moved) => Ok(moved.is_some()),
+            Err(err) => Err(sdk_failure(err)),
         }
     }
 }
@@ -771,18 +746,10 @@ impl NotificationLedger for DynamoNotificationLedger {
             .expression_attribute_values(":unknown", s(Status::Unknown.as_str()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) => {
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception())
-                {
-                    Err(LedgerError::NotClaimed { id, attempt })
-                } else {
-                    Err(sdk_failure(err))
-                }
-            }
+        match result.condition_checked() {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(LedgerError::NotClaimed { id, attempt }),
+            Err(err) => Err(sdk_failure(err)),
         }
     }
 

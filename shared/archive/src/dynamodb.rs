@@ -13,19 +13,16 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put,
     ScalarAttributeType, TableStatus, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
+use dynamodb_item::{n, s, AttributeError, ConditionalExt, Item, ItemExt};
 use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
 use crate::manifest::{Manifest, ManifestError, SegmentEntry, ShardHead};
 use crate::segment::SEQUENCE_KEY_WIDTH;
-
-type Item = HashMap<String, AttributeValue>;
 
 /// The manifest in one DynamoDB table (see [`create_manifest_table`]).
 #[derive(Debug, Clone)]
@@ -108,14 +105,6 @@ fn backend(err: impl std::error::Error + Send + Sync + 'static) -> ManifestError
     ManifestError::Backend(Box::new(err))
 }
 
-fn s(value: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(value.into())
-}
-
-fn n(value: u64) -> AttributeValue {
-    AttributeValue::N(value.to_string())
-}
-
 /// `#<short>` → attribute name, for the names an expression uses (several are reserved words
 /// in DynamoDB's expression language).
 fn names(shorts: &[&str]) -> HashMap<String, String> {
@@ -145,30 +134,19 @@ fn corrupt(what: impl Into<String>) -> ManifestError {
     ManifestError::Corrupt { what: what.into() }
 }
 
-fn get_s(item: &Item, name: &str) -> Result<String, ManifestError> {
-    item.get(name)
-        .and_then(|v| v.as_s().ok())
-        .cloned()
-        .ok_or_else(|| corrupt(format!("attribute {name}")))
-}
-
-fn get_n(item: &Item, name: &str) -> Result<u64, ManifestError> {
-    item.get(name)
-        .and_then(|v| v.as_n().ok())
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| corrupt(format!("attribute {name}")))
+impl From<AttributeError> for ManifestError {
+    fn from(err: AttributeError) -> Self {
+        corrupt(err.to_string())
+    }
 }
 
 fn decode_head(item: &Item) -> Result<ShardHead, ManifestError> {
     Ok(ShardHead {
-        shard_id: get_s(item, "shard_id")?,
-        last_sequence: item
-            .get("last_sequence")
-            .and_then(|v| v.as_s().ok())
-            .cloned(),
-        segments: get_n(item, "segments")?,
-        records: get_n(item, "records")?,
-        fencing_token: get_n(item, "fencing_token")?,
+        shard_id: item.string("shard_id")?.to_owned(),
+        last_sequence: item.optional_string("last_sequence")?.map(str::to_owned),
+        segments: item.number("segments")?,
+        records: item.number("records")?,
+        fencing_token: item.number("fencing_token")?,
         parents: item
             .get("parents")
             .and_then(|v| v.as_l().ok())
@@ -183,15 +161,13 @@ fn decode_head(item: &Item) -> Result<ShardHead, ManifestError> {
 }
 
 fn decode_segment(item: &Item) -> Result<SegmentEntry, ManifestError> {
-    let committed_at = get_s(item, "committed_at")?;
     Ok(SegmentEntry {
-        key: get_s(item, "key")?,
-        first_sequence: get_s(item, "first_sequence")?,
-        last_sequence: get_s(item, "last_sequence")?,
-        records: get_n(item, "records")?,
-        bytes: get_n(item, "bytes")?,
-        committed_at: OffsetDateTime::parse(&committed_at, &Rfc3339)
-            .map_err(|_| corrupt(format!("committed_at {committed_at}")))?,
+        key: item.string("key")?.to_owned(),
+        first_sequence: item.string("first_sequence")?.to_owned(),
+        last_sequence: item.string("last_sequence")?.to_owned(),
+        records: item.number("records")?,
+        bytes: item.number("bytes")?,
+        committed_at: item.timestamp("committed_at")?,
     })
 }
 
@@ -230,16 +206,10 @@ impl Manifest for DynamoManifest {
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
             .send()
             .await;
-        match result {
-            Ok(output) => decode_head(&output.attributes.unwrap_or_default()),
-            Err(err) => {
-                let err = err.into_service_error();
-                if err.is_conditional_check_failed_exception() {
-                    Err(self.explain(stream, shard_id, fencing_token, None).await)
-                } else {
-                    Err(backend(err))
-                }
-            }
+        match result.condition_checked() {
+            Ok(Some(output)) => decode_head(&output.attributes.unwrap_or_default()),
+            Ok(None) => Err(self.explain(stream, shard_id, fencing_token, None).await),
+            Err(err) => Err(backend(err.into_service_error())),
         }
     }
 
@@ -297,19 +267,10 @@ impl Manifest for DynamoManifest {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(err) => match err.into_service_error() {
-                TransactWriteItemsError::TransactionCanceledException(cancelled)
-                    if cancelled
-                        .cancellation_reasons()
-                        .iter()
-                        .any(|r| r.code() == Some("ConditionalCheckFailed")) =>
-                {
-                    Err(self
-                        .explain(stream, shard_id, fencing_token, previous_last)
-                        .await)
-                }
-                other => Err(backend(other)),
-            },
+            Err(err) if dynamodb_item::transaction_condition_failed(&err) => Err(self
+                .explain(stream, shard_id, fencing_token, previous_last)
+                .await),
+            Err(err) => Err(backend(err.into_service_error())),
         }
     }
 
@@ -332,16 +293,10 @@ impl Manifest for DynamoManifest {
             .expression_attribute_values(":t", n(fencing_token))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) => {
-                let err = err.into_service_error();
-                if err.is_conditional_check_failed_exception() {
-                    Err(self.explain(stream, shard_id, fencing_token, None).await)
-                } else {
-                    Err(backend(err))
-                }
-            }
+        match result.condition_checked() {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(self.explain(stream, shard_id, fencing_token, None).await),
+            Err(err) => Err(backend(err.into_service_error())),
         }
     }
 

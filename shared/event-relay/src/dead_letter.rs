@@ -21,6 +21,7 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
     ScalarAttributeType,
 };
+use dynamodb_item::{AttributeError, Item, ItemExt};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -65,13 +66,6 @@ impl DeadLetterError {
         Self {
             context: context.into(),
             source: Some(Box::new(source)),
-        }
-    }
-
-    fn corrupt(context: impl Into<String>) -> Self {
-        Self {
-            context: context.into(),
-            source: None,
         }
     }
 }
@@ -138,36 +132,24 @@ impl DynamoRelayDeadLetters {
     }
 }
 
-type Item = std::collections::HashMap<String, AttributeValue>;
-
-fn string<'a>(item: &'a Item, name: &str) -> Result<&'a str, DeadLetterError> {
-    item.get(name)
-        .and_then(|v| v.as_s().ok())
-        .map(String::as_str)
-        .ok_or_else(|| DeadLetterError::corrupt(format!("missing string attribute {name}")))
-}
-
-fn number<T: std::str::FromStr>(item: &Item, name: &str) -> Result<T, DeadLetterError> {
-    item.get(name)
-        .and_then(|v| v.as_n().ok())
-        .and_then(|n| n.parse().ok())
-        .ok_or_else(|| DeadLetterError::corrupt(format!("missing number attribute {name}")))
+impl From<AttributeError> for DeadLetterError {
+    fn from(err: AttributeError) -> Self {
+        DeadLetterError::new("a relay dead letter", err)
+    }
 }
 
 fn from_item(item: &Item) -> Result<RelayDeadLetter, DeadLetterError> {
-    let event_id = string(item, "event_id")?;
-    let at = string(item, "dead_lettered_at")?;
+    let event_id = item.string("event_id")?;
     Ok(RelayDeadLetter {
-        stream_id: string(item, "stream_id")?.to_owned(),
-        version: number(item, "version")?,
+        stream_id: item.string("stream_id")?.to_owned(),
+        version: item.number("version")?,
         event_id: event_id
             .parse()
             .map_err(|e| DeadLetterError::new(format!("event_id {event_id}"), e))?,
-        event_type: string(item, "event_type")?.to_owned(),
-        record_bytes: number(item, "record_bytes")?,
-        reason: string(item, "reason")?.to_owned(),
-        dead_lettered_at: OffsetDateTime::parse(at, &Rfc3339)
-            .map_err(|e| DeadLetterError::new(format!("dead_lettered_at {at}"), e))?,
+        event_type: item.string("event_type")?.to_owned(),
+        record_bytes: item.number("record_bytes")?,
+        reason: item.string("reason")?.to_owned(),
+        dead_lettered_at: item.timestamp("dead_lettered_at")?,
     })
 }
 

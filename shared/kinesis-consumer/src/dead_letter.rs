@@ -24,6 +24,7 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
     KeyType, Projection, ProjectionType, ScalarAttributeType,
 };
+use dynamodb_item::{Item, ItemExt};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
@@ -274,11 +275,11 @@ impl DynamoDeadLetters {
             .send()
             .await
             .map_err(|e| DeadLetterError::backend(e.into_service_error()))?;
-        Ok(output
+        output
             .items()
             .iter()
             .map(|item| letter_from_item(application, shard_id, item))
-            .collect())
+            .collect()
     }
 
     /// Every item of the table whose `source` starts with `<application>#`, page by page.
@@ -307,7 +308,7 @@ impl DynamoDeadLetters {
                     .map(String::as_str)
                     .unwrap_or_default();
                 if let Some(shard_id) = source.strip_prefix(&prefix) {
-                    letters.push(letter_from_item(application, shard_id, item));
+                    letters.push(letter_from_item(application, shard_id, item)?);
                 }
             }
         }
@@ -319,40 +320,46 @@ impl DynamoDeadLetters {
 fn letter_from_item(
     application: &str,
     shard_id: &str,
-    item: &HashMap<String, AttributeValue>,
-) -> DeadLetter {
-    let get = |name: &str| {
-        item.get(name)
-            .and_then(|v| v.as_s().ok())
-            .cloned()
-            .unwrap_or_default()
+    item: &Item,
+) -> Result<DeadLetter, DeadLetterError> {
+    let data = match item.get("data") {
+        Some(AttributeValue::B(blob)) => blob.as_ref().to_vec(),
+        _ => Vec::new(),
     };
-    DeadLetter {
+    Ok(DeadLetter {
         application: application.to_owned(),
         shard_id: shard_id.to_owned(),
         record: Record {
-            sequence_number: get("sequence_number"),
+            sequence_number: item
+                .string("sequence_number")
+                .map_err(DeadLetterError::backend)?
+                .to_owned(),
             sub_sequence_number: 0,
-            partition_key: get("partition_key"),
-            data: item
-                .get("data")
-                .and_then(|v| v.as_b().ok())
-                .map(|b| b.as_ref().to_vec())
-                .unwrap_or_default(),
+            partition_key: item
+                .string("partition_key")
+                .map_err(DeadLetterError::backend)?
+                .to_owned(),
+            data,
             approximate_arrival: None,
         },
-        error: get("error"),
-        attempts: get("attempts").parse().unwrap_or(0),
-        failed_at: OffsetDateTime::parse(
-            &get("failed_at"),
-            &time::format_description::well_known::Rfc3339,
-        )
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+        error: item
+            .string("error")
+            .map_err(DeadLetterError::backend)?
+            .to_owned(),
+        // Written as a string (S) by every version.
+        attempts: item
+            .string("attempts")
+            .map_err(DeadLetterError::backend)?
+            .parse()
+            .unwrap_or(0),
+        failed_at: item
+            .timestamp("failed_at")
+            .map_err(DeadLetterError::backend)?,
         blocked_behind: item
-            .get("blocked_behind")
-            .and_then(|v| v.as_s().ok())
-            .cloned(),
-    }
+            .optional_string("blocked_behind")
+            .map_err(DeadLetterError::backend)?
+            .map(str::to_owned),
+    })
 }
 
 #[async_trait]

@@ -16,7 +16,6 @@
 //! `revision` (N); they have no `pending_*` attributes and no quote id is a UUID-shaped name,
 //! so no query for quotes ever returns one.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,8 +26,8 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 
+use dynamodb_item::{AttributeError, ConditionalExt, Item, ItemExt};
 use quote_runtime::item_keys::sortable_timestamp;
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::model::{
@@ -71,7 +70,7 @@ fn failed<E>(table: &str, err: E) -> ReadModelError
 where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    if err.code() == Some("ResourceNotFoundException") {
+    if dynamodb_item::is_table_missing(&err) {
         ReadModelError::TableMissing {
             table: table.to_owned(),
         }
@@ -80,18 +79,15 @@ where
     }
 }
 
-fn summary_of(item: &HashMap<String, AttributeValue>) -> Result<QuoteSummary, ReadModelError> {
-    let json = item
-        .get("summary")
-        .and_then(|v| v.as_s().ok())
-        .ok_or(ReadModelError::Corrupt {
-            what: "missing summary",
-            source: None,
-        })?;
-    serde_json::from_str(json).map_err(|source| ReadModelError::Corrupt {
-        what: "summary",
-        source: Some(source),
-    })
+fn corrupt(err: AttributeError) -> ReadModelError {
+    ReadModelError::Corrupt {
+        what: "an attribute",
+        source: Some(Box::new(err)),
+    }
+}
+
+fn summary_of(item: &Item) -> Result<QuoteSummary, ReadModelError> {
+    item.json("summary").map_err(corrupt)
 }
 
 impl DynamoReadModel {
@@ -125,7 +121,7 @@ impl ReadModel for DynamoReadModel {
     async fn upsert(&self, summary: &QuoteSummary) -> Result<Upsert, ReadModelError> {
         let json = serde_json::to_string(summary).map_err(|source| ReadModelError::Corrupt {
             what: "summary does not encode",
-            source: Some(source),
+            source: Some(Box::new(source)),
         })?;
         let mut put = self
             .client
@@ -155,13 +151,10 @@ impl ReadModel for DynamoReadModel {
             .expression_attribute_values(":version", AttributeValue::N(summary.version.to_string()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(Upsert::Applied),
-            Err(err) => {
-                let err = err.into_service_error();
-                if !err.is_conditional_check_failed_exception() {
-                    return Err(failed(&self.table, err));
-                }
+        match result.condition_checked() {
+            Ok(Some(_)) => Ok(Upsert::Applied),
+            Err(err) => Err(failed(&self.table, err.into_service_error())),
+            Ok(None) => {
                 let stored = self
                     .client
                     .get_item()
@@ -176,11 +169,7 @@ impl ReadModel for DynamoReadModel {
                     .await
                     .map_err(|e| backend(e.into_service_error()))?
                     .item
-                    .and_then(|item| {
-                        item.get("version")
-                            .and_then(|v| v.as_n().ok())
-                            .and_then(|n| n.parse().ok())
-                    })
+                    .and_then(|item| item.optional_number("version").ok().flatten())
                     .unwrap_or(summary.version);
                 Ok(Upsert::Stale { stored })
             }
@@ -202,8 +191,7 @@ impl ReadModel for DynamoReadModel {
             .items()
             .iter()
             .find(|item| {
-                item.get("customer_id").and_then(|v| v.as_s().ok())
-                    != Some(&CONTROL_PARTITION.to_owned())
+                item.optional_string("customer_id").ok().flatten() != Some(CONTROL_PARTITION)
             })
             .map(summary_of)
             .transpose()
@@ -276,24 +264,11 @@ impl ReadModel for DynamoReadModel {
                 .await
                 .map_err(|e| backend(e.into_service_error()))?;
             for item in output.items() {
-                let text = |name: &'static str| {
-                    item.get(name)
-                        .and_then(|v| v.as_s().ok())
-                        .ok_or(ReadModelError::Corrupt {
-                            what: name,
-                            source: None,
-                        })
-                };
-                let since = text("pending_since")?;
-                let requested_at = OffsetDateTime::parse(since, &Rfc3339).map_err(|_| {
-                    ReadModelError::Corrupt {
-                        what: "pending_since",
-                        source: None,
-                    }
-                })?;
+                let text = |name: &str| item.string(name).map(str::to_owned).map_err(corrupt);
+                let requested_at = item.timestamp("pending_since").map_err(corrupt)?;
                 pending.push(PendingQuote {
-                    customer_id: text("customer_id")?.to_owned(),
-                    quote_id: text("quote_id")?.to_owned(),
+                    customer_id: text("customer_id")?,
+                    quote_id: text("quote_id")?,
                     requested_at,
                 });
             }
@@ -320,19 +295,9 @@ impl ReadModel for DynamoReadModel {
         let Some(item) = output.item else {
             return Ok(None);
         };
-        let corrupt = |what| ReadModelError::Corrupt { what, source: None };
-        let body = item
-            .get("body")
-            .and_then(|v| v.as_s().ok())
-            .ok_or(corrupt("control document body"))?;
-        let revision = item
-            .get("revision")
-            .and_then(|v| v.as_n().ok())
-            .and_then(|n| n.parse().ok())
-            .ok_or(corrupt("control document revision"))?;
         Ok(Some(ControlDocument {
-            body: body.clone(),
-            revision,
+            body: item.string("body").map_err(corrupt)?.to_owned(),
+            revision: item.number("revision").map_err(corrupt)?,
         }))
     }
 
@@ -360,18 +325,12 @@ impl ReadModel for DynamoReadModel {
                 .condition_expression("revision = :expected")
                 .expression_attribute_values(":expected", AttributeValue::N(expected.to_string())),
         };
-        match put.send().await {
-            Ok(_) => Ok(revision),
-            Err(err) => {
-                let err = err.into_service_error();
-                if err.is_conditional_check_failed_exception() {
-                    Err(ReadModelError::Conflict {
-                        name: name.to_owned(),
-                    })
-                } else {
-                    Err(failed(&self.table, err))
-                }
-            }
+        match put.send().await.condition_checked() {
+            Ok(Some(_)) => Ok(revision),
+            Ok(None) => Err(ReadModelError::Conflict {
+                name: name.to_owned(),
+            }),
+            Err(err) => Err(failed(&self.table, err.into_service_error())),
         }
     }
 

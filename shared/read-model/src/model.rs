@@ -109,7 +109,7 @@ pub enum ReadModelError {
         what: &'static str,
         /// The decoder's own error, when there is one.
         #[source]
-        source: Option<serde_json::Error>,
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
     /// A control document was written by someone else since it was read
     /// ([`ReadModel::write_control`]).

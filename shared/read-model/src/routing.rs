@@ -113,7 +113,7 @@ impl RoutingControl {
                 let routing =
                     serde_json::from_str(&body).map_err(|source| ReadModelError::Corrupt {
                         what: "routing document",
-                        source: Some(source),
+                        source: Some(Box::new(source)),
                     })?;
                 Ok((routing, Some(revision)))
             }
@@ -135,7 +135,7 @@ impl RoutingControl {
             let body =
                 serde_json::to_string(&routing).map_err(|source| ReadModelError::Corrupt {
                     what: "routing document does not encode",
-                    source: Some(source),
+                    source: Some(Box::new(source)),
                 })?;
             match self
                 .home

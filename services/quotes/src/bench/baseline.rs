@@ -20,13 +20,13 @@
 //! event id, as the service does. What the baseline leaves out is exactly the API's work:
 //! HTTP, authentication, JSON parsing and validation, and the relay hand-off.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::error::DisplayErrorContext;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
+use dynamodb_item::{n, s, Item};
 use event_relay::{EventSink, InMemorySink};
 use event_store::dynamodb::{TableNames, UNPUBLISHED_BUCKETS};
 use event_store::{AppendRequest, EventEnvelope, EventStore, InMemoryEventStore, NewEvent};
@@ -152,14 +152,6 @@ pub async fn run_memory(options: &IngestOptions) -> Result<Phase, BenchError> {
 // AWS.
 // ---------------------------------------------------------------------------------------------
 
-fn s(value: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(value.into())
-}
-
-fn n(value: impl ToString) -> AttributeValue {
-    AttributeValue::N(value.to_string())
-}
-
 /// Microseconds since the Unix epoch (the head's `pending_since`).
 fn epoch_micros(at: OffsetDateTime) -> i64 {
     i64::try_from(at.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
@@ -171,16 +163,13 @@ fn pending_bucket(stream_id: &str) -> String {
 }
 
 /// The event item, with the attributes the DynamoDB adapter writes.
-fn event_item(
-    envelope: &EventEnvelope,
-    customer_id: &str,
-) -> Result<HashMap<String, AttributeValue>, String> {
+fn event_item(envelope: &EventEnvelope, customer_id: &str) -> Result<Item, String> {
     let data = serde_json::to_string(&envelope.data).map_err(|e| e.to_string())?;
     let occurred_at = envelope
         .occurred_at
         .format(&Rfc3339)
         .map_err(|e| e.to_string())?;
-    let mut item = HashMap::from([
+    let mut item = Item::from([
         ("stream_id".to_owned(), s(&envelope.stream_id)),
         ("version".to_owned(), n(envelope.version)),
         ("event_id".to_owned(), s(envelope.event_id.to_string())),

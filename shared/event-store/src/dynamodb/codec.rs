@@ -1,8 +1,5 @@
 //! Conversions between envelopes, heads, idempotency records and DynamoDB items.
 
-use std::collections::HashMap;
-
-use aws_sdk_dynamodb::types::AttributeValue;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -12,14 +9,13 @@ use crate::store::{IdempotencyRecord, StreamHead};
 
 use super::schema::UNPUBLISHED_BUCKETS;
 
-pub(crate) type Item = HashMap<String, AttributeValue>;
+pub(crate) use dynamodb_item::{n, s, Item};
+use dynamodb_item::{AttributeError, ItemExt};
 
-pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(value.into())
-}
-
-pub(crate) fn n(value: impl ToString) -> AttributeValue {
-    AttributeValue::N(value.to_string())
+impl From<AttributeError> for StoreError {
+    fn from(err: AttributeError) -> Self {
+        StoreError::unreadable("a stored item", err)
+    }
 }
 
 /// Microseconds since the Unix epoch.
@@ -34,51 +30,9 @@ fn from_epoch_micros(micros: i64) -> Result<OffsetDateTime, StoreError> {
 
 pub(crate) use quote_runtime::item_keys::sortable_timestamp;
 
-fn parse_timestamp(value: &str) -> Result<OffsetDateTime, StoreError> {
-    OffsetDateTime::parse(value, &Rfc3339)
-        .map_err(|e| StoreError::unreadable(format!("timestamp {value:?}"), e))
-}
-
 /// The bucket of the `unpublished` index a stream's head goes to (FNV-1a, stable across builds).
 pub(crate) fn pending_bucket(stream_id: &str) -> String {
     quote_runtime::item_keys::bucket(stream_id, UNPUBLISHED_BUCKETS)
-}
-
-pub(crate) fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
-    match item.get(name) {
-        Some(AttributeValue::S(value)) => Ok(value),
-        _ => Err(StoreError::corrupt(format!(
-            "missing string attribute {name}"
-        ))),
-    }
-}
-
-fn get_opt_s(item: &Item, name: &str) -> Option<String> {
-    match item.get(name) {
-        Some(AttributeValue::S(value)) => Some(value.clone()),
-        _ => None,
-    }
-}
-
-pub(crate) fn get_u64(item: &Item, name: &str) -> Result<u64, StoreError> {
-    match item.get(name) {
-        Some(AttributeValue::N(value)) => value
-            .parse()
-            .map_err(|e| StoreError::unreadable(format!("attribute {name}={value}"), e)),
-        _ => Err(StoreError::corrupt(format!(
-            "missing number attribute {name}"
-        ))),
-    }
-}
-
-pub(crate) fn get_i64(item: &Item, name: &str) -> Result<Option<i64>, StoreError> {
-    match item.get(name) {
-        Some(AttributeValue::N(value)) => value
-            .parse()
-            .map(Some)
-            .map_err(|e| StoreError::unreadable(format!("attribute {name}={value}"), e)),
-        _ => Ok(None),
-    }
 }
 
 pub(crate) fn event_to_item(
@@ -122,37 +76,37 @@ pub(crate) fn event_to_item(
 }
 
 pub(crate) fn event_from_item(item: &Item) -> Result<EventEnvelope, StoreError> {
-    let event_id = get_s(item, "event_id")?;
-    let data = get_s(item, "data")?;
+    let event_id = item.string("event_id")?;
     Ok(EventEnvelope {
         event_id: event_id
             .parse()
             .map_err(|e| StoreError::unreadable(format!("event_id {event_id}"), e))?,
-        stream_id: get_s(item, "stream_id")?.to_owned(),
-        version: get_u64(item, "version")?,
-        event_type: get_s(item, "event_type")?.to_owned(),
-        schema_version: u32::try_from(get_u64(item, "schema_version")?)
-            .map_err(StoreError::corrupt_by("schema_version"))?,
-        occurred_at: parse_timestamp(get_s(item, "occurred_at")?)?,
-        recorded_at: parse_timestamp(get_s(item, "recorded_at")?)?,
-        correlation_id: get_s(item, "correlation_id")?.to_owned(),
-        causation_id: get_opt_s(item, "causation_id"),
-        traceparent: get_opt_s(item, "traceparent"),
-        tracestate: get_opt_s(item, "tracestate"),
-        actor: get_s(item, "actor")?.to_owned(),
-        data: serde_json::from_str(data).map_err(StoreError::corrupt_by("event data"))?,
+        stream_id: item.string("stream_id")?.to_owned(),
+        version: item.number("version")?,
+        event_type: item.string("event_type")?.to_owned(),
+        schema_version: item.number("schema_version")?,
+        occurred_at: item.timestamp("occurred_at")?,
+        recorded_at: item.timestamp("recorded_at")?,
+        correlation_id: item.string("correlation_id")?.to_owned(),
+        causation_id: item.optional_string("causation_id")?.map(str::to_owned),
+        traceparent: item.optional_string("traceparent")?.map(str::to_owned),
+        tracestate: item.optional_string("tracestate")?.map(str::to_owned),
+        actor: item.string("actor")?.to_owned(),
+        data: item.json("data")?,
     })
 }
 
 pub(crate) fn head_from_item(item: &Item) -> Result<StreamHead, StoreError> {
     Ok(StreamHead {
-        stream_id: get_s(item, "stream_id")?.to_owned(),
-        version: get_u64(item, "head_version")?,
-        published_version: get_u64(item, "published_version").unwrap_or(0),
-        pending_since: get_i64(item, "pending_since")?
+        stream_id: item.string("stream_id")?.to_owned(),
+        version: item.number("head_version")?,
+        published_version: item.optional_number("published_version")?.unwrap_or(0),
+        pending_since: item
+            .optional_number("pending_since")?
             .map(from_epoch_micros)
             .transpose()?,
-        publish_failures: get_i64(item, "publish_failures")?
+        publish_failures: item
+            .optional_number::<i64>("publish_failures")?
             .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
             .unwrap_or(0),
     })
@@ -180,15 +134,13 @@ pub(crate) fn idempotency_to_item(record: &IdempotencyRecord) -> Result<Item, St
 }
 
 pub(crate) fn idempotency_from_item(item: &Item) -> Result<IdempotencyRecord, StoreError> {
-    let expires =
-        get_i64(item, "expires_at")?.ok_or_else(|| StoreError::corrupt("missing expires_at"))?;
+    let expires: i64 = item.number("expires_at")?;
     Ok(IdempotencyRecord {
-        key: get_s(item, "idempotency_key")?.to_owned(),
-        request_hash: get_s(item, "request_hash")?.to_owned(),
-        stream_id: get_s(item, "stream_id")?.to_owned(),
-        response: serde_json::from_str(get_s(item, "response")?)
-            .map_err(StoreError::corrupt_by("idempotent response"))?,
-        created_at: parse_timestamp(get_s(item, "created_at")?)?,
+        key: item.string("idempotency_key")?.to_owned(),
+        request_hash: item.string("request_hash")?.to_owned(),
+        stream_id: item.string("stream_id")?.to_owned(),
+        response: item.json("response")?,
+        created_at: item.timestamp("created_at")?,
         expires_at: OffsetDateTime::from_unix_timestamp(expires)
             .map_err(StoreError::corrupt_by("expires_at"))?,
     })
@@ -205,7 +157,7 @@ mod tests {
         let b = a + time::Duration::microseconds(1);
         let (sa, sb) = (sortable_timestamp(a), sortable_timestamp(b));
         assert!(sa < sb);
-        assert_eq!(parse_timestamp(&sa).ok(), Some(a));
+        assert_eq!(OffsetDateTime::parse(&sa, &Rfc3339).ok(), Some(a));
     }
 
     #[test]

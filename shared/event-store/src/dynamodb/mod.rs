@@ -28,9 +28,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 use time::OffsetDateTime;
@@ -42,6 +39,7 @@ use crate::store::{
     ScanPart, StreamHead,
 };
 use codec::{n, s};
+use dynamodb_item::{ConditionalExt, ItemExt};
 use quote_runtime::backoff::Backoff;
 
 /// Retries of a transaction cancelled by a conflicting transaction or throttling.
@@ -123,7 +121,7 @@ impl DynamoEventStore {
             codes
                 .get(index)
                 .and_then(|c| c.as_deref())
-                .is_some_and(|c| c == "ConditionalCheckFailed")
+                .is_some_and(|c| c == dynamodb_item::CONDITION_REASON)
         };
         let idempotency_index = 1 + request.events.len();
         if request.idempotency.is_some() && failed(idempotency_index) {
@@ -197,21 +195,16 @@ impl EventStore for DynamoEventStore {
                 .set_transact_items(Some(actions.clone()))
                 .send()
                 .await;
-            let cancelled = match result {
+            let codes = match result {
                 Ok(_) => return Ok(AppendOutcome { events: committed }),
-                Err(err) => match err.into_service_error() {
-                    TransactWriteItemsError::TransactionCanceledException(cancelled) => cancelled,
-                    other => return Err(StoreError::backend(other)),
+                Err(err) => match dynamodb_item::cancellation_reasons(&err) {
+                    Some(codes) => codes,
+                    None => return Err(StoreError::backend(err.into_service_error())),
                 },
             };
-            let codes: Vec<Option<String>> = cancelled
-                .cancellation_reasons()
-                .iter()
-                .map(|r| r.code().map(str::to_owned))
-                .collect();
             let condition_failed = codes
                 .iter()
-                .any(|c| c.as_deref() == Some("ConditionalCheckFailed"));
+                .any(|c| c.as_deref() == Some(dynamodb_item::CONDITION_REASON));
             let transient = codes.iter().any(|c| {
                 matches!(
                     c.as_deref(),
@@ -262,7 +255,7 @@ impl EventStore for DynamoEventStore {
             .map(codec::event_from_item)
             .collect::<Result<Vec<_>, _>>()?;
         let next_after = match output.last_evaluated_key() {
-            Some(key) => Some(codec::get_u64(key, "version")?),
+            Some(key) => Some(key.number("version")?),
             None => None,
         };
         Ok(EventPage { events, next_after })
@@ -312,9 +305,8 @@ impl EventStore for DynamoEventStore {
             .collect::<Result<Vec<_>, _>>()?;
         let next = match output.last_evaluated_key() {
             Some(key) => Some(ScanCursor {
-                stream_id: codec::get_s(key, "stream_id")?.to_owned(),
-                version: codec::get_i64(key, "version")?
-                    .ok_or_else(|| StoreError::corrupt("a scan position without a version"))?,
+                stream_id: key.string("stream_id")?.to_owned(),
+                version: key.number("version")?,
             }),
             None => None,
         };
@@ -398,13 +390,10 @@ impl EventStore for DynamoEventStore {
             .expression_attribute_values(":v", n(version))
             .send()
             .await;
-        match complete {
-            Ok(_) => return Ok(()),
-            Err(err) => match err {
-                SdkError::ServiceError(e)
-                    if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) => {}
-                other => return Err(StoreError::backend(other.into_service_error())),
-            },
+        match complete.condition_checked() {
+            Ok(Some(_)) => return Ok(()),
+            Ok(None) => {}
+            Err(err) => return Err(StoreError::backend(err.into_service_error())),
         }
         // Partly published (newer commits exist): advance, and restart the pending clock so the
         // sweeper gives the newer commits' own relay its grace period.
@@ -424,15 +413,10 @@ impl EventStore for DynamoEventStore {
             .expression_attribute_values(":now", n(now))
             .send()
             .await;
-        match partial {
+        match partial.condition_checked() {
+            // Applied, or someone already published at least this far.
             Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(e))
-                if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
-            {
-                // Someone already published at least this far.
-                Ok(())
-            }
-            Err(other) => Err(StoreError::backend(other.into_service_error())),
+            Err(err) => Err(StoreError::backend(err.into_service_error())),
         }
     }
 
@@ -454,15 +438,10 @@ impl EventStore for DynamoEventStore {
             .expression_attribute_values(":until", n(codec::epoch_micros(until)))
             .send()
             .await;
-        match claimed {
-            Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(e))
-                if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
-            {
-                // Claimed by another process, or published or moved meanwhile.
-                Ok(false)
-            }
-            Err(other) => Err(StoreError::backend(other.into_service_error())),
+        match claimed.condition_checked() {
+            // `None`: claimed by another process, or published or moved meanwhile.
+            Ok(claimed) => Ok(claimed.is_some()),
+            Err(err) => Err(StoreError::backend(err.into_service_error())),
         }
     }
 
@@ -485,15 +464,10 @@ impl EventStore for DynamoEventStore {
             .expression_attribute_values(":one", n(1))
             .send()
             .await;
-        match deferred {
+        match deferred.condition_checked() {
+            // Deferred, or published meanwhile: nothing to defer.
             Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(e))
-                if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
-            {
-                // Published meanwhile: nothing to defer.
-                Ok(())
-            }
-            Err(other) => Err(StoreError::backend(other.into_service_error())),
+            Err(err) => Err(StoreError::backend(err.into_service_error())),
         }
     }
 }
@@ -595,22 +569,13 @@ impl crate::snapshot::SnapshotStore for DynamoEventStore {
         let Some(item) = output.items().first() else {
             return Ok(None);
         };
-        let time = |name: &str| {
-            codec::get_s(item, name).and_then(|value| {
-                OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)
-                    .map_err(|e| StoreError::unreadable(format!("snapshot {name}"), e))
-            })
-        };
-        let state = serde_json::from_str(codec::get_s(item, "state")?)
-            .map_err(|e| StoreError::unreadable("snapshot state", e))?;
         Ok(Some(crate::snapshot::Snapshot {
             stream_id: stream_id.to_owned(),
-            version: codec::get_u64(item, "snapshot_of")?,
-            recorded_at: time("recorded_at")?,
-            schema_version: u32::try_from(codec::get_u64(item, "schema_version")?)
-                .map_err(|e| StoreError::unreadable("snapshot schema_version", e))?,
-            state,
-            taken_at: time("taken_at")?,
+            version: item.number("snapshot_of")?,
+            recorded_at: item.timestamp("recorded_at")?,
+            schema_version: item.number("schema_version")?,
+            state: item.json("state")?,
+            taken_at: item.timestamp("taken_at")?,
         }))
     }
 }

@@ -20,6 +20,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::ReturnValue;
 use aws_sdk_dynamodb::Client;
+use dynamodb_item::ConditionalExt;
 
 use crate::lease::{Checkpoint, Lease};
 use crate::lease_table::{LeaseTable, LeaseTableError};
@@ -90,16 +91,10 @@ impl DynamoLeaseTable {
         lease_key: &str,
         request: UpdateItemFluentBuilder,
     ) -> Result<Option<Item>, LeaseTableError> {
-        match request.send().await {
-            Ok(output) => Ok(output.attributes),
-            Err(err) => {
-                let err = err.into_service_error();
-                if err.is_conditional_check_failed_exception() {
-                    Err(LeaseTableError::Lost(lease_key.to_owned()))
-                } else {
-                    Err(LeaseTableError::backend(err))
-                }
-            }
+        match request.send().await.condition_checked() {
+            Ok(Some(output)) => Ok(output.attributes),
+            Ok(None) => Err(LeaseTableError::Lost(lease_key.to_owned())),
+            Err(err) => Err(LeaseTableError::backend(err.into_service_error())),
         }
     }
 
@@ -138,16 +133,9 @@ impl LeaseTable for DynamoLeaseTable {
             .expression_attribute_names("#key", LEASE_KEY)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) => {
-                let err = err.into_service_error();
-                if err.is_conditional_check_failed_exception() {
-                    Ok(false)
-                } else {
-                    Err(LeaseTableError::backend(err))
-                }
-            }
+        match result.condition_checked() {
+            Ok(written) => Ok(written.is_some()),
+            Err(err) => Err(LeaseTableError::backend(err.into_service_error())),
         }
     }
 
@@ -364,16 +352,9 @@ impl LeaseTable for DynamoLeaseTable {
             .expression_attribute_values(":end", s(Checkpoint::ShardEnd.as_str()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) => {
-                let err = err.into_service_error();
-                if err.is_conditional_check_failed_exception() {
-                    Ok(false)
-                } else {
-                    Err(LeaseTableError::backend(err))
-                }
-            }
+        match result.condition_checked() {
+            Ok(written) => Ok(written.is_some()),
+            Err(err) => Err(LeaseTableError::backend(err.into_service_error())),
         }
     }
 }

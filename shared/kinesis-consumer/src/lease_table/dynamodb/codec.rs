@@ -5,15 +5,12 @@
 //! duplicates in a set) and read back sorted, so a lease reads back exactly as the in-memory
 //! adapter keeps it.
 
-use std::collections::{BTreeSet, HashMap};
-
-use aws_sdk_dynamodb::types::AttributeValue;
+use dynamodb_item::ItemExt;
 
 use crate::lease::{Checkpoint, Lease};
 use crate::lease_table::LeaseTableError;
 
-/// A DynamoDB item.
-pub(super) type Item = HashMap<String, AttributeValue>;
+pub(super) use dynamodb_item::{n, s, string_set, Item};
 
 /// The KCL attribute names.
 pub(super) mod attribute {
@@ -42,33 +39,6 @@ pub(super) mod attribute {
 }
 
 use attribute::*;
-
-/// A string attribute value.
-pub(super) fn s(value: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(value.into())
-}
-
-/// A number attribute value.
-pub(super) fn n(value: u64) -> AttributeValue {
-    AttributeValue::N(value.to_string())
-}
-
-/// A string-set attribute value, sorted and deduplicated; `None` for an empty set, which
-/// DynamoDB cannot store.
-pub(super) fn string_set(values: &[String]) -> Option<AttributeValue> {
-    let unique: BTreeSet<&String> = values.iter().collect();
-    if unique.is_empty() {
-        None
-    } else {
-        Some(AttributeValue::Ss(unique.into_iter().cloned().collect()))
-    }
-}
-
-/// Sorts and deduplicates a set held in a `Vec`, the form every adapter returns sets in.
-fn normalize_set(values: &mut Vec<String>) {
-    values.sort();
-    values.dedup();
-}
 
 /// The item storing `lease`.
 pub(super) fn lease_to_item(lease: &Lease) -> Item {
@@ -110,75 +80,45 @@ pub(super) fn lease_to_item(lease: &Lease) -> Item {
 
 /// The lease stored in `item`.
 pub(super) fn lease_from_item(item: &Item) -> Result<Lease, LeaseTableError> {
-    let lease_key = required_string(item, LEASE_KEY)?;
-    let corrupt =
-        |problem: String| LeaseTableError::Corrupt(format!("lease {lease_key}: {problem}"));
-    let checkpoint = optional_string(item, CHECKPOINT)
-        .map_err(&corrupt)?
-        .ok_or_else(|| corrupt(format!("missing string attribute {CHECKPOINT}")))?;
-    let lease_counter = optional_number(item, LEASE_COUNTER)
-        .map_err(&corrupt)?
-        .ok_or_else(|| corrupt(format!("missing number attribute {LEASE_COUNTER}")))?;
+    let lease_key = item
+        .string(LEASE_KEY)
+        .map_err(|e| LeaseTableError::Corrupt(e.to_string()))?
+        .to_owned();
+    let corrupt = |e: dynamodb_item::AttributeError| {
+        LeaseTableError::Corrupt(format!("lease {lease_key}: {e}"))
+    };
+    let text = |name| -> Result<Option<String>, LeaseTableError> {
+        Ok(item
+            .optional_string(name)
+            .map_err(corrupt)?
+            .map(str::to_owned))
+    };
     Ok(Lease {
-        lease_owner: optional_string(item, LEASE_OWNER).map_err(&corrupt)?,
-        lease_counter,
-        checkpoint: Checkpoint::parse(&checkpoint),
+        lease_owner: text(LEASE_OWNER)?,
+        lease_counter: item.number(LEASE_COUNTER).map_err(corrupt)?,
+        checkpoint: Checkpoint::parse(item.string(CHECKPOINT).map_err(corrupt)?),
         // Tables written by other KCL versions may lack these two; both default to zero there.
-        checkpoint_sub_sequence_number: optional_number(item, CHECKPOINT_SUB_SEQUENCE_NUMBER)
-            .map_err(&corrupt)?
+        checkpoint_sub_sequence_number: item
+            .optional_number(CHECKPOINT_SUB_SEQUENCE_NUMBER)
+            .map_err(corrupt)?
             .unwrap_or(0),
-        owner_switches_since_checkpoint: optional_number(item, OWNER_SWITCHES_SINCE_CHECKPOINT)
-            .map_err(&corrupt)?
+        owner_switches_since_checkpoint: item
+            .optional_number(OWNER_SWITCHES_SINCE_CHECKPOINT)
+            .map_err(corrupt)?
             .unwrap_or(0),
-        parent_shard_ids: optional_string_set(item, PARENT_SHARD_IDS).map_err(&corrupt)?,
-        child_shard_ids: optional_string_set(item, CHILD_SHARD_IDS).map_err(&corrupt)?,
-        starting_hash_key: optional_string(item, STARTING_HASH_KEY).map_err(&corrupt)?,
-        ending_hash_key: optional_string(item, ENDING_HASH_KEY).map_err(&corrupt)?,
-        handoff_owner: optional_string(item, HANDOFF_OWNER).map_err(&corrupt)?,
-        lease_key,
+        parent_shard_ids: item.string_set(PARENT_SHARD_IDS).map_err(corrupt)?,
+        child_shard_ids: item.string_set(CHILD_SHARD_IDS).map_err(corrupt)?,
+        starting_hash_key: text(STARTING_HASH_KEY)?,
+        ending_hash_key: text(ENDING_HASH_KEY)?,
+        handoff_owner: text(HANDOFF_OWNER)?,
+        lease_key: lease_key.clone(),
     })
-}
-
-fn required_string(item: &Item, name: &str) -> Result<String, LeaseTableError> {
-    optional_string(item, name)
-        .map_err(LeaseTableError::Corrupt)?
-        .ok_or_else(|| LeaseTableError::Corrupt(format!("missing string attribute {name}")))
-}
-
-fn optional_string(item: &Item, name: &str) -> Result<Option<String>, String> {
-    match item.get(name) {
-        None | Some(AttributeValue::Null(_)) => Ok(None),
-        Some(AttributeValue::S(value)) => Ok(Some(value.clone())),
-        Some(other) => Err(format!("attribute {name} is not a string: {other:?}")),
-    }
-}
-
-fn optional_number(item: &Item, name: &str) -> Result<Option<u64>, String> {
-    match item.get(name) {
-        None | Some(AttributeValue::Null(_)) => Ok(None),
-        Some(AttributeValue::N(value)) => value
-            .parse()
-            .map(Some)
-            .map_err(|e| format!("attribute {name}={value} is not a counter: {e}")),
-        Some(other) => Err(format!("attribute {name} is not a number: {other:?}")),
-    }
-}
-
-fn optional_string_set(item: &Item, name: &str) -> Result<Vec<String>, String> {
-    match item.get(name) {
-        None | Some(AttributeValue::Null(_)) => Ok(Vec::new()),
-        Some(AttributeValue::Ss(values)) => {
-            let mut values = values.clone();
-            normalize_set(&mut values);
-            Ok(values)
-        }
-        Some(other) => Err(format!("attribute {name} is not a string set: {other:?}")),
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_sdk_dynamodb::types::AttributeValue;
 
     fn full_lease() -> Lease {
         Lease {
