@@ -118,6 +118,12 @@ impl EventHandler for Fulfillment {
         event: &EventEnvelope,
         context: &HandlerContext,
     ) -> Result<(), HandlerError> {
+        // Tests stand in for a bug of a deployed version here (FAILPOINTS=
+        // "fulfillment::handle=return"): every record fails permanently, as a record the code
+        // cannot read does, until a fixed deployment redrives it.
+        fail::fail_point!("fulfillment::handle", |_| Err(HandlerError::invalid(
+            "failpoint fulfillment::handle: a bug of this deployment"
+        )));
         let outcome = context
             .update_stream(&event.stream_id, event, |events| {
                 let Some(state) = quote::fold(events)? else {

@@ -7,7 +7,10 @@
 //! another's quotes; the archive holds every record of the stream exactly once. The second test
 //! runs two workers of each consumer service (the archiver included) and kills one of each with
 //! SIGKILL mid-run. Another runs without driver-history: its quote is referred at its
-//! deadline (`QUOTE_DEADLINE_SECS`).
+//! deadline (`QUOTE_DEADLINE_SECS`). The last has a fulfillment whose every record fails
+//! permanently (a bug of that deployment, set with a failpoint): the quote's records are
+//! dead-lettered and set aside, the fixed fulfillment is deployed, `quotes dlq redrive` hands
+//! them back in order, and the quote is decided.
 //!
 //! The plumbing is in `common/`.
 
@@ -448,4 +451,132 @@ async fn a_quote_whose_driving_history_never_comes_is_referred_at_its_deadline()
     assert_eq!(summary.status, "referred", "{summary:?}");
     assert_eq!(summary.reasons, vec!["enrichment timed out".to_owned()]);
     eprintln!("referred {:?} after the request", posted.elapsed());
+}
+
+/// `quotes dlq list --app fulfillment --output json` on the platform.
+fn fulfillment_letters(platform: &Platform) -> Vec<Value> {
+    let output = platform
+        .quotes(&["dlq", "list", "--app", "fulfillment", "--output", "json"])
+        .stdout(std::process::Stdio::piped())
+        .output()
+        .expect("quotes dlq list");
+    assert!(output.status.success(), "{output:?}");
+    serde_json::from_slice(&output.stdout).expect("JSON")
+}
+
+/// A poisoned quote, redriven after the fix: the running pipeline dead-letters the quote's
+/// first record for fulfillment after its attempts and sets the next one aside behind it;
+/// nothing is decided; once the fixed fulfillment runs, the operator's redrive replays them in
+/// order and the quote reaches a final status, with no letter left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poisoned_quote_is_decided_after_the_fix_and_a_redrive() {
+    let sdk = testkit::aws_config().await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    let platform = Platform::new();
+    platform.bootstrap();
+    let mut fleet = Fleet::default();
+    let source_port = fleet.spawn("event-source".to_owned(), platform.command("event-source"));
+    let mut ports = vec![("event-source".to_owned(), source_port)];
+    for service in [
+        "vehicle-enricher",
+        "driver-history",
+        "fulfillment",
+        "projector",
+    ] {
+        let mut c = platform.command(service);
+        c.env("LEASE_TABLE", &platform.lease_tables[service])
+            .env("VPIC_BASE_URL", "off")
+            .env("DRIVER_HISTORY_PROVIDER", "simulated")
+            .env("MAX_PROCESSING_ATTEMPTS", "2");
+        if service == "fulfillment" {
+            c.env("FAILPOINTS", "fulfillment::handle=return");
+        }
+        ports.push((service.to_owned(), fleet.spawn(service.to_owned(), c)));
+    }
+    for (label, port) in &ports {
+        wait_healthy(label, *port).await;
+    }
+    let http = reqwest::Client::new();
+    let run = testkit::unique_name("p")[2..].to_owned();
+    let id = post(
+        &http,
+        &format!("http://127.0.0.1:{source_port}"),
+        &requests(&run)[0],
+    )
+    .await;
+
+    // The request and the enrichments reach fulfillment: the first is dead-lettered, the others
+    // wait behind it (once the count holds for two seconds, all have arrived).
+    let posted = Instant::now();
+    let mut seen = (0, Instant::now());
+    let letters = loop {
+        let letters = fulfillment_letters(&platform);
+        if letters.len() != seen.0 {
+            seen = (letters.len(), Instant::now());
+        } else if letters.len() >= 3 && seen.1.elapsed() > Duration::from_secs(2) {
+            break letters;
+        }
+        fleet.assert_running(&[]);
+        assert!(
+            posted.elapsed() < Duration::from_secs(60),
+            "no letters after 60 s: {letters:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let kinds: Vec<&str> = letters.iter().filter_map(|l| l["kind"].as_str()).collect();
+    assert_eq!(kinds[0], "failed", "{letters:?}");
+    assert!(kinds[1..].iter().all(|k| *k == "blocked"), "{letters:?}");
+    assert_eq!(letters[0]["event_type"], "QuoteRequested", "{letters:?}");
+    let stream_id = format!("quote#{id}");
+    assert!(
+        letters.iter().all(|l| l["stream_id"] == stream_id.as_str()),
+        "{letters:?}"
+    );
+    let read_model = DynamoReadModel::new(dynamo, platform.read_model_table.clone());
+    let summary = read_model
+        .get(&id)
+        .await
+        .expect("read model")
+        .expect("projected");
+    assert_eq!(
+        summary.status, "pending",
+        "nothing decides a poisoned quote"
+    );
+
+    // The fix is deployed: the same service without the bug.
+    fleet.kill_9("fulfillment");
+    let mut fixed = platform.command("fulfillment");
+    fixed
+        .env("LEASE_TABLE", &platform.lease_tables["fulfillment"])
+        .env("MAX_PROCESSING_ATTEMPTS", "2");
+    let fixed_port = fleet.spawn("fulfillment-fixed".to_owned(), fixed);
+    wait_healthy("fulfillment-fixed", fixed_port).await;
+
+    let redrive = platform
+        .quotes(&["dlq", "redrive", "--app", "fulfillment", "--quote", &id])
+        .stdout(std::process::Stdio::piped())
+        .output()
+        .expect("quotes dlq redrive");
+    let said = String::from_utf8_lossy(&redrive.stdout).into_owned();
+    assert!(redrive.status.success(), "{redrive:?}");
+    assert!(said.starts_with("handled"), "{said}");
+    assert!(fulfillment_letters(&platform).is_empty());
+
+    let summary = loop {
+        let summary = read_model.get(&id).await.expect("read model");
+        if let Some(summary) = summary.filter(|s| FINAL.contains(&s.status.as_str())) {
+            break summary;
+        }
+        fleet.assert_running(&["fulfillment".to_owned()]);
+        assert!(
+            posted.elapsed() < Duration::from_secs(120),
+            "the redriven quote is still pending"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    eprintln!(
+        "redriven quote decided: {} ({:?})",
+        summary.status, summary.reasons
+    );
+    assert_ne!(summary.reasons, vec!["enrichment timed out".to_owned()]);
 }
