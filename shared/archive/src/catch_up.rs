@@ -21,6 +21,15 @@
 //! A shard's archive is taken to begin where the stream began for the archiver (its default
 //! `TRIM_HORIZON`): records the stream held before the archive's first one (an archiver
 //! started at `LATEST`) are not read.
+//!
+//! **History from before the archiver**: a finished `quotes archive backfill` (the pseudo-shard
+//! `backfill-<cut-off>`, ended) is listed as the parent of every root shard (a shard none of
+//! whose parents is listed), so the worker reads the whole backfill before any shard, and a
+//! quote's old events come before its newer ones. Events near the cut-off may be in both the
+//! backfill and a shard's archive; handlers are idempotent. A backfill still running is not
+//! listed: start the application after it finished. A backfill that appears after an
+//! application made progress is read too (its shards keep their checkpoints): a replay of old
+//! events, which changes nothing.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -62,6 +71,7 @@ impl ArchiveSource {
         }
     }
 
+    /// Every shard head of the archive: the stream's shards, and a finished backfill.
     async fn heads(&self) -> Result<Vec<ShardHead>, SourceError> {
         Ok(self
             .manifest
@@ -69,9 +79,13 @@ impl ArchiveSource {
             .await
             .map_err(|err| SourceError::Backend(format!("archive manifest: {err}")))?
             .into_iter()
-            .filter(|head| !head.shard_id.starts_with(BACKFILL_SHARD_PREFIX))
+            .filter(|head| !is_backfill(&head.shard_id) || head.ended)
             .collect())
     }
+}
+
+fn is_backfill(shard_id: &str) -> bool {
+    shard_id.starts_with(BACKFILL_SHARD_PREFIX)
 }
 
 fn after(sequence: &str, position: Option<&str>) -> bool {
@@ -85,9 +99,13 @@ impl RecordSource for ArchiveSource {
     async fn list_shards(&self) -> Result<Vec<ShardInfo>, SourceError> {
         let mut shards = self.stream.list_shards().await?;
         let listed: BTreeSet<String> = shards.iter().map(|s| s.shard_id.clone()).collect();
+        let mut backfills = Vec::new();
         for head in self.heads().await? {
             if listed.contains(&head.shard_id) || !head.ended {
                 continue;
+            }
+            if is_backfill(&head.shard_id) {
+                backfills.push(head.shard_id.clone());
             }
             shards.push(ShardInfo {
                 shard_id: head.shard_id,
@@ -97,6 +115,14 @@ impl RecordSource for ArchiveSource {
                 ending_hash_key: String::new(),
                 closed: true,
             });
+        }
+        // The backfill comes before every root shard.
+        let ids: BTreeSet<String> = shards.iter().map(|s| s.shard_id.clone()).collect();
+        for shard in &mut shards {
+            let root = !shard.parent_shard_ids.iter().any(|p| ids.contains(p));
+            if root && !is_backfill(&shard.shard_id) {
+                shard.parent_shard_ids.extend(backfills.iter().cloned());
+            }
         }
         Ok(shards)
     }
@@ -132,7 +158,17 @@ impl RecordSource for ArchiveSource {
             .filter(|segment| after(&segment.last_sequence, position.as_deref()))
             .collect();
         let on_stream = self.stream.list_shards().await?;
-        let tail = if on_stream.iter().any(|s| s.shard_id == shard_id) {
+        let tail = if is_backfill(shard_id) {
+            // Ended with its records: the root shards follow it.
+            let children = self
+                .list_shards()
+                .await?
+                .into_iter()
+                .filter(|s| s.parent_shard_ids.iter().any(|p| p == shard_id))
+                .map(|s| s.shard_id)
+                .collect();
+            Tail::Ended(children)
+        } else if on_stream.iter().any(|s| s.shard_id == shard_id) {
             Tail::Stream
         } else {
             // Gone from the stream: it ends with its archived records.

@@ -1,8 +1,8 @@
 //! Catch-up subscriptions (`quote_archive::catch_up::ArchiveSource`) on the in-memory stream
 //! and archive: a shard's archived records first, then the stream right after the last of
 //! them — with records the stream no longer has, with records both hold (no duplicate at the
-//! seam), from a checkpoint inside the archive, for a shard only the archive still has, and
-//! through a running worker.
+//! seam), from a checkpoint inside the archive, for a shard only the archive still has, after
+//! the backfill of the history from before the archiver, and through a running worker.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -263,4 +263,107 @@ async fn a_new_application_processes_the_archive_then_the_stream() {
         all(),
         ["old-1", "old-2", "old-3", "old-4", "old-5", "new-1", "new-2", "new-3", "new-4"]
     );
+}
+
+fn backfill_shard() -> String {
+    format!("{}1790000000000", quote_archive::BACKFILL_SHARD_PREFIX)
+}
+
+#[tokio::test]
+async fn a_finished_backfill_comes_before_every_root_shard() {
+    let setup = Setup::new();
+    let backfill = backfill_shard();
+    let history: Vec<Record> = (1..=3)
+        .map(|n| record(&n.to_string(), &format!("history-{n}")))
+        .collect();
+    setup.archive(&backfill, &[], &history, true).await;
+    setup
+        .archive(SHARD, &[], &[record("100", "old-1")], false)
+        .await;
+
+    let shards = setup.source().list_shards().await.expect("shards");
+    let root = shards.iter().find(|s| s.shard_id == SHARD).expect("root");
+    assert_eq!(root.parent_shard_ids, vec![backfill.clone()]);
+    let listed = shards
+        .iter()
+        .find(|s| s.shard_id == backfill)
+        .expect("backfill");
+    assert!(listed.closed && listed.parent_shard_ids.is_empty());
+
+    let (seen, end) = read(&setup.source(), &backfill, StartPosition::TrimHorizon, 10).await;
+    assert_eq!(seen, ["history-1", "history-2", "history-3"]);
+    assert_eq!(end, Some(vec![SHARD.to_owned()]));
+    // A checkpoint inside the backfill resumes there.
+    let (seen, _) = read(
+        &setup.source(),
+        &backfill,
+        StartPosition::AfterSequence("2".to_owned()),
+        10,
+    )
+    .await;
+    assert_eq!(seen, ["history-3"]);
+}
+
+#[tokio::test]
+async fn a_backfill_still_running_is_not_listed() {
+    let setup = Setup::new();
+    setup
+        .archive(&backfill_shard(), &[], &[record("1", "history-1")], false)
+        .await;
+    let shards = setup.source().list_shards().await.expect("shards");
+    assert!(shards.iter().all(|s| s.shard_id != backfill_shard()));
+    assert!(shards.iter().all(|s| s.parent_shard_ids.is_empty()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_application_processes_the_backfill_then_the_archive_then_the_stream() {
+    let setup = Setup::new();
+    setup
+        .archive(
+            &backfill_shard(),
+            &[],
+            &[record("1", "history-1"), record("2", "history-2")],
+            true,
+        )
+        .await;
+    setup
+        .archive(
+            SHARD,
+            &[],
+            &[record("100", "old-1"), record("200", "old-2")],
+            false,
+        )
+        .await;
+    setup.put("new-1");
+    let seen = Seen::default();
+    let recorder = seen.clone();
+    let config = WorkerConfig {
+        worker_id: "catch-up-2".into(),
+        scan_interval: Duration::from_millis(100),
+        checkpoint: CheckpointPolicy {
+            every_records: Some(1),
+            every: None,
+        },
+        ..WorkerConfig::new("newer-application")
+    };
+    let worker = Worker::new(
+        config,
+        Arc::new(InMemoryLeaseTable::new()),
+        Arc::new(setup.source()),
+        Arc::new(move |_: &str| -> Box<dyn RecordProcessor> {
+            Box::new(Recorder(recorder.clone()))
+        }),
+    );
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(worker.run(stop.clone()));
+    let all = || seen.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    for _ in 0..200 {
+        if all().len() >= 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.cancel();
+    task.await.expect("worker");
+    assert_eq!(all(), ["history-1", "history-2", "old-1", "old-2", "new-1"]);
 }
