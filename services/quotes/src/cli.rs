@@ -417,8 +417,8 @@ pub struct RebuildReadModelArgs {
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub segments: u32,
     /// Events per Scan page.
-    #[arg(long, default_value_t = 500, value_parser = parse_page_size)]
-    pub page_size: usize,
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub page_size: u64,
     /// Read capacity units per second the rebuild may consume (estimated from item sizes: one
     /// per 4 KB read); unlimited when absent.
     #[arg(long, value_parser = parse_rcu)]
@@ -436,13 +436,6 @@ pub struct RebuildReadModelArgs {
     /// Output format (the final report; progress goes to stderr).
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
-}
-
-fn parse_page_size(text: &str) -> Result<usize, String> {
-    match text.parse::<usize>() {
-        Ok(n) if (1..=10_000).contains(&n) => Ok(n),
-        _ => Err("a page size is a whole number from 1 to 10000".to_owned()),
-    }
 }
 
 fn parse_rcu(text: &str) -> Result<f64, String> {
@@ -470,8 +463,8 @@ pub enum ReadModelCommand {
 #[derive(Debug, Args)]
 pub struct ReadModelStatusArgs {
     /// Quotes sampled from the event store to measure each table's lag.
-    #[arg(long, default_value_t = 50, value_parser = parse_sample)]
-    pub sample: usize,
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub sample: u64,
     /// The event store (sampled).
     #[command(flatten)]
     pub event_store: EventStoreSettings,
@@ -481,13 +474,6 @@ pub struct ReadModelStatusArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
-}
-
-fn parse_sample(text: &str) -> Result<usize, String> {
-    match text.parse::<usize>() {
-        Ok(n) if (1..=10_000).contains(&n) => Ok(n),
-        _ => Err("a sample is a whole number from 1 to 10000".to_owned()),
-    }
 }
 
 /// `quotes read-model switch|retire TABLE`.

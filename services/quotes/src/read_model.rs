@@ -105,7 +105,7 @@ pub async fn rebuild(
     ));
     let plan = RebuildPlan {
         segments: args.segments,
-        page_size: args.page_size,
+        page_size: usize::try_from(args.page_size).unwrap_or(500),
         max_rcu: args.max_rcu,
         routing_ttl: Duration::from_secs(args.read_model.read_model_routing_secs),
         clock_margin: Duration::from_secs(args.clock_margin_secs),
@@ -201,7 +201,7 @@ pub async fn status(args: &ReadModelStatusArgs, sdk: &SdkConfig) -> anyhow::Resu
         .await
         .context("reading the routing")?;
     let store = DynamoEventStore::new(dynamodb(sdk), args.event_store.tables());
-    let sample = sample_heads(&store, args.sample).await?;
+    let sample = sample_heads(&store, usize::try_from(args.sample).unwrap_or(50)).await?;
     let mut names: Vec<&str> = routing.tables().collect();
     if !names.contains(&home.as_str()) {
         names.push(&home);

@@ -212,6 +212,71 @@ impl RecordProcessor for Recorder {
     }
 }
 
+/// A worker of a new application on the setup's archive source, recording what it processes.
+struct Application {
+    seen: Seen,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Application {
+    fn start(setup: &Setup, name: &str) -> Self {
+        let seen = Seen::default();
+        let recorder = seen.clone();
+        let config = WorkerConfig {
+            worker_id: format!("{name}-1"),
+            scan_interval: Duration::from_millis(100),
+            checkpoint: CheckpointPolicy {
+                every_records: Some(1),
+                every: None,
+            },
+            ..WorkerConfig::new(name)
+        };
+        let worker = Worker::new(
+            config,
+            Arc::new(InMemoryLeaseTable::new()),
+            Arc::new(setup.source()),
+            Arc::new(move |_: &str| -> Box<dyn RecordProcessor> {
+                Box::new(Recorder(recorder.clone()))
+            }),
+        );
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(worker.run(stop.clone()));
+        Self { seen, stop, task }
+    }
+
+    fn processed(&self) -> Vec<String> {
+        self.seen
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Waits (up to 10 s) until `count` records were processed.
+    async fn wait_for(&self, count: usize) {
+        for _ in 0..200 {
+            if self.processed().len() >= count {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops the worker; what it processed.
+    async fn stop(self) -> Vec<String> {
+        self.stop.cancel();
+        let processed = self.seen.clone();
+        self.task.await.expect("worker");
+        let all = processed
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        all
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_application_processes_the_archive_then_the_stream() {
     let setup = Setup::new();
@@ -222,45 +287,12 @@ async fn a_new_application_processes_the_archive_then_the_stream() {
     for n in 1..=3 {
         setup.put(&format!("new-{n}"));
     }
-    let seen = Seen::default();
-    let recorder = seen.clone();
-    let config = WorkerConfig {
-        worker_id: "catch-up-1".into(),
-        scan_interval: Duration::from_millis(100),
-        checkpoint: CheckpointPolicy {
-            every_records: Some(1),
-            every: None,
-        },
-        ..WorkerConfig::new("new-application")
-    };
-    let worker = Worker::new(
-        config,
-        Arc::new(InMemoryLeaseTable::new()),
-        Arc::new(setup.source()),
-        Arc::new(move |_: &str| -> Box<dyn RecordProcessor> {
-            Box::new(Recorder(recorder.clone()))
-        }),
-    );
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(worker.run(stop.clone()));
-    let all = || seen.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    for _ in 0..200 {
-        if all().len() >= 8 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let application = Application::start(&setup, "new-application");
+    application.wait_for(8).await;
     setup.put("new-4");
-    for _ in 0..200 {
-        if all().len() >= 9 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    stop.cancel();
-    task.await.expect("worker");
+    application.wait_for(9).await;
     assert_eq!(
-        all(),
+        application.stop().await,
         ["old-1", "old-2", "old-3", "old-4", "old-5", "new-1", "new-2", "new-3", "new-4"]
     );
 }
@@ -335,35 +367,10 @@ async fn a_new_application_processes_the_backfill_then_the_archive_then_the_stre
         )
         .await;
     setup.put("new-1");
-    let seen = Seen::default();
-    let recorder = seen.clone();
-    let config = WorkerConfig {
-        worker_id: "catch-up-2".into(),
-        scan_interval: Duration::from_millis(100),
-        checkpoint: CheckpointPolicy {
-            every_records: Some(1),
-            every: None,
-        },
-        ..WorkerConfig::new("newer-application")
-    };
-    let worker = Worker::new(
-        config,
-        Arc::new(InMemoryLeaseTable::new()),
-        Arc::new(setup.source()),
-        Arc::new(move |_: &str| -> Box<dyn RecordProcessor> {
-            Box::new(Recorder(recorder.clone()))
-        }),
+    let application = Application::start(&setup, "newer-application");
+    application.wait_for(5).await;
+    assert_eq!(
+        application.stop().await,
+        ["history-1", "history-2", "old-1", "old-2", "new-1"]
     );
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(worker.run(stop.clone()));
-    let all = || seen.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    for _ in 0..200 {
-        if all().len() >= 5 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    stop.cancel();
-    task.await.expect("worker");
-    assert_eq!(all(), ["history-1", "history-2", "old-1", "old-2", "new-1"]);
 }
