@@ -263,6 +263,40 @@ locals {
     }
     stream_actions = ["kinesis:PutRecords"]
   }
+
+  # Catch-up subscriptions (`consumer_initial_position = "ARCHIVE"`, CONSUMER_INITIAL_POSITION=
+  # ARCHIVE; shared/archive/src/catch_up.rs): a shard without a checkpoint is read from the
+  # archive first, then from the stream after the last archived record. Only then, the consumer
+  # services that handle events get what reading the archive takes, besides what they get
+  # anyway: the bucket and the manifest table by name, and read-only grants. The reader lists
+  # the manifest's shard heads and a shard's segments (Query, consistent reads: no GetItem) and
+  # reads each segment by the key the manifest gives (GetObject; it never lists the bucket). The
+  # segments are under `archive_prefix`, where the archiver writes them (and `quotes archive
+  # backfill` with the same ARCHIVE_PREFIX); the bucket is encrypted with the platform key, so
+  # reading takes `kms:Decrypt` through S3 (the module derives it from `s3:GetObject`); the
+  # manifest table's key is already granted through DynamoDB. The archiver writes the archive
+  # and never catches up from it: it keeps its default initial position (TRIM_HORIZON).
+  archive_catch_up = var.consumer_initial_position == "ARCHIVE"
+  catch_up = {
+    environment = {
+      ARCHIVE_BUCKET         = aws_s3_bucket.archive.id
+      ARCHIVE_MANIFEST_TABLE = module.archive_manifest_table.name
+    }
+    dynamodb_tables = {
+      ARCHIVE_MANIFEST_TABLE = {
+        arn     = module.archive_manifest_table.arn
+        actions = ["dynamodb:Query"]
+      }
+    }
+    s3_buckets = {
+      ARCHIVE_BUCKET = {
+        arn            = aws_s3_bucket.archive.arn
+        prefix         = var.archive_prefix
+        object_actions = ["s3:GetObject"]
+        kms_key_arn    = aws_kms_key.platform.arn
+      }
+    }
+  }
 }
 
 # Every consumer service: the arguments, environment and grants they all share, those of
@@ -306,17 +340,19 @@ module "consumer" {
   dead_letter_alarm = each.value.event_handler
   alarm_actions     = local.alarm_actions
 
+  # CONSUMER_INITIAL_POSITION: with ARCHIVE, null (the code's default, TRIM_HORIZON) for the
+  # archiver, which writes the archive and never catches up from it (see local.catch_up).
   environment = merge({
     EVENT_STREAM                = aws_kinesis_stream.events.name
     LEASE_TABLE                 = module.lease_tables[each.key].name
     CONSUMER_SOURCE             = var.consumer_source
-    CONSUMER_INITIAL_POSITION   = var.consumer_initial_position
+    CONSUMER_INITIAL_POSITION   = local.archive_catch_up && !each.value.event_handler ? null : var.consumer_initial_position
     LEASE_DURATION_MS           = var.lease_duration_ms
     OTEL_EXPORTER_OTLP_ENDPOINT = local.otlp_endpoint
     OTEL_SERVICE_NAME           = each.key
     LOG_FORMAT                  = "json"
     RUST_LOG                    = var.rust_log
-  }, { for name, value in local.event_handler.environment : name => value if each.value.event_handler }, each.value.environment)
+  }, { for name, value in local.event_handler.environment : name => value if each.value.event_handler }, { for name, value in local.catch_up.environment : name => value if local.archive_catch_up && each.value.event_handler }, each.value.environment)
   secrets = try(each.value.secrets, {})
 
   dynamodb_tables = merge({
@@ -324,8 +360,8 @@ module "consumer" {
       arn     = module.lease_tables[each.key].arn
       actions = ["dynamodb:DeleteItem", "dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan", "dynamodb:UpdateItem"]
     }
-  }, { for name, table in local.event_handler.dynamodb_tables : name => table if each.value.event_handler }, try(each.value.dynamodb_tables, {}))
-  s3_buckets             = try(each.value.s3_buckets, {})
+  }, { for name, table in local.event_handler.dynamodb_tables : name => table if each.value.event_handler }, { for name, table in local.catch_up.dynamodb_tables : name => table if local.archive_catch_up && each.value.event_handler }, try(each.value.dynamodb_tables, {}))
+  s3_buckets             = merge({ for name, bucket in local.catch_up.s3_buckets : name => bucket if local.archive_catch_up && each.value.event_handler }, try(each.value.s3_buckets, {}))
   stream_actions         = concat(["kinesis:ListShards"], each.value.event_handler ? local.event_handler.stream_actions : [])
   stream_polling_actions = ["kinesis:GetRecords", "kinesis:GetShardIterator"]
   stream_fanout_actions  = ["kinesis:DescribeStreamSummary", "kinesis:RegisterStreamConsumer"]

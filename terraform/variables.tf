@@ -342,13 +342,13 @@ variable "consumer_source" {
 }
 
 variable "consumer_initial_position" {
-  description = "CONSUMER_INITIAL_POSITION of the consumer services (TRIM_HORIZON, LATEST, AT_TIMESTAMP:<RFC 3339>), or null for the default (TRIM_HORIZON)."
+  description = "CONSUMER_INITIAL_POSITION of the consumer services: where a shard without a checkpoint starts (TRIM_HORIZON, LATEST, AT_TIMESTAMP:<RFC 3339>), or null for the default (TRIM_HORIZON). ARCHIVE (catch-up): the consumer services that handle events read such a shard's archived records first, then the stream after the last of them; they get ARCHIVE_BUCKET, ARCHIVE_MANIFEST_TABLE and read-only grants on the archive (Query on the manifest table, s3:GetObject on `<archive bucket>/<archive_prefix>*`, the platform key's kms:Decrypt through S3). The archiver, which writes the archive, keeps its default (TRIM_HORIZON)."
   type        = string
   default     = null
 
   validation {
-    condition     = var.consumer_initial_position == null || can(regex("^(TRIM_HORIZON|LATEST|AT_TIMESTAMP:.+)$", var.consumer_initial_position))
-    error_message = "Use TRIM_HORIZON, LATEST or AT_TIMESTAMP:<RFC 3339>. ARCHIVE (catch-up from the archive) is not deployed by this configuration yet: the consumer services get no read access to the archive; run such an application where it can read ARCHIVE_BUCKET and ARCHIVE_MANIFEST_TABLE."
+    condition     = var.consumer_initial_position == null || can(regex("^(TRIM_HORIZON|LATEST|ARCHIVE|AT_TIMESTAMP:.+)$", var.consumer_initial_position))
+    error_message = "Use TRIM_HORIZON, LATEST, AT_TIMESTAMP:<RFC 3339> or ARCHIVE (catch-up from the archive)."
   }
 }
 

@@ -207,6 +207,11 @@ run "defaults" {
     condition     = length(module.network.private_subnet_ids) == 2
     error_message = "The created VPC has two private subnets by default."
   }
+
+  assert {
+    condition     = !local.archive_catch_up
+    error_message = "By default the consumer services do not catch up from the archive (no archive names or grants but the archiver's)."
+  }
 }
 
 run "prefixed_fanout_on_demand" {
@@ -287,11 +292,40 @@ run "trial_cidrs_are_cidr_blocks" {
   expect_failures = [var.trial_http_cidrs]
 }
 
-run "catch_up_from_the_archive_is_refused_until_it_is_granted" {
+# Catch-up (CONSUMER_INITIAL_POSITION=ARCHIVE): the consumer services that handle events get
+# the archive's names and read-only grants (tests/deploy/test_terraform.py checks them per
+# service against what the code calls).
+run "catch_up_from_the_archive" {
+  variables {
+    consumer_initial_position = "ARCHIVE"
+  }
+
+  assert {
+    condition     = local.archive_catch_up
+    error_message = "consumer_initial_position = ARCHIVE turns catch-up on."
+  }
+
+  assert {
+    condition     = local.catch_up.environment.ARCHIVE_BUCKET == aws_s3_bucket.archive.id && local.catch_up.environment.ARCHIVE_MANIFEST_TABLE == "quote-archive-manifest" && length(local.catch_up.environment) == 2
+    error_message = "Catching up takes ARCHIVE_BUCKET and ARCHIVE_MANIFEST_TABLE (the segments' keys come from the manifest: no ARCHIVE_PREFIX)."
+  }
+
+  assert {
+    condition     = local.catch_up.dynamodb_tables.ARCHIVE_MANIFEST_TABLE.arn == module.archive_manifest_table.arn && local.catch_up.dynamodb_tables.ARCHIVE_MANIFEST_TABLE.actions == ["dynamodb:Query"]
+    error_message = "The catch-up queries the manifest (shard heads and segments) and does nothing else with it."
+  }
+
+  assert {
+    condition     = local.catch_up.s3_buckets.ARCHIVE_BUCKET.arn == aws_s3_bucket.archive.arn && local.catch_up.s3_buckets.ARCHIVE_BUCKET.prefix == "events/" && local.catch_up.s3_buckets.ARCHIVE_BUCKET.object_actions == ["s3:GetObject"] && !can(local.catch_up.s3_buckets.ARCHIVE_BUCKET.bucket_actions) && local.catch_up.s3_buckets.ARCHIVE_BUCKET.kms_key_arn == aws_kms_key.platform.arn
+    error_message = "The catch-up reads the segments under archive_prefix (GetObject, the bucket's key through S3), and never lists the bucket."
+  }
+}
+
+run "initial_position_is_one_the_code_parses" {
   command = plan
 
   variables {
-    consumer_initial_position = "ARCHIVE"
+    consumer_initial_position = "archive"
   }
 
   expect_failures = [var.consumer_initial_position]

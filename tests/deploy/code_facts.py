@@ -25,6 +25,14 @@ How the facts are found:
   `<READ_MODEL_TABLE>-<suffix>` and the services follow a routing document to them
   (`SUFFIXED_TABLES`); `suffixed_calls` says which actions a service calls on them, which
   (`HOME_ONLY`) only on the table the variable names.
+- Catch-up from the archive (`CONSUMER_INITIAL_POSITION=ARCHIVE`) is a deployment choice: a
+  consumer application then also reads the archive's bucket and manifest, whose variables the
+  binary's settings list for the archiver only. `catch_up_variables` reads from the settings
+  code which variables the catch-up takes, `catch_up_calls` which AWS calls it reaches (the
+  archive ports' methods `shared/archive/src/catch_up.rs` and the reader call, followed into the
+  S3 and DynamoDB adapters); `env_reads`, `default_names` and `aws_calls` add them for a service
+  deployed with that position (`initial_position=`), except where `NO_CATCH_UP` says a
+  deployment never starts the service so.
 - A record service (the archiver, `RECORD_SERVICES`) is a consumer whose processors checkpoint
   by themselves and never dead-letter: it runs no event store, relay or dead letters although
   its settings groups (Event store, Consumer services) parse their variables. Those variables
@@ -126,6 +134,11 @@ DEPLOY_REQUIRED = {
     "archiver": {
         "ARCHIVE_BUCKET": "names the archive bucket explicitly (in AWS its name carries account and region)",
         "ARCHIVE_MANIFEST_TABLE": "names the manifest explicitly",
+    },
+    # A consumer deployed with CONSUMER_INITIAL_POSITION=ARCHIVE (`catch_up_variables`).
+    "catch-up": {
+        "ARCHIVE_BUCKET": "names the archive bucket it catches up from (in AWS its name carries account and region)",
+        "ARCHIVE_MANIFEST_TABLE": "names the manifest it catches up from",
     },
 }
 
@@ -264,9 +277,27 @@ def _computed_default(meaning: str) -> str | None:
 
 
 @functools.cache
-def env_reads(program: str) -> dict[str, EnvRead]:
+def env_reads(program: str, initial_position: str | None = None) -> dict[str, EnvRead]:
     """Every variable `program` reads: a service, or `OPERATIONS` (the operations commands
-    `bootstrap`, `token`, `leases`, … that the compose file's `bootstrap` container runs)."""
+    `bootstrap`, `token`, `leases`, … that the compose file's `bootstrap` container runs).
+    With `initial_position` (a consumer service's CONSUMER_INITIAL_POSITION in the deployment),
+    also what the service reads only with that position: the catch-up's variables
+    (`catch_up_variables`) with `ARCHIVE`, for the services that catch up (`catches_up`)."""
+    if initial_position is not None:
+        reads = dict(env_reads(program))
+        if catches_up(program, initial_position):
+            catalogue = {s["variable"]: s for s in settings()}
+            for name in sorted(catch_up_variables()):
+                setting = catalogue[name]
+                reads[name] = EnvRead(
+                    name=name,
+                    default=setting["default"],
+                    defaulted=setting["default"] is not None,
+                    required=name in DEPLOY_REQUIRED["catch-up"],
+                    files=(CONSUMER_SETTINGS, ARCHIVE_SETTINGS),
+                    literal_default=setting["default"] is not None,
+                )
+        return dict(sorted(reads.items()))
     if program in SERVICES:
         chosen = [s for s in settings() if program in s["services"]]
     elif program == OPERATIONS:
@@ -341,11 +372,11 @@ BUCKET_VARIABLES = {"ARCHIVE_BUCKET": "ARCHIVE_PREFIX"}
 _LEASE_DEFAULT = "`<service>-leases`"
 
 
-def default_names(service: str | None = None) -> dict[str, str]:
+def default_names(service: str | None = None, initial_position: str | None = None) -> dict[str, str]:
     """Default resource names by variable: the code's defaults for `service`, or (for `None`)
     what `quotes bootstrap` creates without configuration (`LEASE_TABLE` is then absent: it
     creates one lease table per consumer, see `default_lease_tables`)."""
-    reads = env_reads(service) if service else _operations_reads()
+    reads = env_reads(service, initial_position) if service else _operations_reads()
     names: dict[str, str] = {}
     for variable in RESOURCE_VARIABLES:
         read = reads.get(variable)
@@ -466,7 +497,8 @@ CALLS: dict[str, dict[str, list[tuple[str, list[str]]]]] = {
     # The archive (shared/archive): segments in S3, the manifest in DynamoDB.
     "shared/archive/src/s3.rs": {
         "put_object": [("ARCHIVE_BUCKET", ["PutObject"])],
-        # `quote_archive::reader` (reading the archive back), not the archiver: see NOT_REACHED.
+        # `quote_archive::reader` (reading the archive back: the catch-up, `catch_up_calls`), not
+        # the archiver: see NOT_REACHED.
         "get_object": [("ARCHIVE_BUCKET", ["GetObject"])],
         "list_objects_v2": [("ARCHIVE_BUCKET", ["ListBucket"])],
         "delete_object": [("ARCHIVE_BUCKET", ["DeleteObject"])],
@@ -708,10 +740,18 @@ def _aws_action(operation: str, action: str) -> str:
     return f"{next(iter(prefixes))}:{action}"
 
 
-def aws_calls(service: str) -> dict[str, set[str]]:
+def aws_calls(service: str, initial_position: str | None = None) -> dict[str, set[str]]:
     """Resource key → IAM actions `service`'s code can call. Keys are the variables naming a
     resource (`EVENTS_TABLE`, `LEASE_TABLE`, `EVENT_STREAM`, …), `EFO_CONSUMER` for the
-    enhanced fan-out consumer, `ses` and `sns`."""
+    enhanced fan-out consumer, `ses` and `sns`. With `initial_position` (the service's
+    CONSUMER_INITIAL_POSITION in the deployment), also what it calls only with that position
+    (`catch_up_calls` with `ARCHIVE`)."""
+    if initial_position is not None:
+        grants = {resource: set(actions) for resource, actions in aws_calls(service).items()}
+        if catches_up(service, initial_position):
+            for resource, actions in catch_up_calls().items():
+                grants.setdefault(resource, set()).update(actions)
+        return grants
     grants: dict[str, set[str]] = {}
     for path, text in sources_of(service).items():
         operations = sdk_operations(text) - PROVISIONING
@@ -886,3 +926,198 @@ def record_service_proof(service: str) -> None:
     used = re.findall(r"settings\.(?:tables|relay|dead_letter_table|max_attempts)\b|DynamoEventStore::new|DynamoDeadLetters::new|Relay::new", outside)
     if used:
         raise ValueError(f"{PIPELINE_SERVICE}: {sorted(set(used))} outside the event handlers' arm: a record service may use them")
+
+
+# ---------------------------------------------------------------------------------------------
+# Catch-up from the archive (CONSUMER_INITIAL_POSITION=ARCHIVE)
+# ---------------------------------------------------------------------------------------------
+
+#: Where CONSUMER_INITIAL_POSITION is parsed and turned into the consumer's catch-up settings
+#: (`ConsumerParts::config`: `StartFrom::Archive` → `CatchUp { … }` from the archive's settings).
+CONSUMER_SETTINGS = "services/quotes/src/settings/consumer.rs"
+
+#: Where the archive's location is declared (`ArchiveStorageSettings`: field → variable).
+ARCHIVE_SETTINGS = "services/quotes/src/settings/archive.rs"
+
+#: The catch-up's record source (`ArchiveSource`), and the reader functions it calls.
+CATCH_UP_SOURCE = "shared/archive/src/catch_up.rs"
+ARCHIVE_READER = "shared/archive/src/reader.rs"
+
+#: The archive's ports as `AwsConsumer::connect` builds them for the catch-up: the name of the
+#: field the source holds → (the port's trait, the file declaring it, the AWS adapter, its file).
+ARCHIVE_PORTS = {
+    "manifest": ("Manifest", "shared/archive/src/manifest.rs", "DynamoManifest", "shared/archive/src/dynamodb.rs"),
+    "objects": ("ObjectStore", "shared/archive/src/objects.rs", "S3Objects", "shared/archive/src/s3.rs"),
+}
+
+#: Consumer services a deployment never starts with CONSUMER_INITIAL_POSITION=ARCHIVE although
+#: their code would honour it, with the reason (Terraform leaves the archiver's position unset
+#: then, so it keeps the code's default).
+NO_CATCH_UP = {
+    "archiver": "it writes the archive, so it starts at TRIM_HORIZON (the code's default) and never"
+    " reads a segment back (NOT_REACHED); catching up from its own archive would need GetObject",
+}
+
+
+def _source(path: str) -> str:
+    return _strip_tests((ROOT / path).read_text())
+
+
+@functools.cache
+def archive_position() -> str:
+    """The CONSUMER_INITIAL_POSITION value that makes a consumer catch up from the archive, as
+    `start_from` parses it (`"ARCHIVE" => Ok(StartFrom::Archive)`)."""
+    match = re.search(r'"([A-Z_]+)"\s*=>\s*Ok\(StartFrom::Archive\)', _source(CONSUMER_SETTINGS))
+    if match is None:
+        raise ValueError(f"{CONSUMER_SETTINGS}: no value parses as StartFrom::Archive")
+    return match.group(1)
+
+
+def catches_up(service: str, initial_position: str | None) -> bool:
+    """True when `service`, deployed with CONSUMER_INITIAL_POSITION=`initial_position`, reads
+    the archive before the stream: a consumer service (not one of `NO_CATCH_UP`) with the
+    archive's position."""
+    return (
+        initial_position == archive_position()
+        and service in CONSUMERS
+        and service not in NO_CATCH_UP
+        and "CONSUMER_INITIAL_POSITION" in env_reads(service)
+    )
+
+
+@functools.cache
+def _catch_up_fields() -> dict[str, str]:
+    """`CatchUp` field → the variable it is read from (`StartFrom::Archive => { … CatchUp {
+    bucket: self.archive.archive_bucket.clone(), … } }` and `ArchiveStorageSettings`'s
+    `#[arg(…, env = "ARCHIVE_BUCKET", …)] pub archive_bucket`)."""
+    consumer = _source(CONSUMER_SETTINGS)
+    arm = re.search(r"StartFrom::Archive\s*=>\s*\{", consumer)
+    if arm is None:
+        raise ValueError(f"{CONSUMER_SETTINGS}: no `StartFrom::Archive => {{` arm")
+    block = _block_after(consumer, arm.start())
+    if "CatchUp" not in block:
+        raise ValueError(f"{CONSUMER_SETTINGS}: the StartFrom::Archive arm builds no CatchUp")
+    declared = dict(
+        (field, variable)
+        for variable, field in re.findall(r'env\s*=\s*"(\w+)"[^\]]*\]\s*pub\s+(\w+)\s*:', _source(ARCHIVE_SETTINGS))
+    )
+    fields = {}
+    for field, setting in re.findall(r"(\w+)\s*:\s*self\.archive\.(\w+)", block):
+        if setting not in declared:
+            raise ValueError(f"{CONSUMER_SETTINGS}: CatchUp.{field} comes from {setting}, which {ARCHIVE_SETTINGS} does not declare")
+        fields[field] = declared[setting]
+    if not fields:
+        raise ValueError(f"{CONSUMER_SETTINGS}: the CatchUp of StartFrom::Archive reads no archive setting")
+    return fields
+
+
+@functools.cache
+def catch_up_variables() -> frozenset[str]:
+    """The variables a consumer reads only with CONSUMER_INITIAL_POSITION=ARCHIVE: the ones its
+    `CatchUp` is built from (ARCHIVE_BUCKET, ARCHIVE_MANIFEST_TABLE; not ARCHIVE_PREFIX, which
+    only the writers use: the reader takes each segment's key from the manifest)."""
+    return frozenset(_catch_up_fields().values())
+
+
+@functools.cache
+def _catch_up_ports() -> dict[str, str]:
+    """Port (a key of `ARCHIVE_PORTS`) → the variable naming its resource, from the catch-up's
+    wiring in `AwsConsumer::connect` (`S3Objects::new(client, catch_up.bucket…)`,
+    `DynamoManifest::new(client, catch_up.manifest_table…)`)."""
+    pipeline = _source(PIPELINE_SERVICE)
+    start = pipeline.find("ArchiveSource::new(")
+    if start < 0:
+        raise ValueError(f"{PIPELINE_SERVICE}: the consumers no longer build an ArchiveSource")
+    fields = _catch_up_fields()
+    ports = {}
+    for port, (_trait, _declared, adapter, _file) in ARCHIVE_PORTS.items():
+        match = re.compile(rf"{adapter}::new\(.*?,\s*catch_up\.(\w+)", re.S).search(pipeline, start)
+        if match is None or match.group(1) not in fields:
+            raise ValueError(f"{PIPELINE_SERVICE}: the catch-up's {adapter} is not built on a CatchUp field read from a setting")
+        ports[port] = fields[match.group(1)]
+    return ports
+
+
+def _trait_methods(path: str, trait: str) -> set[str]:
+    text = _source(path)
+    match = re.search(rf"pub\s+trait\s+{trait}\b", text)
+    if match is None:
+        raise ValueError(f"{path}: no trait {trait}")
+    return set(re.findall(r"\bfn\s+(\w+)", _block_after(text, match.start())))
+
+
+def rust_functions(text: str) -> dict[str, list[str]]:
+    """Function name → the bodies of the functions of that name in `text`."""
+    bodies: dict[str, list[str]] = {}
+    for match in re.finditer(r"\bfn\s+(\w+)\s*(?:<[^>]*>)?\s*\(", text):
+        header_end = text.find("{", match.end())
+        if text.find(";", match.end(), header_end) >= 0:
+            continue  # a declaration without a body (a trait's)
+        bodies.setdefault(match.group(1), []).append(_block_after(text, match.start()))
+    return bodies
+
+
+def reached_functions(roots: set[str], functions: dict[str, list[str]]) -> set[str]:
+    """The functions of `functions` that `roots` (names) reach through calls, roots included."""
+    reached: set[str] = set()
+    pending = [name for name in roots if name in functions]
+    while pending:
+        name = pending.pop()
+        if name in reached:
+            continue
+        reached.add(name)
+        for body in functions[name]:
+            for callee in functions:
+                if callee not in reached and re.search(rf"(?:\bself\s*\.\s*|(?<![.\w])){callee}\s*\(", body):
+                    pending.append(callee)
+    return reached
+
+
+@functools.cache
+def _catch_up_methods() -> dict[str, set[str]]:
+    """Port → the methods of its trait the catch-up calls: in `CATCH_UP_SOURCE`, and in the
+    functions of `ARCHIVE_READER` it calls (`read_segment` → `objects.get`)."""
+    source = _source(CATCH_UP_SOURCE)
+    reader = _source(ARCHIVE_READER)
+    reader_functions = rust_functions(reader)
+    used = {name for name in reader_functions if re.search(rf"(?<![.\w]){name}\s*\(", source)}
+    texts = [source, *(body for name in reached_functions(used, reader_functions) for body in reader_functions[name])]
+    methods: dict[str, set[str]] = {}
+    for port, (trait, declared, _adapter, _file) in ARCHIVE_PORTS.items():
+        known = _trait_methods(declared, trait)
+        called = {m for text in texts for m in re.findall(rf"\b{port}\s*(?:\.as_ref\(\)\s*)?\.\s*(\w+)\s*\(", text)}
+        # `read_segment(objects, …)`: the reader's parameter is named after the port too.
+        methods[port] = called & known
+    return methods
+
+
+@functools.cache
+def catch_up_calls() -> dict[str, set[str]]:
+    """Resource variable → the IAM actions a consumer calls only with
+    CONSUMER_INITIAL_POSITION=ARCHIVE: the SDK operations of the archive's AWS adapters that the
+    catch-up's port methods reach (Query on the manifest, GetObject on the bucket), with the
+    actions `CALLS` gives them. `quotes run` must not check the archive's resources for it
+    (that would add DescribeTable and HeadBucket): proven on `AwsPlan::resources`."""
+    aws = _source(RUN_AWS)
+    start = aws.find("pub fn resources(")
+    if start < 0:
+        raise ValueError(f"{RUN_AWS}: no `AwsPlan::resources` (what `quotes run` checks before starting)")
+    if re.search(r"catch_up", _block_after(aws, start)):
+        raise ValueError(f"{RUN_AWS}: `quotes run` checks the catch-up's archive resources now: add their DescribeTable/HeadBucket to catch_up_calls")
+    ports = _catch_up_ports()
+    calls: dict[str, set[str]] = {}
+    for port, methods in _catch_up_methods().items():
+        _trait, _declared, _adapter, path = ARCHIVE_PORTS[port]
+        text = _source(path)
+        functions = rust_functions(text)
+        missing = methods - set(functions)
+        if missing:
+            raise ValueError(f"{path}: {sorted(missing)} of the {port} port are not implemented here")
+        for name in reached_functions(methods, functions):
+            for body in functions[name]:
+                for operation in sdk_operations(body):
+                    for resource, actions in CALLS[path][operation]:
+                        if resource != ports[port]:
+                            raise ValueError(f"{path}: {operation} is attributed to {resource}, the catch-up's {port} is {ports[port]}")
+                        calls.setdefault(resource, set()).update(_aws_action(operation, a) for a in actions)
+    return calls

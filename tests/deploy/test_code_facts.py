@@ -138,6 +138,64 @@ def test_calls_are_attributed_to_resources():
         assert calls["DEAD_LETTER_TABLE"] == {"dynamodb:DescribeTable", "dynamodb:PutItem", "dynamodb:Query"}
 
 
+def test_catch_up_reads_the_archive_only_with_its_initial_position():
+    """CONSUMER_INITIAL_POSITION=ARCHIVE: a consumer service reads the archive's bucket and
+    manifest (named by ARCHIVE_BUCKET and ARCHIVE_MANIFEST_TABLE, never ARCHIVE_PREFIX: the
+    segments' keys come from the manifest) with Query on the manifest (its shard heads and a
+    shard's segments, consistent reads: no GetItem) and GetObject on the segments (it never
+    lists the bucket), derived from the settings, the pipeline's wiring and the archive's
+    adapters. Without that position, or for the archiver (`NO_CATCH_UP`), nothing changes."""
+    assert code_facts.archive_position() == "ARCHIVE"
+    assert code_facts.catch_up_variables() == {"ARCHIVE_BUCKET", "ARCHIVE_MANIFEST_TABLE"}
+    assert set(code_facts.DEPLOY_REQUIRED["catch-up"]) == code_facts.catch_up_variables()
+    assert code_facts.catch_up_calls() == {
+        "ARCHIVE_MANIFEST_TABLE": {"dynamodb:Query"},
+        "ARCHIVE_BUCKET": {"s3:GetObject"},
+    }
+    readers = [s for s in code_facts.CONSUMERS if code_facts.catches_up(s, "ARCHIVE")]
+    assert readers == ["vehicle-enricher", "driver-history", "fulfillment", "projector", "notifier"]
+    assert not code_facts.catches_up("event-source", "ARCHIVE") and not code_facts.catches_up("archiver", "ARCHIVE")
+    for service in code_facts.SERVICES:
+        base = code_facts.env_reads(service)
+        assert code_facts.env_reads(service, "TRIM_HORIZON") == base
+        assert code_facts.aws_calls(service, "LATEST") == code_facts.aws_calls(service)
+        archive = code_facts.env_reads(service, "ARCHIVE")
+        calls = code_facts.aws_calls(service, "ARCHIVE")
+        if service not in readers:
+            assert archive == base and calls == code_facts.aws_calls(service), service
+            continue
+        # The binary's settings list the archive's variables for the archiver only.
+        assert not {"ARCHIVE_BUCKET", "ARCHIVE_MANIFEST_TABLE", "ARCHIVE_PREFIX"} & set(base), service
+        assert set(archive) - set(base) == {"ARCHIVE_BUCKET", "ARCHIVE_MANIFEST_TABLE"}, service
+        assert archive["ARCHIVE_BUCKET"].required and archive["ARCHIVE_MANIFEST_TABLE"].required
+        assert not {"ARCHIVE_BUCKET", "ARCHIVE_MANIFEST_TABLE"} & set(code_facts.aws_calls(service)), service
+        assert {k: v for k, v in calls.items() if k.startswith("ARCHIVE_")} == code_facts.catch_up_calls(), service
+        names = code_facts.default_names(service, "ARCHIVE")
+        assert names["ARCHIVE_BUCKET"] == "quote-archive" and names["ARCHIVE_MANIFEST_TABLE"] == "quote-archive-manifest"
+
+
+def test_the_catch_up_scanner_follows_the_ports_into_the_adapters():
+    text = """
+        impl Thing {
+            async fn helper(&self) -> Result<(), E> {
+                self.client.query().table_name(&self.table).send().await?;
+                Ok(())
+            }
+        }
+        impl Port for Thing {
+            async fn listed(&self) -> Result<(), E> { self.helper().await }
+            async fn written(&self) -> Result<(), E> {
+                self.client.put_item().table_name(&self.table).send().await?;
+                Ok(())
+            }
+        }
+    """
+    functions = code_facts.rust_functions(text)
+    reached = code_facts.reached_functions({"listed"}, functions)
+    assert reached == {"listed", "helper"}
+    assert {op for name in reached for body in functions[name] for op in code_facts.sdk_operations(body)} == {"query"}
+
+
 def test_the_scanner_sees_builders_but_not_our_traits():
     text = """
         let a = client.get_records().shard_iterator(i).send().await;

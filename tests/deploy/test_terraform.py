@@ -19,6 +19,12 @@
   objects under the prefix the service writes to, the bucket's KMS key through S3), SES and SNS.
   Only the consumers that handle events get the event store, the relay and the dead letters
   (`event_handler`); a record service (the archiver) gets none of them.
+- The environment, names and grants are checked as deployed by default and with
+  `consumer_initial_position = "ARCHIVE"` (catch-up from the archive): then the consumer services
+  that catch up (`code_facts.catches_up`) also get the archive's bucket and manifest by name and
+  what reading them takes (`code_facts.catch_up_calls`: Query on the manifest, GetObject on the
+  segments under the archiver's prefix, the bucket's key through S3), and the archiver keeps its
+  own position; without it nothing of that.
 - Consumer services never scale past the stream's shards, and every service gets a stop
   timeout long enough to drain (60–120 s).
 - The tables have the keys, indexes and TTL of the code's create functions.
@@ -166,13 +172,25 @@ def root() -> Module:
     return load_module(TERRAFORM)
 
 
-def service_block(service: str) -> dict:
-    """The arguments of the module deploying `service`, as expressions of the root module."""
+def service_block(service: str, variables: dict | None = None) -> dict:
+    """The arguments of the module deploying `service`, as expressions of the root module, with
+    the root module's `variables` (name → value; the others keep their defaults) where the
+    arguments depend on them."""
     if service == "event-source":
         block = root().modules.get(EVENT_SOURCE_MODULE)
         assert block is not None, f'terraform/ has no module "{EVENT_SOURCE_MODULE}" for {service}'
         return block
-    return consumer_arguments(service)
+    return consumer_arguments(service, variables)
+
+
+#: `consumer_initial_position` values the service checks are run with: the default (null) and
+#: catch-up from the archive.
+INITIAL_POSITIONS = [None, "ARCHIVE"]
+
+
+def deployed_with(initial_position: str | None) -> dict:
+    """The root module's variables of a deployment with `consumer_initial_position`."""
+    return {} if initial_position is None else {"consumer_initial_position": initial_position}
 
 
 class _NotInEntry(Exception):
@@ -181,14 +199,22 @@ class _NotInEntry(Exception):
 
 _CALL = re.compile(r"\$\{(merge|try|concat)\((.*)\)\}", re.S)
 
-#: `{ for k, v in local.<path> : k => v if each.value.<flag> }`: the local's entries if the
-#: service's entry has the flag set, else none (python-hcl2 writes it with doubled braces).
+#: One term of a condition: `each.value.<flag>`, `local.<name>` (a condition itself) or
+#: `var.<name> == "<literal>"` (or `!=`), optionally negated with `!`.
+_TERM = r'!?(?:each\.value|local|var)\.\w+(?:\s*[!=]=\s*"[^"]*")?'
+
+#: A condition: terms joined with `&&`.
+_CONDITION = rf"{_TERM}(?:\s*&&\s*{_TERM})*"
+
+#: `{ for k, v in local.<path> : k => v if <condition> }`: the local's entries if the condition
+#: holds for the service's entry, else none (python-hcl2 writes it with doubled braces).
 _FILTERED_LOCAL = re.compile(
-    r"\$\{\{?\s*for (\w+), (\w+) in local\.([\w.]+)\s*:\s*\1 => \2 if each\.value\.(\w+)\s*\}?\}"
+    rf"\$\{{\{{?\s*for (\w+), (\w+) in local\.([\w.]+)\s*:\s*\1 => \2 if ({_CONDITION})\s*\}}?\}}"
 )
 
-#: `each.value.<flag> ? <a> : <b>`, each of `a` and `b` a `local.<path>`, `[]` or `{}`.
-_CONDITIONAL = re.compile(r"\$\{each\.value\.(\w+) \? (.+) : (.+)\}")
+#: `<condition> ? <a> : <b>`, each of `a` and `b` a `local.<path>`, `var.<name>`, `null`, `[]`
+#: or `{}`.
+_CONDITIONAL = re.compile(rf"\$\{{({_CONDITION}) \? (.+) : (.+)\}}")
 
 
 def _local(path: str):
@@ -200,14 +226,48 @@ def _local(path: str):
 
 
 def _branch(text: str):
-    """One result of a conditional: `local.<path>` (its raw value), `[]` or `{}`."""
+    """One result of a conditional: `local.<path>` (its raw value), `var.<name>` (as an
+    expression), `null`, `[]` or `{}`."""
     text = text.strip()
     if text in ("[]", "{}"):
         return [] if text == "[]" else {}
+    if text == "null":
+        return None
+    if re.fullmatch(r"var\.\w+", text):
+        return f"${{{text}}}"
     match = re.fullmatch(r"local\.([\w.]+)", text)
     if match is None:
         raise Unresolvable(f"module.{CONSUMER_MODULE}: cannot resolve the conditional result {text}")
     return _local(match.group(1))
+
+
+def _condition(text: str, service: str, entry: dict, variables: dict) -> bool:
+    """Whether a condition (`_CONDITION`) holds for the service's entry in `local.consumers`
+    and the root module's `variables` (the others at their defaults)."""
+    holds = True
+    for term in re.split(r"\s*&&\s*", text.strip()):
+        negated = term.startswith("!")
+        match = re.fullmatch(r'(each\.value|local|var)\.(\w+)(?:\s*([!=]=)\s*"([^"]*)")?', term.lstrip("!"))
+        if match is None:
+            raise Unresolvable(f"module.{CONSUMER_MODULE}: cannot evaluate the condition {term}")
+        kind, name, operator, literal = match.groups()
+        if kind == "each.value":
+            value = entry.get(name)
+            if operator is None:
+                assert isinstance(value, bool), f"local.consumers[{service!r}].{name} must be true or false"
+        elif kind == "var":
+            value = evaluator(variables=variables).variable(name)
+        else:
+            inner = re.fullmatch(r"\$\{(.*)\}", str(_local(name)), re.S)
+            if inner is None or not re.fullmatch(_CONDITION, inner.group(1).strip()):
+                raise Unresolvable(f"local.{name} is not a condition the checks evaluate")
+            value = _condition(inner.group(1), service, entry, variables)
+        if operator is not None:
+            value = (value == literal) if operator == "==" else (value != literal)
+        elif kind != "each.value" and not isinstance(value, bool):
+            raise Unresolvable(f"{kind}.{name} is not true or false")
+        holds = holds and (not value if negated else value)
+    return holds
 
 
 def _call(raw) -> tuple[str, list] | None:
@@ -219,16 +279,19 @@ def _call(raw) -> tuple[str, list] | None:
     return match.group(1), clean(hcl2.loads(f"arguments = [{match.group(2)}]")["arguments"])
 
 
-def _resolve(raw, service: str, entry: dict):
+def _resolve(raw, service: str, entry: dict, variables: dict | None = None):
     """One argument of `module "consumer"` for one service, as Terraform computes it: `each.key`
     is the service, `each.value` its entry in `local.consumers`; `merge(a, b)` is `a` with `b`'s
     keys added (or overriding), `try(each.value.x, default)` is the entry's `x` if it has one,
-    `concat(a, b)` is `a` then `b`; `{ for k, v in local.x : k => v if each.value.f }` and
-    `each.value.f ? local.x : []` are `local.x` if the entry's `f` is true."""
+    `concat(a, b)` is `a` then `b`; `{ for k, v in local.x : k => v if <condition> }` and
+    `<condition> ? local.x : []` are `local.x` if the condition holds, a condition being
+    `each.value.f`, `local.c` or `var.v == "…"` terms joined with `&&` (`_condition`, with the
+    root module's `variables`)."""
+    variables = variables or {}
     if isinstance(raw, dict):
-        return {k: _resolve(v, service, entry) for k, v in raw.items()}
+        return {k: _resolve(v, service, entry, variables) for k, v in raw.items()}
     if isinstance(raw, list):
-        return [_resolve(v, service, entry) for v in raw]
+        return [_resolve(v, service, entry, variables) for v in raw]
     if not isinstance(raw, str):
         return raw
     if raw == "${each.key}":
@@ -239,15 +302,14 @@ def _resolve(raw, service: str, entry: dict):
         if match.group(1) not in entry:
             raise _NotInEntry(f"local.consumers[{service!r}] has no {match.group(1)}")
         return entry[match.group(1)]
-    for pattern, flag_group in ((_FILTERED_LOCAL, 4), (_CONDITIONAL, 1)):
+    for pattern, condition_group in ((_FILTERED_LOCAL, 4), (_CONDITIONAL, 1)):
         match = pattern.fullmatch(raw)
         if match is None:
             continue
-        flag = match.group(flag_group)
-        assert isinstance(entry.get(flag), bool), f"local.consumers[{service!r}].{flag} must be true or false"
+        holds = _condition(match.group(condition_group), service, entry, variables)
         if pattern is _FILTERED_LOCAL:
-            return _resolve(_local(match.group(3)), service, entry) if entry[flag] else {}
-        return _resolve(_branch(match.group(2) if entry[flag] else match.group(3)), service, entry)
+            return _resolve(_local(match.group(3)), service, entry, variables) if holds else {}
+        return _resolve(_branch(match.group(2) if holds else match.group(3)), service, entry, variables)
     call = _call(raw)
     if call is None:
         if "each." in raw:
@@ -257,33 +319,39 @@ def _resolve(raw, service: str, entry: dict):
     if function == "try":
         first, default = arguments
         try:
-            return _resolve(first, service, entry)
+            return _resolve(first, service, entry, variables)
         except _NotInEntry:
-            return _resolve(default, service, entry)
+            return _resolve(default, service, entry, variables)
     if function == "concat":
         joined = []
         for argument in arguments:
-            value = _resolve(argument, service, entry)
+            value = _resolve(argument, service, entry, variables)
             assert isinstance(value, list), f"module.{CONSUMER_MODULE}: concat() of {argument!r}"
             joined.extend(value)
         return joined
     merged = {}
     for argument in arguments:
-        value = _resolve(argument, service, entry)
+        value = _resolve(argument, service, entry, variables)
         assert isinstance(value, dict), f"module.{CONSUMER_MODULE}: merge() of {argument!r}"
         merged.update(value)
     return merged
 
 
-def consumer_arguments(service: str) -> dict:
-    """The arguments `module "consumer"` gives the consumer service `service`."""
+def consumer_arguments(service: str, variables: dict | None = None) -> dict:
+    """The arguments `module "consumer"` gives the consumer service `service` (with the root
+    module's `variables`, the others at their defaults). Null values of `environment` and
+    `secrets` are left out, as the module leaves them out of the container."""
     block = root().modules.get(CONSUMER_MODULE)
     assert block is not None, f'terraform/ has no module "{CONSUMER_MODULE}" for the consumer services'
     assert block.get("for_each") == "${local.consumers}", f"module.{CONSUMER_MODULE} is not over local.consumers"
     entries = root().locals.get("consumers", {})
     assert service in entries, f"local.consumers has no entry for {service}"
     arguments = {name: raw for name, raw in block.items() if name != "for_each"}
-    return _resolve(arguments, service, entries[service])
+    resolved = _resolve(arguments, service, entries[service], variables)
+    for name in ("environment", "secrets"):
+        if isinstance(resolved.get(name), dict):
+            resolved[name] = {k: v for k, v in resolved[name].items() if v is not None}
+    return resolved
 
 
 # ---------------------------------------------------------------------------------------------
@@ -335,12 +403,15 @@ class Evaluator:
     (or the variable's default), `each.*` from the instance's `for_each` entry."""
 
     def __init__(self, module: Module, prefix: str = "", arguments: dict | None = None,
-                 caller: "Evaluator | None" = None, each: dict | None = None):
+                 caller: "Evaluator | None" = None, each: dict | None = None,
+                 variables: dict | None = None):
         self.module = module
         self.prefix = prefix
         self.arguments = arguments
         self.caller = caller
         self.each = each or {}
+        #: Values of the root module's variables (the root evaluator only).
+        self.variables = variables or {}
 
     # A parsed value: literal strings still carry their quotes, expressions are `${…}`.
     def value(self, raw):
@@ -399,6 +470,8 @@ class Evaluator:
     def variable(self, name: str):
         if name == "name_prefix" and self.caller is None:
             return self.prefix
+        if self.caller is None and name in self.variables:
+            return self.variables[name]
         if self.arguments is not None and name in self.arguments:
             return self.caller.value(self.arguments[name])
         declared = self.module.variables.get(name)
@@ -422,7 +495,7 @@ class Evaluator:
             each = {"key": key, "value": entries[key]}
         source = unquote(block["source"])
         child_module = load_module((self.module.path / source).resolve())
-        caller = Evaluator(self.module, self.prefix, self.arguments, self.caller, each)
+        caller = Evaluator(self.module, self.prefix, self.arguments, self.caller, each, self.variables)
         return Evaluator(child_module, self.prefix, block, caller)
 
     def module_output(self, steps: list, expression: str):
@@ -451,8 +524,8 @@ class Evaluator:
         raise Unresolvable(f"{expression}: attribute not known before apply")
 
 
-def evaluator(prefix: str = "") -> Evaluator:
-    return Evaluator(root(), prefix)
+def evaluator(prefix: str = "", variables: dict | None = None) -> Evaluator:
+    return Evaluator(root(), prefix, variables=variables)
 
 
 def table_indexes(prefix: str = "") -> dict[str, list[str]]:
@@ -541,9 +614,15 @@ def test_consumer_entries_only_add_to_what_every_consumer_gets(argument):
     assert isinstance(common, dict) and rest, f"module.{CONSUMER_MODULE}: merge({{what every consumer gets}}, the entry's)"
     handlers = root().locals["event_handler"][argument]
     assert not set(common) & set(handlers), f"local.event_handler.{argument} restates what every consumer gets"
+    # What the services that handle events get with `consumer_initial_position = "ARCHIVE"`.
+    catch_up = root().locals["catch_up"][argument]
+    assert not (set(common) | set(handlers)) & set(catch_up), f"local.catch_up.{argument} restates what they get anyway"
     for service, entry in root().locals["consumers"].items():
         overlap = sorted((set(common) | set(handlers)) & set(entry.get(argument, {})))
         assert not overlap, f"local.consumers[{service!r}].{argument} restates {overlap}"
+        if entry.get("event_handler"):
+            overlap = sorted(set(catch_up) & set(entry.get(argument, {})))
+            assert not overlap, f"local.consumers[{service!r}].{argument} restates what local.catch_up gives it: {overlap}"
 
 
 def test_only_event_handlers_get_the_event_store_relay_and_dead_letters():
@@ -567,15 +646,16 @@ def test_only_event_handlers_get_the_event_store_relay_and_dead_letters():
     assert "if consumer.event_handler" in relay, "only the services that handle events run a relay (relay alarms)"
 
 
+@pytest.mark.parametrize("initial_position", INITIAL_POSITIONS)
 @pytest.mark.parametrize("service", code_facts.SERVICES)
-def test_environment_sets_what_the_code_needs_and_nothing_else(service):
-    block = service_block(service)
+def test_environment_sets_what_the_code_needs_and_nothing_else(service, initial_position):
+    block = service_block(service, deployed_with(initial_position))
     environment = block.get("environment", {})
     secrets = block.get("secrets", {})
     both = set(environment) & set(secrets)
     assert not both, f"{service}: {sorted(both)} set in both environment and secrets"
     configured = set(environment) | set(secrets)
-    reads = code_facts.env_reads(service)
+    reads = code_facts.env_reads(service, initial_position)
 
     missing = sorted(r.name for r in reads.values() if r.required and r.name not in configured)
     assert not missing, f"{service} must get {missing}"
@@ -626,13 +706,14 @@ def test_variables_feeding_a_setting_default_to_the_codes_default(service):
         )
 
 
+@pytest.mark.parametrize("initial_position", INITIAL_POSITIONS)
 @pytest.mark.parametrize("prefix", ["", "stg-"])
 @pytest.mark.parametrize("service", code_facts.SERVICES)
-def test_tables_and_stream_have_the_names_the_code_uses(service, prefix):
-    environment = service_block(service).get("environment", {})
-    reads = code_facts.env_reads(service)
-    defaults = code_facts.default_names(service)
-    ev = evaluator(prefix)
+def test_tables_and_stream_have_the_names_the_code_uses(service, prefix, initial_position):
+    environment = service_block(service, deployed_with(initial_position)).get("environment", {})
+    reads = code_facts.env_reads(service, initial_position)
+    defaults = code_facts.default_names(service, initial_position)
+    ev = evaluator(prefix, deployed_with(initial_position))
     for variable in RESOURCE_VARIABLES:
         if variable not in reads:
             assert variable not in environment, f"{service} does not read {variable}"
@@ -653,14 +734,16 @@ def test_tables_and_stream_have_the_names_the_code_uses(service, prefix):
         assert ev.value(environment[variable]) == prefix + defaults[variable], (service, variable)
 
 
+@pytest.mark.parametrize("initial_position", INITIAL_POSITIONS)
 @pytest.mark.parametrize("service", code_facts.SERVICES)
-def test_task_role_grants_exactly_what_the_code_calls(service):
-    block = service_block(service)
+def test_task_role_grants_exactly_what_the_code_calls(service, initial_position):
+    block = service_block(service, deployed_with(initial_position))
     environment = block.get("environment", {})
-    calls = code_facts.aws_calls(service)
+    reads = code_facts.env_reads(service, initial_position)
+    calls = code_facts.aws_calls(service, initial_position)
     index_only = code_facts.index_only_calls(service)
     suffixed = code_facts.suffixed_calls(service)
-    ev = evaluator()
+    ev = evaluator(variables=deployed_with(initial_position))
     indexes = table_indexes()
     granted: dict[str, set[str]] = {}
 
@@ -727,9 +810,19 @@ def test_task_role_grants_exactly_what_the_code_calls(service):
             f"{service}: the {variable} grant is not on aws_s3_bucket.{bucket}, the bucket the service uses"
         )
         prefix = code_facts.BUCKET_VARIABLES[variable]
-        assert prefix in environment and grant.get("prefix") == environment[prefix], (
-            f"{service}: objects are granted under {grant.get('prefix')}, the service writes under {prefix}"
-        )
+        if prefix in reads:
+            assert prefix in environment and grant.get("prefix") == environment[prefix], (
+                f"{service}: objects are granted under {grant.get('prefix')}, the service writes under {prefix}"
+            )
+        else:
+            # A reader of objects others write (it takes their keys from elsewhere, e.g. the
+            # archive's manifest): the objects under the prefix their writers are given.
+            writers = [s for s in code_facts.SERVICES if prefix in code_facts.env_reads(s) and variable in code_facts.env_reads(s)]
+            assert writers, f"{service}: no service writes under {prefix} in {variable}"
+            for writer in writers:
+                assert grant.get("prefix") == service_block(writer)["environment"].get(prefix), (
+                    f"{service}: objects are granted under {grant.get('prefix')}, {writer} writes them under its {prefix}"
+                )
         bucket_actions = set(ev.value(grant.get("bucket_actions", [])))
         object_actions = set(ev.value(grant.get("object_actions", [])))
         assert bucket_actions <= BUCKET_LEVEL_ACTIONS and not object_actions & BUCKET_LEVEL_ACTIONS, (
@@ -805,6 +898,71 @@ def test_read_model_services_are_granted_its_blue_green_tables(service):
     for module in ("fargate-service", "consumer-service"):
         variable = load_module(TERRAFORM / "modules" / module).variables["dynamodb_tables"]
         assert "suffixed_tables" in str(variable["type"]), f"{module}: dynamodb_tables has no suffixed_tables"
+
+
+@pytest.mark.parametrize("service", code_facts.CONSUMERS)
+def test_catch_up_from_the_archive_is_granted_only_with_archive(service):
+    """`consumer_initial_position = "ARCHIVE"` (CONSUMER_INITIAL_POSITION=ARCHIVE): a shard
+    without a checkpoint is read from the archive first. Each consumer service that handles
+    events then gets ARCHIVE_BUCKET and ARCHIVE_MANIFEST_TABLE (not ARCHIVE_PREFIX: the reader
+    takes each segment's key from the manifest), `dynamodb:Query` on the manifest table (no
+    GetItem, no index: it has none), `s3:GetObject` on `<bucket>/<archive_prefix>*`, where the
+    archiver writes (no `s3:ListBucket`: it never lists), with the bucket's KMS key through S3
+    (the module adds `kms:Decrypt` for GetObject; the table's key, the platform key, every task
+    role has through DynamoDB), and nothing else changes. The archiver, which writes the
+    archive, keeps the code's default position and its own grants. With the default position no
+    consumer but the archiver gets anything of the archive."""
+    position = code_facts.archive_position()
+    assert root().locals["archive_catch_up"] == f'${{var.consumer_initial_position == "{position}"}}'
+    assert "CONSUMER_INITIAL_POSITION" not in service_block("event-source")["environment"]
+    default = service_block(service)
+    archive = service_block(service, deployed_with(position))
+    ev = evaluator(variables=deployed_with(position))
+    names = {"ARCHIVE_BUCKET", "ARCHIVE_MANIFEST_TABLE"}
+    assert code_facts.catch_up_variables() == names
+
+    if not code_facts.catches_up(service, position):
+        assert service in code_facts.NO_CATCH_UP
+        assert "CONSUMER_INITIAL_POSITION" not in archive["environment"], f"{service} keeps the code's default position"
+        assert archive["environment"] == {k: v for k, v in default["environment"].items() if k != "CONSUMER_INITIAL_POSITION"}
+        assert (archive["dynamodb_tables"], archive["s3_buckets"]) == (default["dynamodb_tables"], default["s3_buckets"])
+        return
+
+    # By default: nothing of the archive.
+    assert not (names | {"ARCHIVE_PREFIX"}) & set(default["environment"]), service
+    assert "ARCHIVE_MANIFEST_TABLE" not in default["dynamodb_tables"] and default["s3_buckets"] == {}, service
+
+    # With ARCHIVE: the position, the archive's names, and read-only grants on it.
+    assert ev.value(archive["environment"]["CONSUMER_INITIAL_POSITION"]) == position
+    assert set(archive["environment"]) - set(default["environment"]) == names
+    assert {k: v for k, v in archive["environment"].items() if k not in names} == default["environment"]
+    archiver = service_block("archiver")["environment"]
+    assert archive["environment"]["ARCHIVE_BUCKET"] == archiver["ARCHIVE_BUCKET"] == "${aws_s3_bucket.archive.id}"
+    assert archive["environment"]["ARCHIVE_MANIFEST_TABLE"] == archiver["ARCHIVE_MANIFEST_TABLE"]
+    manifest = ev.value(archive["environment"]["ARCHIVE_MANIFEST_TABLE"])
+    assert manifest == code_facts.default_names()["ARCHIVE_MANIFEST_TABLE"]
+
+    table = archive["dynamodb_tables"]["ARCHIVE_MANIFEST_TABLE"]
+    assert ev.value(table["arn"]) == Arn("aws_dynamodb_table", manifest)
+    assert ev.value(table["actions"]) == ["dynamodb:Query"]
+    assert not table.get("index_actions") and table.get("suffixed_tables") is None and not table_indexes()[manifest]
+    assert root().modules["archive_manifest_table"]["kms_key_arn"] == archive["data_kms_key_arn"], (
+        "the manifest is encrypted with the key every task role uses through DynamoDB"
+    )
+    bucket = archive["s3_buckets"]["ARCHIVE_BUCKET"]
+    assert _bucket_resource(bucket["arn"], ("arn",)) == "archive"
+    assert bucket["prefix"] == archiver["ARCHIVE_PREFIX"] == "${var.archive_prefix}"
+    assert not bucket.get("bucket_actions"), f"{service} never lists the archive"
+    assert ev.value(bucket["object_actions"]) == ["s3:GetObject"]
+    assert bucket["kms_key_arn"] == "${aws_kms_key.platform.arn}"
+    kms = load_module(TERRAFORM / "modules" / "fargate-service").locals["s3_kms_grants"]
+    assert 'contains(bucket.object_actions, "s3:GetObject") ? ["kms:Decrypt"]' in kms
+
+    for argument in ("dynamodb_tables", "s3_buckets"):
+        granted = {k: v for k, v in archive[argument].items() if k not in names}
+        assert granted == default[argument], f"{service}: ARCHIVE changes its {argument} beyond the archive's"
+    assert code_facts.aws_calls(service, position)["ARCHIVE_MANIFEST_TABLE"] == {"dynamodb:Query"}
+    assert code_facts.aws_calls(service, position)["ARCHIVE_BUCKET"] == {"s3:GetObject"}
 
 
 def _bucket_resource(expression: str, attributes: tuple[str, ...]) -> str:

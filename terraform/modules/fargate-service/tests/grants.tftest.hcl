@@ -86,3 +86,31 @@ run "suffixed_tables" {
     error_message = "A table without suffixed_tables (or indexes) gets its one statement on the table itself."
   }
 }
+
+# A bucket the service only reads (a catch-up reader of the archive): GetObject under the prefix,
+# the bucket's key for decryption through S3, no statement on the bucket itself.
+run "read_only_bucket" {
+  command = plan
+
+  variables {
+    s3_buckets = {
+      ARCHIVE_BUCKET = {
+        arn            = "arn:aws:s3:::quotes-prod-archive"
+        prefix         = "events/"
+        object_actions = ["s3:GetObject"]
+        kms_key_arn    = "arn:aws:kms:us-east-1:123456789012:key/00000000-0000-0000-0000-000000000000"
+      }
+    }
+  }
+
+  assert {
+    condition = jsonencode({
+      for s in data.aws_iam_policy_document.task.statement : s.sid => [sort(s.actions), sort(s.resources)]
+      if s.sid != null && can(regex("ARCHIVEBUCKET$", s.sid))
+      }) == jsonencode({
+      ObjectsARCHIVEBUCKET          = [["s3:GetObject"], ["arn:aws:s3:::quotes-prod-archive/events/*"]]
+      DataKeyThroughS3ARCHIVEBUCKET = [["kms:Decrypt"], ["arn:aws:kms:us-east-1:123456789012:key/00000000-0000-0000-0000-000000000000"]]
+    })
+    error_message = "A read-only bucket grant is GetObject on <arn>/<prefix>* and kms:Decrypt on its key (through S3), nothing on the bucket."
+  }
+}
