@@ -1,7 +1,9 @@
 """Static checks of the containers and the compose files (no Docker engine needed).
 
 - `docker-compose.yml` and `docker-compose.emulators.yml` validate against the Compose
-  Specification schema (`../shared/schemas/compose-spec.json`).
+  Specification schema (`compose-spec.json` beside this file: Apache-2.0, from
+  compose-spec/compose-spec at commit 170098b, kept in the repository so that a fresh clone
+  needs nothing beside it).
 - Both variants of the stack (LocalStack: `docker compose up`; the open-source emulators:
   `docker compose --env-file compose/emulators.env up`) are evaluated the way Compose does it
   (override files merged, profiles applied, `${VAR:-default}` interpolated with an empty
@@ -37,7 +39,7 @@ import yaml
 import code_facts
 
 ROOT = code_facts.ROOT
-SCHEMA = ROOT.parent / "shared" / "schemas" / "compose-spec.json"
+SCHEMA = Path(__file__).with_name("compose-spec.json")
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
 BASE_FILE = "docker-compose.yml"
 EMULATORS_ENV = "compose/emulators.env"
