@@ -89,6 +89,7 @@ impl Service {
             read_model,
             auth: Authenticator::new(&config.auth),
             readiness: Arc::new(ReadinessCache::default()),
+            open_streams: crate::api::stream::OpenStreams::default(),
             config: ApiSettings {
                 idempotency_ttl: config.idempotency_ttl,
                 request_timeout: config.request_timeout,

@@ -1374,3 +1374,216 @@ async fn the_openapi_document_describes_the_server() {
         .unwrap_or_default();
     assert_eq!(key["schema"]["maxLength"], 255);
 }
+
+/// One Server-Sent Event as a client parses it.
+#[derive(Debug, PartialEq)]
+struct Sent {
+    id: String,
+    event: String,
+    data: Value,
+}
+
+/// An open `GET /v1/quotes/{id}/stream`: its status and body, read event by event.
+struct OpenStream {
+    status: StatusCode,
+    content_type: Option<String>,
+    body: Body,
+    buffer: String,
+}
+
+impl OpenStream {
+    /// The next event; `None` when the stream ended. Panics after 5 s without one.
+    async fn next(&mut self) -> Option<Sent> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let field = |name: &str| {
+                    block
+                        .lines()
+                        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+                        .map(|v| v.trim_start().to_owned())
+                };
+                // Comment lines (keep-alives) carry no event.
+                if let (Some(id), Some(event), Some(data)) =
+                    (field("id"), field("event"), field("data"))
+                {
+                    return Some(Sent {
+                        id,
+                        event,
+                        data: serde_json::from_str(&data).expect("JSON data"),
+                    });
+                }
+                continue;
+            }
+            let frame = tokio::time::timeout_at(deadline, self.body.frame())
+                .await
+                .expect("an event within 5 s");
+            match frame {
+                None => return None,
+                Some(frame) => {
+                    if let Ok(data) = frame.expect("frame").into_data() {
+                        self.buffer.push_str(&String::from_utf8_lossy(&data));
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl TestApp {
+    async fn open_stream(
+        &self,
+        token: Option<&str>,
+        quote_id: &str,
+        last_event_id: Option<&str>,
+    ) -> OpenStream {
+        let mut builder = Request::get(format!("/v1/quotes/{quote_id}/stream"));
+        if let Some(token) = token {
+            builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        if let Some(id) = last_event_id {
+            builder = builder.header("Last-Event-ID", id);
+        }
+        let response = self
+            .router
+            .clone()
+            .oneshot(builder.body(Body::empty()).expect("request"))
+            .await
+            .expect("response");
+        OpenStream {
+            status: response.status(),
+            content_type: response
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            body: response.into_body(),
+            buffer: String::new(),
+        }
+    }
+
+    /// Appends `event` to the quote's stream, as a consumer service would.
+    async fn record(&self, quote_id: &str, event: &quote_domain::quote::QuoteEvent) {
+        let id: quote_domain::quote::QuoteId = quote_id.parse().expect("quote id");
+        let head = self
+            .store
+            .stream_head(&id.stream_id())
+            .await
+            .expect("head")
+            .expect("stream");
+        self.store
+            .append(event_store::AppendRequest {
+                stream_id: id.stream_id(),
+                expected_version: head.version,
+                events: vec![event_store::NewEvent {
+                    event_id: uuid::Uuid::new_v4(),
+                    event_type: event.event_type().to_owned(),
+                    schema_version: event.schema_version(),
+                    occurred_at: time::OffsetDateTime::now_utc(),
+                    correlation_id: "stream-test".into(),
+                    causation_id: None,
+                    traceparent: None,
+                    tracestate: None,
+                    actor: "test".into(),
+                    data: event.to_data().expect("data"),
+                }],
+                idempotency: None,
+                customer_id: None,
+            })
+            .await
+            .expect("append");
+    }
+}
+
+fn referral() -> quote_domain::quote::QuoteEvent {
+    quote_domain::quote::QuoteEvent::QuoteReferred(quote_domain::quote::QuoteReferred {
+        reasons: vec!["manual review".into()],
+    })
+}
+
+#[tokio::test]
+async fn a_quote_stream_sends_each_event_as_recorded_and_ends_after_the_outcome() {
+    let app = spawn_app();
+    let ana = token("ana", false);
+    let quote_id = app.post(&ana, &quote_body("ana")).await.body["quote_id"]
+        .as_str()
+        .expect("quote_id")
+        .to_owned();
+    let mut stream = app.open_stream(Some(&ana), &quote_id, None).await;
+    assert_eq!(stream.status, StatusCode::OK);
+    assert_eq!(stream.content_type.as_deref(), Some("text/event-stream"));
+    let first = stream.next().await.expect("the request");
+    assert_eq!(
+        (first.id.as_str(), first.event.as_str()),
+        ("1", "QuoteRequested")
+    );
+    assert_eq!(first.data["version"], 1);
+    assert_eq!(first.data["stream_id"], format!("quote#{quote_id}"));
+
+    // Recorded while the stream is open (by another process, as far as the API knows).
+    app.record(&quote_id, &referral()).await;
+    let outcome = stream.next().await.expect("the outcome");
+    assert_eq!(
+        (outcome.id.as_str(), outcome.event.as_str()),
+        ("2", "QuoteReferred")
+    );
+    assert_eq!(outcome.data["data"]["reasons"], json!(["manual review"]));
+    assert_eq!(
+        stream.next().await,
+        None,
+        "the stream ends after the outcome"
+    );
+}
+
+#[tokio::test]
+async fn a_quote_stream_resumes_after_the_last_event_id_without_gap_or_repeat() {
+    let app = spawn_app();
+    let ana = token("ana", false);
+    let quote_id = app.post(&ana, &quote_body("ana")).await.body["quote_id"]
+        .as_str()
+        .expect("quote_id")
+        .to_owned();
+    app.record(&quote_id, &referral()).await;
+    let mut resumed = app.open_stream(Some(&ana), &quote_id, Some("1")).await;
+    let next = resumed.next().await.expect("the event after 1");
+    assert_eq!(next.id, "2");
+    assert_eq!(resumed.next().await, None);
+    // After the outcome: nothing more, and the stream ends at once.
+    let mut done = app.open_stream(Some(&ana), &quote_id, Some("2")).await;
+    assert_eq!(done.status, StatusCode::OK);
+    assert_eq!(done.next().await, None);
+}
+
+#[tokio::test]
+async fn a_quote_stream_has_the_json_routes_authorization_and_bounded_input() {
+    let app = spawn_app();
+    let ana = token("ana", false);
+    let quote_id = app.post(&ana, &quote_body("ana")).await.body["quote_id"]
+        .as_str()
+        .expect("quote_id")
+        .to_owned();
+    let stranger = app
+        .open_stream(Some(&token("bob", false)), &quote_id, None)
+        .await;
+    assert_eq!(stranger.status, StatusCode::NOT_FOUND);
+    let anonymous = app.open_stream(None, &quote_id, None).await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    let agent = app
+        .open_stream(Some(&token("agent-1", true)), &quote_id, None)
+        .await;
+    assert_eq!(agent.status, StatusCode::OK);
+    for bad in ["abc", "-1", "99999999999999999999999"] {
+        let reply = app.open_stream(Some(&ana), &quote_id, Some(bad)).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(
+            reply.content_type.as_deref(),
+            Some("application/problem+json"),
+            "{bad}"
+        );
+    }
+    let unknown = app
+        .open_stream(Some(&ana), "019a0000-0000-7000-8000-000000000001", None)
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+}

@@ -13,6 +13,7 @@ pub mod idempotency;
 pub mod openapi;
 pub mod problem;
 pub mod quotes;
+pub mod stream;
 pub mod telemetry;
 
 use std::sync::Arc;
@@ -69,6 +70,8 @@ pub struct AppState {
     pub auth: Authenticator,
     /// The last readiness answer, reused for a few seconds (`/readyz` is public).
     pub readiness: Arc<health::ReadinessCache>,
+    /// The live streams open in this process (bounded).
+    pub open_streams: stream::OpenStreams,
     /// Settings.
     pub config: ApiSettings,
 }
@@ -128,6 +131,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/quotes", post(quotes::request_quote))
         .route("/v1/quotes/{quote_id}", get(quotes::get_quote))
         .route("/v1/quotes/{quote_id}/events", get(quotes::list_events))
+        .route("/v1/quotes/{quote_id}/stream", get(stream::quote_stream))
         .route(
             "/v1/customers/{customer_id}/quotes",
             get(quotes::list_customer_quotes),

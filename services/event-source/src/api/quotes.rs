@@ -59,7 +59,7 @@ pub struct AsOfQuery {
 }
 
 /// Highest `version` accepted (the largest signed 64-bit integer, as documented).
-const MAX_VERSION: u64 = i64::MAX as u64;
+pub(super) const MAX_VERSION: u64 = i64::MAX as u64;
 
 /// Request a quote.
 ///
@@ -243,7 +243,7 @@ fn decode_events(events: &[EventEnvelope]) -> Result<Option<Quote>, ApiError> {
         .map_err(ApiError::internal_by("folding the quote's events"))
 }
 
-async fn load_visible(
+pub(super) async fn load_visible(
     state: &AppState,
     principal: &Principal,
     quote_id: &str,

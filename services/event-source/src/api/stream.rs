@@ -1,0 +1,221 @@
+//! Live updates of one quote: `GET /v1/quotes/{quote_id}/stream`, Server-Sent Events (ADR 0012).
+//!
+//! One event per recorded event of the quote, in version order: `id` is the event's version,
+//! `event` its type, `data` the envelope as `GET /v1/quotes/{quote_id}/events` lists it. A
+//! client that reconnects with `Last-Event-ID: N` gets the events after version N, with no gap
+//! and no repeat. The stream closes after the quote's outcome (issued, declined or referred),
+//! and after [`MAX_STREAM_AGE`] (the client reconnects with its last id); comment lines keep an
+//! idle connection open.
+//!
+//! The events are read from the event store, which every replica shares: each open stream
+//! reads the quote's events after the last one it sent every [`POLL_INTERVAL`] (one query of
+//! one partition), so a replica sees what any process committed, and the stream never depends
+//! on which replica the client reached. At most [`MAX_OPEN_STREAMS`] streams are open per
+//! process; more are answered 503.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use event_store::{EventEnvelope, EventStore, LoadBound};
+use futures::Stream;
+use quote_domain::quote::{QuoteDeclined, QuoteIssued, QuoteReferred};
+use quote_runtime::error_chain::chain;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+use super::extract::ApiPath;
+use super::problem::ApiError;
+use super::quotes::{load_visible, MAX_VERSION};
+use super::AppState;
+use crate::auth::Principal;
+
+/// How often an open stream reads the quote's new events.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// How often an idle stream sends a comment line.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// How long one stream stays open; the client then reconnects with `Last-Event-ID`.
+pub const MAX_STREAM_AGE: Duration = Duration::from_secs(15 * 60);
+
+/// Streams open at once in one process.
+pub const MAX_OPEN_STREAMS: usize = 10_000;
+
+/// Events read per query.
+const PAGE: usize = 100;
+
+/// The open streams of a process.
+#[derive(Debug, Clone)]
+pub struct OpenStreams(Arc<Semaphore>);
+
+impl Default for OpenStreams {
+    fn default() -> Self {
+        Self(Arc::new(Semaphore::new(MAX_OPEN_STREAMS)))
+    }
+}
+
+/// The version after which a stream resumes: the `Last-Event-ID` header (0 without it).
+#[derive(Debug, Clone, Copy)]
+pub struct LastEventId(pub u64);
+
+impl<S: Send + Sync> FromRequestParts<S> for LastEventId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let invalid = |reason: &str| ApiError::InvalidHeader {
+            header: "Last-Event-ID",
+            reason: reason.to_owned(),
+        };
+        let mut values = parts.headers.get_all("last-event-id").iter();
+        match (values.next(), values.next()) {
+            (None, _) => Ok(Self(0)),
+            (Some(value), None) => value
+                .to_str()
+                .ok()
+                .and_then(|text| text.trim().parse::<u64>().ok())
+                .filter(|version| *version <= MAX_VERSION)
+                .map(Self)
+                .ok_or_else(|| invalid("must be the id of an event this stream sent (a version)")),
+            (Some(_), Some(_)) => Err(invalid("must be sent once")),
+        }
+    }
+}
+
+/// Follow a quote's events as they are recorded (Server-Sent Events).
+#[utoipa::path(
+    get,
+    path = "/v1/quotes/{quote_id}/stream",
+    tag = "quotes",
+    params(
+        ("quote_id" = String, Path, format = Uuid, description = "The quote id", example = "019a0000-0000-7000-8000-000000000001"),
+        ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this version (the last `id` received)"),
+    ),
+    responses(
+        (status = 200, description = "A `text/event-stream`: one event per recorded event (`id` = version, `event` = its type, `data` = the envelope); closes after the outcome", content_type = "text/event-stream"),
+        (status = 404, description = "No such quote for this caller", body = super::problem::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid Last-Event-ID", body = super::problem::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Too many open streams", body = super::problem::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn quote_stream(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(quote_id): ApiPath<String>,
+    LastEventId(after): LastEventId,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    // The quote exists and the caller may see it (another customer's is "not found"); what it
+    // holds after `after` is sent first.
+    let (_, events) = load_visible(&state, &principal, &quote_id, LoadBound::Latest).await?;
+    let stream_id = events
+        .first()
+        .map(|event| event.stream_id.clone())
+        .ok_or_else(|| ApiError::NotFound("no such quote for this caller".into()))?;
+    let decided = events.iter().any(|event| is_outcome(&event.event_type));
+    let read_to = events.last().map_or(0, |event| event.version).max(after);
+    let pending: VecDeque<EventEnvelope> = events
+        .into_iter()
+        .filter(|event| event.version > after)
+        .collect();
+    let permit = state
+        .open_streams
+        .0
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::Unavailable("too many open streams; retry with backoff".into()))?;
+    let follow = QuoteFollow {
+        store: state.store.clone(),
+        stream_id,
+        after: read_to,
+        pending,
+        decided,
+        opened: Instant::now(),
+        _permit: permit,
+    };
+    let events = futures::stream::unfold(follow, |mut follow| async move {
+        follow.next().await.map(|event| (Ok(event), follow))
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
+}
+
+/// One open stream: where it is in the quote's events.
+#[derive(Debug)]
+struct QuoteFollow {
+    store: Arc<dyn EventStore>,
+    stream_id: String,
+    /// The last version read (or the client's `Last-Event-ID`, if later).
+    after: u64,
+    /// Events read and not sent yet.
+    pending: VecDeque<EventEnvelope>,
+    /// The outcome was read: the stream ends once it is sent.
+    decided: bool,
+    opened: Instant,
+    /// Held while the stream is open.
+    _permit: OwnedSemaphorePermit,
+}
+
+impl QuoteFollow {
+    /// The next event to send, or `None` when the stream is over.
+    async fn next(&mut self) -> Option<Event> {
+        loop {
+            if let Some(envelope) = self.pending.pop_front() {
+                return Some(sse_event(&envelope));
+            }
+            if self.decided || self.opened.elapsed() >= MAX_STREAM_AGE {
+                return None;
+            }
+            match self
+                .store
+                .read_page(&self.stream_id, self.after, None, PAGE)
+                .await
+            {
+                Ok(page) if !page.events.is_empty() => {
+                    for envelope in page.events {
+                        self.after = envelope.version;
+                        self.decided |= is_outcome(&envelope.event_type);
+                        self.pending.push_back(envelope);
+                    }
+                    continue;
+                }
+                Ok(_) => {}
+                Err(err) => {
+                    // The store unavailable: the stream waits (the client sees keep-alives).
+                    tracing::warn!(stream_id = %self.stream_id, error = %chain(&err), "reading a streamed quote failed; retrying");
+                }
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+}
+
+fn is_outcome(event_type: &str) -> bool {
+    [
+        QuoteIssued::EVENT_TYPE,
+        QuoteDeclined::EVENT_TYPE,
+        QuoteReferred::EVENT_TYPE,
+    ]
+    .contains(&event_type)
+}
+
+/// The SSE event of one recorded event.
+fn sse_event(envelope: &EventEnvelope) -> Event {
+    let event = Event::default()
+        .id(envelope.version.to_string())
+        .event(envelope.event_type.as_str());
+    match event.json_data(envelope) {
+        Ok(event) => event,
+        // An envelope always encodes; should it not, the client still learns its version.
+        Err(err) => {
+            tracing::error!(error = %err, version = envelope.version, "encoding a streamed event failed");
+            Event::default()
+                .id(envelope.version.to_string())
+                .event("unreadable")
+                .data("{}")
+        }
+    }
+}
