@@ -1438,7 +1438,21 @@ impl TestApp {
         quote_id: &str,
         last_event_id: Option<&str>,
     ) -> OpenStream {
-        let mut builder = Request::get(format!("/v1/quotes/{quote_id}/stream"));
+        self.open_stream_at(
+            token,
+            &format!("/v1/quotes/{quote_id}/stream"),
+            last_event_id,
+        )
+        .await
+    }
+
+    async fn open_stream_at(
+        &self,
+        token: Option<&str>,
+        path: &str,
+        last_event_id: Option<&str>,
+    ) -> OpenStream {
+        let mut builder = Request::get(path);
         if let Some(token) = token {
             builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
         }
@@ -1586,4 +1600,52 @@ async fn a_quote_stream_has_the_json_routes_authorization_and_bounded_input() {
         .open_stream(Some(&ana), "019a0000-0000-7000-8000-000000000001", None)
         .await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_customer_stream_sends_its_quotes_then_each_change_and_resumes_after_an_id() {
+    use quote_read_model::ReadModel;
+    let app = spawn_app();
+    let summary = |n: u32, version: u64| quote_read_model::contract::summary("ana", n, version);
+    app.read_model.upsert(&summary(1, 1)).await.expect("upsert");
+    app.read_model.upsert(&summary(2, 1)).await.expect("upsert");
+    let ana = token("ana", false);
+    let path = "/v1/customers/ana/quotes/stream";
+    let mut stream = app.open_stream_at(Some(&ana), path, None).await;
+    assert_eq!(stream.status, StatusCode::OK);
+    assert_eq!(stream.content_type.as_deref(), Some("text/event-stream"));
+    let first = stream.next().await.expect("a quote");
+    let second = stream.next().await.expect("a quote");
+    assert_eq!(
+        (first.event.as_str(), second.event.as_str()),
+        ("quote", "quote")
+    );
+    assert_eq!(first.data["quote_id"], json!(summary(1, 1).quote_id));
+    assert_eq!(second.data["quote_id"], json!(summary(2, 1).quote_id));
+
+    // A change of the first quote (its summary at version 4 is quoted) comes as it happens.
+    let mut changed = summary(1, 4);
+    changed.updated_at += time::Duration::hours(1);
+    app.read_model.upsert(&changed).await.expect("upsert");
+    let update = stream.next().await.expect("the change");
+    assert_eq!(update.data["status"], "quoted");
+    assert_eq!(update.data["version"], 4);
+
+    // Resuming after the second event sends only what changed after it.
+    let mut resumed = app.open_stream_at(Some(&ana), path, Some(&second.id)).await;
+    let next = resumed.next().await.expect("the change");
+    assert_eq!(next.id, update.id);
+    assert_eq!(next.data["version"], 4);
+
+    // Another customer's stream is not visible; an agent's is.
+    let stranger = app
+        .open_stream_at(Some(&token("bob", false)), path, None)
+        .await;
+    assert_eq!(stranger.status, StatusCode::NOT_FOUND);
+    let agent = app
+        .open_stream_at(Some(&token("agent-1", true)), path, None)
+        .await;
+    assert_eq!(agent.status, StatusCode::OK);
+    let bad = app.open_stream_at(Some(&ana), path, Some("x")).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
 }

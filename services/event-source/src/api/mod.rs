@@ -136,6 +136,10 @@ pub fn router(state: AppState) -> Router {
             "/v1/customers/{customer_id}/quotes",
             get(quotes::list_customer_quotes),
         )
+        .route(
+            "/v1/customers/{customer_id}/quotes/stream",
+            get(stream::customer_stream),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/openapi.json", get(openapi::serve))

@@ -104,7 +104,7 @@ impl Modify for CommonProblems {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Quote platform: event-source API", description = "Request auto-insurance quotes and read them back; every change is an event."),
-    paths(quotes::request_quote, quotes::get_quote, quotes::list_events, stream::quote_stream, quotes::list_customer_quotes, health::healthz, health::readyz),
+    paths(quotes::request_quote, quotes::get_quote, quotes::list_events, stream::quote_stream, quotes::list_customer_quotes, stream::customer_stream, health::healthz, health::readyz),
     components(schemas(
         quote_domain::request::QuoteRequestInput,
         quotes::QuoteAccepted,

@@ -469,7 +469,10 @@ pub async fn list_customer_quotes(
 
 /// The customer of a path, when it is a customer id exactly as issued (not merely after
 /// trimming) and the caller may act for it; otherwise 404 (ids are not disclosed).
-fn visible_customer(principal: &Principal, customer_id: &str) -> Result<CustomerId, ApiError> {
+pub(super) fn visible_customer(
+    principal: &Principal,
+    customer_id: &str,
+) -> Result<CustomerId, ApiError> {
     let not_found = || ApiError::NotFound("no such customer for this caller".into());
     let customer = CustomerId::parse(customer_id)
         .ok()

@@ -1,19 +1,26 @@
-//! Live updates of one quote: `GET /v1/quotes/{quote_id}/stream`, Server-Sent Events (ADR 0012).
+//! Live updates (ADR 0012), as Server-Sent Events:
 //!
-//! One event per recorded event of the quote, in version order: `id` is the event's version,
-//! `event` its type, `data` the envelope as `GET /v1/quotes/{quote_id}/events` lists it. A
-//! client that reconnects with `Last-Event-ID: N` gets the events after version N, with no gap
-//! and no repeat. The stream closes after the quote's outcome (issued, declined or referred),
-//! and after [`MAX_STREAM_AGE`] (the client reconnects with its last id); comment lines keep an
-//! idle connection open.
+//! - `GET /v1/quotes/{quote_id}/stream`: one event per recorded event of the quote, in version
+//!   order: `id` is the event's version, `event` its type, `data` the envelope as
+//!   `GET /v1/quotes/{quote_id}/events` lists it. It closes after the quote's outcome (issued,
+//!   declined or referred).
+//! - `GET /v1/customers/{customer_id}/quotes/stream`: the customer's quotes as they change
+//!   (`event: quote`, `data` the summary as `GET /v1/customers/{customer_id}/quotes` lists it,
+//!   `id` the summary's `updated_at` in Unix microseconds): first the current summaries of the
+//!   [`WATCHED_QUOTES`] newest quotes, then each new or changed one.
 //!
-//! The events are read from the event store, which every replica shares: each open stream
-//! reads the quote's events after the last one it sent every [`POLL_INTERVAL`] (one query of
-//! one partition), so a replica sees what any process committed, and the stream never depends
-//! on which replica the client reached. At most [`MAX_OPEN_STREAMS`] streams are open per
-//! process; more are answered 503.
+//! A client that reconnects with `Last-Event-ID` gets what came after that id, with no gap
+//! and no repeat. Every stream closes after [`MAX_STREAM_AGE`] (the client reconnects with its
+//! last id); comment lines keep an idle connection open.
+//!
+//! A quote's events are read from the event store and a customer's summaries from the read
+//! model, which every replica shares: each open stream reads what is new every
+//! [`POLL_INTERVAL`] (a quote's stream) or [`CUSTOMER_POLL_INTERVAL`] (a customer's), so a
+//! replica sees what any process committed, and the stream never depends on which replica the
+//! client reached. At most [`MAX_OPEN_STREAMS`] streams are open per process; more are
+//! answered 503.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,18 +31,25 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use event_store::{EventEnvelope, EventStore, LoadBound};
 use futures::Stream;
 use quote_domain::quote::{QuoteDeclined, QuoteIssued, QuoteReferred};
+use quote_read_model::{QuoteSummary, ReadModel};
 use quote_runtime::error_chain::chain;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use super::extract::ApiPath;
 use super::problem::ApiError;
-use super::quotes::{load_visible, MAX_VERSION};
+use super::quotes::{load_visible, visible_customer, MAX_VERSION};
 use super::AppState;
 use crate::auth::Principal;
 
 /// How often an open stream reads the quote's new events.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// How often an open stream reads the customer's quotes.
+pub const CUSTOMER_POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How many of a customer's newest quotes its stream watches.
+pub const WATCHED_QUOTES: usize = 100;
 
 /// How often an idle stream sends a comment line.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -56,6 +70,16 @@ pub struct OpenStreams(Arc<Semaphore>);
 impl Default for OpenStreams {
     fn default() -> Self {
         Self(Arc::new(Semaphore::new(MAX_OPEN_STREAMS)))
+    }
+}
+
+impl OpenStreams {
+    /// A place for one more stream, held while it is open; 503 when every place is taken.
+    fn open(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+        self.0
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ApiError::Unavailable("too many open streams; retry with backoff".into()))
     }
 }
 
@@ -122,12 +146,7 @@ pub async fn quote_stream(
         .into_iter()
         .filter(|event| event.version > after)
         .collect();
-    let permit = state
-        .open_streams
-        .0
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| ApiError::Unavailable("too many open streams; retry with backoff".into()))?;
+    let permit = state.open_streams.open()?;
     let follow = QuoteFollow {
         store: state.store.clone(),
         stream_id,
@@ -214,6 +233,136 @@ fn sse_event(envelope: &EventEnvelope) -> Event {
             tracing::error!(error = %err, version = envelope.version, "encoding a streamed event failed");
             Event::default()
                 .id(envelope.version.to_string())
+                .event("unreadable")
+                .data("{}")
+        }
+    }
+}
+
+/// Follow a customer's quotes as they change (Server-Sent Events).
+#[utoipa::path(
+    get,
+    path = "/v1/customers/{customer_id}/quotes/stream",
+    tag = "quotes",
+    params(
+        ("customer_id" = String, Path, pattern = r"^[A-Za-z0-9._:@-]{1,128}$", description = "The customer", example = "cust-42"),
+        ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this id (the last `id` received)"),
+    ),
+    responses(
+        (status = 200, description = "A `text/event-stream`: `event: quote` with the summary as `data` (`id` = its `updated_at` in Unix microseconds), first for each of the 100 newest quotes, then for each new or changed one", content_type = "text/event-stream"),
+        (status = 400, description = "Invalid Last-Event-ID", body = super::problem::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not visible to this caller, or not a customer id", body = super::problem::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Too many open streams", body = super::problem::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn customer_stream(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(customer_id): ApiPath<String>,
+    LastEventId(after): LastEventId,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let customer = visible_customer(&principal, &customer_id)?;
+    let permit = state.open_streams.open()?;
+    let follow = CustomerFollow {
+        read_model: state.read_model.clone(),
+        customer_id: customer.as_str().to_owned(),
+        after,
+        seen: HashMap::new(),
+        pending: VecDeque::new(),
+        first_read: true,
+        opened: Instant::now(),
+        _permit: permit,
+    };
+    let events = futures::stream::unfold(follow, |mut follow| async move {
+        follow.next().await.map(|event| (Ok(event), follow))
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
+}
+
+/// One open stream of a customer's quotes: what it has sent.
+#[derive(Debug)]
+struct CustomerFollow {
+    read_model: Arc<dyn ReadModel>,
+    customer_id: String,
+    /// The client's `Last-Event-ID` (0: none): on the first read, only what changed after it.
+    after: u64,
+    /// Each watched quote's version as last sent (or seen).
+    seen: HashMap<String, u64>,
+    /// Summaries read and not sent yet, oldest change first.
+    pending: VecDeque<QuoteSummary>,
+    first_read: bool,
+    opened: Instant,
+    /// Held while the stream is open.
+    _permit: OwnedSemaphorePermit,
+}
+
+impl CustomerFollow {
+    /// The next event to send, or `None` when the stream is over.
+    async fn next(&mut self) -> Option<Event> {
+        loop {
+            if let Some(summary) = self.pending.pop_front() {
+                return Some(summary_event(&summary));
+            }
+            if self.opened.elapsed() >= MAX_STREAM_AGE {
+                return None;
+            }
+            if !self.first_read {
+                tokio::time::sleep(CUSTOMER_POLL_INTERVAL).await;
+            }
+            match self
+                .read_model
+                .list_by_customer(&self.customer_id, WATCHED_QUOTES, None)
+                .await
+            {
+                Ok(page) => self.changes(page.quotes),
+                Err(err) => {
+                    // The read model unavailable: the stream waits (the client sees keep-alives).
+                    tracing::warn!(customer_id = %self.customer_id, error = %chain(&err), "reading a streamed customer's quotes failed; retrying");
+                }
+            }
+        }
+    }
+
+    /// Queues the summaries that are new or changed since they were last seen; on the first
+    /// read, those changed after the client's `Last-Event-ID`.
+    fn changes(&mut self, quotes: Vec<QuoteSummary>) {
+        let first = std::mem::replace(&mut self.first_read, false);
+        let mut changed: Vec<QuoteSummary> = quotes
+            .into_iter()
+            .filter(|summary| {
+                let newer = self
+                    .seen
+                    .get(&summary.quote_id)
+                    .is_none_or(|version| summary.version > *version);
+                self.seen
+                    .entry(summary.quote_id.clone())
+                    .and_modify(|v| *v = (*v).max(summary.version))
+                    .or_insert(summary.version);
+                newer && !(first && updated_micros(summary) <= self.after)
+            })
+            .collect();
+        changed.sort_by_key(updated_micros);
+        self.pending.extend(changed);
+    }
+}
+
+/// A summary's `updated_at` in Unix microseconds: its event id.
+fn updated_micros(summary: &QuoteSummary) -> u64 {
+    u64::try_from(summary.updated_at.unix_timestamp_nanos() / 1_000).unwrap_or(0)
+}
+
+/// The SSE event of one summary.
+fn summary_event(summary: &QuoteSummary) -> Event {
+    let event = Event::default()
+        .id(updated_micros(summary).to_string())
+        .event("quote");
+    match event.json_data(summary) {
+        Ok(event) => event,
+        Err(err) => {
+            tracing::error!(error = %err, quote_id = %summary.quote_id, "encoding a streamed summary failed");
+            Event::default()
+                .id(updated_micros(summary).to_string())
                 .event("unreadable")
                 .data("{}")
         }
