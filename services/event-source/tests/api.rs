@@ -1477,6 +1477,14 @@ impl TestApp {
         }
     }
 
+    /// A new quote of `customer`, requested with `token`: its id.
+    async fn requested(&self, token: &str, customer: &str) -> String {
+        self.post(token, &quote_body(customer)).await.body["quote_id"]
+            .as_str()
+            .expect("quote_id")
+            .to_owned()
+    }
+
     /// Appends `event` to the quote's stream, as a consumer service would.
     async fn record(&self, quote_id: &str, event: &quote_domain::quote::QuoteEvent) {
         let id: quote_domain::quote::QuoteId = quote_id.parse().expect("quote id");
@@ -1520,10 +1528,7 @@ fn referral() -> quote_domain::quote::QuoteEvent {
 async fn a_quote_stream_sends_each_event_as_recorded_and_ends_after_the_outcome() {
     let app = spawn_app();
     let ana = token("ana", false);
-    let quote_id = app.post(&ana, &quote_body("ana")).await.body["quote_id"]
-        .as_str()
-        .expect("quote_id")
-        .to_owned();
+    let quote_id = app.requested(&ana, "ana").await;
     let mut stream = app.open_stream(Some(&ana), &quote_id, None).await;
     assert_eq!(stream.status, StatusCode::OK);
     assert_eq!(stream.content_type.as_deref(), Some("text/event-stream"));
@@ -1554,10 +1559,7 @@ async fn a_quote_stream_sends_each_event_as_recorded_and_ends_after_the_outcome(
 async fn a_quote_stream_resumes_after_the_last_event_id_without_gap_or_repeat() {
     let app = spawn_app();
     let ana = token("ana", false);
-    let quote_id = app.post(&ana, &quote_body("ana")).await.body["quote_id"]
-        .as_str()
-        .expect("quote_id")
-        .to_owned();
+    let quote_id = app.requested(&ana, "ana").await;
     app.record(&quote_id, &referral()).await;
     let mut resumed = app.open_stream(Some(&ana), &quote_id, Some("1")).await;
     let next = resumed.next().await.expect("the event after 1");
@@ -1573,10 +1575,7 @@ async fn a_quote_stream_resumes_after_the_last_event_id_without_gap_or_repeat() 
 async fn a_quote_stream_has_the_json_routes_authorization_and_bounded_input() {
     let app = spawn_app();
     let ana = token("ana", false);
-    let quote_id = app.post(&ana, &quote_body("ana")).await.body["quote_id"]
-        .as_str()
-        .expect("quote_id")
-        .to_owned();
+    let quote_id = app.requested(&ana, "ana").await;
     let stranger = app
         .open_stream(Some(&token("bob", false)), &quote_id, None)
         .await;

@@ -185,14 +185,16 @@ struct Pacer {
 }
 
 impl Pacer {
-    /// Charges a read of `bytes` (one unit per 4 KB, at least one) and waits until the budget
-    /// allows it.
-    async fn charge(this: &Mutex<Pacer>, bytes: usize) {
+    /// Charges a read of `events` (one unit per 4 KB of their size, at least one) and waits
+    /// until the budget allows it.
+    async fn charge(this: &Mutex<Pacer>, events: &[EventEnvelope]) {
         let wait = {
             let mut pacer = this.lock().await;
             let Some(max_rcu) = pacer.max_rcu else {
                 return;
             };
+            // Sized only when paced: an unlimited rebuild does not encode what it reads.
+            let bytes: usize = events.iter().map(event_bytes).sum();
             pacer.consumed += (bytes.div_ceil(4096)).max(1) as f64;
             let due = pacer.started + Duration::from_secs_f64(pacer.consumed / max_rcu);
             due.saturating_duration_since(tokio::time::Instant::now())
@@ -370,7 +372,7 @@ impl Rebuild {
                     .scan_events(part, cursor.as_ref(), self.plan.page_size)
             })
             .await?;
-            Pacer::charge(&self.pacer, page.events.iter().map(event_bytes).sum()).await;
+            Pacer::charge(&self.pacer, &page.events).await;
             let scanned = page.events.len() as u64;
             let mut finished = None;
             let mut written = 0;
@@ -464,7 +466,7 @@ impl Rebuild {
                     self.store.load(stream_id, LoadBound::Latest)
                 })
                 .await?;
-                Pacer::charge(&self.pacer, events.iter().map(event_bytes).sum()).await;
+                Pacer::charge(&self.pacer, &events).await;
                 written += self.write_fold(&events).await?;
             }
             let records = batch.records.len() as u64;

@@ -156,10 +156,7 @@ pub async fn quote_stream(
         opened: Instant::now(),
         _permit: permit,
     };
-    let events = futures::stream::unfold(follow, |mut follow| async move {
-        follow.next().await.map(|event| (Ok(event), follow))
-    });
-    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
+    Ok(sse(follow))
 }
 
 /// One open stream: where it is in the quote's events.
@@ -178,8 +175,7 @@ struct QuoteFollow {
     _permit: OwnedSemaphorePermit,
 }
 
-impl QuoteFollow {
-    /// The next event to send, or `None` when the stream is over.
+impl Follow for QuoteFollow {
     async fn next(&mut self) -> Option<Event> {
         loop {
             if let Some(envelope) = self.pending.pop_front() {
@@ -223,20 +219,37 @@ fn is_outcome(event_type: &str) -> bool {
 
 /// The SSE event of one recorded event.
 fn sse_event(envelope: &EventEnvelope) -> Event {
-    let event = Event::default()
-        .id(envelope.version.to_string())
-        .event(envelope.event_type.as_str());
-    match event.json_data(envelope) {
+    json_event(envelope.version, &envelope.event_type, envelope)
+}
+
+/// An SSE event with `data` the JSON of `data`. Should it not encode (it always does), the
+/// client still learns the id, as an `unreadable` event.
+fn json_event(id: u64, kind: &str, data: &impl serde::Serialize) -> Event {
+    let event = Event::default().id(id.to_string()).event(kind);
+    match event.json_data(data) {
         Ok(event) => event,
-        // An envelope always encodes; should it not, the client still learns its version.
         Err(err) => {
-            tracing::error!(error = %err, version = envelope.version, "encoding a streamed event failed");
+            tracing::error!(error = %err, id, kind, "encoding a streamed event failed");
             Event::default()
-                .id(envelope.version.to_string())
+                .id(id.to_string())
                 .event("unreadable")
                 .data("{}")
         }
     }
+}
+
+/// A stream's state: what it sends next.
+trait Follow: Send + 'static {
+    /// The next event to send, or `None` when the stream is over.
+    fn next(&mut self) -> impl std::future::Future<Output = Option<Event>> + Send;
+}
+
+/// The SSE response of `follow`, with keep-alives.
+fn sse(follow: impl Follow) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let events = futures::stream::unfold(follow, |mut follow| async move {
+        follow.next().await.map(|event| (Ok(event), follow))
+    });
+    Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
 }
 
 /// Follow a customer's quotes as they change (Server-Sent Events).
@@ -274,10 +287,7 @@ pub async fn customer_stream(
         opened: Instant::now(),
         _permit: permit,
     };
-    let events = futures::stream::unfold(follow, |mut follow| async move {
-        follow.next().await.map(|event| (Ok(event), follow))
-    });
-    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
+    Ok(sse(follow))
 }
 
 /// One open stream of a customer's quotes: what it has sent.
@@ -297,8 +307,7 @@ struct CustomerFollow {
     _permit: OwnedSemaphorePermit,
 }
 
-impl CustomerFollow {
-    /// The next event to send, or `None` when the stream is over.
+impl Follow for CustomerFollow {
     async fn next(&mut self) -> Option<Event> {
         loop {
             if let Some(summary) = self.pending.pop_front() {
@@ -323,7 +332,9 @@ impl CustomerFollow {
             }
         }
     }
+}
 
+impl CustomerFollow {
     /// Queues the summaries that are new or changed since they were last seen; on the first
     /// read, those changed after the client's `Last-Event-ID`.
     fn changes(&mut self, quotes: Vec<QuoteSummary>) {
@@ -354,17 +365,5 @@ fn updated_micros(summary: &QuoteSummary) -> u64 {
 
 /// The SSE event of one summary.
 fn summary_event(summary: &QuoteSummary) -> Event {
-    let event = Event::default()
-        .id(updated_micros(summary).to_string())
-        .event("quote");
-    match event.json_data(summary) {
-        Ok(event) => event,
-        Err(err) => {
-            tracing::error!(error = %err, quote_id = %summary.quote_id, "encoding a streamed summary failed");
-            Event::default()
-                .id(updated_micros(summary).to_string())
-                .event("unreadable")
-                .data("{}")
-        }
-    }
+    json_event(updated_micros(summary), "quote", summary)
 }
