@@ -8,7 +8,8 @@
 //! than [`MAX_TOKEN_BYTES`] or with a subject longer than [`MAX_SUBJECT_BYTES`] is refused before
 //! any work. `sub` is the customer id, compared exactly (never trimmed) with the normalised
 //! customer id of a request; a token whose `scope` contains `quotes:agent` may act for any
-//! customer.
+//! customer; one whose `scope` contains `ops:read` (or `quotes:agent`) may read the operations
+//! view (`GET /v1/ops`, `GET /v1/ops/stream`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,6 +28,9 @@ use quote_runtime::error_chain::chain;
 /// The scope that lets a token act for any customer.
 pub const AGENT_SCOPE: &str = "quotes:agent";
 
+/// The scope that lets a token read the operations view (and nothing else of other customers).
+pub const OPS_READ_SCOPE: &str = "ops:read";
+
 /// Longest bearer token accepted (a Cognito access token is about 1 KiB).
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
@@ -43,6 +47,8 @@ pub struct Principal {
     pub subject: String,
     /// True when the token carries the agent scope.
     pub agent: bool,
+    /// True when the token carries the `ops:read` scope.
+    pub ops_reader: bool,
 }
 
 impl Principal {
@@ -53,6 +59,11 @@ impl Principal {
     /// subject is compared exactly, so a subject `"cust-42 "` never acts for `cust-42`.
     pub fn may_act_for(&self, customer_id: &str) -> bool {
         self.agent || self.subject == customer_id
+    }
+
+    /// Whether the caller may read the operations view (leases, lag, dead letters, outbox).
+    pub fn may_read_operations(&self) -> bool {
+        self.agent || self.ops_reader
     }
 }
 
@@ -261,6 +272,11 @@ impl Authenticator {
             .scope
             .as_deref()
             .is_some_and(|scope| scope.split_whitespace().any(|s| s == AGENT_SCOPE));
+        let ops_reader = data
+            .claims
+            .scope
+            .as_deref()
+            .is_some_and(|scope| scope.split_whitespace().any(|s| s == OPS_READ_SCOPE));
         if data.claims.sub.is_empty() {
             return Err(AuthError::Invalid("empty subject".into()));
         }
@@ -272,6 +288,7 @@ impl Authenticator {
         Ok(Principal {
             subject: data.claims.sub,
             agent,
+            ops_reader,
         })
     }
 }

@@ -82,6 +82,42 @@ pub struct Config {
     pub snapshot_every: u64,
     /// The publication relay's tuning.
     pub relay: RelayConfig,
+    /// The consumer applications the operations view watches (`OPS_APPLICATIONS`).
+    pub ops_applications: Vec<OpsApplication>,
+    /// The consumer services' dead-letter table (`DEAD_LETTER_TABLE`), which the operations
+    /// view reads.
+    pub dead_letter_table: String,
+}
+
+/// A consumer application the operations view watches: its name (its dead letters are filed
+/// under it) and its lease table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpsApplication {
+    /// The application's name.
+    pub name: String,
+    /// Its lease table.
+    pub lease_table: String,
+}
+
+impl std::str::FromStr for OpsApplication {
+    type Err = String;
+
+    /// `name` (lease table `<name>-leases`) or `name=lease-table`.
+    fn from_str(value: &str) -> Result<Self, String> {
+        let (name, lease_table) = match value.split_once('=') {
+            Some((name, table)) => (name.trim(), table.trim().to_owned()),
+            None => (value.trim(), format!("{}-leases", value.trim())),
+        };
+        if name.is_empty() || lease_table.is_empty() {
+            return Err(format!(
+                "{value:?}: expected an application name, or name=lease-table"
+            ));
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            lease_table,
+        })
+    }
 }
 
 impl Config {
@@ -105,6 +141,8 @@ impl Config {
             max_concurrent_requests: 1024,
             snapshot_every: crate::api::quotes::DEFAULT_SNAPSHOT_EVERY,
             relay: RelayConfig::default(),
+            ops_applications: Vec::new(),
+            dead_letter_table: "quote-dead-letters".into(),
         }
     }
 }

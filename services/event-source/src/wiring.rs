@@ -10,6 +10,8 @@ use event_relay::{
 };
 use event_store::dynamodb::{DynamoEventStore, TableNames};
 use event_store::{EventStore, InMemoryEventStore};
+use kinesis_consumer::dead_letter::{DeadLetterStore, DynamoDeadLetters};
+use kinesis_consumer::lease_table::DynamoLeaseTable;
 use quote_read_model::dynamodb::DynamoReadModel;
 use quote_read_model::{InMemoryReadModel, ReadModel};
 use tokio::task::JoinHandle;
@@ -19,6 +21,7 @@ use crate::api::health::ReadinessCache;
 use crate::api::{self, ApiSettings, AppState};
 use crate::auth::Authenticator;
 use crate::config::{Backend, Config};
+use crate::ops::{OpsMonitor, OpsSources, WatchedApplication};
 
 /// The adapters a service runs on: event store, publication sink, read model, relay dead
 /// letters.
@@ -79,7 +82,12 @@ impl Service {
         shutdown: CancellationToken,
     ) -> Self {
         let relay = Relay::new(store.clone(), sink.clone(), config.relay.clone())
-            .with_dead_letters(dead_letters);
+            .with_dead_letters(dead_letters.clone());
+        let ops = OpsMonitor::new(OpsSources {
+            applications: Vec::new(),
+            store: store.clone(),
+            relay_dead_letters: dead_letters,
+        });
         relay.stats().export_to_opentelemetry("event-source");
         let (relay, relay_task): (RelayHandle, _) = relay.spawn(shutdown);
         let state = AppState {
@@ -90,6 +98,7 @@ impl Service {
             auth: Authenticator::new(&config.auth),
             readiness: Arc::new(ReadinessCache::default()),
             open_streams: crate::api::stream::OpenStreams::default(),
+            ops,
             config: ApiSettings {
                 idempotency_ttl: config.idempotency_ttl,
                 request_timeout: config.request_timeout,
@@ -100,8 +109,20 @@ impl Service {
         Self { state, relay_task }
     }
 
+    /// Lets the operations view watch `applications` (their leases and dead letters).
+    #[must_use]
+    pub fn with_operations(mut self, applications: Vec<WatchedApplication>) -> Self {
+        let sources = OpsSources {
+            applications,
+            ..self.state.ops.sources().clone()
+        };
+        self.state.ops = OpsMonitor::new(sources);
+        self
+    }
+
     /// Wires the service on the adapters the configuration names.
     pub async fn from_config(config: &Config, shutdown: CancellationToken) -> Self {
+        let mut watched = Vec::new();
         let (store, sink, read_model, dead_letters): Adapters = match config.backend {
             Backend::Memory => (
                 Arc::new(InMemoryEventStore::new()),
@@ -116,6 +137,21 @@ impl Service {
                     idempotency: config.idempotency_table.clone(),
                 };
                 let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+                let consumer_dead_letters: Arc<dyn DeadLetterStore> = Arc::new(
+                    DynamoDeadLetters::new(dynamo.clone(), config.dead_letter_table.clone()),
+                );
+                watched = config
+                    .ops_applications
+                    .iter()
+                    .map(|app| WatchedApplication {
+                        name: app.name.clone(),
+                        leases: Arc::new(DynamoLeaseTable::new(
+                            dynamo.clone(),
+                            app.lease_table.clone(),
+                        )),
+                        dead_letters: consumer_dead_letters.clone(),
+                    })
+                    .collect();
                 (
                     Arc::new(DynamoEventStore::new(dynamo.clone(), tables)),
                     Arc::new(KinesisSink::new(
@@ -135,6 +171,7 @@ impl Service {
             }
         };
         Self::with_adapters(config, store, sink, read_model, dead_letters, shutdown)
+            .with_operations(watched)
     }
 }
 

@@ -33,6 +33,14 @@ fn spawn_app() -> TestApp {
 }
 
 fn spawn_app_with(config: Config) -> TestApp {
+    spawn_app_watching(config, Vec::new())
+}
+
+/// An app whose operations view watches `applications`.
+fn spawn_app_watching(
+    config: Config,
+    applications: Vec<event_source::ops::WatchedApplication>,
+) -> TestApp {
     let store = Arc::new(InMemoryEventStore::new());
     let sink = Arc::new(InMemorySink::new());
     let shutdown = CancellationToken::new();
@@ -43,7 +51,8 @@ fn spawn_app_with(config: Config) -> TestApp {
         sink.clone(),
         read_model.clone(),
         shutdown.clone(),
-    );
+    )
+    .with_operations(applications);
     TestApp {
         read_model,
         router: router(service.state.clone()),
@@ -1647,4 +1656,123 @@ async fn a_customer_stream_sends_its_quotes_then_each_change_and_resumes_after_a
     assert_eq!(agent.status, StatusCode::OK);
     let bad = app.open_stream_at(Some(&ana), path, Some("x")).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}
+
+/// One consumer application's tables, as the operations view reads them: a lease owned by
+/// `worker-1` that reported its progress, and one dead letter.
+async fn watched_projector() -> event_source::ops::WatchedApplication {
+    use kinesis_consumer::dead_letter::{DeadLetter, DeadLetterStore, InMemoryDeadLetters};
+    use kinesis_consumer::lease_table::InMemoryLeaseTable;
+    use kinesis_consumer::{Checkpoint, Lease, LeaseTable, Record, ShardProgress};
+    let leases = Arc::new(InMemoryLeaseTable::new());
+    let lease = Lease::new("shardId-000000000000", Checkpoint::TrimHorizon);
+    leases.create_if_absent(&lease).await.expect("create");
+    let held = leases.take(&lease, "worker-1").await.expect("take");
+    leases
+        .renew(&Lease {
+            progress: Some(ShardProgress {
+                millis_behind_latest: 4_200,
+                records_since_checkpoint: 7,
+            }),
+            ..held
+        })
+        .await
+        .expect("renew");
+    leases
+        .create_if_absent(&Lease::new("shardId-000000000001", Checkpoint::TrimHorizon))
+        .await
+        .expect("create");
+    let dead_letters = Arc::new(InMemoryDeadLetters::new());
+    dead_letters
+        .put(&DeadLetter {
+            application: "projector".into(),
+            shard_id: "shardId-000000000000".into(),
+            record: Record {
+                sequence_number: "4959".into(),
+                sub_sequence_number: 0,
+                partition_key: "019a0000-0000-7000-8000-000000000001".into(),
+                data: b"{}".to_vec(),
+                approximate_arrival: None,
+            },
+            error: "cannot fold the quote".into(),
+            attempts: 5,
+            failed_at: time::OffsetDateTime::now_utc(),
+            blocked_behind: None,
+        })
+        .await
+        .expect("put");
+    event_source::ops::WatchedApplication {
+        name: "projector".into(),
+        leases,
+        dead_letters,
+    }
+}
+
+#[tokio::test]
+async fn the_operations_view_shows_leases_lag_dead_letters_and_the_outbox_to_operators_only() {
+    let app = spawn_app_watching(Config::for_memory(SECRET), vec![watched_projector().await]);
+    // A commit the relay has not published yet (the stream is down) is in the outbox.
+    app.sink.set_available(false);
+    let quote_id = app.requested(&token("ana", false), "ana").await;
+
+    let customer = app.get(Some(&token("ana", false)), "/v1/ops").await;
+    assert_problem(&customer, StatusCode::FORBIDDEN);
+    let stream = app
+        .open_stream_at(Some(&token("ana", false)), "/v1/ops/stream", None)
+        .await;
+    assert_eq!(stream.status, StatusCode::FORBIDDEN);
+    let operator = mint_ops_reader("oncall-1");
+
+    let view = app.get(Some(&operator), "/v1/ops").await;
+    assert_eq!(view.status, StatusCode::OK, "{:?}", view.body);
+    let projector = &view.body["applications"][0];
+    assert_eq!(projector["name"], "projector");
+    assert_eq!(projector["max_millis_behind_latest"], 4_200);
+    assert_eq!(projector["shards"][0]["owner"], "worker-1");
+    assert_eq!(projector["shards"][0]["state"], "active");
+    assert_eq!(
+        projector["shards"][0]["progress"],
+        json!({"millis_behind_latest": 4_200, "records_since_checkpoint": 7})
+    );
+    assert_eq!(projector["shards"][1]["state"], "unowned");
+    assert_eq!(projector["dead_letters"]["count"], 1);
+    assert_eq!(
+        projector["dead_letters"]["newest"][0]["error"],
+        "cannot fold the quote"
+    );
+    assert_eq!(view.body["outbox"]["backlog"]["events"], 1);
+    assert_eq!(
+        view.body["outbox"]["backlog"]["oldest"]["stream_id"],
+        json!(format!("quote#{quote_id}"))
+    );
+
+    // The stream sends the view, then a newer one each second; an agent may read it too.
+    let mut live = app
+        .open_stream_at(Some(&token("agent-1", true)), "/v1/ops/stream", None)
+        .await;
+    assert_eq!(live.status, StatusCode::OK);
+    let first = live.next().await.expect("a view");
+    assert_eq!(first.event, "ops");
+    assert_eq!(first.data["applications"][0]["dead_letters"]["count"], 1);
+    // Once the stream is back, the relay's sweep publishes the commit and the view shows it.
+    app.sink.set_available(true);
+    let id = |sent: &Sent| sent.id.parse::<u64>().expect("a numeric id");
+    let mut last = id(&first);
+    for _ in 0..60 {
+        let next = live.next().await.expect("a newer view");
+        assert!(id(&next) > last, "views come in order");
+        last = id(&next);
+        if next.data["outbox"]["backlog"]["events"] == 0 {
+            return;
+        }
+    }
+    panic!("the outbox never emptied in the live view");
+}
+
+fn mint_ops_reader(subject: &str) -> String {
+    signed(&json!({
+        "sub": subject,
+        "exp": now_secs() + 600,
+        "scope": "ops:read",
+    }))
 }

@@ -485,7 +485,11 @@ async fn a_long_ses_throttle_is_waited_out_and_the_email_is_sent_once() {
         RelayConfig::default(),
     )
     .spawn(shutdown.clone());
-    let (worker, dead_letters) = embedded_worker(notifier, stream, store.clone(), relay.clone());
+    let quote_pipeline::service::EmbeddedWorker {
+        worker,
+        dead_letters,
+        ..
+    } = embedded_worker(notifier, stream, store.clone(), relay.clone());
     let metrics = worker.metrics();
     let worker_task = tokio::spawn(worker.run(shutdown.clone()));
 

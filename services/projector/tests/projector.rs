@@ -118,7 +118,11 @@ async fn a_read_model_down_for_minutes_is_waited_out_and_the_quote_ends_final() 
         RelayConfig::default(),
     )
     .spawn(shutdown.clone());
-    let (worker, dead_letters) = embedded_worker(
+    let quote_pipeline::service::EmbeddedWorker {
+        worker,
+        dead_letters,
+        ..
+    } = embedded_worker(
         Arc::new(Projector::new(model.clone())),
         stream,
         store.clone(),

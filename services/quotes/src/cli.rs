@@ -597,6 +597,9 @@ pub struct IngestArgs {
     /// The in-process service's API settings (and the token's).
     #[command(flatten)]
     pub api: ApiSettings,
+    /// The dead letters the in-process service's operations view reads.
+    #[command(flatten)]
+    pub dead_letters: DeadLetterSettings,
 }
 
 impl IngestArgs {

@@ -456,6 +456,7 @@ async fn bench_ingest(args: &IngestArgs) -> anyhow::Result<()> {
         read_model: &args.read_model,
         relay: &args.relay,
         api: &args.api,
+        dead_letters: &args.dead_letters,
     }
     .config(backend)
     .map_err(InvalidSettings)?;

@@ -145,6 +145,19 @@ pub struct Lease {
     /// fleet. The owner finishes its batch, checkpoints and hands the lease over, so a steal
     /// re-delivers nothing.
     pub handoff_owner: Option<String>,
+    /// How the owner's processing of the shard stood at its last renewal (our extension,
+    /// `millisBehindLatest` and `recordsSinceCheckpoint`): what the operations view shows for
+    /// every process, read from the table instead of each worker's own metrics.
+    pub progress: Option<ShardProgress>,
+}
+
+/// How far an owner's processing of a shard stood when it last renewed the lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct ShardProgress {
+    /// `MillisBehindLatest` of the owner's last read: how far its reads trail the shard's tip.
+    pub millis_behind_latest: u64,
+    /// Records processed since the last checkpoint (re-delivered if the owner crashed now).
+    pub records_since_checkpoint: u64,
 }
 
 impl Lease {
@@ -162,6 +175,7 @@ impl Lease {
             starting_hash_key: None,
             ending_hash_key: None,
             handoff_owner: None,
+            progress: None,
         }
     }
 

@@ -30,7 +30,7 @@ pub mod source;
 pub mod worker;
 
 pub use config::{CheckpointPolicy, FailurePolicy, InitialPosition, WorkerConfig};
-pub use lease::{Checkpoint, Lease};
+pub use lease::{Checkpoint, Lease, ShardProgress};
 pub use lease_table::{LeaseTable, LeaseTableError};
 pub use processor::{
     Checkpointer, ProcessorError, ProcessorFactory, RecordProcessor, ShardContext,

@@ -125,6 +125,27 @@ impl WorkerMetrics {
             .insert(shard_id.to_owned(), records);
     }
 
+    /// How processing of `shard_id` stands (what a renewal writes to the lease), once the
+    /// shard has been read.
+    pub(crate) fn progress(&self, shard_id: &str) -> Option<crate::lease::ShardProgress> {
+        let millis_behind_latest = *self
+            .millis_behind
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(shard_id)?;
+        let records_since_checkpoint = self
+            .checkpoint_lag
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(shard_id)
+            .copied()
+            .unwrap_or(0);
+        Some(crate::lease::ShardProgress {
+            millis_behind_latest,
+            records_since_checkpoint,
+        })
+    }
+
     /// The shard started waiting out a transient failure (kept if it already was).
     pub(crate) fn shard_blocked(&self, shard_id: &str) {
         self.blocked_since

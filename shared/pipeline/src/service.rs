@@ -132,6 +132,17 @@ fn handler_factory(
     })
 }
 
+/// An in-process worker for the embedded mode, with the tables it owns.
+#[derive(Debug)]
+pub struct EmbeddedWorker {
+    /// The worker (not yet running).
+    pub worker: Worker,
+    /// Its own in-memory lease table (what the operations view reads).
+    pub leases: Arc<InMemoryLeaseTable>,
+    /// Its own in-memory dead letters.
+    pub dead_letters: Arc<InMemoryDeadLetters>,
+}
+
 /// An in-process worker for the embedded mode: its own in-memory lease table and dead
 /// letters, reading the shared in-memory stream.
 pub fn embedded_worker(
@@ -139,7 +150,7 @@ pub fn embedded_worker(
     stream: InMemoryStream,
     store: Arc<dyn EventStore>,
     relay: RelayHandle,
-) -> (Worker, Arc<InMemoryDeadLetters>) {
+) -> EmbeddedWorker {
     let mut config = WorkerConfig::new(handler.name());
     config.worker_id = format!("{}-embedded", handler.name());
     config.scan_interval = Duration::from_millis(200);
@@ -148,15 +159,20 @@ pub fn embedded_worker(
         max_attempts: 5,
         store: dead_letters.clone(),
     };
+    let leases = Arc::new(InMemoryLeaseTable::new());
     let worker = worker(
         handler,
         config,
-        Arc::new(InMemoryLeaseTable::new()),
+        leases.clone(),
         Arc::new(stream),
         store,
         relay,
     );
-    (worker, dead_letters)
+    EmbeddedWorker {
+        worker,
+        leases,
+        dead_letters,
+    }
 }
 
 /// What a consumer service on AWS is configured from.

@@ -71,7 +71,11 @@ async fn derived_events_are_appended_once_and_published() {
     )
     .spawn(shutdown.clone());
     let handler = Arc::new(Answerer::default());
-    let (worker, dead_letters) = embedded_worker(
+    let quote_pipeline::service::EmbeddedWorker {
+        worker,
+        dead_letters,
+        ..
+    } = embedded_worker(
         handler.clone(),
         stream.clone(),
         store.clone(),

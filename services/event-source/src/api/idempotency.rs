@@ -131,6 +131,7 @@ mod tests {
         Principal {
             subject: subject.into(),
             agent: true,
+            ops_reader: false,
         }
     }
 

@@ -11,6 +11,7 @@ pub mod extract;
 pub mod health;
 pub mod idempotency;
 pub mod openapi;
+pub mod ops;
 pub mod problem;
 pub mod quotes;
 pub mod stream;
@@ -72,6 +73,8 @@ pub struct AppState {
     pub readiness: Arc<health::ReadinessCache>,
     /// The live streams open in this process (bounded).
     pub open_streams: stream::OpenStreams,
+    /// The operations view, shared by every open operations stream.
+    pub ops: Arc<crate::ops::OpsMonitor>,
     /// Settings.
     pub config: ApiSettings,
 }
@@ -140,6 +143,8 @@ pub fn router(state: AppState) -> Router {
             "/v1/customers/{customer_id}/quotes/stream",
             get(stream::customer_stream),
         )
+        .route("/v1/ops", get(ops::ops_view))
+        .route("/v1/ops/stream", get(ops::ops_stream))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/openapi.json", get(openapi::serve))

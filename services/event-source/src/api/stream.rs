@@ -75,7 +75,7 @@ impl Default for OpenStreams {
 
 impl OpenStreams {
     /// A place for one more stream, held while it is open; 503 when every place is taken.
-    fn open(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+    pub(super) fn open(&self) -> Result<OwnedSemaphorePermit, ApiError> {
         self.0
             .clone()
             .try_acquire_owned()
@@ -224,7 +224,7 @@ fn sse_event(envelope: &EventEnvelope) -> Event {
 
 /// An SSE event with `data` the JSON of `data`. Should it not encode (it always does), the
 /// client still learns the id, as an `unreadable` event.
-fn json_event(id: u64, kind: &str, data: &impl serde::Serialize) -> Event {
+pub(super) fn json_event(id: u64, kind: &str, data: &impl serde::Serialize) -> Event {
     let event = Event::default().id(id.to_string()).event(kind);
     match event.json_data(data) {
         Ok(event) => event,
@@ -239,13 +239,13 @@ fn json_event(id: u64, kind: &str, data: &impl serde::Serialize) -> Event {
 }
 
 /// A stream's state: what it sends next.
-trait Follow: Send + 'static {
+pub(super) trait Follow: Send + 'static {
     /// The next event to send, or `None` when the stream is over.
     fn next(&mut self) -> impl std::future::Future<Output = Option<Event>> + Send;
 }
 
 /// The SSE response of `follow`, with keep-alives.
-fn sse(follow: impl Follow) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+pub(super) fn sse(follow: impl Follow) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let events = futures::stream::unfold(follow, |mut follow| async move {
         follow.next().await.map(|event| (Ok(event), follow))
     });

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use event_source::config::Config;
+use event_source::ops::WatchedApplication;
 use event_store::{EventStore, InMemoryEventStore};
 use kinesis_consumer::source::memory::InMemoryStream;
 use quote_pipeline::service::embedded_worker;
@@ -56,7 +57,7 @@ pub async fn run_embedded(
     let store: Arc<dyn EventStore> = Arc::new(InMemoryEventStore::new());
     let read_model: Arc<dyn ReadModel> = Arc::new(InMemoryReadModel::new());
     let relay_shutdown = CancellationToken::new();
-    let service = event_source::Service::with_read_model(
+    let mut service = event_source::Service::with_read_model(
         &config,
         store.clone(),
         Arc::new(InMemoryStreamSink::new(stream.clone())),
@@ -67,6 +68,7 @@ pub async fn run_embedded(
     let workers_shutdown = CancellationToken::new();
     let mut workers = Vec::new();
     let mut periodic_tasks = Vec::new();
+    let mut watched = Vec::new();
     for handler in embedded_handlers(read_model) {
         tracing::debug!(
             service = handler.name(),
@@ -79,10 +81,16 @@ pub async fn run_embedded(
         ) {
             periodic_tasks.push(periodic);
         }
-        let (worker, _dead_letters) =
-            embedded_worker(handler, stream.clone(), store.clone(), relay.clone());
-        workers.push(tokio::spawn(worker.run(workers_shutdown.clone())));
+        let name = handler.name();
+        let embedded = embedded_worker(handler, stream.clone(), store.clone(), relay.clone());
+        watched.push(WatchedApplication {
+            name: name.to_owned(),
+            leases: embedded.leases,
+            dead_letters: embedded.dead_letters,
+        });
+        workers.push(tokio::spawn(embedded.worker.run(workers_shutdown.clone())));
     }
+    service = service.with_operations(watched);
     tracing::info!(addr = %listener.local_addr()?, "every service running, embedded");
     axum::serve(listener, event_source::api::router(service.state))
         .with_graceful_shutdown(shutdown.cancelled_owned())

@@ -95,13 +95,22 @@ impl Service {
     pub fn headings(self) -> &'static [&'static str] {
         use heading::*;
         match self {
-            Service::EventSource => &[PROCESS, TELEMETRY, EVENT_STORE, READ_MODEL, RELAY, API],
+            Service::EventSource => &[
+                PROCESS,
+                TELEMETRY,
+                EVENT_STORE,
+                READ_MODEL,
+                RELAY,
+                API,
+                DEAD_LETTERS,
+            ],
             Service::VehicleEnricher => &[
                 PROCESS,
                 TELEMETRY,
                 EVENT_STORE,
                 RELAY,
                 CONSUMER,
+                DEAD_LETTERS,
                 VEHICLE_ENRICHER,
             ],
             Service::DriverHistory => &[
@@ -110,6 +119,7 @@ impl Service {
                 EVENT_STORE,
                 RELAY,
                 CONSUMER,
+                DEAD_LETTERS,
                 DRIVER_HISTORY,
             ],
             Service::Fulfillment => &[
@@ -118,12 +128,36 @@ impl Service {
                 EVENT_STORE,
                 RELAY,
                 CONSUMER,
+                DEAD_LETTERS,
                 READ_MODEL,
                 FULFILLMENT,
             ],
-            Service::Projector => &[PROCESS, TELEMETRY, EVENT_STORE, RELAY, CONSUMER, READ_MODEL],
-            Service::Notifier => &[PROCESS, TELEMETRY, EVENT_STORE, RELAY, CONSUMER, NOTIFIER],
-            Service::Archiver => &[PROCESS, TELEMETRY, EVENT_STORE, CONSUMER, ARCHIVER],
+            Service::Projector => &[
+                PROCESS,
+                TELEMETRY,
+                EVENT_STORE,
+                RELAY,
+                CONSUMER,
+                DEAD_LETTERS,
+                READ_MODEL,
+            ],
+            Service::Notifier => &[
+                PROCESS,
+                TELEMETRY,
+                EVENT_STORE,
+                RELAY,
+                CONSUMER,
+                DEAD_LETTERS,
+                NOTIFIER,
+            ],
+            Service::Archiver => &[
+                PROCESS,
+                TELEMETRY,
+                EVENT_STORE,
+                CONSUMER,
+                DEAD_LETTERS,
+                ARCHIVER,
+            ],
         }
     }
 }
@@ -346,6 +380,7 @@ fn api_parts(settings: &RunSettings) -> ApiParts<'_> {
         read_model: &settings.read_model,
         relay: &settings.relay,
         api: &settings.api,
+        dead_letters: &settings.consumer.dead_letters,
     }
 }
 

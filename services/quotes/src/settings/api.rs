@@ -139,6 +139,10 @@ pub struct ApiSettings {
     /// snapshot, so later loads fold only the events after it (0: never).
     #[arg(long, env = "SNAPSHOT_EVERY", default_value_t = 100, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
     pub snapshot_every: u64,
+    /// The consumer applications the operations view (`GET /v1/ops`, the operations page)
+    /// watches, comma-separated: `name` (lease table `<name>-leases`) or `name=lease-table`.
+    #[arg(long, env = "OPS_APPLICATIONS", value_delimiter = ',', default_value = "vehicle-enricher,driver-history,fulfillment,projector,notifier,archiver", value_parser = super::parse::ops_application)]
+    pub ops_applications: Vec<event_source::config::OpsApplication>,
 }
 
 /// Everything event-source is configured from.
@@ -154,6 +158,8 @@ pub struct ApiParts<'a> {
     pub relay: &'a RelaySettings,
     /// Its own settings.
     pub api: &'a ApiSettings,
+    /// The consumer services' dead-letter table (the operations view reads it).
+    pub dead_letters: &'a super::consumer::DeadLetterSettings,
 }
 
 impl ApiParts<'_> {
@@ -175,6 +181,8 @@ impl ApiParts<'_> {
                 .unwrap_or(usize::MAX),
             snapshot_every: self.api.snapshot_every,
             relay: self.relay.config(),
+            ops_applications: self.api.ops_applications.clone(),
+            dead_letter_table: self.dead_letters.dead_letter_table.clone(),
         })
     }
 }

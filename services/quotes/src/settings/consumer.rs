@@ -24,7 +24,7 @@ pub struct LeaseTableSettings {
 
 /// Where poison records go.
 #[derive(Debug, Clone, Args)]
-#[command(next_help_heading = heading::CONSUMER)]
+#[command(next_help_heading = heading::DEAD_LETTERS)]
 pub struct DeadLetterSettings {
     /// DynamoDB table of the records a consumer service set aside after
     /// MAX_PROCESSING_ATTEMPTS permanent failures, and of the later records of the same quote
@@ -73,9 +73,6 @@ pub struct ConsumerSettings {
     /// CHECKPOINT_EVERY_RECORDS, whichever comes first).
     #[arg(long, env = "CHECKPOINT_EVERY_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
     pub checkpoint_every_ms: u64,
-    /// Where poison records go.
-    #[command(flatten)]
-    pub dead_letters: DeadLetterSettings,
     /// Attempts of a record failing permanently (undecodable, invalid) before it is
     /// dead-lettered; transient failures (throttling, 5xx, timeouts, a dependency or the event
     /// store unavailable) are retried with backoff until they pass and never dead-lettered (ADR
@@ -89,6 +86,9 @@ pub struct ConsumerSettings {
     /// Enhanced fan-out consumer name [default: the service's name].
     #[arg(long, env = "EFO_CONSUMER_NAME", value_parser = efo_consumer_name)]
     pub efo_consumer_name: Option<String>,
+    /// Where poison records go (last: its group has a heading of its own).
+    #[command(flatten)]
+    pub dead_letters: DeadLetterSettings,
 }
 
 /// Everything a consumer service is configured from.

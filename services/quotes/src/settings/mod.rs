@@ -42,6 +42,9 @@ pub mod heading {
     pub const API: &str = "API (event-source)";
     /// The consumer applications: every consumer service.
     pub const CONSUMER: &str = "Consumer services";
+    /// The consumer services' dead letters: every consumer service sets records aside there,
+    /// event-source's operations view reads them.
+    pub const DEAD_LETTERS: &str = "Dead letters";
     /// vehicle-enricher.
     pub const VEHICLE_ENRICHER: &str = "vehicle-enricher";
     /// driver-history.

@@ -28,6 +28,16 @@ pub fn aws_name(value: &str, length: std::ops::RangeInclusive<usize>) -> Result<
     Ok(value.to_owned())
 }
 
+/// One entry of `OPS_APPLICATIONS`: `application` (lease table `<application>-leases`) or
+/// `application=lease-table`, both AWS resource names.
+pub fn ops_application(value: &str) -> Result<event_source::config::OpsApplication, String> {
+    let parsed: event_source::config::OpsApplication = value.parse()?;
+    resource_name(&parsed.name).map_err(|e| format!("application {:?}: {e}", parsed.name))?;
+    resource_name(&parsed.lease_table)
+        .map_err(|e| format!("lease table {:?}: {e}", parsed.lease_table))?;
+    Ok(parsed)
+}
+
 /// A secret: kept in a [`SecretString`], never printed (its argument hides its value in help).
 pub fn secret(value: &str) -> Result<SecretString, String> {
     if value.is_empty() {

@@ -192,7 +192,7 @@ pub const REQUIRED: [(&str, Service); 2] = [
 ];
 
 /// The order of the groups in listings.
-const GROUPS: [&str; 13] = [
+const GROUPS: [&str; 14] = [
     heading::PROCESS,
     heading::TELEMETRY,
     heading::EVENT_STORE,
@@ -200,6 +200,7 @@ const GROUPS: [&str; 13] = [
     heading::RELAY,
     heading::API,
     heading::CONSUMER,
+    heading::DEAD_LETTERS,
     heading::VEHICLE_ENRICHER,
     heading::DRIVER_HISTORY,
     heading::FULFILLMENT,

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use crate::lease::{Checkpoint, Lease};
+use crate::lease::{Checkpoint, Lease, ShardProgress};
 use crate::lease_table::{LeaseTable, LeaseTableError};
 
 /// Generates one `#[tokio::test]` per contract case for the table built by `$make` (an async
@@ -158,6 +158,10 @@ pub async fn every_attribute_round_trips(table: Arc<dyn LeaseTable>) {
         starting_hash_key: Some("0".to_owned()),
         ending_hash_key: Some("340282366920938463463374607431768211455".to_owned()),
         handoff_owner: Some("worker-b".to_owned()),
+        progress: Some(ShardProgress {
+            millis_behind_latest: 86_400_000,
+            records_since_checkpoint: 999,
+        }),
     };
     create(table.as_ref(), &full).await;
     let expected_full = Lease {
@@ -341,7 +345,8 @@ pub async fn racing_takes_exactly_one_wins(table: Arc<dyn LeaseTable>) {
     }
 }
 
-/// `renew` increments the counter and returns the stored lease; a renewal by a non-owner, with
+/// `renew` increments the counter, stores the owner's progress when it reports one, and returns
+/// the stored lease; a renewal by a non-owner, with
 /// a stale counter, of an unowned or of an absent lease is `Lost` and changes nothing.
 pub async fn renew_increments_the_counter_and_fences(table: Arc<dyn LeaseTable>) {
     let key = shard(4);
@@ -356,6 +361,29 @@ pub async fn renew_increments_the_counter_and_fences(table: Arc<dyn LeaseTable>)
     );
     let renewed_again = table.renew(&renewed).await.expect("renew again");
     assert_eq!(renewed_again.lease_counter, held.lease_counter + 2);
+    assert_eq!(stored(table.as_ref(), &key).await, renewed_again);
+
+    // A renewal carries the owner's progress; one without progress keeps the last reported.
+    let progress = ShardProgress {
+        millis_behind_latest: 2_500,
+        records_since_checkpoint: 40,
+    };
+    let reported = table
+        .renew(&Lease {
+            progress: Some(progress),
+            ..renewed_again.clone()
+        })
+        .await
+        .expect("renew with progress");
+    assert_eq!(reported.progress, Some(progress));
+    let renewed_again = table
+        .renew(&Lease {
+            progress: None,
+            ..reported
+        })
+        .await
+        .expect("renew without progress");
+    assert_eq!(renewed_again.progress, Some(progress));
     assert_eq!(stored(table.as_ref(), &key).await, renewed_again);
 
     assert_lost(table.renew(&held).await, &key, "renew with a stale counter");

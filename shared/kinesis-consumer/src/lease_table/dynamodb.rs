@@ -26,7 +26,8 @@ use crate::lease::{Checkpoint, Lease};
 use crate::lease_table::{LeaseTable, LeaseTableError};
 use codec::attribute::{
     CHECKPOINT, CHECKPOINT_SUB_SEQUENCE_NUMBER, CHILD_SHARD_IDS, HANDOFF_OWNER, LEASE_COUNTER,
-    LEASE_KEY, LEASE_OWNER, OWNER_SWITCHES_SINCE_CHECKPOINT,
+    LEASE_KEY, LEASE_OWNER, MILLIS_BEHIND_LATEST, OWNER_SWITCHES_SINCE_CHECKPOINT,
+    RECORDS_SINCE_CHECKPOINT,
 };
 use codec::{n, s, Item};
 
@@ -184,10 +185,20 @@ impl LeaseTable for DynamoLeaseTable {
 
     #[tracing::instrument(level = "debug", skip(self, held), fields(table = %self.table_name, lease_key = %held.lease_key, owner = ?held.lease_owner, counter = held.lease_counter))]
     async fn renew(&self, held: &Lease) -> Result<Lease, LeaseTableError> {
-        let request = self
+        let mut request = self
             .update_held(held)?
-            .update_expression("SET #counter = #counter + :one")
             .expression_attribute_values(":one", n(1));
+        request = match &held.progress {
+            None => request.update_expression("SET #counter = #counter + :one"),
+            Some(progress) => request
+                .update_expression(
+                    "SET #counter = #counter + :one, #behind = :behind, #pending = :pending",
+                )
+                .expression_attribute_names("#behind", MILLIS_BEHIND_LATEST)
+                .expression_attribute_names("#pending", RECORDS_SINCE_CHECKPOINT)
+                .expression_attribute_values(":behind", n(progress.millis_behind_latest))
+                .expression_attribute_values(":pending", n(progress.records_since_checkpoint)),
+        };
         Self::send_conditional_returning_lease(&held.lease_key, request).await
     }
 

@@ -85,6 +85,9 @@ impl LeaseTable for InMemoryLeaseTable {
         let mut leases = self.lock();
         let stored = held_lease(&mut leases, held)?;
         stored.lease_counter = stored.lease_counter.saturating_add(1);
+        if held.progress.is_some() {
+            stored.progress = held.progress;
+        }
         Ok(stored.clone())
     }
 

@@ -86,6 +86,7 @@ impl Renewer {
 
     async fn renew_once(&self) -> Result<(), LeaseTableError> {
         let mut lease = self.held.lease.lock().await;
+        lease.progress = self.metrics.progress(&self.shard_id);
         let renewed = self.table.renew(&lease).await?;
         if renewed.handoff_owner.is_some() {
             self.held.handoff.cancel();

@@ -36,6 +36,12 @@ pub(super) mod attribute {
     pub(crate) const ENDING_HASH_KEY: &str = "endingHashKey";
     /// `handoffOwner` (S, our extension): the worker a graceful handoff goes to.
     pub(crate) const HANDOFF_OWNER: &str = "handoffOwner";
+    /// `millisBehindLatest` (N, our extension): the owner's last `MillisBehindLatest`, written
+    /// with each renewal.
+    pub(crate) const MILLIS_BEHIND_LATEST: &str = "millisBehindLatest";
+    /// `recordsSinceCheckpoint` (N, our extension): records the owner processed since its last
+    /// checkpoint, written with each renewal.
+    pub(crate) const RECORDS_SINCE_CHECKPOINT: &str = "recordsSinceCheckpoint";
 }
 
 use attribute::*;
@@ -65,6 +71,16 @@ pub(super) fn lease_to_item(lease: &Lease) -> Item {
         if let Some(value) = value {
             item.insert(name.to_owned(), s(value));
         }
+    }
+    if let Some(progress) = &lease.progress {
+        item.insert(
+            MILLIS_BEHIND_LATEST.to_owned(),
+            n(progress.millis_behind_latest),
+        );
+        item.insert(
+            RECORDS_SINCE_CHECKPOINT.to_owned(),
+            n(progress.records_since_checkpoint),
+        );
     }
     let sets = [
         (PARENT_SHARD_IDS, &lease.parent_shard_ids),
@@ -111,6 +127,18 @@ pub(super) fn lease_from_item(item: &Item) -> Result<Lease, LeaseTableError> {
         starting_hash_key: text(STARTING_HASH_KEY)?,
         ending_hash_key: text(ENDING_HASH_KEY)?,
         handoff_owner: text(HANDOFF_OWNER)?,
+        progress: match (
+            item.optional_number(MILLIS_BEHIND_LATEST)
+                .map_err(corrupt)?,
+            item.optional_number(RECORDS_SINCE_CHECKPOINT)
+                .map_err(corrupt)?,
+        ) {
+            (None, None) => None,
+            (millis, records) => Some(crate::lease::ShardProgress {
+                millis_behind_latest: millis.unwrap_or(0),
+                records_since_checkpoint: records.unwrap_or(0),
+            }),
+        },
         lease_key: lease_key.clone(),
     })
 }
@@ -138,6 +166,10 @@ mod tests {
             starting_hash_key: Some("0".to_owned()),
             ending_hash_key: Some("340282366920938463463374607431768211455".to_owned()),
             handoff_owner: Some("worker-b".to_owned()),
+            progress: Some(crate::lease::ShardProgress {
+                millis_behind_latest: 1500,
+                records_since_checkpoint: 12,
+            }),
         }
     }
 
@@ -162,7 +194,9 @@ mod tests {
         );
         assert_eq!(item.get("startingHashKey"), Some(&s("0")));
         assert_eq!(item.get("handoffOwner"), Some(&s("worker-b")));
-        assert_eq!(item.len(), 11);
+        assert_eq!(item.get("millisBehindLatest"), Some(&n(1500)));
+        assert_eq!(item.get("recordsSinceCheckpoint"), Some(&n(12)));
+        assert_eq!(item.len(), 13);
         assert_eq!(lease_from_item(&item).ok(), Some(full_lease()));
     }
 
