@@ -9,7 +9,7 @@
 #    compose and Terraform against the code) and fuzzes the API from its OpenAPI document
 #    (scripts/api-fuzz.sh, schemathesis);
 # 4. runs every test of the workspace (unit, property, contract, relay, crash, CLI, end to end,
-#    fault injection);
+#    fault injection, the web pages in headless Chromium);
 # 5. runs the short chaos run (scripts/chaos.sh, on a fresh set of emulators of its own);
 # 6. fails unless the tests that need the emulators really ran against them;
 # 7. stops the emulators it started.
@@ -25,6 +25,19 @@ cleanup() { scripts/emulators.sh stop "$work/env.sh" || true; rm -rf "$work"; }
 trap cleanup EXIT
 
 scripts/emulators.sh start "$work/env.sh"
+
+# The browser test (services/quotes/tests/browser.rs) drives Debian's Chromium with Playwright:
+# the browser from the distribution's packages, Playwright (its library only, no browser
+# download) from tests/browser/package-lock.json.
+if ! command -v chromium >/dev/null 2>&1 && [ -z "${CHROMIUM:-}" ]; then
+  echo "== installing chromium (Debian's package) for the browser test"
+  if [ "$(id -u)" = 0 ]; then
+    apt-get install -y -qq chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+  else
+    sudo apt-get install -y -qq chromium >/dev/null
+  fi
+fi
+npm ci --silent --no-audit --no-fund --prefix tests/browser
 # shellcheck disable=SC1091
 . "$work/env.sh"
 export EMULATOR_TEST_LOG="$work/emulator-tests.log"
@@ -87,6 +100,7 @@ suites=(
   dlq
   e2e_processes
   traces_e2e
+  browser
   chaos
 )
 for suite in "${suites[@]}"; do

@@ -12,7 +12,15 @@
 # READ_MODEL_TABLE get them as `suffixed_tables`: `<arn>-*` and `<arn>-*/index/*`, never `<arn>*`,
 # which would also match another deployment's `customer-quotes2`.
 
-# The REST API (and its relay, which publishes committed events to the stream).
+# The consumer applications event-source's operations view (`GET /v1/ops`) watches,
+# OPS_APPLICATIONS: every consumer service deployed, in pipeline order, each with its lease table.
+locals {
+  ops_applications = [for service in local.services : service if contains(keys(local.consumers), service)]
+}
+
+# The REST API (and its relay, which publishes committed events to the stream), and the
+# operations view, which reads the consumer applications' lease tables and dead letters, the
+# outbox and the relay's dead letters.
 module "event_source" {
   source = "./modules/fargate-service"
 
@@ -50,6 +58,8 @@ module "event_source" {
     IDEMPOTENCY_TABLE           = module.idempotency_table.name
     READ_MODEL_TABLE            = module.read_model_table.name
     RELAY_DEAD_LETTER_TABLE     = module.relay_dead_letter_table.name
+    DEAD_LETTER_TABLE           = module.dead_letter_table.name
+    OPS_APPLICATIONS            = join(",", [for application in local.ops_applications : "${application}=${module.lease_tables[application].name}"])
     EVENT_STREAM                = aws_kinesis_stream.events.name
     AUTH_JWKS_URL               = var.auth_jwks_url
     AUTH_ISSUER                 = var.auth_issuer
@@ -66,7 +76,11 @@ module "event_source" {
     AUTH_HS256_SECRET = var.auth_hs256_secret_arn
   }
 
-  dynamodb_tables = {
+  # The operations view only reads (Scan, consistent) what the consumers and the relays write:
+  # each watched application's lease table (keyed `OPS_APPLICATIONS[<application>]`), the
+  # consumers' dead letters (the table itself, never its `by-key` index) and the relay's; the
+  # outbox is the events table's `unpublished` index.
+  dynamodb_tables = merge({
     EVENTS_TABLE = {
       arn           = module.events_table.arn
       actions       = ["dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"]
@@ -89,9 +103,13 @@ module "event_source" {
     }
     RELAY_DEAD_LETTER_TABLE = {
       arn     = module.relay_dead_letter_table.arn
-      actions = ["dynamodb:DescribeTable", "dynamodb:PutItem"]
+      actions = ["dynamodb:DescribeTable", "dynamodb:PutItem", "dynamodb:Scan"]
     }
-  }
+    DEAD_LETTER_TABLE = {
+      arn     = module.dead_letter_table.arn
+      actions = ["dynamodb:Scan"]
+    }
+  }, { for application in local.ops_applications : "OPS_APPLICATIONS[${application}]" => { arn = module.lease_tables[application].arn, actions = ["dynamodb:Scan"] } })
   stream_arn     = aws_kinesis_stream.events.arn
   stream_actions = ["kinesis:DescribeStreamSummary", "kinesis:PutRecords"]
 

@@ -212,6 +212,11 @@ run "defaults" {
     condition     = !local.archive_catch_up
     error_message = "By default the consumer services do not catch up from the archive (no archive names or grants but the archiver's)."
   }
+
+  assert {
+    condition     = local.ops_applications == ["vehicle-enricher", "driver-history", "fulfillment", "projector", "notifier", "archiver"]
+    error_message = "event-source's operations view watches every consumer service deployed, in pipeline order (OPS_APPLICATIONS)."
+  }
 }
 
 run "prefixed_fanout_on_demand" {

@@ -38,6 +38,13 @@ How the facts are found:
   its settings groups (Event store, Consumer services) parse their variables. Those variables
   are left out of what it reads (`UNUSED_BY_RECORD_SERVICES`), with the code that proves it
   (`record_service_proof`): a deployment neither needs nor gets them.
+- event-source's operations view (`GET /v1/ops`) reads every consumer application's lease
+  table, the consumers' dead-letter table and the relays' dead letters. The lease tables are
+  named by one variable, `OPS_APPLICATIONS` (`TABLE_LIST_VARIABLES`: an entry per application,
+  `name` or `name=lease-table`, parsed by `ops_applications`); what event-source calls on them is
+  keyed by that variable. It links the consumer library for those reads only: `NOT_REACHED`
+  proves it runs no worker, and `NOT_CHECKED_BY_RUN` that `quotes run event-source` does not
+  describe the dead-letter table before starting (it reads it, but needs it only for the view).
 """
 
 from __future__ import annotations
@@ -117,6 +124,7 @@ DEPLOY_REQUIRED = {
         "EVENT_STREAM": "names the stream explicitly",
         "READ_MODEL_TABLE": "names the read model explicitly",
         "RELAY_DEAD_LETTER_TABLE": "names the relay's dead-letter table explicitly",
+        "DEAD_LETTER_TABLE": "names the consumer services' dead-letter table explicitly (the operations view reads it)",
     },
     "consumer": {
         "EVENT_STREAM": "names the stream explicitly",
@@ -368,6 +376,33 @@ RESOURCE_VARIABLES = [
 #: in it (the object grants are limited to `<bucket ARN>/<prefix>*`).
 BUCKET_VARIABLES = {"ARCHIVE_BUCKET": "ARCHIVE_PREFIX"}
 
+#: Variables naming several tables of one kind → the variable that names one such table in the
+#: service that owns it. `OPS_APPLICATIONS` (event-source's operations view): the consumer
+#: applications it watches, each with the lease table its own LEASE_TABLE names. What a service
+#: calls on those tables is keyed by the list variable (`aws_calls`).
+TABLE_LIST_VARIABLES = {"OPS_APPLICATIONS": "LEASE_TABLE"}
+
+
+def ops_applications(value: str | None = None) -> dict[str, str]:
+    """Application → lease table, as event-source reads OPS_APPLICATIONS (`OpsApplication`'s
+    `FromStr`, services/event-source/src/config.rs): comma-separated entries, each `name` (lease
+    table `<name>-leases`) or `name=lease-table`. `None`: the code's default."""
+    if value is None:
+        value = env_reads("event-source")["OPS_APPLICATIONS"].default
+    if not value:
+        raise ValueError("OPS_APPLICATIONS has no default in the binary's settings")
+    applications: dict[str, str] = {}
+    for entry in value.split(","):
+        name, separator, table = entry.partition("=")
+        name, table = name.strip(), table.strip() if separator else f"{entry.strip()}-leases"
+        if not name or not table:
+            raise ValueError(f"OPS_APPLICATIONS: {entry!r} is neither `name` nor `name=lease-table`")
+        if name in applications:
+            raise ValueError(f"OPS_APPLICATIONS names {name} twice")
+        applications[name] = table
+    return applications
+
+
 #: How the settings state the lease table's default.
 _LEASE_DEFAULT = "`<service>-leases`"
 
@@ -444,13 +479,16 @@ CALLS: dict[str, dict[str, list[tuple[str, list[str]]]]] = {
     },
     "shared/event-relay/src/dead_letter.rs": {
         "put_item": [("RELAY_DEAD_LETTER_TABLE", ["PutItem"])],
-        # `DynamoRelayDeadLetters::list` (operators' inspection, `quotes relay-dead-letters`)
-        # and the table's creation (`quotes bootstrap`), not the services.
-        "scan": [],
+        # `RelayDeadLetters::list`: event-source's operations view (and `quotes
+        # relay-dead-letters`); the consumers' relays never list (NOT_REACHED).
+        "scan": [("RELAY_DEAD_LETTER_TABLE", ["Scan"])],
+        # The table's creation (`quotes bootstrap`), not the services.
         "describe_table": [],
     },
+    # A consumer's own lease table (LEASE_TABLE), and every application's that event-source's
+    # operations view reads (OPS_APPLICATIONS; it only lists them: NOT_REACHED).
     "shared/kinesis-consumer/src/lease_table/dynamodb.rs": {
-        op: [("LEASE_TABLE", [action])]
+        op: [("LEASE_TABLE", [action]), ("OPS_APPLICATIONS", [action])]
         for op, action in [
             ("get_item", "GetItem"),
             ("put_item", "PutItem"),
@@ -466,9 +504,10 @@ CALLS: dict[str, dict[str, list[tuple[str, list[str]]]]] = {
         # `DynamoDeadLetters::list` (operators' inspection, `quotes`).
         "query": [("DEAD_LETTER_TABLE", ["Query"])],
         "describe_table": [],
-        # `quotes dlq` (operators: list, redrive, purge), never a service: the worker neither
-        # lists a whole application's letters nor removes any.
-        "scan": [],
+        # `DeadLetterStore::letters` (an application's letters): event-source's operations view
+        # (and `quotes dlq`); the workers never list them (NOT_REACHED).
+        "scan": [("DEAD_LETTER_TABLE", ["Scan"])],
+        # `quotes dlq` (operators: redrive, purge), never a service: nothing removes a letter.
         "delete_item": [],
     },
     "shared/kinesis-consumer/src/source/polling.rs": {
@@ -547,6 +586,10 @@ CALLS: dict[str, dict[str, list[tuple[str, list[str]]]]] = {
     },
 }
 
+#: What running a Kinesis consumer takes (a worker, a record source, rewinding or coordinating
+#: leases): a service whose entry code names none of it runs no consumer of the stream.
+WORKER = r"\bWorker(?:Config)?\b|kinesis_consumer::(?:worker|source|rewind|coordination)\b|ProcessorFactory"
+
 #: Calls a linked crate can make that a service never reaches: (services, resource, actions,
 #: pattern, reason). The proof is that `pattern` does not occur in the service's entry code
 #: (its own crate, plus `quote-pipeline` for the consumers), the only code that could reach
@@ -602,6 +645,53 @@ NOT_REACHED = [
         "a record service publishes nothing: the relay is built only for `Consumption::Events`",
     ),
     (
+        CONSUMERS,
+        "DEAD_LETTER_TABLE",
+        ["dynamodb:Scan"],
+        r"\.letters\(",
+        "a worker sets records aside (PutItem) and looks keys up on `by-key` (Query); only"
+        " event-source's operations view (and `quotes dlq`) lists an application's letters",
+    ),
+    (
+        CONSUMERS,
+        "RELAY_DEAD_LETTER_TABLE",
+        ["dynamodb:Scan"],
+        r"dead_letters\s*\.\s*list\(",
+        "a relay sets records aside (PutItem) and never lists them; only event-source's operations"
+        " view (and `quotes relay-dead-letters`) does",
+    ),
+    (
+        ["event-source"],
+        "EVENT_STREAM",
+        ["kinesis:GetRecords", "kinesis:GetShardIterator", "kinesis:ListShards", "kinesis:RegisterStreamConsumer"],
+        WORKER,
+        "event-source consumes no stream: it links the consumer library for the operations view's"
+        " reads of the lease tables and dead letters only",
+    ),
+    (
+        ["event-source"],
+        "EFO_CONSUMER",
+        ["kinesis:DescribeStreamConsumer", "kinesis:SubscribeToShard"],
+        WORKER,
+        "event-source consumes no stream (no enhanced fan-out consumer)",
+    ),
+    (
+        ["event-source"],
+        "DEAD_LETTER_TABLE",
+        ["dynamodb:PutItem", "dynamodb:Query"],
+        rf"{WORKER}|(?<!relay_)dead_letters\s*\.\s*(?:put|first_for_key|list)\(",
+        "the operations view only lists each application's letters (`letters`, a Scan); the"
+        " consumers' workers set records aside (PutItem) and look keys up on `by-key` (Query)",
+    ),
+    (
+        ["event-source"],
+        "OPS_APPLICATIONS",
+        ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+        rf"{WORKER}|\.leases\s*\.\s*(?!list\s*\(|clone\s*\()\w+\s*\(",
+        "the operations view only lists each application's leases (`leases.list()`, a Scan); the"
+        " consumers' workers take, renew, checkpoint and delete them",
+    ),
+    (
         RECORD_SERVICES,
         "ARCHIVE_BUCKET",
         ["s3:GetObject"],
@@ -622,6 +712,22 @@ INDEX_ONLY = [
         ["dynamodb:Query"],
         r"list_by_customer\(",
         "fulfillment queries the `pending` index (`pending_before`, keys only); only `list_by_customer` queries the table itself",
+    ),
+]
+
+#: Table actions no service calls on the table's indexes, only on the table itself: (resource,
+#: action, file, operation, reason). The proof: every `.<operation>()` builder in `file` sets no
+#: `index_name`, and no other file's calls (`CALLS`) give `action` on `resource`; the check fails
+#: when either changes. `table_only_calls` says which a service calls; a deployment grants them on
+#: the table and not on `<table>/index/*`.
+TABLE_ONLY = [
+    (
+        "DEAD_LETTER_TABLE",
+        "dynamodb:Scan",
+        "shared/kinesis-consumer/src/dead_letter.rs",
+        "scan",
+        "`DeadLetterStore::letters` scans the table itself (filter on `source`); only the lookups by"
+        " partition key (`first_for_key`, Query) use the `by-key` index",
     ),
 ]
 
@@ -765,7 +871,9 @@ def aws_calls(service: str, initial_position: str | None = None) -> dict[str, se
             raise ValueError(f"{path}: operations {sorted(unknown)} are missing from CALLS")
         for operation in operations:
             for resource, actions in table[operation]:
-                if resource in RESOURCE_VARIABLES and resource not in env_reads(service):
+                if (resource in RESOURCE_VARIABLES or resource in TABLE_LIST_VARIABLES) and resource not in env_reads(service):
+                    continue
+                if path in RUN_FILES and not_checked_by_run(service, resource):
                     continue
                 grants.setdefault(resource, set()).update(_aws_action(operation, a) for a in actions)
     entry = _entry_text(service)
@@ -776,6 +884,46 @@ def aws_calls(service: str, initial_position: str | None = None) -> dict[str, se
             raise ValueError(f"{service} now matches {pattern!r}: it may call {actions} on {resource}")
         grants.get(resource, set()).difference_update(actions)
     return {resource: actions for resource, actions in grants.items() if actions}
+
+
+#: Resources a service reads although `quotes run` does not check them before starting it
+#: (`RUN_FILES` describes only what `AwsPlan::resources` lists): (services, resource, pattern,
+#: reason). The proof is that `pattern` (every way the service's part of `AwsPlan::resources`
+#: could name the resource) does not occur there; the check fails when it starts to occur.
+NOT_CHECKED_BY_RUN = [
+    (
+        ["event-source"],
+        "DEAD_LETTER_TABLE",
+        r"(?<!relay\.)dead_letter_table",
+        "the operations view reads the consumers' dead letters when someone watches it; the API"
+        " runs without them (the view shows the error), so `quotes run` checks only the relay's",
+    ),
+]
+
+
+def _run_checks(service: str) -> str:
+    """The part of `AwsPlan::resources` (`RUN_AWS`) that lists what `quotes run` checks for
+    `service` before starting it (only event-source's is needed: `if let Some(config) =
+    &self.event_source { … }`)."""
+    if service != "event-source":
+        raise ValueError(f"NOT_CHECKED_BY_RUN: finding {service}'s part of AwsPlan::resources is not implemented")
+    aws = _source(RUN_AWS)
+    start = aws.find("pub fn resources(")
+    match = re.compile(r"if let Some\(config\) = &self\.event_source \{").search(aws, start) if start >= 0 else None
+    if match is None:
+        raise ValueError(f"{RUN_AWS}: no `if let Some(config) = &self.event_source {{` in AwsPlan::resources")
+    return _block_after(aws, match.start())
+
+
+def not_checked_by_run(service: str, resource: str) -> bool:
+    """True when `NOT_CHECKED_BY_RUN` proves that `quotes run SERVICE` does not check `resource`
+    before starting (raises `ValueError` when the proof fails)."""
+    for services, unchecked, pattern, _reason in NOT_CHECKED_BY_RUN:
+        if service in services and unchecked == resource:
+            if re.search(pattern, _run_checks(service)):
+                raise ValueError(f"{RUN_AWS}: `quotes run {service}` now checks {resource} (matches {pattern!r})")
+            return True
+    return False
 
 
 def index_only_calls(service: str) -> dict[str, set[str]]:
@@ -792,6 +940,44 @@ def index_only_calls(service: str) -> dict[str, set[str]]:
         reached = calls.get(resource, set()) & set(actions)
         if reached:
             found.setdefault(resource, set()).update(reached)
+    return found
+
+
+def _builders(text: str, operation: str) -> list[str]:
+    """Each `.<operation>()` builder chain in `text`, up to its `.send()` (or the end)."""
+    chains = []
+    for match in re.finditer(rf"\.{operation}\(\)\s*\.", text):
+        end = text.find(".send()", match.end())
+        chains.append(text[match.start() : end if end >= 0 else len(text)])
+    return chains
+
+
+@functools.cache
+def _table_only_proof(resource: str, action: str, path: str, operation: str) -> None:
+    """Proves a `TABLE_ONLY` entry, or raises `ValueError`."""
+    chains = _builders(_source(path), operation)
+    if not chains:
+        raise ValueError(f"{path}: no .{operation}() builder: update TABLE_ONLY")
+    if any("index_name" in chain for chain in chains):
+        raise ValueError(f"{path}: a .{operation}() builder sets index_name: {action} on {resource} reaches its indexes")
+    for other, table in CALLS.items():
+        for other_operation, grants in table.items():
+            if (other, other_operation) == (path, operation):
+                continue
+            for granted, actions in grants:
+                if granted == resource and any(_aws_action(other_operation, a) == action for a in actions):
+                    raise ValueError(f"{other}: {other_operation} also gives {action} on {resource}: update TABLE_ONLY")
+
+
+def table_only_calls(service: str) -> dict[str, set[str]]:
+    """Resource key → the actions of `aws_calls(service)` on it that the code calls on the table
+    itself only, never on its indexes (`TABLE_ONLY`)."""
+    calls = aws_calls(service)
+    found: dict[str, set[str]] = {}
+    for resource, action, path, operation, _reason in TABLE_ONLY:
+        if action in calls.get(resource, set()):
+            _table_only_proof(resource, action, path, operation)
+            found.setdefault(resource, set()).add(action)
     return found
 
 

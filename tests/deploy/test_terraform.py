@@ -18,7 +18,13 @@
   (`code_facts.suffixed_calls`) on `<arn>-*` and `<arn>-*/index/*`; stream and fan-out consumer actions, bucket and object actions (the
   objects under the prefix the service writes to, the bucket's KMS key through S3), SES and SNS.
   Only the consumers that handle events get the event store, the relay and the dead letters
-  (`event_handler`); a record service (the archiver) gets none of them.
+  (`event_handler`); a record service (the archiver) gets none of them. A variable naming
+  several tables (`code_facts.TABLE_LIST_VARIABLES`: event-source's OPS_APPLICATIONS, the lease
+  table of each consumer application its operations view watches) gets one grant per table,
+  keyed `VARIABLE[<entry>]`, each with what the code calls on them; OPS_APPLICATIONS names
+  exactly the consumer services deployed, in pipeline order, each with its own lease table.
+  Actions the code calls on a table itself only (`code_facts.table_only_calls`) are not granted
+  on its indexes.
 - The environment, names and grants are checked as deployed by default and with
   `consumer_initial_position = "ARCHIVE"` (catch-up from the archive): then the consumer services
   that catch up (`code_facts.catches_up`) also get the archive's bucket and manifest by name and
@@ -179,8 +185,101 @@ def service_block(service: str, variables: dict | None = None) -> dict:
     if service == "event-source":
         block = root().modules.get(EVENT_SOURCE_MODULE)
         assert block is not None, f'terraform/ has no module "{EVENT_SOURCE_MODULE}" for {service}'
-        return block
+        return event_source_arguments(block)
     return consumer_arguments(service, variables)
+
+
+def event_source_arguments(block: dict) -> dict:
+    """event-source's arguments with `dynamodb_tables` resolved when it is a `merge()` of maps
+    and `{ for x in local.<list> : "<key>" => { … } }` expressions (`_for_map`)."""
+    tables = block.get("dynamodb_tables")
+    call = _call(tables)
+    if call is None:
+        return block
+    function, arguments = call
+    assert function == "merge", f"module.{EVENT_SOURCE_MODULE}: dynamodb_tables is a {function}(), not a merge()"
+    merged: dict = {}
+    for argument in arguments:
+        value = argument if isinstance(argument, dict) else _for_map(argument)
+        if value is None:
+            raise Unresolvable(f"module.{EVENT_SOURCE_MODULE}: cannot resolve {argument} in dynamodb_tables")
+        overlap = sorted(set(merged) & set(value))
+        assert not overlap, f"module.{EVENT_SOURCE_MODULE}: dynamodb_tables restates {overlap}"
+        merged.update(value)
+    return dict(block, dynamodb_tables=merged)
+
+
+# ---------------------------------------------------------------------------------------------
+# For expressions over a local list
+# ---------------------------------------------------------------------------------------------
+
+#: `[for x in local.<list> : x if contains(keys(local.<map>), x)]`: the entries of a list that are
+#: keys of a map, in the list's order.
+_LIST_IN_MAP = re.compile(r"\$\{\[for (\w+) in local\.(\w+) : \1 if contains\(keys\(local\.(\w+)\), \1\)\]\}")
+
+#: `{ for x in local.<list> : "<key template>" => <value> }` (python-hcl2 doubles the braces).
+_FOR_MAP = re.compile(r'\$\{\{for (\w+) in local\.(\w+) : ("[^"]*") => (.*)\}\}', re.S)
+
+#: `join("<separator>", [for x in local.<list> : "<template>"])`.
+_JOIN_FOR = re.compile(r'\$\{join\("([^"]*)", \[for (\w+) in local\.(\w+) : ("[^"]*")\]\)\}', re.S)
+
+
+def local_list(name: str) -> list[str]:
+    """The strings of `local.<name>` in the root module: a list of literals, or a list filtered by
+    a map's keys (`_LIST_IN_MAP`)."""
+    raw = _local(name)
+    if isinstance(raw, list):
+        return [unquote(item) for item in raw]
+    match = _LIST_IN_MAP.fullmatch(str(raw))
+    if match is None:
+        raise Unresolvable(f"local.{name} is not a list the checks evaluate: {raw}")
+    keys = root().locals[match.group(3)]
+    return [item for item in local_list(match.group(2)) if item in keys]
+
+
+def _substitute(text: str, variable: str, item: str) -> str:
+    """`text` with the for expression's `variable` bound to `item`: `${x}` in templates, `[x]` in
+    references."""
+    text = text.replace(f"${{{variable}}}", item)
+    return re.sub(rf"\[{variable}\]", f'["{item}"]', text)
+
+
+def _for_map(raw) -> dict | None:
+    """`{ for x in local.<list> : "<key>" => <value> }` as a map of raw expressions, or None."""
+    match = _FOR_MAP.fullmatch(raw) if isinstance(raw, str) else None
+    if match is None:
+        return None
+    variable, source, key, value = match.groups()
+    return {
+        unquote(_substitute(key, variable, item)): clean(hcl2.loads(f"value = {_substitute(value, variable, item)}")["value"])
+        for item in local_list(source)
+    }
+
+
+def joined_for(raw, ev: "Evaluator") -> str:
+    """The value of `join("<sep>", [for x in local.<list> : "<template>"])`, evaluated with `ev`."""
+    match = _JOIN_FOR.fullmatch(raw) if isinstance(raw, str) else None
+    if match is None:
+        raise Unresolvable(f"not a join() of a for expression over a local list: {raw}")
+    separator, variable, source, template = match.groups()
+    return separator.join(str(ev.value(_substitute(template, variable, item))) for item in local_list(source))
+
+
+def list_variable_tables(variable: str, environment: dict, ev: "Evaluator") -> dict[str, str]:
+    """Entry → table, for a variable naming several tables (`code_facts.TABLE_LIST_VARIABLES`),
+    as the deployment sets it (the code's default when it does not)."""
+    assert variable in code_facts.TABLE_LIST_VARIABLES, variable
+    if variable not in environment:
+        return code_facts.ops_applications()
+    return code_facts.ops_applications(joined_for(environment[variable], ev))
+
+
+def grant_key(key: str) -> tuple[str, str | None]:
+    """A `dynamodb_tables` key: the variable naming the table, and for a variable naming several
+    (`VARIABLE[<entry>]`) the entry."""
+    match = re.fullmatch(r"([A-Z0-9_]+)(?:\[([^\]]+)\])?", key)
+    assert match, f"dynamodb_tables key {key!r} is neither VARIABLE nor VARIABLE[<entry>]"
+    return match.group(1), match.group(2)
 
 
 #: `consumer_initial_position` values the service checks are run with: the default (null) and
@@ -734,6 +833,30 @@ def test_tables_and_stream_have_the_names_the_code_uses(service, prefix, initial
         assert ev.value(environment[variable]) == prefix + defaults[variable], (service, variable)
 
 
+@pytest.mark.parametrize("prefix", ["", "stg-"])
+def test_the_operations_view_watches_every_consumer_deployed(prefix):
+    """event-source's operations view reads each consumer application's lease table and the
+    consumers' dead letters: OPS_APPLICATIONS names exactly the consumer services deployed
+    (`local.consumers`), in pipeline order, each with the lease table its own LEASE_TABLE names
+    (so with a prefix too; without one, that is the code's default), and DEAD_LETTER_TABLE is
+    the table the consumers that handle events write their dead letters to."""
+    environment = service_block("event-source")["environment"]
+    assert "OPS_APPLICATIONS" in code_facts.env_reads("event-source")
+    assert "OPS_APPLICATIONS" in environment, "event-source must name the applications deployed and their lease tables"
+    ev = evaluator(prefix)
+    watched = list_variable_tables("OPS_APPLICATIONS", environment, ev)
+    deployed = [service for service in code_facts.CONSUMERS if service in root().locals["consumers"]]
+    assert list(watched) == deployed, f"OPS_APPLICATIONS names {list(watched)}, the configuration deploys {deployed}"
+    for service in deployed:
+        lease_table = ev.value(service_block(service)["environment"]["LEASE_TABLE"])
+        assert watched[service] == lease_table, f"OPS_APPLICATIONS: {service}'s lease table is {lease_table}, not {watched[service]}"
+    if not prefix:
+        assert watched == code_facts.ops_applications(), "with no prefix, the code's default"
+    for service in deployed:
+        if service not in code_facts.RECORD_SERVICES:
+            assert service_block(service)["environment"]["DEAD_LETTER_TABLE"] == environment["DEAD_LETTER_TABLE"], service
+
+
 @pytest.mark.parametrize("initial_position", INITIAL_POSITIONS)
 @pytest.mark.parametrize("service", code_facts.SERVICES)
 def test_task_role_grants_exactly_what_the_code_calls(service, initial_position):
@@ -742,14 +865,24 @@ def test_task_role_grants_exactly_what_the_code_calls(service, initial_position)
     reads = code_facts.env_reads(service, initial_position)
     calls = code_facts.aws_calls(service, initial_position)
     index_only = code_facts.index_only_calls(service)
+    table_only = code_facts.table_only_calls(service)
     suffixed = code_facts.suffixed_calls(service)
     ev = evaluator(variables=deployed_with(initial_position))
     indexes = table_indexes()
     granted: dict[str, set[str]] = {}
+    # Variables naming several tables: entry → what its table is granted.
+    listed: dict[str, dict[str, set[str]]] = {}
 
-    for variable, grant in block.get("dynamodb_tables", {}).items():
+    for key, grant in block.get("dynamodb_tables", {}).items():
+        variable, entry = grant_key(key)
         assert variable in environment, f"{service}: a grant on {variable}, which the service is not given"
-        table = ev.value(environment[variable])
+        if entry is None:
+            assert variable not in code_facts.TABLE_LIST_VARIABLES, f"{service}: {variable} names several tables: key its grants {variable}[<entry>]"
+            table = ev.value(environment[variable])
+        else:
+            tables = list_variable_tables(variable, environment, ev)
+            assert entry in tables, f"{service}: a grant on {key}, but {variable} names no {entry} ({sorted(tables)})"
+            table = tables[entry]
         arn = ev.value(grant["arn"])
         assert arn == Arn("aws_dynamodb_table", table), (
             f"{service}: the {variable} grant is on {arn}, the service uses the table {table}"
@@ -760,8 +893,12 @@ def test_task_role_grants_exactly_what_the_code_calls(service, initial_position)
         assert not actions & only_on_indexes, (
             f"{service}: {sorted(actions & only_on_indexes)} granted on {table} itself; the code calls them on its indexes only"
         )
-        granted[variable] = actions | (index_actions & only_on_indexes)
-        expected = calls.get(variable, set()) & INDEX_ACTIONS if indexes.get(table) else set()
+        if entry is None:
+            granted[variable] = actions | (index_actions & only_on_indexes)
+        else:
+            listed.setdefault(variable, {})[entry] = actions | (index_actions & only_on_indexes)
+        on_table_only = table_only.get(variable, set())
+        expected = (calls.get(variable, set()) & INDEX_ACTIONS) - on_table_only if indexes.get(table) else set()
         assert index_actions == expected, (
             f"{service}: actions on the indexes of {table} ({sorted(indexes.get(table, []))}) should be "
             f"{sorted(expected)}, not {sorted(index_actions)}"
@@ -790,6 +927,21 @@ def test_task_role_grants_exactly_what_the_code_calls(service, initial_position)
         assert copy_index_actions == expected, (
             f"{service}: actions on the indexes of {table}-* should be {sorted(expected)}, not {sorted(copy_index_actions)}"
         )
+
+    # A variable naming several tables: every table it names, each with what the code calls.
+    for variable in code_facts.TABLE_LIST_VARIABLES:
+        if variable not in calls and variable not in listed:
+            continue
+        tables = list_variable_tables(variable, environment, ev)
+        entries = listed.get(variable, {})
+        assert set(entries) == set(tables), (
+            f"{service}: {variable} names {sorted(tables)}, granted {sorted(entries)}"
+        )
+        for entry, actions in entries.items():
+            assert actions == calls.get(variable, set()), (
+                f"{service}: on {variable}[{entry}] ({tables[entry]}) the code calls {sorted(calls.get(variable, set()))}, granted {sorted(actions)}"
+            )
+        granted[variable] = set().union(*entries.values())
 
     stream_lists = {
         name: set(ev.value(block.get(name, [])))

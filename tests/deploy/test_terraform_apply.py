@@ -11,7 +11,10 @@ S3, few retries; never in the module itself), and then
    consumer service, each with its lease table: with a prefix the lease tables are
    `<prefix><service>-leases`, not the `<service>-leases` an all-in-one `quotes run --aws`
    would use; the archiver on the archive bucket, prefix and manifest the outputs name, with
-   1-second segments), prices one quote through the API, waits until the archiver has
+   1-second segments; event-source's operations view on every consumer application's lease
+   table, `OPS_APPLICATIONS` as the task definition sets it), prices one quote through the API,
+   reads the operations view (every application's leases and dead letters read, and the
+   relay's dead letters and the outbox, on the prefixed tables), waits until the archiver has
    committed a segment holding the quote's records to the manifest and stored it in the bucket
    under the prefix (read back: gzip JSON Lines), and stops them (SIGTERM);
 3. plans a change of the stream's retention and checks that it changes the stream and nothing
@@ -528,6 +531,31 @@ def _price_one_quote(port: int, env: dict[str, str]) -> tuple[str, dict]:
         time.sleep(0.5)
 
 
+def _ops_applications(outputs: dict) -> str:
+    """OPS_APPLICATIONS as services.tf sets it: every consumer service, in pipeline order, with
+    its lease table."""
+    return ",".join(f"{service}={outputs['lease_table_names'][service]}" for service in code_facts.CONSUMERS)
+
+
+def _operations_view(port: int, env: dict[str, str]) -> str:
+    """`GET /v1/ops` (an agent token may read it): every watched application's lease table and
+    dead letters, the relay's dead letters and the outbox are read without an error."""
+    token = subprocess.run(
+        [str(code_facts.BINARY), "token", "--customer", CUSTOMER, "--agent"],
+        env=env, capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    status, _, view = _http("GET", f"http://127.0.0.1:{port}/v1/ops", token)
+    assert status == 200, f"GET /v1/ops answered {status}: {view}"
+    applications = view["applications"]
+    assert [a["name"] for a in applications] == code_facts.CONSUMERS, applications
+    for application in applications:
+        assert application["error"] is None, f"{application['name']}: its lease table was not read: {application['error']}"
+        assert application["dead_letters"]["count"] is not None, f"{application['name']}: its dead letters were not read"
+    assert view["outbox"]["error"] is None and view["outbox"]["relay_dead_letters"] is not None, view["outbox"]
+    shards = sum(len(a["shards"]) for a in applications)
+    return f"{len(applications)} applications read, {shards} shard leases"
+
+
 def test_terraform_apply_on_the_emulators(tmp_path, capsys):
     terraform_cli, mirror = _prerequisites(capsys)
     emulators = Emulators(tmp_path, capsys)
@@ -566,7 +594,7 @@ def test_terraform_apply_on_the_emulators(tmp_path, capsys):
         _bucket_policy(endpoints["moto"], outputs["archive_bucket"], "DELETE")
         t = time.monotonic()
         env = _service_env(outputs, emulators.env)
-        port = fleet.start("event-source", env)
+        port = fleet.start("event-source", dict(env, OPS_APPLICATIONS=_ops_applications(outputs)))
         for service in code_facts.CONSUMERS:
             fleet.start(service, dict(env, LEASE_TABLE=outputs["lease_table_names"][service], WORKER_ID=f"{service}-apply-test"))
         fleet.wait_ready()
@@ -575,6 +603,7 @@ def test_terraform_apply_on_the_emulators(tmp_path, capsys):
         quote_id, quote = _price_one_quote(port, env)
         timings["quote"] = time.monotonic() - t
         report["quote"] = f"{quote_id}: {quote['status']}"
+        report["operations view"] = _operations_view(port, env)
         t = time.monotonic()
         report["archive"] = _archived_quote(endpoints["moto"], outputs, quote_id)
         timings["archived"] = time.monotonic() - t

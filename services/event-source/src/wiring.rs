@@ -17,10 +17,11 @@ use quote_read_model::{InMemoryReadModel, ReadModel};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::api::dev_sign_in::DevSignIn;
 use crate::api::health::ReadinessCache;
 use crate::api::{self, ApiSettings, AppState};
 use crate::auth::Authenticator;
-use crate::config::{Backend, Config};
+use crate::config::{AuthKeys, Backend, Config};
 use crate::ops::{OpsMonitor, OpsSources, WatchedApplication};
 
 /// The adapters a service runs on: event store, publication sink, read model, relay dead
@@ -104,6 +105,7 @@ impl Service {
                 request_timeout: config.request_timeout,
                 max_concurrent_requests: config.max_concurrent_requests,
                 snapshot_every: config.snapshot_every,
+                dev_sign_in: dev_sign_in(config),
             },
         };
         Self { state, relay_task }
@@ -172,6 +174,18 @@ impl Service {
         };
         Self::with_adapters(config, store, sink, read_model, dead_letters, shutdown)
             .with_operations(watched)
+    }
+}
+
+/// The development sign-in's key: only on the in-memory backend with an HS256 secret.
+fn dev_sign_in(config: &Config) -> Option<DevSignIn> {
+    match (&config.backend, &config.auth.keys) {
+        (Backend::Memory, AuthKeys::Hs256Secret(secret)) => Some(DevSignIn {
+            secret: secret.clone(),
+            issuer: config.auth.issuer.clone(),
+            audience: config.auth.audience.clone(),
+        }),
+        _ => None,
     }
 }
 

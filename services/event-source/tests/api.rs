@@ -1776,3 +1776,98 @@ fn mint_ops_reader(subject: &str) -> String {
         "scope": "ops:read",
     }))
 }
+
+#[tokio::test]
+async fn the_pages_and_assets_are_served_compiled_in_with_a_strict_policy_and_etags() {
+    let app = spawn_app();
+    for (path, content_type) in [
+        ("/", "text/html; charset=utf-8"),
+        ("/docs", "text/html; charset=utf-8"),
+        ("/assets/app.js", "text/javascript; charset=utf-8"),
+        ("/assets/docs.js", "text/javascript; charset=utf-8"),
+        ("/assets/app.css", "text/css; charset=utf-8"),
+    ] {
+        let page = app.get(None, path).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}");
+        assert_eq!(page.headers[header::CONTENT_TYPE], content_type, "{path}");
+        let policy = page.headers[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .expect("ascii");
+        assert!(policy.contains("default-src 'none'") && policy.contains("script-src 'self'"));
+        let etag = page.headers[header::ETAG].clone();
+        let again = app
+            .send(
+                Request::get(path)
+                    .header(header::IF_NONE_MATCH, etag)
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await;
+        assert_eq!(again.status, StatusCode::NOT_MODIFIED, "{path}");
+    }
+    // Pages reach nothing but this server: no scheme-qualified address in any asset.
+    let script = app.get(None, "/assets/app.js").await;
+    let text = script.body.as_str().expect("text");
+    assert!(!text.contains("http://") && !text.contains("https://"));
+    assert!(event_source::api::web::total_bytes() < 150 * 1024);
+    assert_problem(
+        &app.get(None, "/assets/nothing.js").await,
+        StatusCode::NOT_FOUND,
+    );
+    assert_problem(
+        &app.get(None, "/assets/index.html").await,
+        StatusCode::NOT_FOUND,
+    );
+}
+
+#[tokio::test]
+async fn the_dev_sign_in_mints_a_working_token_embedded_and_is_refused_on_aws() {
+    let app = spawn_app();
+    let sign_in = |body: Value| {
+        Request::post("/v1/dev/sign-in")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .expect("request")
+    };
+    let signed = app.send(sign_in(json!({"customer_id": "cust-7"}))).await;
+    assert_eq!(signed.status, StatusCode::OK, "{:?}", signed.body);
+    let minted = signed.body["token"].as_str().expect("token").to_owned();
+    assert_eq!(signed.body["token_type"], "Bearer");
+    let own = app.get(Some(&minted), "/v1/customers/cust-7/quotes").await;
+    assert_eq!(own.status, StatusCode::OK);
+    let other = app.get(Some(&minted), "/v1/customers/cust-8/quotes").await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND, "not an agent");
+    let bad = app.send(sign_in(json!({"customer_id": "no spaces"}))).await;
+    assert_problem(&bad, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(problem_fields(&bad), vec!["customer_id".to_owned()]);
+
+    let mut aws = Config::for_memory(SECRET);
+    aws.backend = event_source::config::Backend::Aws;
+    let on_aws = spawn_app_with(aws);
+    let refused = on_aws.send(sign_in(json!({"customer_id": "cust-7"}))).await;
+    assert_problem(&refused, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_thousand_streams_open_on_one_process_each_get_the_next_event() {
+    const STREAMS: usize = 1_000;
+    let app = spawn_app();
+    let ana = token("ana", false);
+    let quote_id = app.requested(&ana, "ana").await;
+    let mut streams = Vec::with_capacity(STREAMS);
+    for _ in 0..STREAMS {
+        let mut stream = app.open_stream(Some(&ana), &quote_id, None).await;
+        assert_eq!(stream.status, StatusCode::OK);
+        let first = stream.next().await.expect("the request");
+        assert_eq!(first.id, "1");
+        streams.push(stream);
+    }
+    app.record(&quote_id, &referral()).await;
+    let received = futures::future::join_all(streams.iter_mut().map(|s| s.next())).await;
+    assert!(received.iter().all(|sent| sent
+        .as_ref()
+        .is_some_and(|s| s.id == "2" && s.event == "QuoteReferred")));
+    // The outcome ends every stream.
+    let ended = futures::future::join_all(streams.iter_mut().map(|s| s.next())).await;
+    assert!(ended.iter().all(Option::is_none));
+}

@@ -271,10 +271,12 @@ resource "aws_iam_role" "task" {
 }
 
 data "aws_iam_policy_document" "task" {
+  # Statement ids are the key's letters and digits (`OPS_APPLICATIONS[projector]` →
+  # `TableOPSAPPLICATIONSprojector`): IAM allows nothing else in a Sid.
   dynamic "statement" {
     for_each = var.dynamodb_tables
     content {
-      sid       = "Table${replace(statement.key, "_", "")}"
+      sid       = "Table${replace(statement.key, "/[^0-9A-Za-z]/", "")}"
       actions   = statement.value.actions
       resources = [statement.value.arn]
     }
@@ -283,7 +285,7 @@ data "aws_iam_policy_document" "task" {
   dynamic "statement" {
     for_each = { for variable, table in var.dynamodb_tables : variable => table if length(table.index_actions) > 0 }
     content {
-      sid       = "Indexes${replace(statement.key, "_", "")}"
+      sid       = "Indexes${replace(statement.key, "/[^0-9A-Za-z]/", "")}"
       actions   = statement.value.index_actions
       resources = ["${statement.value.arn}/index/*"]
     }
@@ -295,7 +297,7 @@ data "aws_iam_policy_document" "task" {
   dynamic "statement" {
     for_each = { for variable, table in local.suffixed_table_grants : variable => table if length(table.actions) > 0 }
     content {
-      sid       = "SuffixedTables${replace(statement.key, "_", "")}"
+      sid       = "SuffixedTables${replace(statement.key, "/[^0-9A-Za-z]/", "")}"
       actions   = statement.value.actions
       resources = ["${statement.value.arn}-*"]
     }
@@ -304,7 +306,7 @@ data "aws_iam_policy_document" "task" {
   dynamic "statement" {
     for_each = { for variable, table in local.suffixed_table_grants : variable => table if length(table.index_actions) > 0 }
     content {
-      sid       = "SuffixedIndexes${replace(statement.key, "_", "")}"
+      sid       = "SuffixedIndexes${replace(statement.key, "/[^0-9A-Za-z]/", "")}"
       actions   = statement.value.index_actions
       resources = ["${statement.value.arn}-*/index/*"]
     }

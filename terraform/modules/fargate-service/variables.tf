@@ -84,7 +84,7 @@ variable "secrets_kms_key_arns" {
 }
 
 variable "dynamodb_tables" {
-  description = "Task role grants on DynamoDB, keyed by the variable naming the table: its ARN, the actions on the table, the actions on its indexes (`<arn>/index/*`), and with `suffixed_tables` the actions on the tables named `<table name>-<suffix>` (`<arn>-*`) and on their indexes (`<arn>-*/index/*`), e.g. the read model's blue/green tables."
+  description = "Task role grants on DynamoDB, keyed by the variable naming the table (or `VARIABLE[<entry>]` for one of several tables it names, e.g. `OPS_APPLICATIONS[projector]`; statement ids keep the key's letters and digits): its ARN, the actions on the table, the actions on its indexes (`<arn>/index/*`), and with `suffixed_tables` the actions on the tables named `<table name>-<suffix>` (`<arn>-*`) and on their indexes (`<arn>-*/index/*`), e.g. the read model's blue/green tables."
   type = map(object({
     arn           = string
     actions       = list(string)

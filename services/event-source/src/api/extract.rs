@@ -92,28 +92,51 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        if !is_json(request.headers()) {
-            return Err(ApiError::UnsupportedMediaType);
-        }
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::PayloadTooLarge {
-                        limit: super::MAX_BODY_BYTES,
-                    }
-                } else {
-                    ApiError::MalformedJson {
-                        detail: "the request body could not be read".into(),
-                    }
-                }
-            })?;
-        let input = parse_body(&bytes)?;
+        let bytes = json_bytes(request, state).await?;
+        let input = parse_json(&bytes)?;
         Ok(Self {
             input,
             fingerprint: fingerprint(&bytes),
         })
     }
+}
+
+/// A JSON body parsed into `T`: 415 unless it is JSON, 413 past the body limit, 400 when
+/// malformed, 422 naming the field when well-formed but of the wrong shape.
+#[derive(Debug, Clone)]
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = json_bytes(request, state).await?;
+        parse_json(&bytes).map(Self)
+    }
+}
+
+/// The body of a JSON request.
+async fn json_bytes<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
+    if !is_json(request.headers()) {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge {
+                    limit: super::MAX_BODY_BYTES,
+                }
+            } else {
+                ApiError::MalformedJson {
+                    detail: "the request body could not be read".into(),
+                }
+            }
+        })
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
@@ -127,9 +150,9 @@ fn is_json(headers: &HeaderMap) -> bool {
 
 /// Parses the body, telling malformed JSON (400) from well-formed JSON of the wrong shape
 /// (422, naming the field).
-fn parse_body(bytes: &[u8]) -> Result<QuoteRequestInput, ApiError> {
+fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let parsed: Result<QuoteRequestInput, _> = serde_path_to_error::deserialize(&mut deserializer);
+    let parsed: Result<T, _> = serde_path_to_error::deserialize(&mut deserializer);
     let input = match parsed {
         Ok(input) => input,
         Err(err) => {

@@ -7,6 +7,7 @@
 //! layers' timeouts, load shedding and panics.
 
 pub mod client_metadata;
+pub mod dev_sign_in;
 pub mod extract;
 pub mod health;
 pub mod idempotency;
@@ -16,6 +17,7 @@ pub mod problem;
 pub mod quotes;
 pub mod stream;
 pub mod telemetry;
+pub mod web;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,6 +56,8 @@ pub struct ApiSettings {
     pub max_concurrent_requests: usize,
     /// Events folded past a quote's last snapshot before a load saves a new one (0: never).
     pub snapshot_every: u64,
+    /// The development sign-in's minting key: present only in embedded mode.
+    pub dev_sign_in: Option<dev_sign_in::DevSignIn>,
 }
 
 /// What every handler shares.
@@ -143,11 +147,15 @@ pub fn router(state: AppState) -> Router {
             "/v1/customers/{customer_id}/quotes/stream",
             get(stream::customer_stream),
         )
+        .route("/v1/dev/sign-in", post(dev_sign_in::sign_in))
         .route("/v1/ops", get(ops::ops_view))
         .route("/v1/ops/stream", get(ops::ops_stream))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/openapi.json", get(openapi::serve))
+        .route("/", get(web::index))
+        .route("/docs", get(web::docs))
+        .route("/assets/{name}", get(web::asset))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -12,7 +12,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::{health, ops, problem, quotes, stream};
+use super::{dev_sign_in, health, ops, problem, quotes, stream};
 
 /// Adds the bearer-token security scheme.
 #[derive(Debug)]
@@ -104,7 +104,7 @@ impl Modify for CommonProblems {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Quote platform: event-source API", description = "Request auto-insurance quotes and read them back; every change is an event."),
-    paths(quotes::request_quote, quotes::get_quote, quotes::list_events, stream::quote_stream, quotes::list_customer_quotes, stream::customer_stream, ops::ops_view, ops::ops_stream, health::healthz, health::readyz),
+    paths(quotes::request_quote, quotes::get_quote, quotes::list_events, stream::quote_stream, quotes::list_customer_quotes, stream::customer_stream, ops::ops_view, ops::ops_stream, dev_sign_in::sign_in, health::healthz, health::readyz),
     components(schemas(
         quote_domain::request::QuoteRequestInput,
         quotes::QuoteAccepted,
@@ -115,6 +115,8 @@ impl Modify for CommonProblems {
         problem::Problem,
         problem::ProblemField,
         health::Health,
+        dev_sign_in::SignInRequest,
+        dev_sign_in::SignedIn,
         crate::ops::OpsView,
         crate::ops::ApplicationView,
         crate::ops::ShardView,
@@ -123,7 +125,7 @@ impl Modify for CommonProblems {
         crate::ops::OutboxView,
     )),
     modifiers(&BearerAuth, &CommonProblems),
-    tags((name = "quotes", description = "Quote requests and their state"), (name = "operations", description = "Probes and the operations view"))
+    tags((name = "quotes", description = "Quote requests and their state"), (name = "operations", description = "Probes and the operations view"), (name = "development", description = "Embedded mode only"))
 )]
 #[derive(Debug)]
 pub struct ApiDoc;

@@ -114,3 +114,34 @@ run "read_only_bucket" {
     error_message = "A read-only bucket grant is GetObject on <arn>/<prefix>* and kms:Decrypt on its key (through S3), nothing on the bucket."
   }
 }
+
+# A variable naming several tables (event-source's OPS_APPLICATIONS: the lease table of each
+# consumer application its operations view reads) keys one grant per table,
+# `VARIABLE[<entry>]`; the statement ids keep the key's letters and digits only, as IAM requires.
+run "one_of_several_tables" {
+  command = plan
+
+  variables {
+    dynamodb_tables = {
+      "OPS_APPLICATIONS[vehicle-enricher]" = {
+        arn     = "arn:aws:dynamodb:us-east-1:123456789012:table/quotes-prod-vehicle-enricher-leases"
+        actions = ["dynamodb:Scan"]
+      }
+      "OPS_APPLICATIONS[projector]" = {
+        arn     = "arn:aws:dynamodb:us-east-1:123456789012:table/quotes-prod-projector-leases"
+        actions = ["dynamodb:Scan"]
+      }
+    }
+  }
+
+  assert {
+    condition = jsonencode({
+      for s in data.aws_iam_policy_document.task.statement : s.sid => [sort(s.actions), sort(s.resources)]
+      if s.sid != null && can(regex("OPSAPPLICATIONS", s.sid))
+      }) == jsonencode({
+      TableOPSAPPLICATIONSprojector       = [["dynamodb:Scan"], ["arn:aws:dynamodb:us-east-1:123456789012:table/quotes-prod-projector-leases"]]
+      TableOPSAPPLICATIONSvehicleenricher = [["dynamodb:Scan"], ["arn:aws:dynamodb:us-east-1:123456789012:table/quotes-prod-vehicle-enricher-leases"]]
+    })
+    error_message = "One statement per table, on that table only (no indexes), its id the key's letters and digits."
+  }
+}
