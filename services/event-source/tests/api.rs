@@ -1783,6 +1783,7 @@ async fn the_pages_and_assets_are_served_compiled_in_with_a_strict_policy_and_et
     for (path, content_type) in [
         ("/", "text/html; charset=utf-8"),
         ("/docs", "text/html; charset=utf-8"),
+        ("/assets/dom.js", "text/javascript; charset=utf-8"),
         ("/assets/app.js", "text/javascript; charset=utf-8"),
         ("/assets/docs.js", "text/javascript; charset=utf-8"),
         ("/assets/app.css", "text/css; charset=utf-8"),

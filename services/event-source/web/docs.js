@@ -5,20 +5,6 @@
 
 const TOKEN_KEY = 'quotes.token';
 
-function h(tag, attrs, ...children) {
-  const el = document.createElement(tag);
-  for (const [name, value] of Object.entries(attrs || {})) {
-    if (value === null || value === undefined || value === false) continue;
-    if (name.startsWith('on')) el.addEventListener(name.slice(2), value);
-    else el.setAttribute(name, value === true ? '' : String(value));
-  }
-  for (const child of children.flat(Infinity)) {
-    if (child === null || child === undefined || child === false) continue;
-    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return el;
-}
-
 const tokenInput = document.getElementById('docs-token');
 tokenInput.value = sessionStorage.getItem(TOKEN_KEY) || '';
 tokenInput.addEventListener('change', () => {

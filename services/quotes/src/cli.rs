@@ -540,6 +540,9 @@ pub enum BenchCommand {
     /// Load one long stream by folding every event and from its latest snapshot, in the same
     /// run; prints one JSON object (medians and their ratio).
     Snapshots(SnapshotBenchArgs),
+    /// Open many live streams on one `quotes run` and report the memory each costs and how fast
+    /// a new quote reaches them; prints one JSON object.
+    Streams(crate::bench::streams::StreamsArgs),
 }
 
 /// `quotes bench snapshots`.

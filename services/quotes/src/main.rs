@@ -63,6 +63,10 @@ async fn dispatch(cli: Cli) -> ExitCode {
             .await
             .context("bench pipeline"),
         Command::Bench(BenchCommand::Snapshots(args)) => bench_snapshots(&args).await,
+        Command::Bench(BenchCommand::Streams(args)) => quotes::bench::streams::run(&args)
+            .await
+            .context("bench streams")
+            .and_then(|report| print_json(&report)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -96,11 +96,7 @@ async fn the_pages_work_in_a_real_browser() {
     let source_port = fleet.spawn("event-source".to_owned(), source);
     let mut ports = vec![("event-source".to_owned(), source_port)];
     for service in services {
-        let mut c = platform.command(service);
-        c.env("LEASE_TABLE", &platform.lease_tables[service])
-            .env("VPIC_BASE_URL", "off")
-            .env("DRIVER_HISTORY_PROVIDER", "simulated")
-            .env("MAX_PROCESSING_ATTEMPTS", "2");
+        let mut c = platform.consumer(service);
         if service == "fulfillment" {
             // A deployment with a bug: every record fails (until the fix below).
             c.env("FAILPOINTS", "fulfillment::handle=return");
@@ -134,11 +130,10 @@ async fn the_pages_work_in_a_real_browser() {
     // The fix is deployed: the poisoned quote's records stay set aside, every later quote is
     // priced.
     fleet.kill_9("fulfillment");
-    let mut fixed = platform.command("fulfillment");
-    fixed
-        .env("LEASE_TABLE", &platform.lease_tables["fulfillment"])
-        .env("MAX_PROCESSING_ATTEMPTS", "2");
-    let fixed_port = fleet.spawn("fulfillment-fixed".to_owned(), fixed);
+    let fixed_port = fleet.spawn(
+        "fulfillment-fixed".to_owned(),
+        platform.consumer("fulfillment"),
+    );
     wait_healthy("fulfillment-fixed", fixed_port).await;
 
     let customer = format!("browser-{}", &run[..8]);

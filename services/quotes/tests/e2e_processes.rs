@@ -483,11 +483,7 @@ async fn a_poisoned_quote_is_decided_after_the_fix_and_a_redrive() {
         "fulfillment",
         "projector",
     ] {
-        let mut c = platform.command(service);
-        c.env("LEASE_TABLE", &platform.lease_tables[service])
-            .env("VPIC_BASE_URL", "off")
-            .env("DRIVER_HISTORY_PROVIDER", "simulated")
-            .env("MAX_PROCESSING_ATTEMPTS", "2");
+        let mut c = platform.consumer(service);
         if service == "fulfillment" {
             c.env("FAILPOINTS", "fulfillment::handle=return");
         }
@@ -545,11 +541,10 @@ async fn a_poisoned_quote_is_decided_after_the_fix_and_a_redrive() {
 
     // The fix is deployed: the same service without the bug.
     fleet.kill_9("fulfillment");
-    let mut fixed = platform.command("fulfillment");
-    fixed
-        .env("LEASE_TABLE", &platform.lease_tables["fulfillment"])
-        .env("MAX_PROCESSING_ATTEMPTS", "2");
-    let fixed_port = fleet.spawn("fulfillment-fixed".to_owned(), fixed);
+    let fixed_port = fleet.spawn(
+        "fulfillment-fixed".to_owned(),
+        platform.consumer("fulfillment"),
+    );
     wait_healthy("fulfillment-fixed", fixed_port).await;
 
     let redrive = platform

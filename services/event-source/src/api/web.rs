@@ -49,6 +49,11 @@ static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
             include_str!("../../web/docs.html"),
         ),
         Asset::new(
+            "dom.js",
+            "text/javascript; charset=utf-8",
+            include_str!("../../web/dom.js"),
+        ),
+        Asset::new(
             "app.js",
             "text/javascript; charset=utf-8",
             include_str!("../../web/app.js"),

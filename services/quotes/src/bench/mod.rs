@@ -1,5 +1,5 @@
-//! The benchmarks of `quotes bench`: [`pipeline`] (POST → priced quote, see its module) and
-//! `ingest`, below.
+//! The benchmarks of `quotes bench`: [`pipeline`] (POST → priced quote, see its module),
+//! [`streams`] (what open live streams cost), [`snapshots`] and `ingest`, below.
 //!
 //! `quotes bench ingest`: a closed-loop load generator for `POST /v1/quotes`, compared with a
 //! baseline that makes the same writes without the API.
@@ -28,6 +28,7 @@ pub mod payload;
 pub mod pipeline;
 pub mod snapshots;
 pub mod stats;
+pub mod streams;
 
 use std::future::Future;
 use std::time::Duration;

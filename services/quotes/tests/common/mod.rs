@@ -166,6 +166,19 @@ impl Platform {
         self.quotes(&["run", service])
     }
 
+    /// `quotes run SERVICE` for a consumer service of the poison tests: its own lease table,
+    /// VINs decoded offline, the simulated driver-record provider, and a record set aside after
+    /// two failed attempts.
+    pub fn consumer(&self, service: &str) -> Command {
+        let mut command = self.command(service);
+        command
+            .env("LEASE_TABLE", &self.lease_tables[service])
+            .env("VPIC_BASE_URL", "off")
+            .env("DRIVER_HISTORY_PROVIDER", "simulated")
+            .env("MAX_PROCESSING_ATTEMPTS", "2");
+        command
+    }
+
     /// `quotes ARGS…` with the platform's environment. Its stdout and stderr (logs, at
     /// `RUST_LOG=warn` unless set) go to the test's output, which the test runner shows when
     /// the test fails.
