@@ -8,7 +8,8 @@
 //! store's outbox and the relay's dead letters. One [`OpsMonitor`] per process reads them once a
 //! second while at least one stream is open (dead letters every [`DEAD_LETTER_EVERY`] reads, as
 //! their table is scanned) and shares each view with every open stream, so a thousand open
-//! operations pages cost what one does.
+//! operations pages cost what one does; `GET /v1/ops` reuses a view read less than a second
+//! ago.
 
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
@@ -270,6 +271,9 @@ pub struct OpsMonitor {
     sources: OpsSources,
     views: watch::Sender<Option<Arc<OpsView>>>,
     refresher: OnceLock<()>,
+    /// The last view `GET /v1/ops` read, and when: reused for [`REFRESH_INTERVAL`], one read at
+    /// a time, so a flood of requests reads the tables at most once a second.
+    last_read: tokio::sync::Mutex<Option<(tokio::time::Instant, Arc<OpsView>)>>,
 }
 
 impl OpsMonitor {
@@ -279,6 +283,7 @@ impl OpsMonitor {
             sources,
             views: watch::Sender::new(None),
             refresher: OnceLock::new(),
+            last_read: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -287,14 +292,23 @@ impl OpsMonitor {
         &self.sources
     }
 
-    /// The view now (read at once when nobody watches, otherwise the latest shared one).
+    /// The view now: the latest shared one while streams are open, otherwise one read at most
+    /// [`REFRESH_INTERVAL`] ago (concurrent callers wait for the same read).
     pub async fn current(&self) -> Arc<OpsView> {
-        if let Some(view) = self.views.borrow().clone() {
-            if self.views.receiver_count() > 0 {
+        if self.views.receiver_count() > 0 {
+            if let Some(view) = self.views.borrow().clone() {
                 return view;
             }
         }
-        Arc::new(self.sources.read(None, true).await)
+        let mut last = self.last_read.lock().await;
+        if let Some((at, view)) = last.as_ref() {
+            if at.elapsed() < REFRESH_INTERVAL {
+                return view.clone();
+            }
+        }
+        let view = Arc::new(self.sources.read(None, true).await);
+        *last = Some((tokio::time::Instant::now(), view.clone()));
+        view
     }
 
     /// Every new view from now on (the first as soon as it is read); starts the refresher.
@@ -330,5 +344,119 @@ async fn refresh(monitor: Weak<OpsMonitor>) {
             .await;
         reads = reads.wrapping_add(1);
         monitor.views.send_replace(Some(Arc::new(view)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+    use event_relay::InMemoryRelayDeadLetters;
+    use event_store::InMemoryEventStore;
+    use kinesis_consumer::dead_letter::InMemoryDeadLetters;
+    use kinesis_consumer::{Checkpoint, LeaseTableError};
+
+    use super::*;
+
+    /// A lease table that counts its scans (every other call is refused).
+    #[derive(Debug, Default)]
+    struct CountedScans(AtomicUsize);
+
+    fn unused() -> LeaseTableError {
+        LeaseTableError::Corrupt("not used by the operations view".into())
+    }
+
+    #[async_trait]
+    impl LeaseTable for CountedScans {
+        async fn create_if_absent(&self, _: &Lease) -> Result<bool, LeaseTableError> {
+            Err(unused())
+        }
+        async fn list(&self) -> Result<Vec<Lease>, LeaseTableError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Ok(vec![Lease::new("shardId-0", Checkpoint::TrimHorizon)])
+        }
+        async fn get(&self, _: &str) -> Result<Option<Lease>, LeaseTableError> {
+            Err(unused())
+        }
+        async fn renew(&self, _: &Lease) -> Result<Lease, LeaseTableError> {
+            Err(unused())
+        }
+        async fn take(&self, _: &Lease, _: &str) -> Result<Lease, LeaseTableError> {
+            Err(unused())
+        }
+        async fn release(&self, _: &Lease) -> Result<(), LeaseTableError> {
+            Err(unused())
+        }
+        async fn checkpoint(
+            &self,
+            _: &Lease,
+            _: &Checkpoint,
+            _: u64,
+        ) -> Result<Lease, LeaseTableError> {
+            Err(unused())
+        }
+        async fn request_handoff(&self, _: &Lease, _: &str) -> Result<(), LeaseTableError> {
+            Err(unused())
+        }
+        async fn hand_off(&self, _: &Lease) -> Result<(), LeaseTableError> {
+            Err(unused())
+        }
+        async fn rewind(&self, _: &Lease, _: &Checkpoint) -> Result<Lease, LeaseTableError> {
+            Err(unused())
+        }
+        async fn add_children(&self, _: &str, _: &[String]) -> Result<(), LeaseTableError> {
+            Err(unused())
+        }
+        async fn delete_finished(&self, _: &str) -> Result<bool, LeaseTableError> {
+            Err(unused())
+        }
+    }
+
+    fn monitor(scans: Arc<CountedScans>) -> Arc<OpsMonitor> {
+        OpsMonitor::new(OpsSources {
+            applications: vec![WatchedApplication {
+                name: "projector".into(),
+                leases: scans,
+                dead_letters: Arc::new(InMemoryDeadLetters::new()),
+            }],
+            store: Arc::new(InMemoryEventStore::new()),
+            relay_dead_letters: Arc::new(InMemoryRelayDeadLetters::new()),
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_flood_of_reads_scans_the_tables_once_a_second() {
+        let scans = Arc::new(CountedScans::default());
+        let monitor = monitor(scans.clone());
+        let views = futures::future::join_all((0..50).map(|_| monitor.current())).await;
+        assert!(views.iter().all(|v| v.applications[0].shards.len() == 1));
+        assert_eq!(scans.0.load(Ordering::SeqCst), 1);
+        tokio::time::advance(REFRESH_INTERVAL).await;
+        monitor.current().await;
+        assert_eq!(scans.0.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn open_streams_share_one_read_a_second_and_none_are_read_without_them() {
+        let scans = Arc::new(CountedScans::default());
+        let monitor = monitor(scans.clone());
+        let mut streams: Vec<_> = (0..100).map(|_| monitor.subscribe()).collect();
+        for stream in &mut streams {
+            stream.changed().await.expect("a view");
+        }
+        tokio::time::sleep(REFRESH_INTERVAL * 3).await;
+        let read = scans.0.load(Ordering::SeqCst);
+        assert!((3..=5).contains(&read), "{read} scans in about 3 s");
+        drop(streams);
+        tokio::time::sleep(REFRESH_INTERVAL * 2).await;
+        let idle = scans.0.load(Ordering::SeqCst);
+        tokio::time::sleep(REFRESH_INTERVAL * 10).await;
+        assert_eq!(
+            scans.0.load(Ordering::SeqCst),
+            idle,
+            "no scan with no stream open"
+        );
     }
 }

@@ -256,6 +256,17 @@ pub struct InMemoryReader {
     max_records: usize,
 }
 
+/// As Kinesis reports it: how far behind the present the batch's last record is (at least 1 ms
+/// while records remain after it).
+fn millis_behind(last: Option<&Record>) -> u64 {
+    let age = last
+        .and_then(|record| record.approximate_arrival)
+        .map_or(0, |arrival| {
+            (OffsetDateTime::now_utc() - arrival).whole_milliseconds()
+        });
+    u64::try_from(age).unwrap_or(0).max(1)
+}
+
 /// How long an idle in-memory reader waits for new records before returning an empty batch.
 const IDLE_WAIT: Duration = Duration::from_millis(200);
 
@@ -275,7 +286,11 @@ impl ShardReader for InMemoryReader {
             self.position = end;
             let drained = self.position == shard.records.len();
             Batch {
-                millis_behind_latest: Some(if drained { 0 } else { 1 }),
+                millis_behind_latest: Some(if drained {
+                    0
+                } else {
+                    millis_behind(records.last())
+                }),
                 shard_end: (shard.info.closed && drained).then(|| shard.children.clone()),
                 records,
             }
