@@ -52,6 +52,33 @@ const median = (values) => {
   return sorted.length ? sorted[Math.floor((sorted.length - 1) / 2)] : null;
 };
 
+// Pauses live updates as soon as the quote's stream is open; while paused nothing reaches the
+// page although the quote is priced; resuming brings every event, each once. False when the
+// quote was decided before the pause could be clicked (nothing to test then).
+async function pausedWhileItIsPriced(page, quoteId) {
+  await page.locator('.live[data-state="live"], .live[data-state="ended"]').waitFor();
+  const pause = page.locator('#pause');
+  if (await pause.isDisabled()) return false;
+  await pause.click();
+  await page.locator('.live[data-state="paused"]').waitFor();
+  const shownWhenPaused = await page.locator('#timeline li').count();
+  const deadline = Date.now() + LONG;
+  for (;;) {
+    const { body } = await api(`/v1/quotes/${quoteId}`, CUSTOMER_TOKEN);
+    if (body.status !== 'pending') break;
+    assert.ok(Date.now() < deadline, 'the quote was not priced');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  assert.equal(await page.locator('#timeline li').count(), shownWhenPaused, 'events arrived while paused');
+  assert.equal(await pause.getAttribute('aria-pressed'), 'true');
+  await pause.click();
+  await page.locator('.live[data-state="ended"]').waitFor({ timeout: LONG });
+  const versions = await page.$$eval('#timeline li', (lis) => lis.map((li) => Number(li.dataset.version)));
+  assert.deepEqual(versions, [1, 2, 3, 4], 'resuming brings every event once');
+  return shownWhenPaused < 4;
+}
+
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   args: ['--no-sandbox'],
@@ -126,6 +153,9 @@ try {
     await page.waitForURL(/#\/quotes\/[0-9a-f-]{36}$/);
     const quoteId = decodeURIComponent(new URL(page.url()).hash.split('/').pop());
     quoteIds.push(quoteId);
+    // The second quote is paused while it is priced (its events are not timed).
+    const paused = n === 1 && await pausedWhileItIsPriced(page, quoteId);
+    if (paused) result.paused_and_resumed = true;
     await page.locator('#premium').waitFor({ timeout: LONG });
     await page.locator('#summary [data-status="quoted"]').waitFor();
     assert.equal(await page.evaluate(() => window.notReloaded), true, 'the page reloaded');
@@ -139,7 +169,7 @@ try {
     for (const event of body.events) {
       const committed = Date.parse(event.recorded_at);
       const on = shown.find((s) => s.version === event.version);
-      if (on && committed > openedAt) latencies.push(on.shownAt - committed);
+      if (on && committed > openedAt && !paused) latencies.push(on.shownAt - committed);
     }
     if (n === 0) await shot(page, 'quote-live');
   }
@@ -220,20 +250,25 @@ try {
   await health.locator('pre', { hasText: '200' }).waitFor();
   await shot(page, 'api-reference');
 
-  step('on a phone: nothing scrolls sideways');
-  const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  step('on a small phone (320 px): no page scrolls sideways');
+  const phone = await browser.newContext({ viewport: { width: 320, height: 640 }, isMobile: true, hasTouch: true });
   const small = await phone.newPage();
+  const sideways = () => small.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   await small.goto(`${BASE}/#/sign-in`);
   await small.evaluate((token) => sessionStorage.setItem('quotes.token', token), CUSTOMER_TOKEN);
   await small.goto(`${BASE}/#/`);
   await small.locator('#quote-form').waitFor();
-  const overflow = await small.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-  assert.ok(overflow <= 0, `the request page is ${overflow}px wider than a phone`);
+  assert.ok(await sideways() <= 0, 'the request page is wider than a phone');
   await small.goto(`${BASE}/#/quotes/${quoteIds[0]}`);
   await small.locator('#premium').waitFor({ timeout: LONG });
-  const quoteOverflow = await small.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-  assert.ok(quoteOverflow <= 0, `the quote page is ${quoteOverflow}px wider than a phone`);
+  assert.ok(await sideways() <= 0, 'the quote page is wider than a phone');
   await shot(small, 'quote-phone');
+  await small.evaluate((token) => sessionStorage.setItem('quotes.token', token), AGENT_TOKEN);
+  await small.goto(`${BASE}/#/sign-in`);
+  await small.goto(`${BASE}/#/ops`);
+  await small.locator('#outbox-events').waitFor({ timeout: LONG });
+  assert.ok(await sideways() <= 0, 'the operations page is wider than a phone');
+  await shot(small, 'operations-phone');
   await phone.close();
 
   const bytes = [...sizes.values()].reduce((a, b) => a + b, 0);

@@ -33,6 +33,13 @@ pub const DEAD_LETTER_EVERY: u32 = 5;
 /// Streams of the outbox examined per read (the counts are lower bounds beyond it).
 pub const OUTBOX_LIMIT: usize = 100;
 
+/// Relay dead letters counted (beyond it the view says "at least").
+pub const RELAY_LETTERS_COUNTED: usize = 100;
+
+/// Longest a read of the view may take; a slower one keeps the last view (its `read_at` tells
+/// its age).
+pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Dead letters listed per application (all are counted).
 pub const LETTERS_SHOWN: usize = 10;
 
@@ -139,8 +146,11 @@ pub struct OutboxView {
     /// The backlog (`null` when it could not be read).
     #[schema(value_type = Option<Object>)]
     pub backlog: Option<OutboxStatus>,
-    /// Commits the relay set aside as unpublishable (at most 100 counted).
+    /// Commits the relay set aside as unpublishable (at most [`RELAY_LETTERS_COUNTED`]
+    /// counted).
     pub relay_dead_letters: Option<usize>,
+    /// More relay dead letters exist than were counted.
+    pub relay_dead_letters_truncated: bool,
     /// Why the outbox could not be read, if it could not.
     pub error: Option<String>,
 }
@@ -157,12 +167,12 @@ impl OpsSources {
                 .and_then(|view| view.applications.iter().find(|a| a.name == app.name))
                 .map(|a| a.dead_letters.clone());
             self.read_application(app, with_dead_letters, kept)
-        }))
-        .await;
+        }));
+        let (applications, outbox) = tokio::join!(applications, self.read_outbox(now));
         OpsView {
             read_at: now,
             applications,
-            outbox: self.read_outbox(now).await,
+            outbox,
         }
     }
 
@@ -235,12 +245,15 @@ impl OpsSources {
     async fn read_outbox(&self, now: OffsetDateTime) -> OutboxView {
         let (backlog, relay_dead_letters) = tokio::join!(
             outbox_status(self.store.as_ref(), OUTBOX_LIMIT, now),
-            self.relay_dead_letters.list(100)
+            self.relay_dead_letters.list(RELAY_LETTERS_COUNTED + 1)
         );
         let error = backlog.as_ref().err().map(|err| chain(err).to_string());
+        let relay_dead_letters = relay_dead_letters.ok().map(|letters| letters.len());
         OutboxView {
             backlog: backlog.ok(),
-            relay_dead_letters: relay_dead_letters.ok().map(|letters| letters.len()),
+            relay_dead_letters: relay_dead_letters.map(|n| n.min(RELAY_LETTERS_COUNTED)),
+            relay_dead_letters_truncated: relay_dead_letters
+                .is_some_and(|n| n > RELAY_LETTERS_COUNTED),
             error,
         }
     }
@@ -296,7 +309,10 @@ impl OpsMonitor {
     /// [`REFRESH_INTERVAL`] ago (concurrent callers wait for the same read).
     pub async fn current(&self) -> Arc<OpsView> {
         if self.views.receiver_count() > 0 {
-            if let Some(view) = self.views.borrow().clone() {
+            let shared = self.views.borrow().clone();
+            let fresh =
+                |view: &OpsView| OffsetDateTime::now_utc() - view.read_at < REFRESH_INTERVAL * 3;
+            if let Some(view) = shared.filter(|view| fresh(view)) {
                 return view;
             }
         }
@@ -338,12 +354,19 @@ async fn refresh(monitor: Weak<OpsMonitor>) {
             continue;
         }
         let previous = monitor.views.borrow().clone();
-        let view = monitor
+        let read = monitor
             .sources
-            .read(previous.as_deref(), reads.is_multiple_of(DEAD_LETTER_EVERY))
-            .await;
-        reads = reads.wrapping_add(1);
-        monitor.views.send_replace(Some(Arc::new(view)));
+            .read(previous.as_deref(), reads.is_multiple_of(DEAD_LETTER_EVERY));
+        match tokio::time::timeout(READ_TIMEOUT, read).await {
+            Ok(view) => {
+                reads = reads.wrapping_add(1);
+                monitor.views.send_replace(Some(Arc::new(view)));
+            }
+            Err(_) => tracing::warn!(
+                timeout_secs = READ_TIMEOUT.as_secs(),
+                "reading the operations view timed out; keeping the last one"
+            ),
+        }
     }
 }
 

@@ -177,14 +177,18 @@ impl Service {
     }
 }
 
-/// The development sign-in's key: only on the in-memory backend with an HS256 secret.
+/// The development sign-in's key: only on the in-memory backend with the public dev secret.
 fn dev_sign_in(config: &Config) -> Option<DevSignIn> {
     match (&config.backend, &config.auth.keys) {
-        (Backend::Memory, AuthKeys::Hs256Secret(secret)) => Some(DevSignIn {
-            secret: secret.clone(),
-            issuer: config.auth.issuer.clone(),
-            audience: config.auth.audience.clone(),
-        }),
+        // Only with the public dev secret: a secret of the operator's own means tokens are
+        // meant to be scarce, and nobody should mint one over the network.
+        (Backend::Memory, keys @ AuthKeys::Hs256Secret(secret)) if keys.is_dev_secret() => {
+            Some(DevSignIn {
+                secret: secret.clone(),
+                issuer: config.auth.issuer.clone(),
+                audience: config.auth.audience.clone(),
+            })
+        }
         _ => None,
     }
 }
@@ -208,8 +212,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .await
         .with_context(|| format!("binding {}", config.listen_addr))?;
     tracing::info!(addr = %listener.local_addr()?, backend = ?config.backend, "event-source listening");
+    let streams = service.state.open_streams.clone();
     axum::serve(listener, api::router(service.state))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .with_graceful_shutdown(async move {
+            shutdown.cancelled().await;
+            streams.close_all();
+        })
         .await
         .context("serving HTTP")?;
     relay_shutdown.cancel();

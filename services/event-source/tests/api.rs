@@ -1384,6 +1384,10 @@ async fn the_openapi_document_describes_the_server() {
     assert_eq!(key["schema"]["maxLength"], 255);
 }
 
+fn updated_micros_of(sent: &Sent) -> u64 {
+    sent.id.parse().expect("a numeric id")
+}
+
 /// One Server-Sent Event as a client parses it.
 #[derive(Debug, PartialEq)]
 struct Sent {
@@ -1639,11 +1643,20 @@ async fn a_customer_stream_sends_its_quotes_then_each_change_and_resumes_after_a
     assert_eq!(update.data["status"], "quoted");
     assert_eq!(update.data["version"], 4);
 
-    // Resuming after the second event sends only what changed after it.
+    // Resuming after the second event sends what changed after it, and again what changed in
+    // the overlap before it (summary 2, a second after summary 1's first version, which is
+    // older than the overlap and not sent again).
     let mut resumed = app.open_stream_at(Some(&ana), path, Some(&second.id)).await;
+    let again = resumed.next().await.expect("the overlap");
+    assert_eq!(again.id, second.id);
     let next = resumed.next().await.expect("the change");
     assert_eq!(next.id, update.id);
     assert_eq!(next.data["version"], 4);
+    let long_after = (updated_micros_of(&second) + 31_000_000).to_string();
+    let mut late = app
+        .open_stream_at(Some(&ana), path, Some(&long_after))
+        .await;
+    assert_eq!(late.next().await.expect("the change").id, update.id);
 
     // Another customer's stream is not visible; an agent's is.
     let stranger = app
@@ -1822,8 +1835,8 @@ async fn the_pages_and_assets_are_served_compiled_in_with_a_strict_policy_and_et
 }
 
 #[tokio::test]
-async fn the_dev_sign_in_mints_a_working_token_embedded_and_is_refused_on_aws() {
-    let app = spawn_app();
+async fn the_dev_sign_in_mints_a_working_token_embedded_and_is_refused_otherwise() {
+    let app = spawn_app_with(Config::for_memory(event_source::config::DEV_SECRET));
     let sign_in = |body: Value| {
         Request::post("/v1/dev/sign-in")
             .header(header::CONTENT_TYPE, "application/json")
@@ -1842,11 +1855,29 @@ async fn the_dev_sign_in_mints_a_working_token_embedded_and_is_refused_on_aws() 
     assert_problem(&bad, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(problem_fields(&bad), vec!["customer_id".to_owned()]);
 
-    let mut aws = Config::for_memory(SECRET);
+    // On AWS, and embedded with a secret of the operator's own, nobody mints tokens over the
+    // network.
+    let mut aws = Config::for_memory(event_source::config::DEV_SECRET);
     aws.backend = event_source::config::Backend::Aws;
-    let on_aws = spawn_app_with(aws);
-    let refused = on_aws.send(sign_in(json!({"customer_id": "cust-7"}))).await;
-    assert_problem(&refused, StatusCode::FORBIDDEN);
+    for refusing in [spawn_app_with(aws), spawn_app()] {
+        let refused = refusing
+            .send(sign_in(json!({"customer_id": "cust-7"})))
+            .await;
+        assert_problem(&refused, StatusCode::FORBIDDEN);
+    }
+}
+
+#[tokio::test]
+async fn stopping_the_server_ends_every_open_stream_and_refuses_new_ones() {
+    let app = spawn_app();
+    let ana = token("ana", false);
+    let path = "/v1/customers/ana/quotes/stream";
+    let mut open = app.open_stream_at(Some(&ana), path, None).await;
+    assert_eq!(open.status, StatusCode::OK);
+    app.state.open_streams.close_all();
+    assert!(open.next().await.is_none(), "the stream ended");
+    let late = app.open_stream_at(Some(&ana), path, None).await;
+    assert_eq!(late.status, StatusCode::SERVICE_UNAVAILABLE);
 }
 
 #[tokio::test]

@@ -98,69 +98,81 @@ async function api(path, options = {}) {
   return { status: response.status, headers: response.headers, body };
 }
 
-// Follows a Server-Sent Events route with fetch: `onEvent({id, event, data})` per event; it
-// reconnects after a drop (backoff 0.5 s doubling to 10 s) with the last id as Last-Event-ID.
-// `onState` hears 'live', 'reconnecting', 'paused', 'ended' or 'refused'. The stream ends when
-// the server closes it after an event for which `isFinal` is true (a quote's outcome); any
-// other close (a proxy, the server's 15-minute limit, a dropped connection) is resumed.
+// Follows a Server-Sent Events route with fetch: `onEvent({id, event, data})` for each event
+// named in `events`; it reconnects after a drop (backoff 0.5 s doubling to 10 s, with jitter)
+// with the last id as Last-Event-ID. `onState` hears 'live', 'reconnecting', 'paused', 'ended'
+// or 'refused'. The stream ends when the server closes it after an event for which `isFinal` is
+// true (a quote's outcome); any other close (a proxy, the server's 15-minute limit or shutdown,
+// a dropped connection) is resumed. One connection at most: each run has a generation, and a
+// run whose generation is past (stopped, paused, resumed again) ends at its next step.
 class Follower {
-  constructor(path, { onEvent, onState, isFinal = () => false, lastId = null }) {
+  constructor(path, { onEvent, onState, events, isFinal = () => false, lastId = null }) {
     this.path = path;
     this.onEvent = onEvent;
     this.onState = onState || (() => {});
+    this.events = events;
     this.isFinal = isFinal;
     this.sawFinal = false;
     this.lastId = lastId;
     this.controller = null;
-    this.stopped = false;
+    this.generation = 0;
     this.paused = false;
-    this.run();
+    this.run(++this.generation);
   }
 
   stop() {
-    this.stopped = true;
+    this.generation++;
     if (this.controller) this.controller.abort();
   }
 
   pause() {
+    if (this.paused) return;
     this.paused = true;
-    if (this.controller) this.controller.abort();
+    this.stop();
     this.onState('paused');
   }
 
   resume() {
     if (!this.paused) return;
     this.paused = false;
-    this.run();
+    this.run(++this.generation);
   }
 
-  async run() {
+  async run(generation) {
+    const current = () => generation === this.generation;
     let delay = 500;
-    while (!this.stopped && !this.paused) {
-      this.controller = new AbortController();
+    while (current()) {
+      const controller = new AbortController();
+      this.controller = controller;
       let closedCleanly = false;
       try {
         const headers = { Accept: 'text/event-stream', Authorization: `Bearer ${session.token}` };
         if (this.lastId !== null) headers['Last-Event-ID'] = this.lastId;
-        const response = await fetch(this.path, { headers, signal: this.controller.signal });
+        const response = await fetch(this.path, { headers, signal: controller.signal });
         if (!response.ok) {
           let body = null;
           try { body = await response.json(); } catch { body = null; }
           // A refusal (not signed in, not allowed, no such quote) does not heal by retrying.
           if (response.status < 500 && response.status !== 408 && response.status !== 429) {
-            this.onState('refused', new Problem(response.status, body));
+            if (current()) this.onState('refused', new Problem(response.status, body));
             return;
           }
           throw new Problem(response.status, body);
         }
+        if (!current()) {
+          controller.abort();
+          return;
+        }
         this.onState('live');
         delay = 500;
-        await this.read(response.body.getReader());
+        await this.read(response.body.getReader(), current);
         closedCleanly = true;
       } catch (err) {
-        if (this.stopped || this.paused) return;
+        if (!current()) return;
+      } finally {
+        controller.abort();
       }
-      if (this.stopped || this.paused) return;
+      if (!current()) return;
       if (closedCleanly && this.sawFinal) {
         this.onState('ended');
         return;
@@ -171,39 +183,61 @@ class Follower {
     }
   }
 
-  async read(reader) {
+  // Parses the event stream as the SSE specification says (CR, LF or CRLF line ends, a CRLF
+  // split across chunks included; comments; multi-line data; an id without data still moves
+  // the last id).
+  async read(reader, current) {
     const decoder = new TextDecoder();
     let buffer = '';
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return;
-      buffer += decoder.decode(value, { stream: true }).replace(/\r\n?/g, '\n');
-      let end;
-      while ((end = buffer.indexOf('\n\n')) >= 0) {
-        const block = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        const message = { id: null, event: 'message', data: '' };
-        const data = [];
-        for (const line of block.split('\n')) {
-          if (!line || line.startsWith(':')) continue;
-          const colon = line.indexOf(':');
-          const field = colon < 0 ? line : line.slice(0, colon);
-          let value = colon < 0 ? '' : line.slice(colon + 1);
-          if (value.startsWith(' ')) value = value.slice(1);
-          if (field === 'id') message.id = value;
-          else if (field === 'event') message.event = value;
-          else if (field === 'data') data.push(value);
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done || !current()) return;
+        buffer += decoder.decode(value, { stream: true });
+        // A trailing CR may be the first half of a CRLF: keep it for the next chunk.
+        const held = buffer.endsWith('\r') ? '\r' : '';
+        let text = (held ? buffer.slice(0, -1) : buffer).replace(/\r\n?/g, '\n');
+        let end;
+        while ((end = text.indexOf('\n\n')) >= 0) {
+          const block = text.slice(0, end);
+          text = text.slice(end + 2);
+          this.dispatch(block);
+          if (!current()) return;
         }
-        if (!data.length) continue;
-        if (message.id !== null) this.lastId = message.id;
-        try {
-          message.data = JSON.parse(data.join('\n'));
-        } catch {
-          continue;
-        }
-        if (this.isFinal(message)) this.sawFinal = true;
-        this.onEvent(message);
+        buffer = text + held;
       }
+    } finally {
+      reader.cancel().catch(() => {});
+    }
+  }
+
+  dispatch(block) {
+    const message = { id: null, event: 'message', data: '' };
+    const data = [];
+    for (const line of block.split('\n')) {
+      if (!line || line.startsWith(':')) continue;
+      const colon = line.indexOf(':');
+      const field = colon < 0 ? line : line.slice(0, colon);
+      let value = colon < 0 ? '' : line.slice(colon + 1);
+      if (value.startsWith(' ')) value = value.slice(1);
+      if (field === 'id' && !value.includes('\0')) message.id = value;
+      else if (field === 'event') message.event = value;
+      else if (field === 'data') data.push(value);
+    }
+    if (message.id !== null) this.lastId = message.id;
+    if (!data.length || (this.events && !this.events.includes(message.event))) return;
+    try {
+      message.data = JSON.parse(data.join('\n'));
+    } catch {
+      console.error(`unreadable ${message.event} event from ${this.path}`);
+      return;
+    }
+    if (this.isFinal(message)) this.sawFinal = true;
+    try {
+      this.onEvent(message);
+    } catch (err) {
+      // A page that cannot show an event says so; the stream goes on.
+      console.error(`showing a ${message.event} event failed: ${err.message}`);
     }
   }
 }
@@ -237,7 +271,7 @@ function needsSignIn() {
 
 function signInPage() {
   const problem = h('div', { class: 'problem', role: 'alert', id: 'sign-in-problem' });
-  const token = h('textarea', { id: 'token', rows: 3, autocomplete: 'off', spellcheck: 'false' });
+  const token = h('textarea', { id: 'token', rows: 3, autocomplete: 'off', spellcheck: 'false', 'aria-describedby': 'token-hint' });
   const customer = h('input', { id: 'dev-customer', value: 'cust-42', autocomplete: 'off' });
   const agent = h('input', { id: 'dev-agent', type: 'checkbox' });
   show(
@@ -326,9 +360,33 @@ function driverFieldset(i) {
       field(p('first_licensed'), 'First licensed', h('input', { type: 'date', value: first ? '2006-05-01' : '' }))));
 }
 
+// "Add a …" and "Remove the last …" for a list of fieldsets (1 to `max`), each button disabled
+// at its limit; focus goes to the first field of an added fieldset.
+function addRemove(list, max, make, noun) {
+  const add = h('button', { type: 'button', class: 'quiet' }, `Add a ${noun}`);
+  const remove = h('button', { type: 'button', class: 'quiet' }, `Remove the last ${noun}`);
+  const update = () => {
+    add.disabled = list.children.length >= max;
+    remove.disabled = list.children.length <= 1;
+  };
+  add.addEventListener('click', () => {
+    if (list.children.length >= max) return;
+    const fieldset = make(list.children.length);
+    list.append(fieldset);
+    fieldset.querySelector('input, select').focus();
+    update();
+  });
+  remove.addEventListener('click', () => {
+    if (list.children.length > 1) list.lastElementChild.remove();
+    update();
+  });
+  update();
+  return h('p', { class: 'actions' }, add, remove);
+}
+
 function requestPage() {
   if (needsSignIn()) return;
-  const problem = h('div', { class: 'problem', role: 'alert', id: 'form-problem', tabindex: '-1' });
+  const problem = h('div', { class: 'problem', id: 'form-problem', tabindex: '-1' });
   const vehicles = h('div', {}, vehicleFieldset(0));
   const drivers = h('div', {}, driverFieldset(0));
   const submit = h('button', { type: 'submit', id: 'submit-quote' }, 'Request the quote');
@@ -341,15 +399,9 @@ function requestPage() {
         field('contact.email', 'E-mail', h('input', { type: 'email', value: 'ana@example.com', autocomplete: 'email' })),
         field('contact.phone', 'Phone', h('input', { type: 'tel', value: '+18045550142', autocomplete: 'tel' }), 'E.164, e.g. +18045550142'))),
     vehicles,
-    h('p', { class: 'actions' }, h('button', {
-      type: 'button', class: 'quiet',
-      onclick: () => { if (vehicles.children.length < 4) vehicles.append(vehicleFieldset(vehicles.children.length)); },
-    }, 'Add a vehicle')),
+    addRemove(vehicles, 4, vehicleFieldset, 'vehicle'),
     drivers,
-    h('p', { class: 'actions' }, h('button', {
-      type: 'button', class: 'quiet',
-      onclick: () => { if (drivers.children.length < 6) drivers.append(driverFieldset(drivers.children.length)); },
-    }, 'Add a driver')),
+    addRemove(drivers, 6, driverFieldset, 'driver'),
     h('fieldset', {},
       h('legend', {}, 'Coverage'),
       h('div', { class: 'grid' },
@@ -363,24 +415,39 @@ function requestPage() {
         h('div', { class: 'field check' }, h('input', { type: 'checkbox', id: 'f-notify-sms', name: 'notify.sms' }), h('label', { for: 'f-notify-sms' }, 'Text me the quote')),
         field('notify.max_premium', 'Only if the premium is at most ($)', h('input', { inputmode: 'numeric', value: '' }), 'optional'))),
     h('p', { class: 'actions' }, submit));
+  // One Idempotency-Key per request as the customer means it: kept when the answer was lost
+  // or the server failed (a retry then cannot make a second quote), renewed once the server
+  // answered or the form changed.
+  let idempotencyKey = null;
+  form.addEventListener('input', () => { idempotencyKey = null; });
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     clearErrors(form, problem);
     submit.disabled = true;
+    idempotencyKey = idempotencyKey || newKey();
     try {
       const { body } = await api('/v1/quotes', {
         method: 'POST',
         json: requestBody(form),
-        headers: { 'Idempotency-Key': crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) },
+        headers: { 'Idempotency-Key': idempotencyKey },
       });
-      go(`#/quotes/${encodeURIComponent(body.quote_id)}`);
+      idempotencyKey = null;
+      if (form.isConnected) go(`#/quotes/${encodeURIComponent(body.quote_id)}`);
     } catch (err) {
+      if (err instanceof Problem && err.status < 500) idempotencyKey = null;
       showErrors(form, problem, err);
     } finally {
       submit.disabled = false;
     }
   });
   show(h('h1', {}, 'Request a quote'), problem, form);
+}
+
+// A fresh idempotency key (random; `crypto.randomUUID` needs a secure context).
+function newKey() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
 // The JSON body from the form (numbers where the API wants numbers; empty optional values left
@@ -463,6 +530,7 @@ function quotesPage(params) {
   const live = liveIndicator();
   const rows = h('tbody', {});
   const byId = new Map();
+  const announce = h('p', { class: 'visually-hidden', role: 'status' });
   const chooser = session.agent
     ? h('form', {
       class: 'actions',
@@ -473,6 +541,7 @@ function quotesPage(params) {
     h('h1', {}, customer ? `Quotes of ${customer}` : 'Quotes'),
     chooser,
     h('p', {}, live),
+    announce,
     h('div', { class: 'scroll' },
       h('table', { id: 'quotes' },
         h('caption', { class: 'hint' }, 'Newest first; each row changes as its quote is priced.'),
@@ -481,9 +550,10 @@ function quotesPage(params) {
   );
   if (!customer) return;
   const follower = new Follower(`/v1/customers/${encodeURIComponent(customer)}/quotes/stream`, {
+    events: ['quote'],
     onState: live.set,
     onEvent: ({ data }) => {
-      const row = h('tr', { 'data-quote': data.quote_id, 'data-requested': data.requested_at },
+      const row = h('tr', { 'data-quote': data.quote_id, 'data-requested': data.requested_at, 'data-status': data.status },
         h('td', { class: 'mono' }, h('a', { href: `#/quotes/${encodeURIComponent(data.quote_id)}` }, data.quote_id)),
         h('td', {}, statusBadge(data.status)),
         h('td', {}, dollars(data.annual_premium_cents)),
@@ -493,6 +563,7 @@ function quotesPage(params) {
       const old = byId.get(data.quote_id);
       byId.set(data.quote_id, row);
       if (old) {
+        if (old.dataset.status !== data.status) announce.textContent = `Quote ${data.quote_id.slice(0, 8)} is now ${data.status}.`;
         old.replaceWith(row);
         return;
       }
@@ -530,17 +601,28 @@ function quotePage(params, quoteId) {
   const events = [];
   let follower = null;
 
-  const travel = async () => {
+  // The state at the slider's version, read once the slider rests (a replay of many events
+  // reads it once); an answer for a version no longer chosen is dropped.
+  let travelTimer = null;
+  let shownVersion = null;
+  const travel = () => {
     const version = Number(slider.value);
     sliderLabel.textContent = `version ${version} of ${events.length}`;
     for (const li of timeline.children) li.classList.toggle('later', Number(li.dataset.version) > version);
-    try {
-      const { body } = await api(`/v1/quotes/${encodeURIComponent(quoteId)}?version=${version}`);
-      if (Number(slider.value) !== version) return;
-      travelOutput.replaceChildren(stateList(body));
-    } catch (err) {
-      travelOutput.textContent = err.message;
-    }
+    if (version === shownVersion) return;
+    clearTimeout(travelTimer);
+    travelTimer = setTimeout(async () => {
+      let shown;
+      try {
+        const { body } = await api(`/v1/quotes/${encodeURIComponent(quoteId)}?version=${version}`);
+        shown = stateList(body);
+      } catch (err) {
+        shown = document.createTextNode(err.message);
+      }
+      if (Number(slider.value) !== version || !travelOutput.isConnected) return;
+      shownVersion = version;
+      travelOutput.replaceChildren(shown);
+    }, 100);
   };
   slider.addEventListener('input', travel);
 
@@ -621,6 +703,7 @@ function quotePage(params, quoteId) {
       travelOutput),
   );
   follower = new Follower(`/v1/quotes/${encodeURIComponent(quoteId)}/stream`, {
+    events: Object.keys(EVENT_LABELS),
     isFinal: ({ event }) => OUTCOMES.includes(event),
     onState: (state, problem) => {
       live.set(state, problem);
@@ -650,13 +733,22 @@ function opsPage() {
   if (needsSignIn()) return;
   const live = liveIndicator();
   const body = h('div', { id: 'ops' }, 'Waiting for the first reading…');
+  let shownKey = null;
   show(h('h1', {}, 'Operations'), h('p', {}, live, ' · read from the lease, dead-letter and event tables once a second'), body);
   const follower = new Follower('/v1/ops/stream', {
     onState: (state, problem) => {
       live.set(state, problem);
       if (state === 'refused') body.textContent = `The operations view needs an agent or ops:read token (${problem.message}).`;
     },
-    onEvent: ({ data }) => body.replaceChildren(opsView(data)),
+    events: ['ops'],
+    // Re-drawn only when something but the reading time changed, so focus and reading
+    // position stay put while nothing moves.
+    onEvent: ({ data }) => {
+      const key = JSON.stringify({ ...data, read_at: null });
+      if (key === shownKey) return;
+      shownKey = key;
+      body.replaceChildren(opsView(data));
+    },
   });
   return () => follower.stop();
 }
@@ -670,7 +762,7 @@ function opsView(view) {
         h('dt', {}, 'Unpublished events'), h('dd', { class: 'metric', id: 'outbox-events' }, `${backlog.truncated ? '≥' : ''}${backlog.events}`),
         h('dt', {}, 'Streams waiting'), h('dd', {}, backlog.streams),
         h('dt', {}, 'Oldest waiting'), h('dd', {}, backlog.oldest ? `${backlog.oldest.age_secs} s (${backlog.oldest.stream_id} v${backlog.oldest.version})` : 'none'),
-        h('dt', {}, 'Relay dead letters'), h('dd', {}, view.outbox.relay_dead_letters ?? '—'))
+        h('dt', {}, 'Relay dead letters'), h('dd', {}, view.outbox.relay_dead_letters === null ? '—' : `${view.outbox.relay_dead_letters_truncated ? '≥' : ''}${view.outbox.relay_dead_letters}`))
       : h('p', {}, `Cannot read the outbox: ${view.outbox.error}`));
   const apps = view.applications.map((app) => {
     const letters = app.dead_letters;
@@ -694,7 +786,7 @@ function opsView(view) {
             h('td', { class: 'mono' }, s.checkpoint.length > 14 ? `…${s.checkpoint.slice(-12)}` : s.checkpoint))))))
         : null,
       letters.newest.length
-        ? h('details', { open: true }, h('summary', {}, 'Newest dead letters'),
+        ? h('div', {}, h('h3', {}, 'Newest dead letters'),
           h('ul', {}, letters.newest.map((l) => h('li', { 'data-letter': l.partition_key },
             h('span', { class: 'mono' }, l.partition_key), `: ${l.error} (${l.attempts} attempts, ${time(l.failed_at)})`))))
         : null);
@@ -715,15 +807,22 @@ function go(hash) {
 function route() {
   if (leave) leave();
   leave = null;
+  renderWho();
   const [path, query] = location.hash.replace(/^#/, '').split('?');
   const params = new URLSearchParams(query || '');
-  const parts = (path || '/').split('/').filter(Boolean).map(decodeURIComponent);
+  let parts;
+  try {
+    parts = (path || '/').split('/').filter(Boolean).map(decodeURIComponent);
+  } catch {
+    parts = ['not-found'];
+  }
   let page = 'request';
   if (parts[0] === 'sign-in') { page = 'sign-in'; signInPage(); }
   else if (parts[0] === 'quotes' && parts[1]) { page = 'quotes'; leave = quotePage(params, parts[1]); }
   else if (parts[0] === 'quotes') { page = 'quotes'; leave = quotesPage(params); }
   else if (parts[0] === 'ops') { page = 'ops'; leave = opsPage(); }
-  else requestPage();
+  else if (parts.length === 0) requestPage();
+  else { page = null; show(h('h1', {}, 'No such page'), h('p', {}, h('a', { href: '#/' }, 'Request a quote'))); }
   for (const a of document.querySelectorAll('[data-nav]')) {
     if (a.dataset.nav === page) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');

@@ -154,7 +154,7 @@ async function load() {
     const response = await fetch('/openapi.json');
     spec = await response.json();
   } catch (err) {
-    target.textContent = `Cannot load /openapi.json: ${err.message}`;
+    document.getElementById('docs-status').textContent = `Cannot load /openapi.json: ${err.message}`;
     return;
   }
   const byTag = new Map();
@@ -169,6 +169,7 @@ async function load() {
     }
   }
   const tags = new Map((spec.tags || []).map((t) => [t.name, t.description]));
+  document.getElementById('docs-status').textContent = `${spec.info.title} ${spec.info.version || ''}: ${index} operations`;
   target.replaceChildren(
     h('p', {}, `${spec.info.title} ${spec.info.version || ''}`),
     ...[...byTag.entries()].map(([tag, ops]) => h('section', { 'aria-labelledby': `tag-${tag}` },

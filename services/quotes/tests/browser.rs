@@ -19,7 +19,6 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{post, requests, token, wait_healthy, Fleet, Platform};
@@ -141,7 +140,7 @@ async fn the_pages_work_in_a_real_browser() {
         .parent()
         .expect("target/")
         .join("browser-screenshots");
-    let output = Command::new("node")
+    let node = tokio::process::Command::new("node")
         .arg(&script)
         .current_dir(repository.join("tests/browser"))
         .env("BASE_URL", &base)
@@ -152,8 +151,15 @@ async fn the_pages_work_in_a_real_browser() {
         .env("STAGED_APP", "reporting")
         .env("SCREENSHOTS", &screenshots)
         .env("CHROMIUM", &chromium)
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
         .expect("run node (Node.js 18+ is needed)");
+    let output = tokio::time::timeout(Duration::from_secs(600), node.wait_with_output())
+        .await
+        .expect("the browser test finishes within 10 minutes")
+        .expect("the browser test's output");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     println!("{stdout}");

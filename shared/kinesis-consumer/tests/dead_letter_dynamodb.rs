@@ -14,7 +14,8 @@ use kinesis_consumer::dead_letter::{
 use kinesis_consumer::lease_table::InMemoryLeaseTable;
 use kinesis_consumer::source::memory::InMemoryStream;
 use kinesis_consumer::{
-    Checkpointer, FailurePolicy, ProcessorError, Record, RecordProcessor, Worker, WorkerConfig,
+    Checkpoint, Checkpointer, FailurePolicy, LeaseTable, ProcessorError, Record, RecordProcessor,
+    Worker, WorkerConfig,
 };
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
@@ -291,6 +292,39 @@ async fn a_worker_sets_aside_a_dead_lettered_key_across_a_restart() {
             "{l:?}"
         );
     }
+    token.cancel();
+    task.await.expect("worker");
+
+    // As if the owner had died before its checkpoint: every record is delivered again. The
+    // poison letter stays a failure with its error (never "blocked behind" itself), the record
+    // of its key before it is handled again as usual, the ones after it stay set aside.
+    let lease = leases
+        .get("shardId-000000000000")
+        .await
+        .expect("get")
+        .expect("the lease");
+    leases
+        .rewind(&lease, &Checkpoint::TrimHorizon)
+        .await
+        .expect("rewind");
+    let (token, task) = start();
+    wait_for(10, 4).await;
+    assert_eq!(
+        seen("a"),
+        vec!["a:0", "a:0"],
+        "a:0 handled again, a:1.. not"
+    );
+    let again = letters
+        .list("set-aside-app", "shardId-000000000000")
+        .await
+        .expect("list");
+    let poison_again = again
+        .iter()
+        .find(|l| l.record.data == b"a:1")
+        .expect("the poison letter");
+    assert_eq!(poison_again.blocked_behind, None, "{poison_again:?}");
+    assert_eq!(poison_again.attempts, 3);
+    assert_eq!(poison_again.error, poison.error);
     token.cancel();
     task.await.expect("worker");
 }

@@ -1,7 +1,7 @@
 //! `POST /v1/dev/sign-in`: a token for a customer of the caller's choice, for trying the pages
-//! when the platform runs embedded. Only with `BACKEND=memory` and an HS256 secret (the
-//! embedded default is the public dev secret); refused (403) on AWS, where tokens come from
-//! the identity provider.
+//! when the platform runs embedded: only with `BACKEND=memory` and the public dev secret (the
+//! embedded default, which anyone can mint with anyway); refused (403) on AWS, where tokens
+//! come from the identity provider, and with a secret of the operator's own.
 
 use std::time::Duration;
 
@@ -77,7 +77,8 @@ pub async fn sign_in(
     let Some(dev) = &state.config.dev_sign_in else {
         return Err(ApiError::Forbidden(
             "the development sign-in works only when the platform runs embedded \
-             (BACKEND=memory); sign in with a token from your identity provider"
+             (BACKEND=memory) with the public dev secret; sign in with a token from your \
+             identity provider"
                 .into(),
         ));
     };

@@ -66,12 +66,15 @@ pub async fn ops_stream(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     operator(&principal)?;
     let permit = state.open_streams.open()?;
-    Ok(sse(OpsFollow {
-        views: state.ops.subscribe(),
-        waits: false,
-        opened: Instant::now(),
-        _permit: permit,
-    }))
+    Ok(sse(
+        OpsFollow {
+            views: state.ops.subscribe(),
+            waits: false,
+            opened: Instant::now(),
+            _permit: permit,
+        },
+        &state.open_streams,
+    ))
 }
 
 /// One open operations stream.
@@ -92,7 +95,7 @@ impl Follow for OpsFollow {
                 let age_left = MAX_STREAM_AGE.checked_sub(self.opened.elapsed())?;
                 match tokio::time::timeout(age_left, self.views.changed()).await {
                     Ok(Ok(())) => {}
-                    // The monitor is gone (shutting down) or the stream is old enough.
+                    // The monitor is gone or the stream is old enough.
                     Ok(Err(_)) | Err(_) => return None,
                 }
             }

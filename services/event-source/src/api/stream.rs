@@ -9,8 +9,9 @@
 //!   `id` the summary's `updated_at` in Unix microseconds): first the current summaries of the
 //!   [`WATCHED_QUOTES`] newest quotes, then each new or changed one.
 //!
-//! A client that reconnects with `Last-Event-ID` gets what came after that id, with no gap
-//! and no repeat. Every stream closes after [`MAX_STREAM_AGE`] (the client reconnects with its
+//! A client that reconnects with `Last-Event-ID` gets what came after that id: a quote's
+//! events with no gap and no repeat; a customer's summaries changed after it, and those of the
+//! [`RESUME_OVERLAP`] before it again (a summary projected late is never skipped). Every stream closes after [`MAX_STREAM_AGE`] (the client reconnects with its
 //! last id); comment lines keep an idle connection open.
 //!
 //! A quote's events are read from the event store and a customer's summaries from the read
@@ -29,12 +30,13 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use event_store::{EventEnvelope, EventStore, LoadBound};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use quote_domain::quote::{QuoteDeclined, QuoteIssued, QuoteReferred};
 use quote_read_model::{QuoteSummary, ReadModel};
 use quote_runtime::error_chain::chain;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::extract::ApiPath;
 use super::problem::ApiError;
@@ -51,6 +53,13 @@ pub const CUSTOMER_POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// How many of a customer's newest quotes its stream watches.
 pub const WATCHED_QUOTES: usize = 100;
 
+/// How far before a customer stream's `Last-Event-ID` a resumed stream starts: the projector
+/// writes different quotes' summaries out of `updated_at` order (their shards lag differently),
+/// so a summary older than the last one sent may be projected after it. Summaries are state,
+/// keyed by quote and version: one sent again is harmless, one skipped would be stale until its
+/// quote changes again.
+pub const RESUME_OVERLAP: Duration = Duration::from_secs(30);
+
 /// How often an idle stream sends a comment line.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
@@ -63,23 +72,42 @@ pub const MAX_OPEN_STREAMS: usize = 10_000;
 /// Events read per query.
 const PAGE: usize = 100;
 
-/// The open streams of a process.
+/// The open streams of a process: at most [`MAX_OPEN_STREAMS`], and all ended at once when the
+/// server stops (a graceful shutdown would otherwise wait for streams that never end; their
+/// clients reconnect, with `Last-Event-ID`, to another replica).
 #[derive(Debug, Clone)]
-pub struct OpenStreams(Arc<Semaphore>);
+pub struct OpenStreams {
+    places: Arc<Semaphore>,
+    closing: CancellationToken,
+}
 
 impl Default for OpenStreams {
     fn default() -> Self {
-        Self(Arc::new(Semaphore::new(MAX_OPEN_STREAMS)))
+        Self {
+            places: Arc::new(Semaphore::new(MAX_OPEN_STREAMS)),
+            closing: CancellationToken::new(),
+        }
     }
 }
 
 impl OpenStreams {
-    /// A place for one more stream, held while it is open; 503 when every place is taken.
+    /// A place for one more stream, held while it is open; 503 when every place is taken or
+    /// the server is stopping.
     pub(super) fn open(&self) -> Result<OwnedSemaphorePermit, ApiError> {
-        self.0
+        if self.closing.is_cancelled() {
+            return Err(ApiError::Unavailable(
+                "the server is stopping; reconnect".into(),
+            ));
+        }
+        self.places
             .clone()
             .try_acquire_owned()
             .map_err(|_| ApiError::Unavailable("too many open streams; retry with backoff".into()))
+    }
+
+    /// Ends every open stream (and refuses new ones): call when the server stops.
+    pub fn close_all(&self) {
+        self.closing.cancel();
     }
 }
 
@@ -156,7 +184,7 @@ pub async fn quote_stream(
         opened: Instant::now(),
         _permit: permit,
     };
-    Ok(sse(follow))
+    Ok(sse(follow, &state.open_streams))
 }
 
 /// One open stream: where it is in the quote's events.
@@ -244,11 +272,15 @@ pub(super) trait Follow: Send + 'static {
     fn next(&mut self) -> impl std::future::Future<Output = Option<Event>> + Send;
 }
 
-/// The SSE response of `follow`, with keep-alives.
-pub(super) fn sse(follow: impl Follow) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+/// The SSE response of `follow`, with keep-alives; it ends when the server stops.
+pub(super) fn sse(
+    follow: impl Follow,
+    streams: &OpenStreams,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let events = futures::stream::unfold(follow, |mut follow| async move {
         follow.next().await.map(|event| (Ok(event), follow))
-    });
+    })
+    .take_until(streams.closing.clone().cancelled_owned());
     Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
 }
 
@@ -287,7 +319,7 @@ pub async fn customer_stream(
         opened: Instant::now(),
         _permit: permit,
     };
-    Ok(sse(follow))
+    Ok(sse(follow, &state.open_streams))
 }
 
 /// One open stream of a customer's quotes: what it has sent.
@@ -336,7 +368,7 @@ impl Follow for CustomerFollow {
 
 impl CustomerFollow {
     /// Queues the summaries that are new or changed since they were last seen; on the first
-    /// read, those changed after the client's `Last-Event-ID`.
+    /// read, those changed after the client's `Last-Event-ID` less [`RESUME_OVERLAP`].
     fn changes(&mut self, quotes: Vec<QuoteSummary>) {
         let first = std::mem::replace(&mut self.first_read, false);
         let mut changed: Vec<QuoteSummary> = quotes
@@ -350,7 +382,10 @@ impl CustomerFollow {
                     .entry(summary.quote_id.clone())
                     .and_modify(|v| *v = (*v).max(summary.version))
                     .or_insert(summary.version);
-                newer && !(first && updated_micros(summary) <= self.after)
+                let before_resume = updated_micros(summary)
+                    .saturating_add(RESUME_OVERLAP.as_micros() as u64)
+                    <= self.after;
+                newer && !(first && before_resume)
             })
             .collect();
         changed.sort_by_key(updated_micros);

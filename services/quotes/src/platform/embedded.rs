@@ -92,8 +92,12 @@ pub async fn run_embedded(
     }
     service = service.with_operations(watched);
     tracing::info!(addr = %listener.local_addr()?, "every service running, embedded");
+    let streams = service.state.open_streams.clone();
     axum::serve(listener, event_source::api::router(service.state))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .with_graceful_shutdown(async move {
+            shutdown.cancelled().await;
+            streams.close_all();
+        })
         .await
         .context("serving HTTP")?;
     workers_shutdown.cancel();

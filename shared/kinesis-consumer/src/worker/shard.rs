@@ -3,6 +3,7 @@
 //! checkpoint timer fires on idle shards too), and ends with exactly one of lease lost, shard
 //! end, or shutdown; the worker learns the outcome over its report channel.
 
+use std::cmp::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::held::HeldLease;
 use crate::config::{FailurePolicy, WorkerConfig};
 use crate::dead_letter::DeadLetter;
-use crate::lease::Checkpoint;
+use crate::lease::{compare_sequence_numbers, Checkpoint};
 use crate::lease_table::LeaseTable;
 use crate::metrics::WorkerMetrics;
 use crate::processor::{
@@ -483,8 +484,18 @@ impl ShardTask {
             let single = std::slice::from_ref(record);
             let step = async {
                 if let Some(behind) = self.first_dead_letter(&record.partition_key).await? {
-                    let error = format!("blocked behind {behind}");
-                    return self.dead_letter(record, error, 0, Some(behind)).await;
+                    match compare_sequence_numbers(&behind, &record.sequence_number) {
+                        // An earlier record of its key was set aside: so is this one.
+                        Ordering::Less => {
+                            let error = format!("blocked behind {behind}");
+                            return self.dead_letter(record, error, 0, Some(behind)).await;
+                        }
+                        // This very record, delivered again (its owner stopped before the
+                        // checkpoint): its letter stays as it was, with its error.
+                        Ordering::Equal => return Ok(()),
+                        // The letter is of a later record: this one is handled as usual.
+                        Ordering::Greater => {}
+                    }
                 }
                 match self
                     .attempt(processor, checkpointer, single, max_attempts)
@@ -595,8 +606,8 @@ impl ShardTask {
         }
     }
 
-    /// The distinct partition keys of `records` that are set aside (an earlier record of the
-    /// key was dead-lettered).
+    /// The distinct partition keys of `records` that may be set aside (a record of the key was
+    /// dead-lettered; each record is then judged on its own).
     async fn blocked_keys(
         &self,
         records: &[Record],
