@@ -9,7 +9,9 @@
 //! `--concurrency` loops each POST a quote, then GET it every 10 ms until its status is no
 //! longer `pending`, until `--quotes` quotes are final. One JSON object is printed on stdout:
 //! `mode, quotes, concurrency, elapsed_s, quotes_per_s, p50_ms, p95_ms, p99_ms, max_ms,
-//! statuses`.
+//! statuses, hops`. `hops` breaks the time down per service from each final quote's events
+//! ([`super::hops`]: delivery = the cause's append to the handler building the event, append =
+//! that to the event's own append), read once the quote is final, outside the timed part.
 //!
 //! The process modes use the emulator variables of the shell (`scripts/emulators.sh start
 //! FILE && . FILE`), create fresh resources with `quotes bootstrap` and start this same
@@ -33,6 +35,8 @@ use event_source::config::Config;
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
+
+use super::hops::HopTimes;
 
 /// HS256 secret of the tokens (embedded and processes alike).
 const SECRET: &str = "pipeline-bench-secret-0123456789";
@@ -139,6 +143,7 @@ struct Outcome {
     elapsed: Duration,
     latencies: Histogram<u64>,
     statuses: BTreeMap<String, u64>,
+    hops: HopTimes,
 }
 
 fn print(cli: &PipelineArgs, outcome: Outcome) -> anyhow::Result<()> {
@@ -157,6 +162,7 @@ fn print(cli: &PipelineArgs, outcome: Outcome) -> anyhow::Result<()> {
         "p99_ms": ms(h.value_at_quantile(0.99)),
         "max_ms": ms(h.max()),
         "statuses": outcome.statuses,
+        "hops": outcome.hops.report(),
     });
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
@@ -188,23 +194,29 @@ async fn bench(cli: &PipelineArgs, base: &str) -> anyhow::Result<Outcome> {
         loops.push(tokio::spawn(async move {
             let mut latencies = Histogram::<u64>::new_with_bounds(1, MAX_MICROS, 3)?;
             let mut statuses = BTreeMap::<String, u64>::new();
+            let mut hops = HopTimes::default();
             loop {
                 let n = next.fetch_add(1, Ordering::Relaxed);
                 if n >= quotes {
                     break;
                 }
-                let (latency, status) = one_quote(&http, &base, &token, n).await?;
+                let (latency, status, id) = one_quote(&http, &base, &token, n).await?;
                 latencies.saturating_record(latency.as_micros().try_into().unwrap_or(u64::MAX));
+                if status != "timeout" {
+                    hops.add_quote(&events_of(&http, &base, &token, &id).await?)?;
+                }
                 *statuses.entry(status).or_insert(0) += 1;
             }
-            anyhow::Ok((latencies, statuses))
+            anyhow::Ok((latencies, statuses, hops))
         }));
     }
     let mut latencies = Histogram::<u64>::new_with_bounds(1, MAX_MICROS, 3)?;
     let mut statuses = BTreeMap::<String, u64>::new();
+    let mut hops = HopTimes::default();
     for handle in loops {
-        let (h, s) = handle.await.context("load loop")??;
+        let (h, s, loop_hops) = handle.await.context("load loop")??;
         latencies.add(&h)?;
+        hops.merge(&loop_hops)?;
         for (status, count) in s {
             *statuses.entry(status).or_insert(0) += count;
         }
@@ -213,17 +225,41 @@ async fn bench(cli: &PipelineArgs, base: &str) -> anyhow::Result<Outcome> {
         elapsed: started.elapsed(),
         latencies,
         statuses,
+        hops,
     })
 }
 
+/// A quote's events, as `GET /v1/quotes/{id}/events` lists them.
+async fn events_of(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    id: &str,
+) -> anyhow::Result<Vec<Value>> {
+    let reply = http
+        .get(format!("{base}/v1/quotes/{id}/events"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .context("GET /v1/quotes/{id}/events")?;
+    if !reply.status().is_success() {
+        bail!("GET /v1/quotes/{id}/events answered {}", reply.status());
+    }
+    let body: Value = reply.json().await.context("events reply")?;
+    match body["events"].as_array() {
+        Some(events) => Ok(events.clone()),
+        None => bail!("no events in {body}"),
+    }
+}
+
 /// POSTs quote request `n` and GETs it every [`POLL`] until it is no longer `pending`:
-/// the latency and the final status (`timeout` after [`QUOTE_TIMEOUT`]).
+/// the latency, the final status (`timeout` after [`QUOTE_TIMEOUT`]) and the quote's id.
 async fn one_quote(
     http: &reqwest::Client,
     base: &str,
     token: &str,
     n: usize,
-) -> anyhow::Result<(Duration, String)> {
+) -> anyhow::Result<(Duration, String, String)> {
     let started = Instant::now();
     let reply = http
         .post(format!("{base}/v1/quotes"))
@@ -253,13 +289,13 @@ async fn one_quote(
             let quote: Value = reply.json().await.context("GET reply")?;
             match quote["status"].as_str() {
                 Some("pending") | None => {}
-                Some(status) => return Ok((started.elapsed(), status.to_owned())),
+                Some(status) => return Ok((started.elapsed(), status.to_owned(), id)),
             }
         } else if reply.status().as_u16() != 404 {
             bail!("GET /v1/quotes/{id} answered {}", reply.status());
         }
         if started.elapsed() > QUOTE_TIMEOUT {
-            return Ok((started.elapsed(), "timeout".to_owned()));
+            return Ok((started.elapsed(), "timeout".to_owned(), id));
         }
         tokio::time::sleep(POLL).await;
     }

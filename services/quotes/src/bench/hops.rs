@@ -1,0 +1,215 @@
+//! Where a quote's time goes, hop by hop, from its events' envelopes (`quotes bench pipeline`).
+//!
+//! Every event a consumer service derives names its cause (`causation_id` = the cause's
+//! `event_id`) and carries two instants: `occurred_at`, when the handler built it, and
+//! `recorded_at`, when the store stamped it for its append (just before the conditional
+//! write). So for each derived event, per service (the event's `actor`):
+//!
+//! - **delivery** = the cause's `recorded_at` → the event's `occurred_at`: the cause's write,
+//!   the relay's publication, Kinesis, the consumer's read and the handler's work before it
+//!   built the event (splitting it at the record's Kinesis arrival is the next step);
+//! - **append** = `occurred_at` → `recorded_at`: the handler's work between building the event
+//!   and handing it to the store (loading and folding the stream).
+//!
+//! The clocks are the processes' own; on one machine they agree, across machines they are as
+//! good as their time sync.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context;
+use hdrhistogram::Histogram;
+use serde_json::{json, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+/// Highest hop time tracked, in microseconds (10 minutes).
+const MAX_MICROS: u64 = 600_000_000;
+
+/// Hop times of many quotes, per service.
+#[derive(Debug, Default)]
+pub struct HopTimes {
+    services: BTreeMap<String, ServiceHops>,
+}
+
+/// One service's hops.
+#[derive(Debug)]
+struct ServiceHops {
+    delivery: Histogram<u64>,
+    append: Histogram<u64>,
+}
+
+impl ServiceHops {
+    fn new() -> anyhow::Result<Self> {
+        Ok(Self {
+            delivery: Histogram::new_with_bounds(1, MAX_MICROS, 3)?,
+            append: Histogram::new_with_bounds(1, MAX_MICROS, 3)?,
+        })
+    }
+}
+
+/// One event as the hop times read it.
+struct Stamped<'a> {
+    event_id: &'a str,
+    causation_id: Option<&'a str>,
+    actor: &'a str,
+    occurred_at: OffsetDateTime,
+    recorded_at: OffsetDateTime,
+}
+
+fn stamped(event: &Value) -> anyhow::Result<Stamped<'_>> {
+    let text = |name: &str| {
+        event[name]
+            .as_str()
+            .with_context(|| format!("event without {name}: {event}"))
+    };
+    let instant = |name: &str| -> anyhow::Result<OffsetDateTime> {
+        OffsetDateTime::parse(text(name)?, &Rfc3339).with_context(|| format!("{name} of {event}"))
+    };
+    Ok(Stamped {
+        event_id: text("event_id")?,
+        causation_id: event["causation_id"].as_str(),
+        actor: text("actor")?,
+        occurred_at: instant("occurred_at")?,
+        recorded_at: instant("recorded_at")?,
+    })
+}
+
+fn micros(from: OffsetDateTime, to: OffsetDateTime) -> u64 {
+    u64::try_from((to - from).whole_microseconds())
+        .unwrap_or(0)
+        .max(1)
+}
+
+impl HopTimes {
+    /// Adds the hops of one quote's events (as `GET /v1/quotes/{id}/events` lists them).
+    pub fn add_quote(&mut self, events: &[Value]) -> anyhow::Result<()> {
+        let events: Vec<Stamped<'_>> = events.iter().map(stamped).collect::<Result<_, _>>()?;
+        for event in &events {
+            let Some(cause) = event
+                .causation_id
+                .and_then(|id| events.iter().find(|e| e.event_id == id))
+            else {
+                continue;
+            };
+            if !self.services.contains_key(event.actor) {
+                self.services
+                    .insert(event.actor.to_owned(), ServiceHops::new()?);
+            }
+            if let Some(hops) = self.services.get_mut(event.actor) {
+                hops.delivery
+                    .saturating_record(micros(cause.recorded_at, event.occurred_at));
+                hops.append
+                    .saturating_record(micros(event.occurred_at, event.recorded_at));
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds another run's hop times.
+    pub fn merge(&mut self, other: &HopTimes) -> anyhow::Result<()> {
+        for (service, hops) in &other.services {
+            if !self.services.contains_key(service) {
+                self.services.insert(service.clone(), ServiceHops::new()?);
+            }
+            if let Some(mine) = self.services.get_mut(service) {
+                mine.delivery.add(&hops.delivery)?;
+                mine.append.add(&hops.append)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Per service: `events`, and `delivery` and `append` as `p50_ms`, `p95_ms`, `max_ms`.
+    pub fn report(&self) -> Value {
+        let ms = |micros: u64| (micros as f64 / 10.0).round() / 100.0;
+        let summary = |h: &Histogram<u64>| {
+            json!({
+                "p50_ms": ms(h.value_at_quantile(0.50)),
+                "p95_ms": ms(h.value_at_quantile(0.95)),
+                "max_ms": ms(h.max()),
+            })
+        };
+        self.services
+            .iter()
+            .map(|(service, hops)| {
+                (
+                    service.clone(),
+                    json!({
+                        "events": hops.delivery.len(),
+                        "delivery": summary(&hops.delivery),
+                        "append": summary(&hops.append),
+                    }),
+                )
+            })
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn event(id: &str, cause: Option<&str>, actor: &str, occurred: &str, recorded: &str) -> Value {
+        json!({"event_id": id, "causation_id": cause, "actor": actor,
+               "occurred_at": occurred, "recorded_at": recorded})
+    }
+
+    #[test]
+    fn each_derived_event_is_timed_from_its_causes_append() {
+        let events = vec![
+            event(
+                "r",
+                Some("req-1"),
+                "cust-42",
+                "2026-12-07T10:00:00.000Z",
+                "2026-12-07T10:00:00.010Z",
+            ),
+            event(
+                "v",
+                Some("r"),
+                "vehicle-enricher",
+                "2026-12-07T10:00:00.510Z",
+                "2026-12-07T10:00:00.530Z",
+            ),
+            event(
+                "d",
+                Some("r"),
+                "driver-history",
+                "2026-12-07T10:00:01.010Z",
+                "2026-12-07T10:00:01.015Z",
+            ),
+            event(
+                "q",
+                Some("d"),
+                "fulfillment",
+                "2026-12-07T10:00:01.215Z",
+                "2026-12-07T10:00:01.255Z",
+            ),
+        ];
+        let mut hops = HopTimes::default();
+        hops.add_quote(&events).unwrap();
+        let report = hops.report();
+        let near = |value: &Value, expected: f64| {
+            let got = value.as_f64().unwrap();
+            assert!(
+                (got - expected).abs() <= expected * 0.002,
+                "{got} vs {expected}"
+            );
+        };
+        near(&report["vehicle-enricher"]["delivery"]["p50_ms"], 500.0);
+        near(&report["vehicle-enricher"]["append"]["p50_ms"], 20.0);
+        near(&report["driver-history"]["delivery"]["p50_ms"], 1000.0);
+        near(&report["fulfillment"]["delivery"]["p50_ms"], 200.0);
+        near(&report["fulfillment"]["append"]["p50_ms"], 40.0);
+        assert!(
+            report.get("cust-42").is_none(),
+            "the request has no cause among the events"
+        );
+        let mut merged = HopTimes::default();
+        merged.merge(&hops).unwrap();
+        merged.merge(&hops).unwrap();
+        assert_eq!(merged.report()["fulfillment"]["events"], 2);
+    }
+}
