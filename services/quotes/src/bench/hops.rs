@@ -7,14 +7,17 @@
 //!
 //! - **delivery** = the cause's `recorded_at` → the event's `occurred_at`: the cause's write,
 //!   the relay's publication, Kinesis, the consumer's read and the handler's work before it
-//!   built the event (splitting it at the record's Kinesis arrival is the next step);
+//!   built the event; with the stream read back after the run ([`read_arrivals`]: each event's
+//!   first `ApproximateArrivalTimestamp`), split into **relay** (the cause's `recorded_at` → its
+//!   arrival on Kinesis: the write, the relay's wake-up and `PutRecords`) and **consumer** (the
+//!   arrival → the event's `occurred_at`: the consumer's read and the handler);
 //! - **append** = `occurred_at` → `recorded_at`: the handler's work between building the event
 //!   and handing it to the store (loading and folding the stream).
 //!
 //! The clocks are the processes' own; on one machine they agree, across machines they are as
 //! good as their time sync.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use anyhow::Context;
 use hdrhistogram::Histogram;
@@ -24,6 +27,70 @@ use time::OffsetDateTime;
 
 /// Highest hop time tracked, in microseconds (10 minutes).
 const MAX_MICROS: u64 = 600_000_000;
+
+/// When each event (by `event_id`) first reached the stream.
+pub type Arrivals = HashMap<String, OffsetDateTime>;
+
+/// Reads the whole of `stream` (every shard from its trim horizon, with the SDK's endpoint
+/// settings) and keeps each event's first arrival: a benchmark's own short stream.
+pub async fn read_arrivals(stream: &str) -> anyhow::Result<Arrivals> {
+    use aws_sdk_kinesis::types::ShardIteratorType;
+    let sdk = quote_runtime::aws::load_sdk_config().await;
+    let kinesis = aws_sdk_kinesis::Client::new(&sdk);
+    let shards = kinesis
+        .list_shards()
+        .stream_name(stream)
+        .send()
+        .await
+        .context("ListShards")?;
+    let mut arrivals = Arrivals::new();
+    for shard in shards.shards() {
+        let mut iterator = kinesis
+            .get_shard_iterator()
+            .stream_name(stream)
+            .shard_id(shard.shard_id())
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .context("GetShardIterator")?
+            .shard_iterator;
+        while let Some(current) = iterator.take() {
+            let page = kinesis
+                .get_records()
+                .shard_iterator(current)
+                .limit(10_000)
+                .send()
+                .await
+                .context("GetRecords")?;
+            for record in page.records() {
+                let Some(arrived) = record.approximate_arrival_timestamp().and_then(|t| {
+                    OffsetDateTime::from_unix_timestamp_nanos(
+                        i128::from(t.secs()) * 1_000_000_000 + i128::from(t.subsec_nanos()),
+                    )
+                    .ok()
+                }) else {
+                    continue;
+                };
+                let envelope: Value = match serde_json::from_slice(record.data().as_ref()) {
+                    Ok(envelope) => envelope,
+                    Err(_) => continue,
+                };
+                if let Some(id) = envelope["event_id"].as_str() {
+                    arrivals
+                        .entry(id.to_owned())
+                        .and_modify(|at| *at = (*at).min(arrived))
+                        .or_insert(arrived);
+                }
+            }
+            // At the tip of the shard: the run is over, nothing more arrives.
+            if page.records().is_empty() || page.millis_behind_latest() == Some(0) {
+                break;
+            }
+            iterator = page.next_shard_iterator;
+        }
+    }
+    Ok(arrivals)
+}
 
 /// Hop times of many quotes, per service.
 #[derive(Debug, Default)]
@@ -35,6 +102,8 @@ pub struct HopTimes {
 #[derive(Debug)]
 struct ServiceHops {
     delivery: Histogram<u64>,
+    relay: Histogram<u64>,
+    consumer: Histogram<u64>,
     append: Histogram<u64>,
 }
 
@@ -42,6 +111,8 @@ impl ServiceHops {
     fn new() -> anyhow::Result<Self> {
         Ok(Self {
             delivery: Histogram::new_with_bounds(1, MAX_MICROS, 3)?,
+            relay: Histogram::new_with_bounds(1, MAX_MICROS, 3)?,
+            consumer: Histogram::new_with_bounds(1, MAX_MICROS, 3)?,
             append: Histogram::new_with_bounds(1, MAX_MICROS, 3)?,
         })
     }
@@ -81,8 +152,13 @@ fn micros(from: OffsetDateTime, to: OffsetDateTime) -> u64 {
 }
 
 impl HopTimes {
-    /// Adds the hops of one quote's events (as `GET /v1/quotes/{id}/events` lists them).
-    pub fn add_quote(&mut self, events: &[Value]) -> anyhow::Result<()> {
+    /// Adds the hops of one quote's events (as `GET /v1/quotes/{id}/events` lists them);
+    /// with `arrivals`, delivery is also split at the cause's arrival on the stream.
+    pub fn add_quote(
+        &mut self,
+        events: &[Value],
+        arrivals: Option<&Arrivals>,
+    ) -> anyhow::Result<()> {
         let events: Vec<Stamped<'_>> = events.iter().map(stamped).collect::<Result<_, _>>()?;
         for event in &events {
             let Some(cause) = event
@@ -100,26 +176,19 @@ impl HopTimes {
                     .saturating_record(micros(cause.recorded_at, event.occurred_at));
                 hops.append
                     .saturating_record(micros(event.occurred_at, event.recorded_at));
+                if let Some(arrived) = arrivals.and_then(|a| a.get(cause.event_id)) {
+                    hops.relay
+                        .saturating_record(micros(cause.recorded_at, *arrived));
+                    hops.consumer
+                        .saturating_record(micros(*arrived, event.occurred_at));
+                }
             }
         }
         Ok(())
     }
 
-    /// Adds another run's hop times.
-    pub fn merge(&mut self, other: &HopTimes) -> anyhow::Result<()> {
-        for (service, hops) in &other.services {
-            if !self.services.contains_key(service) {
-                self.services.insert(service.clone(), ServiceHops::new()?);
-            }
-            if let Some(mine) = self.services.get_mut(service) {
-                mine.delivery.add(&hops.delivery)?;
-                mine.append.add(&hops.append)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Per service: `events`, and `delivery` and `append` as `p50_ms`, `p95_ms`, `max_ms`.
+    /// Per service: `events`, and `delivery`, `append` (and with arrivals `relay` and
+    /// `consumer`) as `p50_ms`, `p95_ms`, `max_ms`.
     pub fn report(&self) -> Value {
         let ms = |micros: u64| (micros as f64 / 10.0).round() / 100.0;
         let summary = |h: &Histogram<u64>| {
@@ -132,14 +201,18 @@ impl HopTimes {
         self.services
             .iter()
             .map(|(service, hops)| {
-                (
-                    service.clone(),
-                    json!({
+                (service.clone(), {
+                    let mut hop = json!({
                         "events": hops.delivery.len(),
                         "delivery": summary(&hops.delivery),
                         "append": summary(&hops.append),
-                    }),
-                )
+                    });
+                    if !hops.relay.is_empty() {
+                        hop["relay"] = summary(&hops.relay);
+                        hop["consumer"] = summary(&hops.consumer);
+                    }
+                    hop
+                })
             })
             .collect::<serde_json::Map<_, _>>()
             .into()
@@ -189,7 +262,17 @@ mod tests {
             ),
         ];
         let mut hops = HopTimes::default();
-        hops.add_quote(&events).unwrap();
+        let arrivals = Arrivals::from([
+            (
+                "r".to_owned(),
+                OffsetDateTime::parse("2026-12-07T10:00:00.110Z", &Rfc3339).unwrap(),
+            ),
+            (
+                "d".to_owned(),
+                OffsetDateTime::parse("2026-12-07T10:00:01.065Z", &Rfc3339).unwrap(),
+            ),
+        ]);
+        hops.add_quote(&events, Some(&arrivals)).unwrap();
         let report = hops.report();
         let near = |value: &Value, expected: f64| {
             let got = value.as_f64().unwrap();
@@ -203,13 +286,16 @@ mod tests {
         near(&report["driver-history"]["delivery"]["p50_ms"], 1000.0);
         near(&report["fulfillment"]["delivery"]["p50_ms"], 200.0);
         near(&report["fulfillment"]["append"]["p50_ms"], 40.0);
+        // Split at the cause's arrival: 100 ms of relay, then 400 ms to the enricher.
+        near(&report["vehicle-enricher"]["relay"]["p50_ms"], 100.0);
+        near(&report["vehicle-enricher"]["consumer"]["p50_ms"], 400.0);
+        near(&report["fulfillment"]["relay"]["p50_ms"], 50.0);
+        near(&report["fulfillment"]["consumer"]["p50_ms"], 150.0);
         assert!(
             report.get("cust-42").is_none(),
             "the request has no cause among the events"
         );
-        let mut merged = HopTimes::default();
-        merged.merge(&hops).unwrap();
-        merged.merge(&hops).unwrap();
-        assert_eq!(merged.report()["fulfillment"]["events"], 2);
+        hops.add_quote(&events, None).unwrap();
+        assert_eq!(hops.report()["fulfillment"]["events"], 2);
     }
 }

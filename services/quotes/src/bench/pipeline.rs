@@ -10,8 +10,9 @@
 //! longer `pending`, until `--quotes` quotes are final. One JSON object is printed on stdout:
 //! `mode, quotes, concurrency, elapsed_s, quotes_per_s, p50_ms, p95_ms, p99_ms, max_ms,
 //! statuses, hops`. `hops` breaks the time down per service from each final quote's events
-//! ([`super::hops`]: delivery = the cause's append to the handler building the event, append =
-//! that to the event's own append), read once the quote is final, outside the timed part.
+//! ([`super::hops`]: delivery = the cause's append to the handler building the event, split in
+//! the process modes at the cause's arrival on Kinesis into relay and consumer; append = that to
+//! the event's own append), read once the quote is final, outside the timed part.
 //!
 //! The process modes use the emulator variables of the shell (`scripts/emulators.sh start
 //! FILE && . FILE`), create fresh resources with `quotes bootstrap` and start this same
@@ -36,7 +37,7 @@ use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use super::hops::HopTimes;
+use super::hops::{Arrivals, HopTimes};
 
 /// HS256 secret of the tokens (embedded and processes alike).
 const SECRET: &str = "pipeline-bench-secret-0123456789";
@@ -113,7 +114,7 @@ pub async fn run(cli: &PipelineArgs) -> anyhow::Result<()> {
                 .await
                 .context("embedded platform task")?
                 .context("embedded platform")?;
-            print(cli, result?)
+            print(cli, result?, None)
         }
         Mode::ProcessesPolling | Mode::ProcessesFanout => {
             if std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_none() {
@@ -128,12 +129,18 @@ pub async fn run(cli: &PipelineArgs) -> anyhow::Result<()> {
             };
             let mut fleet = Fleet::default();
             let result = async {
-                let base = start_processes(&mut fleet, &binary, cli.mode).await?;
-                bench(cli, &base).await
+                let (base, stream) = start_processes(&mut fleet, &binary, cli.mode).await?;
+                let outcome = bench(cli, &base).await?;
+                // When each event reached Kinesis, read back from the run's own stream.
+                let arrivals = super::hops::read_arrivals(&stream)
+                    .await
+                    .context("reading the run's stream back")?;
+                anyhow::Ok((outcome, arrivals))
             }
             .await;
             fleet.stop();
-            print(cli, result?)
+            let (outcome, arrivals) = result?;
+            print(cli, outcome, Some(&arrivals))
         }
     }
 }
@@ -143,10 +150,15 @@ struct Outcome {
     elapsed: Duration,
     latencies: Histogram<u64>,
     statuses: BTreeMap<String, u64>,
-    hops: HopTimes,
+    /// Every final quote's events, for the hop times.
+    finals: Vec<Vec<Value>>,
 }
 
-fn print(cli: &PipelineArgs, outcome: Outcome) -> anyhow::Result<()> {
+fn print(cli: &PipelineArgs, outcome: Outcome, arrivals: Option<&Arrivals>) -> anyhow::Result<()> {
+    let mut hops = HopTimes::default();
+    for events in &outcome.finals {
+        hops.add_quote(events, arrivals)?;
+    }
     let ms = |micros: u64| (micros as f64 / 1000.0 * 100.0).round() / 100.0;
     let h = &outcome.latencies;
     let done: u64 = outcome.statuses.values().sum();
@@ -162,7 +174,7 @@ fn print(cli: &PipelineArgs, outcome: Outcome) -> anyhow::Result<()> {
         "p99_ms": ms(h.value_at_quantile(0.99)),
         "max_ms": ms(h.max()),
         "statuses": outcome.statuses,
-        "hops": outcome.hops.report(),
+        "hops": hops.report(),
     });
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
@@ -194,7 +206,7 @@ async fn bench(cli: &PipelineArgs, base: &str) -> anyhow::Result<Outcome> {
         loops.push(tokio::spawn(async move {
             let mut latencies = Histogram::<u64>::new_with_bounds(1, MAX_MICROS, 3)?;
             let mut statuses = BTreeMap::<String, u64>::new();
-            let mut hops = HopTimes::default();
+            let mut finals = Vec::new();
             loop {
                 let n = next.fetch_add(1, Ordering::Relaxed);
                 if n >= quotes {
@@ -203,20 +215,20 @@ async fn bench(cli: &PipelineArgs, base: &str) -> anyhow::Result<Outcome> {
                 let (latency, status, id) = one_quote(&http, &base, &token, n).await?;
                 latencies.saturating_record(latency.as_micros().try_into().unwrap_or(u64::MAX));
                 if status != "timeout" {
-                    hops.add_quote(&events_of(&http, &base, &token, &id).await?)?;
+                    finals.push(events_of(&http, &base, &token, &id).await?);
                 }
                 *statuses.entry(status).or_insert(0) += 1;
             }
-            anyhow::Ok((latencies, statuses, hops))
+            anyhow::Ok((latencies, statuses, finals))
         }));
     }
     let mut latencies = Histogram::<u64>::new_with_bounds(1, MAX_MICROS, 3)?;
     let mut statuses = BTreeMap::<String, u64>::new();
-    let mut hops = HopTimes::default();
+    let mut finals = Vec::new();
     for handle in loops {
-        let (h, s, loop_hops) = handle.await.context("load loop")??;
+        let (h, s, loop_finals) = handle.await.context("load loop")??;
         latencies.add(&h)?;
-        hops.merge(&loop_hops)?;
+        finals.extend(loop_finals);
         for (status, count) in s {
             *statuses.entry(status).or_insert(0) += count;
         }
@@ -225,7 +237,7 @@ async fn bench(cli: &PipelineArgs, base: &str) -> anyhow::Result<Outcome> {
         elapsed: started.elapsed(),
         latencies,
         statuses,
-        hops,
+        finals,
     })
 }
 
@@ -344,7 +356,7 @@ async fn start_processes(
     fleet: &mut Fleet,
     binary: &std::path::Path,
     mode: Mode,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<(String, String)> {
     let run = unique("pb");
     let applications: Vec<(&str, String)> = SERVICES
         .iter()
@@ -424,7 +436,10 @@ async fn start_processes(
     for (label, port) in &ports {
         wait_healthy(&http, fleet, label, *port).await?;
     }
-    Ok(format!("http://127.0.0.1:{source_port}"))
+    Ok((
+        format!("http://127.0.0.1:{source_port}"),
+        format!("{run}-stream"),
+    ))
 }
 
 async fn wait_healthy(
