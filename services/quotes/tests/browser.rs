@@ -21,7 +21,10 @@ mod common;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::{post, requests, token, wait_healthy, Fleet, Platform};
+use common::{
+    deploy_fixed_fulfillment, post, requests, start_with_buggy_fulfillment, token, Fleet, Platform,
+    POISON_SERVICES,
+};
 use kinesis_consumer::dead_letter::{DeadLetterStore, DynamoDeadLetters};
 use kinesis_consumer::lease_table::{create_lease_table, DynamoLeaseTable};
 use kinesis_consumer::{Checkpoint, Lease, LeaseTable, ShardProgress};
@@ -78,13 +81,7 @@ async fn the_pages_work_in_a_real_browser() {
     let staged_table = format!("{}-leases", testkit::unique_name("browser-reporting"));
     stage_lagging_application(&dynamo, &staged_table).await;
 
-    let services = [
-        "vehicle-enricher",
-        "driver-history",
-        "fulfillment",
-        "projector",
-    ];
-    let mut watched: Vec<String> = services
+    let mut watched: Vec<String> = POISON_SERVICES
         .iter()
         .map(|s| format!("{s}={}", platform.lease_tables[s]))
         .collect();
@@ -92,19 +89,7 @@ async fn the_pages_work_in_a_real_browser() {
     let mut fleet = Fleet::default();
     let mut source = platform.command("event-source");
     source.env("OPS_APPLICATIONS", watched.join(","));
-    let source_port = fleet.spawn("event-source".to_owned(), source);
-    let mut ports = vec![("event-source".to_owned(), source_port)];
-    for service in services {
-        let mut c = platform.consumer(service);
-        if service == "fulfillment" {
-            // A deployment with a bug: every record fails (until the fix below).
-            c.env("FAILPOINTS", "fulfillment::handle=return");
-        }
-        ports.push((service.to_owned(), fleet.spawn(service.to_owned(), c)));
-    }
-    for (label, port) in &ports {
-        wait_healthy(label, *port).await;
-    }
+    let source_port = start_with_buggy_fulfillment(&platform, &mut fleet, source).await;
     let base = format!("http://127.0.0.1:{source_port}");
 
     // The poisoned quote: requested first, so its request is the record fulfillment fails on.
@@ -128,12 +113,7 @@ async fn the_pages_work_in_a_real_browser() {
     }
     // The fix is deployed: the poisoned quote's records stay set aside, every later quote is
     // priced.
-    fleet.kill_9("fulfillment");
-    let fixed_port = fleet.spawn(
-        "fulfillment-fixed".to_owned(),
-        platform.consumer("fulfillment"),
-    );
-    wait_healthy("fulfillment-fixed", fixed_port).await;
+    deploy_fixed_fulfillment(&platform, &mut fleet).await;
 
     let customer = format!("browser-{}", &run[..8]);
     let screenshots = common::bin_dir()

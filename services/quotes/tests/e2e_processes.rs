@@ -20,7 +20,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use common::{
-    post, requests, token, wait_healthy, Fleet, Platform, Request, CONSUMERS, FINAL, QUOTES,
+    deploy_fixed_fulfillment, post, requests, start_with_buggy_fulfillment, token, wait_healthy,
+    Fleet, Platform, Request, CONSUMERS, FINAL, QUOTES,
 };
 use event_store::dynamodb::{DynamoEventStore, TableNames};
 use event_store::{EventStore, LoadBound};
@@ -475,23 +476,8 @@ async fn a_poisoned_quote_is_decided_after_the_fix_and_a_redrive() {
     let platform = Platform::new();
     platform.bootstrap();
     let mut fleet = Fleet::default();
-    let source_port = fleet.spawn("event-source".to_owned(), platform.command("event-source"));
-    let mut ports = vec![("event-source".to_owned(), source_port)];
-    for service in [
-        "vehicle-enricher",
-        "driver-history",
-        "fulfillment",
-        "projector",
-    ] {
-        let mut c = platform.consumer(service);
-        if service == "fulfillment" {
-            c.env("FAILPOINTS", "fulfillment::handle=return");
-        }
-        ports.push((service.to_owned(), fleet.spawn(service.to_owned(), c)));
-    }
-    for (label, port) in &ports {
-        wait_healthy(label, *port).await;
-    }
+    let source_port =
+        start_with_buggy_fulfillment(&platform, &mut fleet, platform.command("event-source")).await;
     let http = reqwest::Client::new();
     let run = testkit::unique_name("p")[2..].to_owned();
     let id = post(
@@ -540,12 +526,7 @@ async fn a_poisoned_quote_is_decided_after_the_fix_and_a_redrive() {
     );
 
     // The fix is deployed: the same service without the bug.
-    fleet.kill_9("fulfillment");
-    let fixed_port = fleet.spawn(
-        "fulfillment-fixed".to_owned(),
-        platform.consumer("fulfillment"),
-    );
-    wait_healthy("fulfillment-fixed", fixed_port).await;
+    deploy_fixed_fulfillment(&platform, &mut fleet).await;
 
     let redrive = platform
         .quotes(&["dlq", "redrive", "--app", "fulfillment", "--quote", &id])

@@ -344,7 +344,8 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}-{:x}{:x}", std::process::id(), nanos % 0xffff_ffff)
 }
 
-fn free_port() -> anyhow::Result<u16> {
+/// A free loopback port (the process modes' listeners; `quotes bench streams`'s child).
+pub(super) fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())

@@ -56,7 +56,7 @@ pub struct StreamsReport {
 
 /// Runs the benchmark.
 pub async fn run(args: &StreamsArgs) -> anyhow::Result<StreamsReport> {
-    let port = free_port()?;
+    let port = super::pipeline::free_port().context("finding a free port")?;
     let exe = std::env::current_exe().context("locating the quotes binary")?;
     let mut child = tokio::process::Command::new(exe)
         .arg("run")
@@ -138,12 +138,6 @@ pub async fn run(args: &StreamsArgs) -> anyhow::Result<StreamsReport> {
         open_secs,
         fan_out,
     })
-}
-
-/// A free loopback port.
-fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
-    Ok(listener.local_addr()?.port())
 }
 
 async fn wait_ready(http: &reqwest::Client, base: &str) -> anyhow::Result<()> {

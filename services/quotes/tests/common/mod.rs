@@ -286,6 +286,48 @@ impl Drop for Fleet {
     }
 }
 
+/// The consumer services of the poison tests (no notifier or archiver).
+pub const POISON_SERVICES: [&str; 4] = [
+    "vehicle-enricher",
+    "driver-history",
+    "fulfillment",
+    "projector",
+];
+
+/// Starts `source` (event-source) and [`POISON_SERVICES`], fulfillment deployed with a bug
+/// (every record fails: failpoint `fulfillment::handle`); event-source's port once every
+/// process is healthy.
+pub async fn start_with_buggy_fulfillment(
+    platform: &Platform,
+    fleet: &mut Fleet,
+    source: Command,
+) -> u16 {
+    let source_port = fleet.spawn("event-source".to_owned(), source);
+    let mut ports = vec![("event-source".to_owned(), source_port)];
+    for service in POISON_SERVICES {
+        let mut c = platform.consumer(service);
+        if service == "fulfillment" {
+            c.env("FAILPOINTS", "fulfillment::handle=return");
+        }
+        ports.push((service.to_owned(), fleet.spawn(service.to_owned(), c)));
+    }
+    for (label, port) in &ports {
+        wait_healthy(label, *port).await;
+    }
+    source_port
+}
+
+/// The fix is deployed: fulfillment is killed and the same service without the bug started
+/// (`fulfillment-fixed`); returns once it is healthy.
+pub async fn deploy_fixed_fulfillment(platform: &Platform, fleet: &mut Fleet) {
+    fleet.kill_9("fulfillment");
+    let fixed_port = fleet.spawn(
+        "fulfillment-fixed".to_owned(),
+        platform.consumer("fulfillment"),
+    );
+    wait_healthy("fulfillment-fixed", fixed_port).await;
+}
+
 pub async fn wait_healthy(label: &str, port: u16) {
     let client = reqwest::Client::new();
     for _ in 0..400 {
