@@ -21,14 +21,23 @@ Why not moto's own `moto_server`:
   index's key attributes on an index (an item without them is not in the index, as on
   DynamoDB). Results, order, paging and errors are moto's own.
 
+With MOTO_OPERATION_LOG=FILE set, the server counts the requests it serves per operation
+(`X-Amz-Target`, or the path for the query protocols) and the time each kind held the lock, and
+rewrites FILE as JSON every 5 s: what the emulator spends its one request at a time on
+(`docs/benchmarks-pipeline.md`).
+
 Usage: python moto_server.py [HOST] [PORT]   (defaults 127.0.0.1 5000)
 """
 
 import copy
 import inspect
+import io
+import json
 import logging
+import os
 import sys
 import threading
+import time
 
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models import table as dynamodb_table
@@ -40,14 +49,24 @@ import moto.dynamodb.models as dynamodb_models
 
 
 class OneAtATime:
-    """A WSGI application that runs the wrapped one under a lock, the whole response included."""
+    """A WSGI application that runs the wrapped one under a lock, the whole response included;
+    with `operation_log`, it counts requests and lock time per operation into that file."""
 
-    def __init__(self, app):
+    def __init__(self, app, operation_log=None):
         self.app = app
         self.lock = threading.Lock()
+        self.operations = {}
+        self.started = time.monotonic()
+        self.logging = bool(operation_log)
+        if operation_log:
+            threading.Thread(target=self._write_log, args=(operation_log,), daemon=True).start()
 
     def __call__(self, environ, start_response):
+        operation = environ.get("HTTP_X_AMZ_TARGET") or environ.get("PATH_INFO", "?")
+        if self.logging:
+            operation = _with_table(operation, environ)
         with self.lock:
+            began = time.monotonic()
             body = self.app(environ, start_response)
             try:
                 return [b"".join(body)]
@@ -55,6 +74,46 @@ class OneAtATime:
                 close = getattr(body, "close", None)
                 if close is not None:
                     close()
+                count, busy = self.operations.get(operation, (0, 0.0))
+                self.operations[operation] = (count + 1, busy + time.monotonic() - began)
+
+    def _write_log(self, path):
+        while True:
+            time.sleep(5)
+            with self.lock:
+                snapshot = dict(self.operations)
+            elapsed = time.monotonic() - self.started
+            report = {
+                "elapsed_s": round(elapsed, 1),
+                "busy_s": round(sum(b for _, b in snapshot.values()), 2),
+                "operations": {
+                    name: {"count": count, "busy_s": round(busy, 3)}
+                    for name, (count, busy) in sorted(
+                        snapshot.items(), key=lambda kv: -kv[1][1]
+                    )
+                },
+            }
+            with open(path + ".tmp", "w") as out:
+                json.dump(report, out, indent=1)
+            os.replace(path + ".tmp", path)
+
+
+def _with_table(operation, environ):
+    """The operation with the table (and index) a JSON request names, the name's last part only
+    (`pb-1a2b-events` counts as `events`); the body is put back for the application."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    try:
+        request = json.loads(body) if body.startswith(b"{") else {}
+    except ValueError:
+        return operation
+    table = request.get("TableName") if isinstance(request, dict) else None
+    if not table:
+        return operation
+    name = f"{operation} {table.rsplit('-', 1)[-1]}"
+    index = request.get("IndexName")
+    return f"{name}/{index}" if index else name
 
 
 class _TablesByReference:
@@ -156,7 +215,9 @@ def main() -> None:
     dynamodb_table.Table.query = query
     # One line per request on stderr costs more than some requests; errors still show.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    app = OneAtATime(DomainDispatcherApplication(create_backend_app))
+    app = OneAtATime(
+        DomainDispatcherApplication(create_backend_app), os.environ.get("MOTO_OPERATION_LOG")
+    )
     print(f"moto (one request at a time) on http://{host}:{port}", file=sys.stderr, flush=True)
     run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
 

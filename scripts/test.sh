@@ -81,6 +81,7 @@ suites=(
   api_dynamodb
   relay
   relay_faults
+  one_copy
   crash_process
   cli
   missing_resources

@@ -23,6 +23,8 @@
 //!   Kinesis's call limits.
 //! - [`relay`]: the relay task (hints, sweeps, ordered rounds, retries, deferral of failing
 //!   streams).
+//! - `handoff`: which of a stream's events a hint's relay publishes, and when it waits for an
+//!   earlier commit's relay instead (one copy per event).
 //! - `calls`: packing a round's records into calls within the count and byte limits.
 //! - [`dead_letter`]: where records that can never be published are set aside.
 //! - [`metrics`]: the relay's counters and their OpenTelemetry export.
@@ -30,6 +32,7 @@
 
 mod calls;
 pub mod dead_letter;
+mod handoff;
 pub mod metrics;
 pub mod outbox;
 pub mod relay;

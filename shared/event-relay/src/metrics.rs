@@ -11,6 +11,8 @@
 //! | `event_relay.streams_deferred` | counter | `{stream}` | streams backed off after a failed sweep |
 //! | `event_relay.sweep_claims_lost` | counter | `{stream}` | swept streams left to the process that claimed them first |
 //! | `event_relay.hints_dropped` | counter | `{hint}` | hints dropped on a full queue (the sweep covers them) |
+//! | `event_relay.handoffs_waited` | counter | `{stream}` | hinted streams parked while an earlier commit's relay published it ([`crate::handoff`]) |
+//! | `event_relay.handoffs_taken_over` | counter | `{stream}` | hinted streams whose earlier unpublished commits this relay published itself (their relay gone or slow) |
 //! | `event_relay.outbox_oldest_age` | gauge | `s` | age of the oldest commit not yet published, measured every 30 s (alarmed) |
 //! | `event_relay.outbox_streams` | gauge | `{stream}` | streams with commits not yet published |
 //!
@@ -42,6 +44,10 @@ pub struct RelayStats {
     pub streams_deferred: AtomicU64,
     /// Swept streams another process claimed first (it publishes them; this one skips them).
     pub sweep_claims_lost: AtomicU64,
+    /// Hinted streams parked while an earlier commit's relay published it.
+    pub handoffs_waited: AtomicU64,
+    /// Hinted streams whose earlier unpublished commits this relay published itself.
+    pub handoffs_taken_over: AtomicU64,
     /// Seconds the oldest unpublished commit had waited at the last outbox probe.
     pub outbox_oldest_age_secs: AtomicU64,
     /// Streams with unpublished commits at the last outbox probe.
@@ -70,7 +76,7 @@ impl RelayStats {
     pub fn export_to_opentelemetry(self: &Arc<Self>, application: &str) {
         let meter = opentelemetry::global::meter("event-relay");
         let attributes = vec![KeyValue::new("application", application.to_owned())];
-        let counters: [quote_runtime::telemetry::ObservedCounter<Self>; 7] = [
+        let counters: [quote_runtime::telemetry::ObservedCounter<Self>; 9] = [
             (
                 "event_relay.published",
                 "Records acknowledged by the publication target",
@@ -112,6 +118,18 @@ impl RelayStats {
                 "Commit hints dropped on a full queue",
                 "{hint}",
                 |s| &s.hints_dropped,
+            ),
+            (
+                "event_relay.handoffs_waited",
+                "Hinted streams parked while an earlier commit's relay published it",
+                "{stream}",
+                |s| &s.handoffs_waited,
+            ),
+            (
+                "event_relay.handoffs_taken_over",
+                "Hinted streams whose earlier unpublished commits this relay published itself",
+                "{stream}",
+                |s| &s.handoffs_taken_over,
             ),
         ];
         quote_runtime::telemetry::observe_counters(&meter, self, &attributes, &counters);

@@ -7,9 +7,18 @@
 //!   unpublished commit is older than `sweep_grace`: commits whose process died before
 //!   publishing, and commits whose publication failed (Kinesis unavailable).
 //!
+//! The two run side by side (a sweep's queries never hold up a fresh commit's publication); a
+//! stream they both take is published twice at worst, never out of order (the guarantee of two
+//! relays racing, `lib.rs`).
+//!
 //! Every process's sweep finds the same stranded streams, so a sweep first **claims** each
 //! ([`EventStore::claim_publication`], renewed between rounds while it publishes) and publishes
 //! only those it won: one process per stranded stream, however slow the target.
+//!
+//! A hint's relay publishes the stream up to the last version the hint names, and no further:
+//! later versions belong to their committers' hints. When earlier versions are still
+//! unpublished, committed moments ago by another process, it waits for that process's relay
+//! (up to `handoff_wait`) rather than publish a second copy of them ([`crate::handoff`]).
 //!
 //! A hint is only an optimisation: when the hint queue is full the hint is dropped and the sweep
 //! publishes the events a little later. Nothing is ever lost because nothing leaves the outbox
@@ -52,6 +61,7 @@ use rand::Rng;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -60,6 +70,7 @@ use crate::dead_letter::{
     DeadLetterError, InMemoryRelayDeadLetters, RelayDeadLetter, RelayDeadLetters,
     DEFAULT_RELAY_DEAD_LETTER_TABLE,
 };
+use crate::handoff::{decide, Decision, Handoffs, Parked};
 use crate::metrics::RelayStats;
 use crate::outbox::outbox_status;
 use crate::sink::{EventSink, SinkError, MAX_RECORDS_PER_CALL};
@@ -68,6 +79,10 @@ use quote_runtime::error_chain::chain;
 /// Streams the outbox probe examines at most (the backlog is normally empty; in an outage the
 /// probe's counts are lower bounds, the age that of the oldest among them).
 const OUTBOX_PROBE_STREAMS: usize = 100;
+
+/// How far empty sweeps stretch the sweep interval: an idle outbox is swept every
+/// `8 × sweep_interval` (8 s by default), one query per outbox bucket each time.
+pub const SWEEP_BACKOFF_LIMIT: u32 = 8;
 
 /// The span of one publication call (kind producer).
 ///
@@ -107,7 +122,9 @@ fn publication_span(destination: &str, records: &[EventEnvelope]) -> tracing::Sp
 pub struct RelayConfig {
     /// Hints queued before new ones are dropped (the sweep covers dropped hints).
     pub hint_capacity: usize,
-    /// How often the outbox is swept.
+    /// How often the outbox is swept while sweeps find work. Each sweep that finds none doubles
+    /// the wait, up to [`SWEEP_BACKOFF_LIMIT`] times this; a sweep that finds work, or a
+    /// publication of hinted events that failed, brings it back.
     pub sweep_interval: Duration,
     /// Commits younger than this are left to the relay that committed them.
     pub sweep_grace: Duration,
@@ -134,6 +151,9 @@ pub struct RelayConfig {
     pub stream_backoff_cap: Duration,
     /// The DynamoDB table of the relay's dead letters, on AWS.
     pub dead_letter_table: String,
+    /// How long a hinted stream may wait for the relay of an earlier, unpublished commit (another
+    /// process's) to publish it before publishing it here too ([`crate::handoff`]).
+    pub handoff_wait: Duration,
     /// How often the relay measures the outbox's backlog and the age of its oldest commit
     /// (the `event_relay.outbox_*` gauges; [`crate::outbox`]).
     pub outbox_probe_interval: Duration,
@@ -156,6 +176,7 @@ impl Default for RelayConfig {
             stream_backoff_cap: Duration::from_secs(300),
             dead_letter_table: DEFAULT_RELAY_DEAD_LETTER_TABLE.to_owned(),
             outbox_probe_interval: Duration::from_secs(30),
+            handoff_wait: Duration::from_secs(2),
         }
     }
 }
@@ -276,6 +297,8 @@ pub struct Relay {
     dead_letters: Arc<dyn RelayDeadLetters>,
     config: RelayConfig,
     stats: Arc<RelayStats>,
+    /// Brings the sweeps back to `sweep_interval` (a hinted publication failed).
+    sweep_soon: Arc<tokio::sync::Notify>,
 }
 
 /// Why a relay operation failed.
@@ -319,6 +342,7 @@ impl Relay {
             dead_letters: Arc::new(InMemoryRelayDeadLetters::new()),
             config,
             stats: Arc::new(RelayStats::default()),
+            sweep_soon: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -351,12 +375,53 @@ impl Relay {
         (handle, task)
     }
 
-    async fn run(self, mut hints: mpsc::Receiver<CommitHint>, shutdown: CancellationToken) {
-        let mut sweep = tokio::time::interval(self.config.sweep_interval);
-        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    /// The relay's work: hints and parked streams in one loop, the sweeps and the outbox probe
+    /// in another, side by side, so a sweep (one query per outbox bucket) never delays the
+    /// publication of a fresh commit.
+    async fn run(self, hints: mpsc::Receiver<CommitHint>, shutdown: CancellationToken) {
+        tokio::join!(
+            self.run_hints(hints, shutdown.clone()),
+            self.run_sweeps(shutdown)
+        );
+        tracing::info!("relay stopped");
+    }
+
+    async fn run_sweeps(&self, shutdown: CancellationToken) {
+        let shortest = self.config.sweep_interval;
+        let longest = shortest.saturating_mul(SWEEP_BACKOFF_LIMIT);
+        let mut wait = shortest;
+        let mut next_sweep = Instant::now();
         let mut probe = tokio::time::interval(self.config.outbox_probe_interval);
         probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                () = self.sweep_soon.notified() => {
+                    wait = shortest;
+                    next_sweep = next_sweep.min(Instant::now() + shortest);
+                }
+                () = tokio::time::sleep_until(next_sweep) => {
+                    wait = match self.sweep_once().await {
+                        Ok(0) => (wait * 2).min(longest),
+                        Ok(_) => shortest,
+                        Err(err) => {
+                            RelayStats::add(&self.stats.sweeps_failed, 1);
+                            tracing::error!(error = %chain(&err), "outbox sweep failed");
+                            shortest
+                        }
+                    };
+                    next_sweep = Instant::now() + wait;
+                }
+                _ = probe.tick() => self.probe_outbox().await,
+            }
+        }
+    }
+
+    async fn run_hints(&self, mut hints: mpsc::Receiver<CommitHint>, shutdown: CancellationToken) {
+        let mut handoffs = Handoffs::default();
+        loop {
+            let next_check = handoffs.next_check();
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break,
@@ -368,17 +433,13 @@ impl Relay {
                             Err(_) => break,
                         }
                     }
-                    if let Err(err) = self.publish_hints(batch).await {
-                        tracing::warn!(error = %chain(&err), "publishing committed events failed; the sweep will retry");
-                    }
+                    let due = self.admit(batch, &mut handoffs);
+                    self.relay_hinted_logged(due, Some(&mut handoffs)).await;
                 }
-                _ = sweep.tick() => {
-                    if let Err(err) = self.sweep_once().await {
-                        RelayStats::add(&self.stats.sweeps_failed, 1);
-                        tracing::error!(error = %chain(&err), "outbox sweep failed");
-                    }
+                () = tokio::time::sleep_until(next_check.unwrap_or_else(Instant::now)), if next_check.is_some() => {
+                    let due = handoffs.take_due(Instant::now());
+                    self.relay_hinted_logged(due, Some(&mut handoffs)).await;
                 }
-                _ = probe.tick() => self.probe_outbox().await,
             }
         }
         hints.close();
@@ -386,12 +447,55 @@ impl Relay {
         while let Ok(hint) = hints.try_recv() {
             rest.push(hint);
         }
-        if !rest.is_empty() {
-            if let Err(err) = self.publish_hints(rest).await {
+        let mut due = self.admit(rest, &mut handoffs);
+        due.extend(handoffs.take_all());
+        if !due.is_empty() {
+            if let Err(err) = self.relay_hinted(due, None).await {
                 tracing::warn!(error = %chain(&err), "could not publish queued events at shutdown; they stay in the outbox");
             }
         }
-        tracing::info!("relay stopped");
+    }
+
+    /// Groups hints by stream; a stream parked in `handoffs` takes its new events (and is due
+    /// at once). Returns the other streams, and every parked stream now due.
+    fn admit(&self, hints: Vec<CommitHint>, handoffs: &mut Handoffs) -> Vec<(String, Parked)> {
+        let now = Instant::now();
+        let mut by_stream: HashMap<String, Vec<EventEnvelope>> = HashMap::new();
+        for hint in hints {
+            if let Some(first) = hint.events.first() {
+                by_stream
+                    .entry(first.stream_id.clone())
+                    .or_default()
+                    .extend(hint.events);
+            }
+        }
+        let mut due = Vec::with_capacity(by_stream.len());
+        for (stream_id, mut events) in by_stream {
+            events.sort_by_key(|e| e.version);
+            events.dedup_by_key(|e| e.version);
+            if let Some(events) = handoffs.join(&stream_id, events) {
+                due.push((
+                    stream_id,
+                    Parked::new(events, now, self.config.handoff_wait),
+                ));
+            }
+        }
+        due.extend(handoffs.take_due(now));
+        due
+    }
+
+    async fn relay_hinted_logged(
+        &self,
+        due: Vec<(String, Parked)>,
+        handoffs: Option<&mut Handoffs>,
+    ) {
+        if due.is_empty() {
+            return;
+        }
+        if let Err(err) = self.relay_hinted(due, handoffs).await {
+            tracing::warn!(error = %chain(&err), "publishing committed events failed; the sweep will retry");
+            self.sweep_soon.notify_one();
+        }
     }
 
     /// Measures the outbox's backlog into the stats (its gauges). A failure leaves the last
@@ -411,36 +515,132 @@ impl Relay {
         }
     }
 
-    /// Publishes the events named by commit hints (and any unpublished events before them).
-    /// Streams it could not publish stay in the outbox for the sweep, and make it an error.
+    /// Publishes the events named by commit hints (and any unpublished events before them) at
+    /// once, without waiting for other relays. Streams it could not publish stay in the outbox
+    /// for the sweep, and make it an error.
     pub async fn publish_hints(&self, hints: Vec<CommitHint>) -> Result<(), RelayError> {
-        let mut by_stream: HashMap<String, Vec<EventEnvelope>> = HashMap::new();
-        for hint in hints {
-            if let Some(first) = hint.events.first() {
-                by_stream
-                    .entry(first.stream_id.clone())
-                    .or_default()
-                    .extend(hint.events);
-            }
-        }
+        let due = self.admit(hints, &mut Handoffs::default());
+        self.relay_hinted(due, None).await
+    }
+
+    /// Publishes hinted streams ([`crate::handoff`]): a new stream's events at once; the others
+    /// after reading their heads: the hinted events that follow the published version, or, when
+    /// earlier versions are unpublished, those too (read from the store), unless `handoffs` is
+    /// given and they were committed moments ago, in which case the stream is parked there
+    /// while their own relay publishes them. Streams it could not publish stay in the outbox
+    /// for the sweep, and make it an error.
+    async fn relay_hinted(
+        &self,
+        due: Vec<(String, Parked)>,
+        mut handoffs: Option<&mut Handoffs>,
+    ) -> Result<(), RelayError> {
+        let now = Instant::now();
         let mut work = HashMap::new();
-        let mut to_load = Vec::new();
-        for (stream_id, mut events) in by_stream {
-            events.sort_by_key(|e| e.version);
-            events.dedup_by_key(|e| e.version);
-            let starts_stream = events.first().is_some_and(|e| e.version == 1);
-            let contiguous = events.windows(2).all(|w| w[1].version == w[0].version + 1);
+        let mut to_read = Vec::new();
+        for (stream_id, parked) in due {
+            let starts_stream = parked.events.first().is_some_and(|e| e.version == 1);
+            let contiguous = parked
+                .events
+                .windows(2)
+                .all(|w| w[1].version == w[0].version + 1);
             if starts_stream && contiguous {
                 // A new stream: nothing before these events can be unpublished.
-                work.insert(stream_id, StreamWork::new(events.into(), 0));
+                work.insert(stream_id, StreamWork::new(parked.events.into(), 0));
             } else {
-                to_load.push(stream_id);
+                to_read.push((stream_id, parked));
             }
         }
-        let streams = work.len() + to_load.len();
-        let mut unfinished = self.load_into(&mut work, to_load).await;
-        let published = self.publish(work, None).await;
-        unfinished.merge(published);
+        let streams = work.len() + to_read.len();
+        let store = self.store.clone();
+        let heads = bounded(
+            to_read,
+            self.config.store_concurrency,
+            move |(stream_id, parked)| {
+                let store = store.clone();
+                async move {
+                    let head = store.stream_head(&stream_id).await;
+                    Ok((stream_id, parked, head))
+                }
+            },
+        )
+        .await;
+        let wall_clock = OffsetDateTime::now_utc();
+        let mut unfinished = Unfinished::default();
+        let mut to_load = Vec::new();
+        for result in heads {
+            let (stream_id, parked, head) = match result {
+                Ok(read) => read,
+                // A cancelled task (runtime shutting down): its stream stays in the outbox.
+                Err(err) => {
+                    unfinished.first_error.get_or_insert(err.into());
+                    continue;
+                }
+            };
+            let head = match head {
+                Ok(head) => head,
+                Err(err) => {
+                    unfinished.add(stream_id, err.into());
+                    continue;
+                }
+            };
+            let may_wait = handoffs.is_some() && parked.may_wait(now);
+            match decide(
+                head.as_ref(),
+                &parked.events,
+                may_wait,
+                self.config.handoff_wait,
+                wall_clock,
+            ) {
+                Decision::Done => {}
+                Decision::Publish { after } => {
+                    let pending: VecDeque<EventEnvelope> = parked
+                        .events
+                        .into_iter()
+                        .filter(|e| e.version > after)
+                        .collect();
+                    work.insert(stream_id, StreamWork::new(pending, after));
+                }
+                Decision::Wait => {
+                    if let Some(handoffs) = handoffs.as_deref_mut() {
+                        RelayStats::add(&self.stats.handoffs_waited, 1);
+                        handoffs.park(stream_id, parked, now);
+                    }
+                }
+                Decision::Load { after, up_to } => {
+                    if parked.events.first().is_some_and(|e| e.version > after + 1) {
+                        RelayStats::add(&self.stats.handoffs_taken_over, 1);
+                    }
+                    to_load.push((stream_id, after, up_to));
+                }
+            }
+        }
+        let store = self.store.clone();
+        let loaded = bounded(
+            to_load,
+            self.config.store_concurrency,
+            move |(stream_id, after, up_to)| {
+                let store = store.clone();
+                async move {
+                    let events = store
+                        .load_after(&stream_id, after, LoadBound::UpToVersion(up_to))
+                        .await;
+                    Ok((stream_id, after, events))
+                }
+            },
+        )
+        .await;
+        for result in loaded {
+            match result {
+                Ok((stream_id, after, Ok(events))) => {
+                    work.insert(stream_id, StreamWork::new(events.into(), after));
+                }
+                Ok((stream_id, _, Err(err))) => unfinished.add(stream_id, err.into()),
+                Err(err) => {
+                    unfinished.first_error.get_or_insert(err.into());
+                }
+            }
+        }
+        unfinished.merge(self.publish(work, None).await);
         unfinished.into_result(streams)
     }
 

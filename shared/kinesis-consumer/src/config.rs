@@ -219,7 +219,11 @@ pub fn default_worker_id() -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SourceKind {
     /// `GetRecords` polling.
-    Polling,
+    Polling {
+        /// Time between two calls on one shard at its tip
+        /// ([`crate::source::polling::PollingConfig::read_interval`]).
+        read_interval: std::time::Duration,
+    },
     /// Enhanced fan-out with this registered consumer name.
     FanOut {
         /// The stream consumer's name (one per application).

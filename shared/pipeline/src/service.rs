@@ -293,12 +293,14 @@ impl AwsConsumer {
             }
         };
         let source: Arc<dyn RecordSource> = match &settings.source {
-            SourceKind::Polling => {
-                let mut polling = PollingConfig::default();
+            SourceKind::Polling { read_interval } => {
+                let mut polling = PollingConfig {
+                    read_interval: *read_interval,
+                    ..PollingConfig::default()
+                };
                 if let Consumption::Records(service) = &consumption {
                     polling.min_call_interval = service.min_read_interval();
-                    polling.idle_start = polling.idle_start.max(polling.min_call_interval);
-                    polling.idle_max = polling.idle_max.max(polling.min_call_interval);
+                    polling.read_interval = polling.read_interval.max(polling.min_call_interval);
                 }
                 Arc::new(KinesisPolling::new(kinesis, stream_name.clone(), polling))
             }

@@ -31,9 +31,28 @@ const MAX_MICROS: u64 = 600_000_000;
 /// When each event (by `event_id`) first reached the stream.
 pub type Arrivals = HashMap<String, OffsetDateTime>;
 
+/// A run's stream, read back after the run.
+#[derive(Debug, Default)]
+pub struct ReadBack {
+    /// Each event's first arrival.
+    pub arrivals: Arrivals,
+    /// Records on the stream (an event published twice counts twice).
+    pub records: u64,
+    /// Copies beyond the first, by event type (which publication step repeats).
+    pub duplicates_by_type: BTreeMap<String, u64>,
+}
+
+impl ReadBack {
+    /// Records per distinct event: 1.0 when every event was published exactly once.
+    pub fn records_per_event(&self) -> f64 {
+        self.records as f64 / (self.arrivals.len().max(1) as f64)
+    }
+}
+
 /// Reads the whole of `stream` (every shard from its trim horizon, with the SDK's endpoint
-/// settings) and keeps each event's first arrival: a benchmark's own short stream.
-pub async fn read_arrivals(stream: &str) -> anyhow::Result<Arrivals> {
+/// settings) and keeps each event's first arrival and the number of records: a benchmark's own
+/// short stream.
+pub async fn read_arrivals(stream: &str) -> anyhow::Result<ReadBack> {
     use aws_sdk_kinesis::types::ShardIteratorType;
     let sdk = quote_runtime::aws::load_sdk_config().await;
     let kinesis = aws_sdk_kinesis::Client::new(&sdk);
@@ -44,6 +63,8 @@ pub async fn read_arrivals(stream: &str) -> anyhow::Result<Arrivals> {
         .await
         .context("ListShards")?;
     let mut arrivals = Arrivals::new();
+    let mut records = 0u64;
+    let mut duplicates_by_type = BTreeMap::new();
     for shard in shards.shards() {
         let mut iterator = kinesis
             .get_shard_iterator()
@@ -76,6 +97,11 @@ pub async fn read_arrivals(stream: &str) -> anyhow::Result<Arrivals> {
                     Err(_) => continue,
                 };
                 if let Some(id) = envelope["event_id"].as_str() {
+                    records += 1;
+                    if arrivals.contains_key(id) {
+                        let event_type = envelope["event_type"].as_str().unwrap_or("?");
+                        *duplicates_by_type.entry(event_type.to_owned()).or_insert(0) += 1;
+                    }
                     arrivals
                         .entry(id.to_owned())
                         .and_modify(|at| *at = (*at).min(arrived))
@@ -89,7 +115,11 @@ pub async fn read_arrivals(stream: &str) -> anyhow::Result<Arrivals> {
             iterator = page.next_shard_iterator;
         }
     }
-    Ok(arrivals)
+    Ok(ReadBack {
+        arrivals,
+        records,
+        duplicates_by_type,
+    })
 }
 
 /// Hop times of many quotes, per service.
@@ -185,6 +215,17 @@ impl HopTimes {
             }
         }
         Ok(())
+    }
+
+    /// Each service's median delivery, in milliseconds.
+    pub fn delivery_p50_ms(&self) -> BTreeMap<String, f64> {
+        self.services
+            .iter()
+            .map(|(service, hops)| {
+                let p50 = hops.delivery.value_at_quantile(0.50) as f64 / 1000.0;
+                (service.clone(), (p50 * 100.0).round() / 100.0)
+            })
+            .collect()
     }
 
     /// Per service: `events`, and `delivery`, `append` (and with arrivals `relay` and

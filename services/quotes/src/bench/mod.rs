@@ -23,6 +23,7 @@
 //! and is counted). The result is one [`IngestReport`], printed as one JSON object.
 
 pub mod baseline;
+pub mod floor;
 pub mod hops;
 pub mod ingest;
 pub mod payload;

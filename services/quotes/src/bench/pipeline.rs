@@ -6,13 +6,20 @@
 //!   emulators, the consumer services reading the stream by polling (`CONSUMER_SOURCE=polling`);
 //! - `processes-fanout`: the same with enhanced fan-out (`CONSUMER_SOURCE=fanout`).
 //!
-//! `--concurrency` loops each POST a quote, then GET it every 10 ms until its status is no
-//! longer `pending`, until `--quotes` quotes are final. One JSON object is printed on stdout:
-//! `mode, quotes, concurrency, elapsed_s, quotes_per_s, p50_ms, p95_ms, p99_ms, max_ms,
-//! statuses, hops`. `hops` breaks the time down per service from each final quote's events
-//! ([`super::hops`]: delivery = the cause's append to the handler building the event, split in
-//! the process modes at the cause's arrival on Kinesis into relay and consumer; append = that to
-//! the event's own append), read once the quote is final, outside the timed part.
+//! `--concurrency` loops each POST a quote, then GET it every `--get-interval-ms` until its
+//! status is no longer `pending`, until `--quotes` quotes are final. One JSON object is printed
+//! on stdout: `mode, quotes, concurrency, elapsed_s, quotes_per_s, p50_ms, p95_ms, p99_ms,
+//! max_ms, statuses, hops`. `hops` breaks the time down per service from each final quote's
+//! events ([`super::hops`]: delivery = the cause's append to the handler building the event,
+//! split in the process modes at the cause's arrival on Kinesis into relay and consumer; append
+//! = that to the event's own append), read once the quote is final, outside the timed part.
+//!
+//! The process modes add, from the same run: `floor` ([`super::floor`]: put-to-get of a bare
+//! record on the same Kinesis endpoint, polled at the consumers' `--poll-interval-ms` and
+//! through a fan-out subscription, measured while the load runs), `against_floor` (the mode's
+//! floor, each service's delivery p50 minus it, and POST → priced p50 beside 3 × floor + 150 ms,
+//! the goals of issue 13) and `records_per_event` (records on the run's stream per distinct
+//! event: 1.0 when every event was published once; `duplicates_by_type` names the copies).
 //!
 //! The process modes use the emulator variables of the shell (`scripts/emulators.sh start
 //! FILE && . FILE`), create fresh resources with `quotes bootstrap` and start this same
@@ -37,7 +44,8 @@ use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use super::hops::{Arrivals, HopTimes};
+use super::floor::{Floor, FloorProbe};
+use super::hops::{HopTimes, ReadBack};
 
 /// HS256 secret of the tokens (embedded and processes alike).
 const SECRET: &str = "pipeline-bench-secret-0123456789";
@@ -49,8 +57,6 @@ const SERVICES: [&str; 5] = [
     "projector",
     "notifier",
 ];
-/// Interval between two GETs of a pending quote.
-const POLL: Duration = Duration::from_millis(10);
 /// A quote still pending after this long counts as `timeout`.
 const QUOTE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Highest latency the histogram tracks, in microseconds (10 minutes).
@@ -92,6 +98,13 @@ pub struct PipelineArgs {
     /// The `quotes` binary the process modes start once per service; default: this one.
     #[arg(long)]
     pub binary: Option<PathBuf>,
+    /// Milliseconds between two GETs of a pending quote.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub get_interval_ms: u64,
+    /// The consumers' POLL_INTERVAL_MS in `processes-polling`, and the cadence of the floor's
+    /// polling reader (both modes).
+    #[arg(long, default_value_t = kinesis_consumer::source::polling::DEFAULT_READ_INTERVAL_MS, value_parser = clap::value_parser!(u64).range(200..=60_000))]
+    pub poll_interval_ms: u64,
 }
 
 /// Runs the benchmark and prints its report (one JSON object) on stdout.
@@ -129,18 +142,25 @@ pub async fn run(cli: &PipelineArgs) -> anyhow::Result<()> {
             };
             let mut fleet = Fleet::default();
             let result = async {
-                let (base, stream) = start_processes(&mut fleet, &binary, cli.mode).await?;
+                let run = unique("pb");
+                let base = start_processes(&mut fleet, &binary, cli, &run).await?;
+                let kinesis =
+                    aws_sdk_kinesis::Client::new(&quote_runtime::aws::load_sdk_config().await);
+                let probe =
+                    FloorProbe::start(kinesis, &run, Duration::from_millis(cli.poll_interval_ms))
+                        .await?;
                 let outcome = bench(cli, &base).await?;
+                let floor = probe.stop().await?;
                 // When each event reached Kinesis, read back from the run's own stream.
-                let arrivals = super::hops::read_arrivals(&stream)
+                let read_back = super::hops::read_arrivals(&format!("{run}-stream"))
                     .await
                     .context("reading the run's stream back")?;
-                anyhow::Ok((outcome, arrivals))
+                anyhow::Ok((outcome, read_back, floor))
             }
             .await;
             fleet.stop();
-            let (outcome, arrivals) = result?;
-            print(cli, outcome, Some(&arrivals))
+            let (outcome, read_back, floor) = result?;
+            print(cli, outcome, Some((&read_back, &floor)))
         }
     }
 }
@@ -154,16 +174,20 @@ struct Outcome {
     finals: Vec<Vec<Value>>,
 }
 
-fn print(cli: &PipelineArgs, outcome: Outcome, arrivals: Option<&Arrivals>) -> anyhow::Result<()> {
+fn print(
+    cli: &PipelineArgs,
+    outcome: Outcome,
+    stream: Option<(&ReadBack, &Floor)>,
+) -> anyhow::Result<()> {
     let mut hops = HopTimes::default();
     for events in &outcome.finals {
-        hops.add_quote(events, arrivals)?;
+        hops.add_quote(events, stream.map(|(read_back, _)| &read_back.arrivals))?;
     }
     let ms = |micros: u64| (micros as f64 / 1000.0 * 100.0).round() / 100.0;
     let h = &outcome.latencies;
     let done: u64 = outcome.statuses.values().sum();
     let secs = outcome.elapsed.as_secs_f64();
-    let report = json!({
+    let mut report = json!({
         "mode": cli.mode.name(),
         "quotes": cli.quotes,
         "concurrency": cli.concurrency,
@@ -176,6 +200,29 @@ fn print(cli: &PipelineArgs, outcome: Outcome, arrivals: Option<&Arrivals>) -> a
         "statuses": outcome.statuses,
         "hops": hops.report(),
     });
+    if let Some((read_back, floor)) = stream {
+        let floor_ms = match cli.mode {
+            Mode::ProcessesFanout => floor.fanout_p50_ms(),
+            _ => floor.polling_p50_ms(),
+        };
+        let excess: serde_json::Map<String, Value> = hops
+            .delivery_p50_ms()
+            .into_iter()
+            .map(|(service, p50)| (service, json!(((p50 - floor_ms) * 100.0).round() / 100.0)))
+            .collect();
+        report["floor"] = floor.report();
+        report["against_floor"] = json!({
+            "floor_p50_ms": floor_ms,
+            "delivery_minus_floor_p50_ms": excess,
+            "priced_p50_ms": ms(h.value_at_quantile(0.50)),
+            "priced_goal_ms": ((3.0 * floor_ms + 150.0) * 100.0).round() / 100.0,
+        });
+        report["records_per_event"] =
+            json!((read_back.records_per_event() * 1000.0).round() / 1000.0);
+        report["records"] = json!(read_back.records);
+        report["duplicates_by_type"] = json!(read_back.duplicates_by_type);
+        report["events"] = json!(read_back.arrivals.len());
+    }
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
 }
@@ -198,6 +245,7 @@ async fn bench(cli: &PipelineArgs, base: &str) -> anyhow::Result<Outcome> {
         .timeout(Duration::from_secs(30))
         .build()?;
     let next = Arc::new(AtomicUsize::new(0));
+    let get_interval = Duration::from_millis(cli.get_interval_ms);
     let started = Instant::now();
     let mut loops = Vec::with_capacity(concurrency);
     for _ in 0..concurrency {
@@ -212,7 +260,8 @@ async fn bench(cli: &PipelineArgs, base: &str) -> anyhow::Result<Outcome> {
                 if n >= quotes {
                     break;
                 }
-                let (latency, status, id) = one_quote(&http, &base, &token, n).await?;
+                let (latency, status, id) =
+                    one_quote(&http, &base, &token, n, get_interval).await?;
                 latencies.saturating_record(latency.as_micros().try_into().unwrap_or(u64::MAX));
                 if status != "timeout" {
                     finals.push(events_of(&http, &base, &token, &id).await?);
@@ -264,13 +313,14 @@ async fn events_of(
     }
 }
 
-/// POSTs quote request `n` and GETs it every [`POLL`] until it is no longer `pending`:
+/// POSTs quote request `n` and GETs it every `get_interval` until it is no longer `pending`:
 /// the latency, the final status (`timeout` after [`QUOTE_TIMEOUT`]) and the quote's id.
 async fn one_quote(
     http: &reqwest::Client,
     base: &str,
     token: &str,
     n: usize,
+    get_interval: Duration,
 ) -> anyhow::Result<(Duration, String, String)> {
     let started = Instant::now();
     let reply = http
@@ -309,7 +359,7 @@ async fn one_quote(
         if started.elapsed() > QUOTE_TIMEOUT {
             return Ok((started.elapsed(), "timeout".to_owned(), id));
         }
-        tokio::time::sleep(POLL).await;
+        tokio::time::sleep(get_interval).await;
     }
 }
 
@@ -351,14 +401,15 @@ pub(super) fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-/// Bootstraps fresh resources and starts event-source and the five consumer services, each
-/// `binary run SERVICE`; returns the API's base URL once every process is healthy.
+/// Bootstraps fresh resources named after `run` and starts event-source and the five consumer
+/// services, each `binary run SERVICE`; returns the API's base URL once every process is
+/// healthy. The event stream is `<run>-stream`.
 async fn start_processes(
     fleet: &mut Fleet,
     binary: &std::path::Path,
-    mode: Mode,
-) -> anyhow::Result<(String, String)> {
-    let run = unique("pb");
+    cli: &PipelineArgs,
+    run: &str,
+) -> anyhow::Result<String> {
     let applications: Vec<(&str, String)> = SERVICES
         .iter()
         .map(|s| (*s, format!("{run}-{s}")))
@@ -411,11 +462,7 @@ async fn start_processes(
     if !status.success() {
         bail!("quotes bootstrap failed: {status}");
     }
-    let mut source = command(&["run", "event-source"]);
-    source
-        .env("RELAY_SWEEP_INTERVAL_MS", "500")
-        .env("RELAY_SWEEP_GRACE_MS", "1000");
-    let source_port = fleet.spawn("event-source", source)?;
+    let source_port = fleet.spawn("event-source", command(&["run", "event-source"]))?;
     let mut ports = vec![("event-source".to_owned(), source_port)];
     for (service, application) in &applications {
         let mut c = command(&["run", service]);
@@ -424,11 +471,12 @@ async fn start_processes(
             .env("LEASE_DURATION_MS", "3000")
             .env("VPIC_BASE_URL", "off")
             .env("DRIVER_HISTORY_PROVIDER", "simulated");
-        if mode == Mode::ProcessesFanout {
+        if cli.mode == Mode::ProcessesFanout {
             c.env("CONSUMER_SOURCE", "fanout")
                 .env("EFO_CONSUMER_NAME", application);
         } else {
-            c.env("CONSUMER_SOURCE", "polling");
+            c.env("CONSUMER_SOURCE", "polling")
+                .env("POLL_INTERVAL_MS", cli.poll_interval_ms.to_string());
         }
         let port = fleet.spawn(service, c)?;
         ports.push(((*service).to_owned(), port));
@@ -437,10 +485,7 @@ async fn start_processes(
     for (label, port) in &ports {
         wait_healthy(&http, fleet, label, *port).await?;
     }
-    Ok((
-        format!("http://127.0.0.1:{source_port}"),
-        format!("{run}-stream"),
-    ))
+    Ok(format!("http://127.0.0.1:{source_port}"))
 }
 
 async fn wait_healthy(

@@ -83,6 +83,12 @@ pub struct ConsumerSettings {
     /// EFO_CONSUMER_NAME).
     #[arg(long, env = "CONSUMER_SOURCE", value_enum, default_value_t = SourceName::Polling)]
     pub consumer_source: SourceName,
+    /// Milliseconds between two `GetRecords` calls on one shard once the reader is at the
+    /// stream's tip (polling): a record waits half of it on average. Every application polling
+    /// a shard shares its 5 calls/s: keep the sum of 1000 / POLL_INTERVAL_MS over them at or
+    /// below 5 (ADR 0013; the archiver, too, never more than once a second).
+    #[arg(long, env = "POLL_INTERVAL_MS", default_value_t = kinesis_consumer::source::polling::DEFAULT_READ_INTERVAL_MS, value_parser = clap::value_parser!(u64).range(200..=60_000))]
+    pub poll_interval_ms: u64,
     /// Enhanced fan-out consumer name [default: the service's name].
     #[arg(long, env = "EFO_CONSUMER_NAME", value_parser = efo_consumer_name)]
     pub efo_consumer_name: Option<String>,
@@ -143,7 +149,9 @@ impl ConsumerParts<'_> {
             every: Some(Duration::from_millis(settings.checkpoint_every_ms)),
         };
         let source = match settings.consumer_source {
-            SourceName::Polling => SourceKind::Polling,
+            SourceName::Polling => SourceKind::Polling {
+                read_interval: Duration::from_millis(settings.poll_interval_ms),
+            },
             SourceName::Fanout => SourceKind::FanOut {
                 consumer_name: settings
                     .efo_consumer_name

@@ -23,7 +23,8 @@ pub struct RelayDeadLetterSettings {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = heading::RELAY)]
 pub struct RelaySettings {
-    /// Milliseconds between two sweeps of the publication outbox.
+    /// Milliseconds between two sweeps of the publication outbox while sweeps find work; each
+    /// sweep that finds none doubles the wait, up to 8 times this.
     #[arg(long, env = "RELAY_SWEEP_INTERVAL_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=600_000))]
     pub relay_sweep_interval_ms: u64,
     /// Age in milliseconds of an unpublished commit before a sweep takes it from the relay that

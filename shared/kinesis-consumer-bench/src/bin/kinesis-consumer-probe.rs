@@ -155,7 +155,7 @@ async fn main() -> anyhow::Result<()> {
         aws_sdk_kinesis::Client::new(&sdk),
         stream,
         PollingConfig {
-            idle_max: Duration::from_millis(500),
+            read_interval: Duration::from_millis(500),
             ..PollingConfig::default()
         },
     );

@@ -1,10 +1,15 @@
 //! Kinesis `GetRecords` polling, adaptive and within the per-shard limits.
 //!
-//! Pacing of one shard's reader:
+//! Pacing of one shard's reader (ADR 0013):
 //! - while `MillisBehindLatest > 0` it re-polls as soon as the previous call returned, but never
 //!   sooner than `min_call_interval` after the previous call (5 calls/s per shard is the limit
 //!   shared by every application reading the shard);
-//! - when caught up it waits `idle_start`, doubling up to `idle_max` while the shard stays idle;
+//! - at the tip (an empty batch, or `MillisBehindLatest = 0` whether or not records came) it
+//!   calls again `read_interval` after the previous call started: a fixed cadence, so a record
+//!   waits at most one interval (half of one on average) before it is read, and the application
+//!   costs `1 / read_interval` calls per second per shard, idle or busy. There is no idle
+//!   backoff: a backed-off reader makes the first record after a quiet spell wait longest, and
+//!   `GetRecords` calls are not billed;
 //! - after a response of `large_response_bytes` or more it pauses `large_response_pause`
 //!   (Kinesis throttles a shard for 5 s after a 10 MB read);
 //! - an expired iterator (5 minutes old) is renewed from the last record delivered;
@@ -25,6 +30,11 @@ use tokio::time::Instant;
 use super::{Batch, RecordSource, ShardInfo, ShardReader, SourceError, StartPosition};
 use crate::record::Record;
 
+/// Default [`PollingConfig::read_interval`], in milliseconds: the platform's six applications
+/// polling a shard at this cadence use 4 of its 5 calls/s, leaving room for catching up
+/// (ADR 0013).
+pub const DEFAULT_READ_INTERVAL_MS: u64 = 1500;
+
 /// Pacing of polling readers.
 #[derive(Debug, Clone)]
 pub struct PollingConfig {
@@ -32,10 +42,12 @@ pub struct PollingConfig {
     pub max_records: i32,
     /// Least time between two calls on one shard (200 ms = the 5 calls/s limit).
     pub min_call_interval: Duration,
-    /// First wait once caught up.
-    pub idle_start: Duration,
-    /// Longest wait while idle.
-    pub idle_max: Duration,
+    /// Time from one call's start to the next while the reader is at the tip of the shard: the
+    /// application's read cadence (ADR 0013). Every application polling a shard shares its 5
+    /// calls/s, so keep the sum of `1 / read_interval` over them at or below 5.
+    pub read_interval: Duration,
+    /// Pause after a throttled call (on top of the SDK's own retries).
+    pub throttle_pause: Duration,
     /// A response at least this large triggers `large_response_pause`.
     pub large_response_bytes: usize,
     /// Pause after a large response.
@@ -47,8 +59,8 @@ impl Default for PollingConfig {
         Self {
             max_records: 10_000,
             min_call_interval: Duration::from_millis(200),
-            idle_start: Duration::from_millis(250),
-            idle_max: Duration::from_secs(1),
+            read_interval: Duration::from_millis(DEFAULT_READ_INTERVAL_MS),
+            throttle_pause: Duration::from_secs(1),
             large_response_bytes: 9 * 1024 * 1024,
             large_response_pause: Duration::from_secs(5),
         }
@@ -147,7 +159,6 @@ impl RecordSource for KinesisPolling {
             last_sequence: None,
             iterator: None,
             next_call_at: Instant::now(),
-            idle_delay: self.config.idle_start,
             finished: false,
         };
         reader.iterator = Some(reader.fresh_iterator().await?);
@@ -166,7 +177,6 @@ pub struct PollingReader {
     last_sequence: Option<String>,
     iterator: Option<String>,
     next_call_at: Instant,
-    idle_delay: Duration,
     finished: bool,
 }
 
@@ -218,6 +228,37 @@ impl PollingReader {
     }
 }
 
+impl PollingReader {
+    /// How long after a call's start the next one may start, given what it returned.
+    fn pause_after(
+        &self,
+        records: &[Record],
+        bytes: usize,
+        millis_behind: Option<u64>,
+    ) -> Duration {
+        pause_after(&self.config, records.is_empty(), bytes, millis_behind)
+    }
+}
+
+/// The pacing rule (module docs): a large response pauses; at the tip the cadence is
+/// `read_interval`; behind it, `min_call_interval`.
+fn pause_after(
+    config: &PollingConfig,
+    empty: bool,
+    bytes: usize,
+    millis_behind: Option<u64>,
+) -> Duration {
+    let at_tip = empty || millis_behind == Some(0);
+    let pause = if bytes >= config.large_response_bytes {
+        config.large_response_pause
+    } else if at_tip {
+        config.read_interval
+    } else {
+        Duration::ZERO
+    };
+    config.min_call_interval.max(pause)
+}
+
 #[async_trait]
 impl ShardReader for PollingReader {
     async fn next_batch(&mut self) -> Result<Batch, SourceError> {
@@ -257,7 +298,7 @@ impl ShardReader for PollingReader {
                     }
                     GetRecordsError::ProvisionedThroughputExceededException(_) => {
                         self.iterator = Some(iterator);
-                        self.next_call_at = called_at + self.config.idle_max;
+                        self.next_call_at = called_at + self.config.throttle_pause;
                         Err(SourceError::Throttled(described))
                     }
                     GetRecordsError::ResourceNotFoundException(_) => {
@@ -307,22 +348,60 @@ impl ShardReader for PollingReader {
                 )
             }
         };
-        let caught_up = records.is_empty() || millis_behind == Some(0);
-        let wait = if bytes >= self.config.large_response_bytes {
-            self.config.large_response_pause
-        } else if caught_up {
-            let wait = self.idle_delay;
-            self.idle_delay = (self.idle_delay * 2).min(self.config.idle_max);
-            wait
-        } else {
-            self.idle_delay = self.config.idle_start;
-            Duration::ZERO
-        };
-        self.next_call_at = called_at + self.config.min_call_interval.max(wait);
+        self.next_call_at = called_at + self.pause_after(&records, bytes, millis_behind);
         Ok(Batch {
             records,
             millis_behind_latest: millis_behind,
             shard_end,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cadence_is_fixed_at_the_tip_whether_or_not_records_came() {
+        let config = PollingConfig {
+            read_interval: Duration::from_millis(300),
+            ..PollingConfig::default()
+        };
+        let interval = Duration::from_millis(300);
+        // Idle, again and again: no backoff, the same cadence.
+        for _ in 0..5 {
+            assert_eq!(pause_after(&config, true, 0, Some(0)), interval);
+        }
+        // Records at the tip (a slow, steady stream): the same cadence, not a longer wait.
+        assert_eq!(pause_after(&config, false, 100, Some(0)), interval);
+    }
+
+    #[test]
+    fn a_reader_behind_the_tip_reads_again_at_the_shard_limit() {
+        let config = PollingConfig::default();
+        for behind in [Some(5_000), None] {
+            assert_eq!(
+                pause_after(&config, false, 100, behind),
+                config.min_call_interval
+            );
+        }
+        // Never faster than the limit, even with a read interval below it.
+        let eager = PollingConfig {
+            read_interval: Duration::from_millis(50),
+            ..PollingConfig::default()
+        };
+        assert_eq!(
+            pause_after(&eager, true, 0, Some(0)),
+            eager.min_call_interval
+        );
+    }
+
+    #[test]
+    fn a_large_response_pauses_the_shard() {
+        let config = PollingConfig::default();
+        assert_eq!(
+            pause_after(&config, false, config.large_response_bytes, Some(60_000)),
+            config.large_response_pause
+        );
     }
 }
