@@ -126,6 +126,9 @@ pub async fn read_arrivals(stream: &str) -> anyhow::Result<ReadBack> {
 #[derive(Debug, Default)]
 pub struct HopTimes {
     services: BTreeMap<String, ServiceHops>,
+    /// The outcome's commit → the GET that saw the quote final: the projector's hop (plus up
+    /// to one GET interval).
+    seen: Option<Histogram<u64>>,
 }
 
 /// One service's hops.
@@ -175,6 +178,16 @@ fn stamped(event: &Value) -> anyhow::Result<Stamped<'_>> {
     })
 }
 
+/// `p50_ms`, `p95_ms`, `max_ms` of a histogram of microseconds.
+fn summary(h: &Histogram<u64>) -> Value {
+    let ms = |micros: u64| (micros as f64 / 10.0).round() / 100.0;
+    json!({
+        "p50_ms": ms(h.value_at_quantile(0.50)),
+        "p95_ms": ms(h.value_at_quantile(0.95)),
+        "max_ms": ms(h.max()),
+    })
+}
+
 fn micros(from: OffsetDateTime, to: OffsetDateTime) -> u64 {
     u64::try_from((to - from).whole_microseconds())
         .unwrap_or(0)
@@ -183,13 +196,30 @@ fn micros(from: OffsetDateTime, to: OffsetDateTime) -> u64 {
 
 impl HopTimes {
     /// Adds the hops of one quote's events (as `GET /v1/quotes/{id}/events` lists them);
-    /// with `arrivals`, delivery is also split at the cause's arrival on the stream.
+    /// with `arrivals`, delivery is also split at the cause's arrival on the stream; with
+    /// `seen_at` (when a GET saw the quote final), the last event recorded before it → then.
     pub fn add_quote(
         &mut self,
         events: &[Value],
         arrivals: Option<&Arrivals>,
+        seen_at: Option<OffsetDateTime>,
     ) -> anyhow::Result<()> {
         let events: Vec<Stamped<'_>> = events.iter().map(stamped).collect::<Result<_, _>>()?;
+        if let Some(seen_at) = seen_at {
+            let outcome = events
+                .iter()
+                .map(|e| e.recorded_at)
+                .filter(|at| *at <= seen_at)
+                .max();
+            if let Some(outcome) = outcome {
+                if self.seen.is_none() {
+                    self.seen = Some(Histogram::new_with_bounds(1, MAX_MICROS, 3)?);
+                }
+                if let Some(seen) = self.seen.as_mut() {
+                    seen.saturating_record(micros(outcome, seen_at));
+                }
+            }
+        }
         for event in &events {
             let Some(cause) = event
                 .causation_id
@@ -228,17 +258,15 @@ impl HopTimes {
             .collect()
     }
 
+    /// The outcome's commit → seen final by a GET, as `p50_ms`, `p95_ms`, `max_ms`, when
+    /// known.
+    pub fn seen_report(&self) -> Option<Value> {
+        self.seen.as_ref().map(summary)
+    }
+
     /// Per service: `events`, and `delivery`, `append` (and with arrivals `relay` and
     /// `consumer`) as `p50_ms`, `p95_ms`, `max_ms`.
     pub fn report(&self) -> Value {
-        let ms = |micros: u64| (micros as f64 / 10.0).round() / 100.0;
-        let summary = |h: &Histogram<u64>| {
-            json!({
-                "p50_ms": ms(h.value_at_quantile(0.50)),
-                "p95_ms": ms(h.value_at_quantile(0.95)),
-                "max_ms": ms(h.max()),
-            })
-        };
         self.services
             .iter()
             .map(|(service, hops)| {
@@ -313,7 +341,8 @@ mod tests {
                 OffsetDateTime::parse("2026-12-07T10:00:01.065Z", &Rfc3339).unwrap(),
             ),
         ]);
-        hops.add_quote(&events, Some(&arrivals)).unwrap();
+        let seen = OffsetDateTime::parse("2026-12-07T10:00:01.300Z", &Rfc3339).unwrap();
+        hops.add_quote(&events, Some(&arrivals), Some(seen)).unwrap();
         let report = hops.report();
         let near = |value: &Value, expected: f64| {
             let got = value.as_f64().unwrap();
@@ -336,7 +365,9 @@ mod tests {
             report.get("cust-42").is_none(),
             "the request has no cause among the events"
         );
-        hops.add_quote(&events, None).unwrap();
+        // Seen final 45 ms after the outcome's commit (10:00:01.255).
+        near(&hops.seen_report().unwrap()["p50_ms"], 45.0);
+        hops.add_quote(&events, None, None).unwrap();
         assert_eq!(hops.report()["fulfillment"]["events"], 2);
     }
 }

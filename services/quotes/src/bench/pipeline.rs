@@ -12,7 +12,9 @@
 //! max_ms, statuses, hops`. `hops` breaks the time down per service from each final quote's
 //! events ([`super::hops`]: delivery = the cause's append to the handler building the event,
 //! split in the process modes at the cause's arrival on Kinesis into relay and consumer; append
-//! = that to the event's own append), read once the quote is final, outside the timed part.
+//! = that to the event's own append), read once the quote is final, outside the timed part;
+//! `projection` is the last hop: the outcome's commit → the GET that saw the quote final (the
+//! projector's write, plus up to one GET interval).
 //!
 //! The process modes add, from the same run: `floor` ([`super::floor`]: put-to-get of a bare
 //! record on the same Kinesis endpoint, polled at the consumers' `--poll-interval-ms` and
@@ -171,7 +173,15 @@ struct Outcome {
     latencies: Histogram<u64>,
     statuses: BTreeMap<String, u64>,
     /// Every final quote's events, for the hop times.
-    finals: Vec<Vec<Value>>,
+    finals: Vec<FinalQuote>,
+}
+
+/// A quote seen final.
+struct FinalQuote {
+    /// Its events, read afterwards.
+    events: Vec<Value>,
+    /// When the GET that saw it final answered (wall clock, as the events' stamps).
+    seen_at: time::OffsetDateTime,
 }
 
 fn print(
@@ -180,8 +190,12 @@ fn print(
     stream: Option<(&ReadBack, &Floor)>,
 ) -> anyhow::Result<()> {
     let mut hops = HopTimes::default();
-    for events in &outcome.finals {
-        hops.add_quote(events, stream.map(|(read_back, _)| &read_back.arrivals))?;
+    for quote in &outcome.finals {
+        hops.add_quote(
+            &quote.events,
+            stream.map(|(read_back, _)| &read_back.arrivals),
+            Some(quote.seen_at),
+        )?;
     }
     let ms = |micros: u64| (micros as f64 / 1000.0 * 100.0).round() / 100.0;
     let h = &outcome.latencies;
@@ -200,6 +214,9 @@ fn print(
         "statuses": outcome.statuses,
         "hops": hops.report(),
     });
+    if let Some(seen) = hops.seen_report() {
+        report["projection"] = seen;
+    }
     if let Some((read_back, floor)) = stream {
         let floor_ms = match cli.mode {
             Mode::ProcessesFanout => floor.fanout_p50_ms(),
@@ -262,9 +279,13 @@ async fn bench(cli: &PipelineArgs, base: &str) -> anyhow::Result<Outcome> {
                 }
                 let (latency, status, id) =
                     one_quote(&http, &base, &token, n, get_interval).await?;
+                let seen_at = time::OffsetDateTime::now_utc();
                 latencies.saturating_record(latency.as_micros().try_into().unwrap_or(u64::MAX));
                 if status != "timeout" {
-                    finals.push(events_of(&http, &base, &token, &id).await?);
+                    finals.push(FinalQuote {
+                        events: events_of(&http, &base, &token, &id).await?,
+                        seen_at,
+                    });
                 }
                 *statuses.entry(status).or_insert(0) += 1;
             }
