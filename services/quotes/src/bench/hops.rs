@@ -40,6 +40,10 @@ pub struct ReadBack {
     pub records: u64,
     /// Copies beyond the first, by event type (which publication step repeats).
     pub duplicates_by_type: BTreeMap<String, u64>,
+    /// Records whose `ApproximateArrivalTimestamp` is earlier than their own `recorded_at`
+    /// (stamped before the commit, so before any publication): a measure of how far the
+    /// stream's arrival stamps can be trusted for the relay/consumer split.
+    pub arrivals_before_commit: u64,
 }
 
 impl ReadBack {
@@ -65,6 +69,7 @@ pub async fn read_arrivals(stream: &str) -> anyhow::Result<ReadBack> {
     let mut arrivals = Arrivals::new();
     let mut records = 0u64;
     let mut duplicates_by_type = BTreeMap::new();
+    let mut arrivals_before_commit = 0u64;
     for shard in shards.shards() {
         let mut iterator = kinesis
             .get_shard_iterator()
@@ -98,6 +103,12 @@ pub async fn read_arrivals(stream: &str) -> anyhow::Result<ReadBack> {
                 };
                 if let Some(id) = envelope["event_id"].as_str() {
                     records += 1;
+                    let committed = envelope["recorded_at"]
+                        .as_str()
+                        .and_then(|at| OffsetDateTime::parse(at, &Rfc3339).ok());
+                    if committed.is_some_and(|committed| arrived < committed) {
+                        arrivals_before_commit += 1;
+                    }
                     if arrivals.contains_key(id) {
                         let event_type = envelope["event_type"].as_str().unwrap_or("?");
                         *duplicates_by_type.entry(event_type.to_owned()).or_insert(0) += 1;
@@ -119,6 +130,7 @@ pub async fn read_arrivals(stream: &str) -> anyhow::Result<ReadBack> {
         arrivals,
         records,
         duplicates_by_type,
+        arrivals_before_commit,
     })
 }
 
@@ -342,7 +354,8 @@ mod tests {
             ),
         ]);
         let seen = OffsetDateTime::parse("2026-12-07T10:00:01.300Z", &Rfc3339).unwrap();
-        hops.add_quote(&events, Some(&arrivals), Some(seen)).unwrap();
+        hops.add_quote(&events, Some(&arrivals), Some(seen))
+            .unwrap();
         let report = hops.report();
         let near = |value: &Value, expected: f64| {
             let got = value.as_f64().unwrap();

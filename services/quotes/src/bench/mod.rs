@@ -28,6 +28,7 @@ pub mod hops;
 pub mod ingest;
 pub mod payload;
 pub mod pipeline;
+pub mod plot;
 pub mod snapshots;
 pub mod stats;
 pub mod streams;

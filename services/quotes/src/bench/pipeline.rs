@@ -22,6 +22,10 @@
 //! floor, each service's delivery p50 minus it, and POST → priced p50 beside 3 × floor + 150 ms,
 //! the goals of issue 13) and `records_per_event` (records on the run's stream per distinct
 //! event: 1.0 when every event was published once; `duplicates_by_type` names the copies).
+//! The relay/consumer split trusts the stream's `ApproximateArrivalTimestamp`;
+//! `arrivals_before_commit` counts the records stamped as arriving before their own commit's
+//! stamp, which cannot happen on a true clock: kinesis-mock's stamps lag by up to ~150 ms under
+//! load, so on it the split is indicative and `delivery` (our own clocks) is the figure.
 //!
 //! The process modes use the emulator variables of the shell (`scripts/emulators.sh start
 //! FILE && . FILE`), create fresh resources with `quotes bootstrap` and start this same
@@ -103,6 +107,9 @@ pub struct PipelineArgs {
     /// Milliseconds between two GETs of a pending quote.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub get_interval_ms: u64,
+    /// Also draw the hops' medians as an SVG chart into this file (`bench::plot`).
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
     /// The consumers' POLL_INTERVAL_MS in `processes-polling`, and the cadence of the floor's
     /// polling reader (both modes).
     #[arg(long, default_value_t = kinesis_consumer::source::polling::DEFAULT_READ_INTERVAL_MS, value_parser = clap::value_parser!(u64).range(200..=60_000))]
@@ -217,11 +224,11 @@ fn print(
     if let Some(seen) = hops.seen_report() {
         report["projection"] = seen;
     }
-    if let Some((read_back, floor)) = stream {
-        let floor_ms = match cli.mode {
-            Mode::ProcessesFanout => floor.fanout_p50_ms(),
-            _ => floor.polling_p50_ms(),
-        };
+    let floor_ms = stream.map(|(_, floor)| match cli.mode {
+        Mode::ProcessesFanout => floor.fanout_p50_ms(),
+        _ => floor.polling_p50_ms(),
+    });
+    if let (Some((read_back, floor)), Some(floor_ms)) = (stream, floor_ms) {
         let excess: serde_json::Map<String, Value> = hops
             .delivery_p50_ms()
             .into_iter()
@@ -238,10 +245,66 @@ fn print(
             json!((read_back.records_per_event() * 1000.0).round() / 1000.0);
         report["records"] = json!(read_back.records);
         report["duplicates_by_type"] = json!(read_back.duplicates_by_type);
+        report["arrivals_before_commit"] = json!(read_back.arrivals_before_commit);
         report["events"] = json!(read_back.arrivals.len());
+    }
+    if let Some(path) = &cli.plot {
+        let svg = hop_plot(cli, &report, floor_ms);
+        std::fs::write(path, svg).with_context(|| format!("writing {}", path.display()))?;
     }
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
+}
+
+/// The critical path's hops as a chart: each enrichment, fulfillment, then the projection, with
+/// the mode's floor.
+fn hop_plot(cli: &PipelineArgs, report: &Value, floor_ms: Option<f64>) -> String {
+    let p50 = |value: &Value| value["p50_ms"].as_f64();
+    let mut bars = Vec::new();
+    for service in ["vehicle-enricher", "driver-history", "fulfillment"] {
+        let hop = &report["hops"][service];
+        let parts: Vec<(String, f64)> = match (p50(&hop["relay"]), p50(&hop["consumer"])) {
+            (Some(relay), Some(consumer)) => {
+                vec![
+                    ("relay".to_owned(), relay),
+                    ("consumer".to_owned(), consumer),
+                ]
+            }
+            _ => p50(&hop["delivery"])
+                .map(|delivery| vec![("delivery".to_owned(), delivery)])
+                .unwrap_or_default(),
+        };
+        if !parts.is_empty() {
+            bars.push(super::plot::Bar {
+                label: service.to_owned(),
+                parts,
+                floor: floor_ms,
+            });
+        }
+    }
+    if let Some(projection) = p50(&report["projection"]) {
+        bars.push(super::plot::Bar {
+            label: "projection".to_owned(),
+            parts: vec![("projection".to_owned(), projection)],
+            floor: floor_ms,
+        });
+    }
+    let title = format!(
+        "POST → priced quote, per hop: {}, {} quotes, concurrency {}",
+        cli.mode.name(),
+        cli.quotes,
+        cli.concurrency
+    );
+    let priced = report["p50_ms"].as_f64().unwrap_or_default();
+    let date = time::OffsetDateTime::now_utc().date();
+    let subtitle = match floor_ms {
+        Some(floor) => format!(
+            "{date}: POST → priced p50 {priced:.0} ms, goal 3 × floor + 150 = {:.0} ms (floor {floor:.0} ms)",
+            3.0 * floor + 150.0
+        ),
+        None => format!("{date}: POST → priced p50 {priced:.1} ms"),
+    };
+    super::plot::hop_chart(&title, &subtitle, &bars)
 }
 
 /// Runs the load loops against the API at `base`.
