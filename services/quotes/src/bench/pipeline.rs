@@ -552,7 +552,6 @@ async fn start_processes(
         let mut c = command(&["run", service]);
         c.env("LEASE_TABLE", format!("{application}-leases"))
             .env("WORKER_ID", format!("{service}-0"))
-            .env("LEASE_DURATION_MS", "3000")
             .env("VPIC_BASE_URL", "off")
             .env("DRIVER_HISTORY_PROVIDER", "simulated");
         if cli.mode == Mode::ProcessesFanout {
