@@ -45,6 +45,8 @@ const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
 /// A running floor probe; [`FloorProbe::stop`] ends it and reports.
 #[derive(Debug)]
 pub struct FloorProbe {
+    kinesis: Client,
+    stream: String,
     shutdown: CancellationToken,
     readers: CancellationToken,
     writer: JoinHandle<anyhow::Result<Histogram<u64>>>,
@@ -129,8 +131,15 @@ impl FloorProbe {
             .await
             .context("the floor probe's subscription did not start")?
             .context("the floor probe's subscriber ended before it subscribed")?;
-        let writer = tokio::spawn(write(kinesis, stream, clock, shutdown.clone()));
+        let writer = tokio::spawn(write(
+            kinesis.clone(),
+            stream.clone(),
+            clock,
+            shutdown.clone(),
+        ));
         Ok(Self {
+            kinesis,
+            stream,
             shutdown,
             readers,
             writer,
@@ -140,8 +149,9 @@ impl FloorProbe {
         })
     }
 
-    /// Stops the writer, lets the last records reach the readers, stops them and reports
-    /// `put` (the `PutRecord` call), `polling` and `fanout` put-to-get latencies.
+    /// Stops the writer, lets the last records reach the readers, stops them, deletes the probe's
+    /// stream and reports `put` (the `PutRecord` call), `polling` and `fanout` put-to-get
+    /// latencies.
     pub async fn stop(self) -> anyhow::Result<Floor> {
         self.shutdown.cancel();
         let put = self.writer.await.context("floor writer")??;
@@ -149,6 +159,21 @@ impl FloorProbe {
         self.readers.cancel();
         let polling = self.polling.await.context("floor poller")??;
         let fanout = self.fanout.await.context("floor subscriber")??;
+        // The probe's stream and its consumer go; a failure leaves them to the emulator's end.
+        if let Err(err) = self
+            .kinesis
+            .delete_stream()
+            .stream_name(&self.stream)
+            .enforce_consumer_deletion(true)
+            .send()
+            .await
+        {
+            eprintln!(
+                "quotes bench pipeline: could not delete the floor probe's stream {}: {}",
+                self.stream,
+                aws_sdk_kinesis::error::DisplayErrorContext(&err)
+            );
+        }
         Ok(Floor {
             read_interval: self.read_interval,
             put,
