@@ -241,7 +241,7 @@ pub async fn run(
         "workers": 2,
         "lease_duration_ms": lease_duration_ms,
         "renew_interval_ms": lease_duration_ms / 3,
-        "lease_table": "dynamodb-local",
+        "lease_table": "dynamodb",
         "poll_ms": POLL.as_millis() as u64,
         "runs": per_run,
         "median": {

@@ -222,7 +222,7 @@ pub async fn run(options: Options) -> anyhow::Result<serde_json::Value> {
         "records": n,
         "shards": options.shards,
         "record_bytes": options.record_bytes,
-        "lease_table": if options.dynamodb_leases { "dynamodb-local" } else { "memory" },
+        "lease_table": if options.dynamodb_leases { "dynamodb" } else { "memory" },
         "polling": "PollingConfig::default()",
         "runs": runs,
         "median": {
