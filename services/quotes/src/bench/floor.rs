@@ -20,16 +20,18 @@ use std::time::Duration;
 
 use anyhow::Context;
 use aws_sdk_kinesis::primitives::Blob;
-use aws_sdk_kinesis::types::{
-    ConsumerStatus, ShardIteratorType, StartingPosition, StreamStatus, SubscribeToShardEventStream,
-};
+use aws_sdk_kinesis::types::{ShardIteratorType, StartingPosition, SubscribeToShardEventStream};
 use aws_sdk_kinesis::Client;
 use hdrhistogram::Histogram;
+use kinesis_consumer::source::fanout::{FanOutConfig, KinesisFanOut};
+use kinesis_consumer::source::polling::list_all_shards;
 use rand::Rng;
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+use super::hops::ms;
 
 /// Highest latency tracked, in microseconds (1 minute).
 const MAX_MICROS: u64 = 60_000_000;
@@ -39,7 +41,7 @@ const GAP_MS: std::ops::RangeInclusive<u64> = 100..=300;
 const MIN_CALL_INTERVAL: Duration = Duration::from_millis(200);
 /// How long a stopped probe waits for records still on their way to its readers.
 const DRAIN: Duration = Duration::from_secs(3);
-/// How long the probe waits for its stream and consumer to become active.
+/// How long the probe waits for its subscription to start.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A running floor probe; [`FloorProbe::stop`] ends it and reports.
@@ -88,15 +90,25 @@ impl FloorProbe {
         read_interval: Duration,
     ) -> anyhow::Result<Self> {
         let stream = format!("{run}-floor");
-        kinesis
-            .create_stream()
-            .stream_name(&stream)
-            .shard_count(1)
-            .send()
+        crate::bootstrap::ensure_stream(&kinesis, &stream, 1)
             .await
-            .context("CreateStream (floor probe)")?;
-        let (stream_arn, shard_id) = wait_stream_active(&kinesis, &stream).await?;
-        let consumer_arn = register_consumer(&kinesis, &stream_arn, &stream).await?;
+            .context("creating the floor probe's stream")?;
+        let shard_id = list_all_shards(&kinesis, &stream)
+            .await
+            .context("listing the floor probe's shard")?
+            .into_iter()
+            .next()
+            .context("the floor probe's stream has no shard")?
+            .shard_id;
+        let consumer_arn = KinesisFanOut::new(
+            kinesis.clone(),
+            stream.clone(),
+            stream.clone(),
+            FanOutConfig::default(),
+        )
+        .register()
+        .await
+        .context("registering the floor probe's consumer")?;
         let clock = Clock(Instant::now());
         let shutdown = CancellationToken::new();
         let readers = CancellationToken::new();
@@ -192,17 +204,11 @@ pub struct Floor {
     fanout: Histogram<u64>,
 }
 
-fn ms(micros: u64) -> f64 {
-    (micros as f64 / 10.0).round() / 100.0
-}
-
+/// A latency summary with the number of records it holds.
 fn summary(h: &Histogram<u64>) -> Value {
-    json!({
-        "records": h.len(),
-        "p50_ms": ms(h.value_at_quantile(0.50)),
-        "p95_ms": ms(h.value_at_quantile(0.95)),
-        "max_ms": ms(h.max()),
-    })
+    let mut summary = super::hops::summary(h);
+    summary["records"] = json!(h.len());
+    summary
 }
 
 impl Floor {
@@ -225,79 +231,6 @@ impl Floor {
             "polling": polling,
             "fanout": summary(&self.fanout),
         })
-    }
-}
-
-async fn wait_stream_active(kinesis: &Client, stream: &str) -> anyhow::Result<(String, String)> {
-    let deadline = Instant::now() + SETUP_TIMEOUT;
-    loop {
-        let summary = kinesis
-            .describe_stream_summary()
-            .stream_name(stream)
-            .send()
-            .await
-            .context("DescribeStreamSummary (floor probe)")?;
-        if let Some(description) = summary.stream_description_summary() {
-            if description.stream_status() == &StreamStatus::Active {
-                let shards = kinesis
-                    .list_shards()
-                    .stream_name(stream)
-                    .send()
-                    .await
-                    .context("ListShards (floor probe)")?;
-                let shard = shards
-                    .shards()
-                    .first()
-                    .context("the floor probe's stream has no shard")?;
-                return Ok((
-                    description.stream_arn().to_owned(),
-                    shard.shard_id().to_owned(),
-                ));
-            }
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "the floor probe's stream {stream} is not active after {SETUP_TIMEOUT:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn register_consumer(
-    kinesis: &Client,
-    stream_arn: &str,
-    name: &str,
-) -> anyhow::Result<String> {
-    let registered = kinesis
-        .register_stream_consumer()
-        .stream_arn(stream_arn)
-        .consumer_name(name)
-        .send()
-        .await
-        .context("RegisterStreamConsumer (floor probe)")?;
-    let arn = registered
-        .consumer()
-        .map(|c| c.consumer_arn().to_owned())
-        .context("no consumer in RegisterStreamConsumer's answer")?;
-    let deadline = Instant::now() + SETUP_TIMEOUT;
-    loop {
-        let described = kinesis
-            .describe_stream_consumer()
-            .consumer_arn(&arn)
-            .send()
-            .await
-            .context("DescribeStreamConsumer (floor probe)")?;
-        if described
-            .consumer_description()
-            .is_some_and(|c| c.consumer_status() == &ConsumerStatus::Active)
-        {
-            return Ok(arn);
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "the floor probe's consumer is not active after {SETUP_TIMEOUT:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

@@ -190,9 +190,13 @@ fn stamped(event: &Value) -> anyhow::Result<Stamped<'_>> {
     })
 }
 
+/// Microseconds as milliseconds, to two decimals (the benchmarks' reports).
+pub(super) fn ms(micros: u64) -> f64 {
+    (micros as f64 / 10.0).round() / 100.0
+}
+
 /// `p50_ms`, `p95_ms`, `max_ms` of a histogram of microseconds.
-fn summary(h: &Histogram<u64>) -> Value {
-    let ms = |micros: u64| (micros as f64 / 10.0).round() / 100.0;
+pub(super) fn summary(h: &Histogram<u64>) -> Value {
     json!({
         "p50_ms": ms(h.value_at_quantile(0.50)),
         "p95_ms": ms(h.value_at_quantile(0.95)),
@@ -263,10 +267,7 @@ impl HopTimes {
     pub fn delivery_p50_ms(&self) -> BTreeMap<String, f64> {
         self.services
             .iter()
-            .map(|(service, hops)| {
-                let p50 = hops.delivery.value_at_quantile(0.50) as f64 / 1000.0;
-                (service.clone(), (p50 * 100.0).round() / 100.0)
-            })
+            .map(|(service, hops)| (service.clone(), ms(hops.delivery.value_at_quantile(0.50))))
             .collect()
     }
 

@@ -204,7 +204,7 @@ fn print(
             Some(quote.seen_at),
         )?;
     }
-    let ms = |micros: u64| (micros as f64 / 1000.0 * 100.0).round() / 100.0;
+    let ms = super::hops::ms;
     let h = &outcome.latencies;
     let done: u64 = outcome.statuses.values().sum();
     let secs = outcome.elapsed.as_secs_f64();

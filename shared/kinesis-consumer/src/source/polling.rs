@@ -1,4 +1,4 @@
-//! Kinesis `GetRecords` polling, adaptive and within the per-shard limits.
+//! Kinesis `GetRecords` polling, at a fixed cadence at the tip and within the per-shard limits.
 //!
 //! Pacing of one shard's reader (ADR 0013):
 //! - while `MillisBehindLatest > 0` it re-polls as soon as the previous call returned, but never
@@ -228,20 +228,9 @@ impl PollingReader {
     }
 }
 
-impl PollingReader {
-    /// How long after a call's start the next one may start, given what it returned.
-    fn pause_after(
-        &self,
-        records: &[Record],
-        bytes: usize,
-        millis_behind: Option<u64>,
-    ) -> Duration {
-        pause_after(&self.config, records.is_empty(), bytes, millis_behind)
-    }
-}
-
-/// The pacing rule (module docs): a large response pauses; at the tip the cadence is
-/// `read_interval`; behind it, `min_call_interval`.
+/// How long after a call's start the next one may start, given what it returned (module
+/// docs): a large response pauses; at the tip the cadence is `read_interval`; behind it,
+/// `min_call_interval`.
 fn pause_after(
     config: &PollingConfig,
     empty: bool,
@@ -348,7 +337,8 @@ impl ShardReader for PollingReader {
                 )
             }
         };
-        self.next_call_at = called_at + self.pause_after(&records, bytes, millis_behind);
+        self.next_call_at =
+            called_at + pause_after(&self.config, records.is_empty(), bytes, millis_behind);
         Ok(Batch {
             records,
             millis_behind_latest: millis_behind,
