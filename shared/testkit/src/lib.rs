@@ -54,13 +54,16 @@ fn record_emulator_use() {
         .map(|(s, _)| s.to_owned())
         .unwrap_or(binary);
     let test = std::thread::current().name().unwrap_or("?").to_owned();
+    // One `write` call per line: test processes append at the same time, and `writeln!` on a
+    // file writes each formatted piece with a call of its own, so lines could interleave.
+    let line = format!("{suite} {test}\n");
     if let Ok(mut file) = std::fs::OpenOptions::new()
         .append(true)
         .create(true)
         .open(path)
     {
         use std::io::Write;
-        let _ = writeln!(file, "{suite} {test}");
+        let _ = file.write_all(line.as_bytes());
     }
 }
 
